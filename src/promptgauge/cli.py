@@ -1,0 +1,161 @@
+"""The ``promptgauge`` command: parses arguments, calls :mod:`promptgauge.api`, sets exit codes.
+
+Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import UserError
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class Ctx:
+    debug = False
+
+
+def _fail_user(exc: UserError, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    err_console.print(f"[bold red]error:[/] {exc.format()}", soft_wrap=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="promptgauge")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Score prompt and model variants on datasets, compare them, gate promotion."""
+    ctx.obj = Ctx()
+    ctx.obj.debug = debug
+
+
+@cli.command()
+@click.argument("suite", required=False, type=click.Path(path_type=Path))
+@click.option("--variant", "variants", multiple=True, help="Run only this variant (repeatable).")
+@click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[RUN_ID]",
+              help="Continue an interrupted run (default: the latest run of this suite).")
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N dataset rows.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Parallel calls (overrides the suite).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
+        concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool) -> None:
+    """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict."""
+    from . import api
+    from .runner import Progress
+
+    bar: dict[str, Any] = {}
+
+    def on_start(_: str, total: int) -> None:
+        if no_progress or not console.is_terminal and not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        b = Bar(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[err]} errors"),
+                TimeElapsedColumn(), console=err_console, transient=True)
+        b.start()
+        bar["bar"], bar["task"] = b, b.add_task("run", total=total, err=0)
+
+    def on_progress(p: Progress) -> None:
+        if "bar" in bar:
+            bar["bar"].update(bar["task"], completed=p.done, err=p.errors)
+
+    try:
+        report = api.run(suite, variants=list(variants) or None, resume=resume is not None,
+                         run_id=resume or None, limit=limit, concurrency=concurrency, store=store,
+                         reports_dir=reports_dir, on_progress=on_progress, on_start=on_start)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished results are kept in the store; "
+                          "continue with: promptgauge run --resume")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if "bar" in bar:
+            bar["bar"].stop()
+    print_summary(report.summary)
+    console.print(f"reports: {report.reports['markdown'].parent}  (store: {report.store_path})")
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The terminal view: one table per run, the gate rules, the verdict."""
+    table = Table(title=f"run {summary['run_id']} · suite {summary['suite']}", title_justify="left")
+    for col in ("variant", "evaluator", "n", "mean", "pass rate", "errors"):
+        table.add_column(col, justify="left" if col in ("variant", "evaluator") else "right")
+    for vname, v in summary["variants"].items():
+        calls = v["calls"]
+        lat = calls["latency_ms"]["p50"]
+        table.add_row(f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
+                      str(calls["errors"]))
+        for ename, m in v["metrics"].items():
+            table.add_row("", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]))
+    console.print(table)
+    gate = summary.get("gate")
+    if gate is None:
+        return
+    for r in gate["rules"]:
+        mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+        console.print(f"  {mark} [{r['variant']}] {r['reason']}")
+    verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
+    console.print(f"gate: {verdict}")
+
+
+@cli.command()
+@click.option("--store", type=click.Path(path_type=Path), default=Path(".promptgauge/promptgauge.db"),
+              show_default=True)
+@click.option("--suite", "suite_name", help="Only runs of this suite.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_obj
+def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int) -> None:
+    """List stored runs, newest first."""
+    import datetime as dt
+
+    from .store import Store
+
+    if not store.exists():
+        _fail_user(UserError("no store here", file=store, hint="run a suite first, or pass --store"), obj.debug)
+    st = Store(store)
+    table = Table()
+    for col in ("run", "suite", "status", "started", "variants"):
+        table.add_column(col)
+    for r in st.runs(suite=suite_name, limit=limit):
+        started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="promptgauge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except UserError as exc:
+        _fail_user(exc, debug)

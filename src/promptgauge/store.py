@@ -1,0 +1,251 @@
+"""The run store: one SQLite file (WAL) with runs, results, scores and run manifests.
+
+Each result and each score is committed the moment it exists, so a run that
+is interrupted, killed or crashes keeps everything it finished, and can be
+resumed. Nothing secret is ever written here: targets are described by kind,
+model and endpoint only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    suite       TEXT NOT NULL,
+    suite_path  TEXT,
+    status      TEXT NOT NULL,          -- running | finished | interrupted | failed
+    created_at  REAL NOT NULL,
+    finished_at REAL,
+    manifest    TEXT NOT NULL,          -- JSON: hashes of dataset, prompts, suite, versions
+    config      TEXT NOT NULL           -- JSON: the suite as run (no secrets)
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id            TEXT NOT NULL,
+    row_id            TEXT NOT NULL,
+    variant           TEXT NOT NULL,
+    repeat            INTEGER NOT NULL DEFAULT 0,
+    row_index         INTEGER NOT NULL,
+    inputs            TEXT NOT NULL,    -- JSON: the row's data
+    output            TEXT,             -- the target's response text
+    outputs           TEXT,             -- JSON: every target output (${target.*})
+    error             TEXT,             -- why there is no output
+    latency_ms        REAL,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    attempts          INTEGER NOT NULL DEFAULT 1,
+    created_at        REAL NOT NULL,
+    PRIMARY KEY (run_id, row_id, variant, repeat)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id    TEXT NOT NULL,
+    row_id    TEXT NOT NULL,
+    variant   TEXT NOT NULL,
+    repeat    INTEGER NOT NULL DEFAULT 0,
+    evaluator TEXT NOT NULL,
+    score     REAL,                     -- the evaluator's primary number
+    passed    INTEGER,                  -- 1 / 0 / NULL when the evaluator has no pass/fail
+    error     TEXT,                     -- evaluator failure on this row
+    details   TEXT,                     -- JSON: the evaluator's whole output
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, row_id, variant, repeat, evaluator)
+);
+CREATE INDEX IF NOT EXISTS scores_by_run ON scores (run_id, variant, evaluator);
+"""
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    suite: str
+    suite_path: str | None
+    status: str
+    created_at: float
+    finished_at: float | None
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+
+
+class Store:
+    """A SQLite run store. Safe for several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        with self.transaction():
+            for stmt in filter(str.strip, SCHEMA.split(";")):
+                self.db.execute(stmt)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema version {row[0]} is newer than this promptgauge understands ({SCHEMA_VERSION})",
+                    file=self.path, hint="upgrade promptgauge",
+                )
+
+    def transaction(self) -> "_Tx":
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, run_id: str, suite: str, suite_path: str | None, manifest: dict, config: dict) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO runs (run_id, suite, suite_path, status, created_at, manifest, config) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, suite, suite_path, time.time(), json.dumps(manifest), json.dumps(config)),
+            )
+
+    def set_status(self, run_id: str, status: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET status=?, finished_at=? WHERE run_id=?",
+                (status, time.time() if status != "running" else None, run_id),
+            )
+
+    def run(self, run_id: str | None = None, *, suite: str | None = None) -> RunInfo:
+        """A run by id, or the latest run (of *suite*, if given)."""
+        if run_id:
+            row = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                row = self.db.execute(
+                    "SELECT * FROM runs WHERE run_id LIKE ? ORDER BY created_at DESC", (run_id + "%",)
+                ).fetchone()
+        elif suite:
+            row = self.db.execute("SELECT * FROM runs WHERE suite=? ORDER BY created_at DESC LIMIT 1", (suite,)).fetchone()
+        else:
+            row = self.db.execute("SELECT * FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row is None:
+            what = f"run '{run_id}'" if run_id else "any run" + (f" of suite '{suite}'" if suite else "")
+            raise StoreError(f"no {what} in the store", file=self.path, hint="list runs with: promptgauge runs")
+        return _run_info(row)
+
+    def runs(self, *, suite: str | None = None, limit: int = 50) -> list[RunInfo]:
+        sql = "SELECT * FROM runs" + (" WHERE suite=?" if suite else "") + " ORDER BY created_at DESC LIMIT ?"
+        args: tuple[Any, ...] = (suite, limit) if suite else (limit,)
+        return [_run_info(r) for r in self.db.execute(sql, args)]
+
+    # -- results and scores -----------------------------------------------------------------
+    def put_result(self, run_id: str, row_id: str, variant: str, repeat: int, *, row_index: int,
+                   inputs: dict, output: str | None, outputs: dict | None, error: str | None,
+                   latency_ms: float | None, prompt_tokens: int | None, completion_tokens: int | None,
+                   attempts: int) -> None:
+        with self.transaction():
+            # A retried result replaces the old one and its (stale) scores.
+            self.db.execute(
+                "DELETE FROM scores WHERE run_id=? AND row_id=? AND variant=? AND repeat=?",
+                (run_id, row_id, variant, repeat),
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, row_id, variant, repeat, row_index, json.dumps(inputs, ensure_ascii=False, default=str),
+                 output, json.dumps(outputs, ensure_ascii=False, default=str) if outputs is not None else None,
+                 error, latency_ms, prompt_tokens, completion_tokens, attempts, time.time()),
+            )
+
+    def put_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
+                  score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, row_id, variant, repeat, evaluator, score,
+                 None if passed is None else int(bool(passed)), error,
+                 json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
+            )
+
+    def completed(self, run_id: str, evaluators: list[str]) -> set[tuple[str, str, int]]:
+        """(row_id, variant, repeat) that have an output and a score from every evaluator."""
+        done = set()
+        need = set(evaluators)
+        have: dict[tuple[str, str, int], set[str]] = {}
+        for row_id, variant, repeat, evaluator in self.db.execute(
+            "SELECT s.row_id, s.variant, s.repeat, s.evaluator FROM scores s JOIN results r "
+            "USING (run_id, row_id, variant, repeat) WHERE s.run_id=? AND r.error IS NULL", (run_id,)
+        ):
+            have.setdefault((row_id, variant, repeat), set()).add(evaluator)
+        for key, evs in have.items():
+            if need <= evs:
+                done.add(key)
+        if not need:
+            done = {tuple(r) for r in self.db.execute(  # type: ignore[misc]
+                "SELECT row_id, variant, repeat FROM results WHERE run_id=? AND error IS NULL", (run_id,))}
+        return done
+
+    def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Results of a run with their scores, in dataset order (streamed, not loaded at once)."""
+        cur = self.db.execute(
+            "SELECT row_id, variant, repeat, row_index, inputs, output, outputs, error, latency_ms, "
+            "prompt_tokens, completion_tokens, attempts FROM results WHERE run_id=? "
+            "ORDER BY row_index, variant, repeat", (run_id,)
+        )
+        cols = [d[0] for d in cur.description]
+        for rec in cur:
+            item = dict(zip(cols, rec))
+            item["inputs"] = json.loads(item["inputs"])
+            item["outputs"] = json.loads(item["outputs"]) if item["outputs"] else None
+            item["scores"] = {
+                ev: {"score": s, "passed": None if p is None else bool(p), "error": e,
+                     "details": json.loads(d) if d else None}
+                for ev, s, p, e, d in self.db.execute(
+                    "SELECT evaluator, score, passed, error, details FROM scores "
+                    "WHERE run_id=? AND row_id=? AND variant=? AND repeat=? ORDER BY evaluator",
+                    (run_id, item["row_id"], item["variant"], item["repeat"]),
+                )
+            }
+            yield item
+
+    def scores_frame(self, run_id: str):  # -> pandas.DataFrame
+        """One row per (row, variant, repeat, evaluator) with score, passed, error."""
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT row_id, variant, repeat, evaluator, score, passed, error FROM scores WHERE run_id=?",
+            self.db, params=(run_id,),
+        )
+
+    def results_frame(self, run_id: str):  # -> pandas.DataFrame
+        """One row per (row, variant, repeat) with output, error, latency and tokens."""
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT row_id, variant, repeat, row_index, output, error, latency_ms, prompt_tokens, "
+            "completion_tokens, attempts FROM results WHERE run_id=?", self.db, params=(run_id,),
+        )
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _run_info(row: tuple) -> RunInfo:
+    run_id, suite, suite_path, status, created, finished, manifest, config = row
+    return RunInfo(run_id, suite, suite_path, status, created, finished, json.loads(manifest), json.loads(config))

@@ -1,0 +1,238 @@
+"""Suite files (YAML) -> a validated :class:`Suite`.
+
+A suite names a dataset, the variants to score (prompt x target x parameters),
+the evaluators with their column mappings, and the gate. Paths in a suite are
+relative to the suite file. Errors name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SuiteError
+from .yamlutil import dotted, line_of, load_yaml
+
+DEFAULT_SUITE_FILE = "promptgauge.yaml"
+
+#: ``${data.question}`` / ``${target.response}`` -- promptflow-style column references.
+COLUMN_REF = re.compile(r"^\$\{(data|target)\.([A-Za-z_][\w.-]*)\}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(_Model):
+    """A named endpoint under ``targets:``; variants refer to it as ``NAME`` or ``NAME:MODEL``."""
+
+    type: Literal["openai", "azure", "local", "python"] = "openai"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    azure_endpoint: str | None = None
+    api_version: str | None = None
+    model_path: str | None = None
+    function: str | None = Field(None, description="module:function for python targets")
+    headers: dict[str, str] = {}
+
+
+class Variant(_Model):
+    """One thing to score: a prompt rendered per row and sent to a target."""
+
+    name: str
+    target: str
+    prompt: str | None = None
+    parameters: dict[str, Any] = {}
+    inputs: dict[str, str] = Field(
+        default_factory=dict, description="template variable -> ${data.column}; default: every row column by name"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
+            raise ValueError("variant names use letters, digits, '_', '-', '.' only")
+        return v
+
+
+class EvaluatorSpec(_Model):
+    """An evaluator instance: ``type`` (builtin or custom name) built with ``params``."""
+
+    name: str
+    type: str | None = None
+    column_mapping: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    threshold: float | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.type or self.name
+
+    @field_validator("column_mapping")
+    @classmethod
+    def _refs_ok(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for key, ref in mapping.items():
+            if isinstance(ref, str) and ref.startswith("${") and not COLUMN_REF.match(ref):
+                raise ValueError(
+                    f"column_mapping.{key}: '{ref}' is not a column reference; "
+                    "use ${data.<column>} or ${target.<output>} (e.g. ${target.response})"
+                )
+        return mapping
+
+
+class GateRuleSpec(_Model):
+    """A gate rule: ``metric op value``, optionally scoped to one variant."""
+
+    rule: str
+    variant: str | None = None
+
+
+class GateConfig(_Model):
+    rules: list[str | GateRuleSpec] = []
+    variants: list[str] | None = Field(None, description="variants the gate judges; default: all but the baseline")
+
+
+class RunnerConfig(_Model):
+    concurrency: int = Field(4, ge=1, le=1024)
+    timeout: float = Field(60.0, gt=0, description="seconds per model call")
+    retries: int = Field(3, ge=0, le=20)
+    backoff_base: float = Field(0.5, ge=0)
+    backoff_max: float = Field(30.0, ge=0)
+    repeats: int = Field(1, ge=1, le=100)
+
+
+class DatasetSpec(_Model):
+    path: str
+    id_column: str | None = None
+    format: Literal["jsonl", "csv", "parquet"] | None = None
+
+
+class Suite(_Model):
+    """A validated suite. ``root`` is the directory that relative paths start from."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetSpec
+    variants: list[Variant] = Field(min_length=1)
+    evaluators: list[EvaluatorSpec] = []
+    baseline: str | None = None
+    gate: GateConfig = GateConfig()
+    runner: RunnerConfig = RunnerConfig()
+    targets: dict[str, TargetConfig] = {}
+    store: str = ".promptgauge/promptgauge.db"
+    reports_dir: str = "reports"
+
+    # Not part of the file: where it came from.
+    path: Path | None = Field(None, exclude=True)
+    sha256: str | None = Field(None, exclude=True)
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, v: Any) -> Any:
+        return {"path": v} if isinstance(v, str) else v
+
+    @field_validator("evaluators", mode="before")
+    @classmethod
+    def _evaluator_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": e} if isinstance(e, str) else e for e in v]
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Suite":
+        names = [v.name for v in self.variants]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(sorted(dupes))}")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline '{self.baseline}' is not a variant; variants: {', '.join(names)}")
+        enames = [e.name for e in self.evaluators]
+        dupes = {n for n in enames if enames.count(n) > 1}
+        if dupes:
+            raise ValueError(f"evaluator names must be unique; repeated: {', '.join(sorted(dupes))}")
+        for gv in self.gate.variants or []:
+            if gv not in names:
+                raise ValueError(f"gate.variants: '{gv}' is not a variant; variants: {', '.join(names)}")
+        return self
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the suite file, made absolute against the suite's directory."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def gated_variants(self) -> list[str]:
+        if self.gate.variants is not None:
+            return list(self.gate.variants)
+        return [v.name for v in self.variants if v.name != self.baseline] or [v.name for v in self.variants]
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise SuiteError(
+            f"unknown variant '{name}'", file=self.path, hint="variants: " + ", ".join(v.name for v in self.variants)
+        )
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    """Read and validate a suite file (default ``promptgauge.yaml`` in the current directory)."""
+    path = Path(path or DEFAULT_SUITE_FILE)
+    if path.is_dir():
+        path = path / DEFAULT_SUITE_FILE
+    data, node = load_yaml(path, SuiteError)
+    if not isinstance(data, dict):
+        raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "GateRuleSpec"))))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = ", ".join(parent.model_fields) if parent else ""
+            msg = f"unknown field '{loc[-1]}'" + (f"; valid fields here: {allowed}" if allowed else "")
+        elif err["type"] == "missing":
+            msg = f"required field '{loc[-1]}' is missing"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more error{'s' if more > 1 else ''})"
+        raise SuiteError(msg, file=path, line=line_of(node, loc), field=dotted(loc) or None) from None
+    suite.path = path.resolve()
+    suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return suite
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that sits at *loc* inside a Suite (for 'valid fields' hints)."""
+    model: Any = Suite
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            # dict[str, Model] keys (targets.NAME)
+            continue
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

