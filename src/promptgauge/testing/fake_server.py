@@ -52,6 +52,8 @@ Responder = Callable[[dict[str, Any]], str]
 MAX_RECORDED_REQUESTS = 10_000
 DEFAULT_MODELS = ("gpt-4o-mini", "text-embedding-3-small")
 MALFORMED_BODY = b'{"choices": ['
+DEFAULT_RETRY_AFTER = 0.05
+DEFAULT_SLOW_SECONDS = 5.0
 
 _ROUTE = re.compile(
     r"^/(?:v1|openai(?:/deployments/(?P<deployment>[^/]+))?)"
@@ -122,8 +124,8 @@ def _last_user_text(request: Mapping[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-def _prompt_list(prompt: Any) -> list[str]:
-    """Legacy `prompt` (string, strings, token ids or lists of token ids) as a list of texts."""
+def _prompt_list(prompt: Any, field: str) -> list[str]:
+    """A legacy `prompt` or embeddings `input` (string, strings, token ids or lists of them) as texts."""
     if isinstance(prompt, str):
         return [prompt]
     if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
@@ -136,9 +138,9 @@ def _prompt_list(prompt: Any) -> list[str]:
             elif isinstance(item, list) and all(isinstance(t, int) for t in item):
                 texts.append(" ".join(map(str, item)))
             else:
-                raise _BadRequest("'prompt' must be a string, a list of strings or a list of token ids.")
+                raise _BadRequest(f"'{field}' must be a string, a list of strings or a list of token ids.")
         return texts
-    raise _BadRequest("'prompt' is required: a string, a list of strings or a list of token ids.")
+    raise _BadRequest(f"'{field}' is required: a string, a list of strings or a list of token ids.")
 
 
 def _error_body(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -255,7 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, payload)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json", headers=None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send a complete response with Content-Length (required for keep-alive)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -330,8 +338,8 @@ class FakeOpenAIServer:
         self.models = list(models)
         self.embedding_dimensions = embedding_dimensions
         self.verbose = verbose
-        self.retry_after = 0.05
-        self.slow_seconds = 5.0
+        self.retry_after = DEFAULT_RETRY_AFTER
+        self.slow_seconds = DEFAULT_SLOW_SECONDS
         self._initial = (latency, seed, responder, dict(self.replies))
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -406,8 +414,8 @@ class FakeOpenAIServer:
         rate: float,
         kinds: Sequence[str] = FAULT_KINDS,
         *,
-        retry_after: float = 0.05,
-        slow_seconds: float = 5.0,
+        retry_after: float = DEFAULT_RETRY_AFTER,
+        slow_seconds: float = DEFAULT_SLOW_SECONDS,
         seed: int | None = None,
     ) -> None:
         """Give each request a fault with probability `rate`, its kind drawn uniformly from `kinds`.
@@ -443,11 +451,12 @@ class FakeOpenAIServer:
             self._queued_faults.clear()
 
     def reset(self) -> None:
-        """Back to the construction-time behaviour: latency, seed, responder, replies; no faults, no stats."""
+        """Back to the construction-time behaviour (latency, seed, responder, replies); no faults, no stats."""
         latency, seed, responder, replies = self._initial
         self.latency, self.responder, self.replies = latency, responder, dict(replies)
         self.clear_faults()
         with self._lock:
+            self.retry_after, self.slow_seconds = DEFAULT_RETRY_AFTER, DEFAULT_SLOW_SECONDS
             self._rng.seed(seed)
         self.reset_stats()
 
@@ -539,11 +548,15 @@ class FakeOpenAIServer:
 
     def _completion(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
         """A legacy text completion (one choice per prompt), or its SSE stream."""
-        prompts = _prompt_list(request.get("prompt"))
+        prompts = _prompt_list(request.get("prompt"), "prompt")
         texts = [self._reply_text({**request, "prompt": prompt}) for prompt in prompts]
         usage = self._usage(sum(map(_word_count, prompts)), sum(map(_word_count, texts)))
-        head = {"id": f"cmpl-fake{next(self._ids)}", "object": "text_completion", "created": int(time.time())}
-        head = {**head, "model": model}
+        head = {
+            "id": f"cmpl-fake{next(self._ids)}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+        }
 
         def choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
             return {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
@@ -560,7 +573,7 @@ class FakeOpenAIServer:
 
     def _embeddings(self, request: dict[str, Any], model: str) -> dict[str, Any]:
         """Embeddings of ``input`` (float lists, or base64 float32 when asked)."""
-        texts = _prompt_list(request.get("input"))
+        texts = _prompt_list(request.get("input"), "input")
         dimensions = request.get("dimensions") or self.embedding_dimensions
         if not isinstance(dimensions, int) or dimensions < 1:
             raise _BadRequest("'dimensions' must be a positive integer.")
@@ -572,7 +585,12 @@ class FakeOpenAIServer:
                 vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": vector})
         tokens = sum(map(_word_count, texts))
-        return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def _models(self) -> dict[str, Any]:
         """The ``GET /v1/models`` listing."""
@@ -648,8 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     parser.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset of kinds")
-    parser.add_argument("--retry-after", type=float, default=0.05, help="Retry-After seconds sent on 429")
-    parser.add_argument("--slow-seconds", type=float, default=5.0, help="delay of a 'slow' fault")
+    parser.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER, help="seconds sent on 429")
+    parser.add_argument("--slow-seconds", type=float, default=DEFAULT_SLOW_SECONDS, help="delay of a 'slow' fault")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.add_argument("--api-key", default=None, help="require this API key")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
