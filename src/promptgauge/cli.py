@@ -1,6 +1,6 @@
 """The ``promptgauge`` command: parses arguments, calls :mod:`promptgauge.api`, sets exit codes.
 
-Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error, 130 interrupted.
+Exit codes: 0 gate passed, 1 gate failed, 2 usage or input error, 3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.table import Table
 from . import __version__
 from .errors import UserError
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -159,3 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except UserError as exc:
         _fail_user(exc, debug)
+    except Exception as exc:  # a bug of ours: say so in one line unless --debug
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        sys.exit(EXIT_INTERNAL)

@@ -33,7 +33,7 @@ class Prompt:
     path: Path
     sha256: str
     front: dict[str, Any]
-    sections: list[tuple[str, jinja2.Template, int]] = field(repr=False)
+    sections: list[tuple[str, jinja2.Template, int, str]] = field(repr=False)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -51,15 +51,15 @@ class Prompt:
         from jinja2 import meta
 
         names: set[str] = set()
-        for _, tmpl, _ in self.sections:
-            names |= meta.find_undeclared_variables(_ENV.parse(tmpl.source))  # type: ignore[attr-defined]
+        for _, _, _, source in self.sections:
+            names |= meta.find_undeclared_variables(_ENV.parse(source))
         return names
 
     def render(self, variables: dict[str, Any], *, where: str = "") -> list[dict[str, str]]:
         """Chat messages for one row. *where* ('file:line') names the row in errors."""
         values = {**self.input_defaults, **variables}
         messages = []
-        for role, tmpl, line in self.sections:
+        for role, tmpl, line, _ in self.sections:
             try:
                 content = tmpl.render(values)
             except jinja2.UndefinedError as exc:
@@ -109,7 +109,7 @@ def load_prompt(path: str | Path) -> Prompt:
     return Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, sections=sections)
 
 
-def _split_roles(path: Path, body: str, first_line: int) -> list[tuple[str, jinja2.Template, int]]:
+def _split_roles(path: Path, body: str, first_line: int) -> list[tuple[str, jinja2.Template, int, str]]:
     matches = list(ROLE_LINE.finditer(body))
     chunks: list[tuple[str, str, int]] = []
     if not matches:
@@ -125,7 +125,7 @@ def _split_roles(path: Path, body: str, first_line: int) -> list[tuple[str, jinj
     out = []
     for role, source, line in chunks:
         try:
-            out.append((role, _ENV.from_string(source), line))
+            out.append((role, _ENV.from_string(source), line, source))
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}", file=path, line=line + (exc.lineno or 1) - 1) from None
     if not out:
