@@ -9,7 +9,7 @@ from typing import Any
 
 from .gate import evaluate_gate, parse_rules
 from .report import write_reports
-from .runner import Progress, execute, prepare
+from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
 from .suite import Suite, load_suite
 from .summary import summarize
@@ -24,6 +24,7 @@ class RunReport:
     summary: dict[str, Any]
     reports: dict[str, Path]
     store_path: Path
+    progress: Progress | None = None
 
     @property
     def gate(self) -> dict[str, Any]:
@@ -50,25 +51,38 @@ def run(
     reports_dir: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[str, int], None] | None = None,
+    options: Options | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
-    Raises :class:`promptgauge.errors.UserError` for bad input (before any model
-    call) and ``KeyboardInterrupt`` when stopped (results so far are kept).
+    *options* chooses cache use, record/replay cassettes and a cost budget. Raises
+    :class:`promptgauge.errors.UserError` for bad input (before any model call) and
+    ``KeyboardInterrupt`` when stopped (results so far are kept). A run stopped
+    by its budget has status ``budget`` and can be continued with ``resume``.
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit)
+    plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay))
     rules = parse_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency)
+        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
+                          options=options)
         summary = summarize(st, outcome.run_id)
         gated = [v for v in s.gated_variants() if v in summary["variants"]] or list(summary["variants"])
         summary["gate"] = evaluate_gate(summary, rules, gated)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         reports = write_reports(summary, st, out_dir / outcome.run_id)
-        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path)
+        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, outcome.progress)
     finally:
         st.close()
+
+
+def dry_run(suite: str | Path | Suite | None = None, *, variants: list[str] | None = None,
+            limit: int | None = None, store: str | Path | None = None) -> Estimate:
+    """What a run would do -- calls, estimated tokens and cost -- without calling any model."""
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    plan = prepare(s, variants=variants, limit=limit, offline=True)
+    store_path = Path(store) if store else s.resolve(s.store)
+    return estimate(plan, store_path.parent / "cache.db")

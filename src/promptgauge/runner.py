@@ -1,16 +1,20 @@
 """The engine: every row through every variant and every evaluator, results stored as they exist.
 
 asyncio at the core: a fixed pool of workers pulls (row, variant, repeat) items
-from a lazy iterator, so memory does not grow with the dataset; each model call
-has a timeout and retries with exponential backoff and jitter that honour
-``Retry-After``; in-process models are serialised. Each result and score is
-committed to the store when produced: Ctrl-C, SIGTERM or a crash keep what is
-done, and ``resume`` continues a run with only what is missing.
+from a lazy iterator over the streamed dataset, so memory does not grow with
+the dataset. Every model call -- a variant's target or an LLM judge -- goes
+through :meth:`Engine._call`: cassette replay, the response cache, the
+endpoint's rate limits (RPM/TPM, adaptive concurrency), the cost budget, a
+timeout and retries with exponential backoff and jitter that honour
+``Retry-After``; in-process models are serialised. A result and its scores are
+committed together when produced: Ctrl-C, SIGTERM, a crash or ``kill -9``
+keep what is done, and ``resume`` continues a run with only what is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import platform
 import random
 import secrets
@@ -23,13 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from . import cache as cache_mod
+from .cache import Cache
+from .cassette import Cassette
+from .cost import PriceTable, completion_budget, estimate_tokens
 from .datasets import Dataset, Row, load_dataset
 from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
 from .evaluators.registry import BoundEvaluator, resolve
 from .prompts import Prompt, load_prompt
+from .ratelimit import Limiter
 from .store import Store
 from .suite import COLUMN_REF, Suite, Variant
 from .targets import Target, TargetFactory
+
+#: Target kinds whose calls are model calls, priced by model.
+MODEL_KINDS = ("openai", "azure", "local")
 
 
 def new_run_id() -> str:
@@ -44,6 +56,8 @@ class Progress:
     done: int = 0
     errors: int = 0
     skipped: int = 0
+    cached: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclass
@@ -58,13 +72,17 @@ class Plan:
     evaluators: list[BoundEvaluator]
     factory: TargetFactory
     limit: int | None = None
+    prices: PriceTable = field(default_factory=PriceTable)
 
     @property
-    def rows(self) -> list[Row]:
-        return self.dataset.rows[: self.limit] if self.limit else self.dataset.rows
+    def n_rows(self) -> int:
+        return min(len(self.dataset), self.limit) if self.limit else len(self.dataset)
+
+    def rows(self) -> Iterator[Row]:
+        return self.dataset.iter_rows(self.limit)
 
     def total(self) -> int:
-        return len(self.rows) * len(self.variants) * self.suite.runner.repeats
+        return self.n_rows * len(self.variants) * self.suite.runner.repeats
 
     def manifest(self) -> dict[str, Any]:
         """Everything the verdict rests on, by content hash (no secrets)."""
@@ -74,7 +92,7 @@ class Plan:
             "python": platform.python_version(),
             "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
             "dataset": {"path": _rel(self.dataset.path, s.root), "sha256": self.dataset.sha256,
-                        "rows": len(self.rows)},
+                        "rows": self.n_rows},
             "variants": {
                 v.name: {
                     "target": v.target,
@@ -95,6 +113,11 @@ class Plan:
         prompt = self.prompts[variant.name]
         return {**(prompt.parameters if prompt else {}), **variant.parameters}
 
+    def model_of(self, variant: Variant) -> str | None:
+        """The model a variant's calls are priced by (None for flows, apps and callables)."""
+        info = self.targets[variant.name].describe()
+        return info.get("model") if info.get("kind") in MODEL_KINDS else None
+
 
 def _rel(path: Path, root: Path) -> str:
     try:
@@ -103,28 +126,48 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None) -> Plan:
+def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
+    """The variants named by *patterns* (names or globs such as ``terse.*``), in suite order."""
+    if not patterns:
+        return list(suite.variants)
+    chosen = []
+    for pattern in patterns:
+        hits = [v for v in suite.variants if fnmatch.fnmatchcase(v.name, pattern)]
+        if not hits:
+            suite.variant(pattern)  # raises, listing the variants
+        chosen += [v for v in hits if v not in chosen]
+    return [v for v in suite.variants if v in chosen]
+
+
+def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
+            offline: bool = False) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`."""
     ds = suite.dataset
     dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format)
-    chosen = [suite.variant(n) for n in variants] if variants else list(suite.variants)
-    factory = TargetFactory(suite, timeout=suite.runner.timeout)
+    chosen = select_variants(suite, variants)
+    factory = TargetFactory(suite, timeout=suite.runner.timeout, offline=offline)
     prompts: dict[str, Prompt | None] = {}
     targets: dict[str, Target] = {}
     for v in chosen:
         try:
             prompts[v.name] = load_prompt(suite.resolve(v.prompt)) if v.prompt else None
-            targets[v.name] = factory.get(v.target)
+            if v.target:
+                targets[v.name] = factory.get(v.target)
+            elif prompts[v.name] is not None:
+                targets[v.name] = factory.for_prompt(prompts[v.name], f"prompty:{v.name}")
+            else:
+                raise SuiteError(f"variant '{v.name}' needs a target: or a .prompty prompt with model.configuration",
+                                 field=f"variants.{v.name}")
         except UserError as exc:
             if exc.field is None:
                 exc.field = f"variants.{v.name}"
             if exc.file is None:
                 exc.file = str(suite.path)
             raise _refresh(exc) from None
-        if prompts[v.name] is None and targets[v.name].__class__.__name__ != "PythonTarget":
+        if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
-        _check_inputs(v, prompts[v.name], dataset, limit)
+        _check_mapping(v, dataset)
     evaluators = []
     for spec in suite.evaluators:
         try:
@@ -133,9 +176,11 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             if exc.file is None:
                 exc.file = str(suite.path)
             raise _refresh(exc) from None
-        _check_rows_have(dataset, bound.data_columns, f"evaluators.{spec.name}.column_mapping", limit)
         evaluators.append(bound)
-    return Plan(suite, dataset, chosen, prompts, targets, evaluators, factory, limit)
+    plan = Plan(suite, dataset, chosen, prompts, targets, evaluators, factory, limit,
+                PriceTable({k: p.model_dump() for k, p in suite.prices.items()}))
+    _check_rows(plan)
+    return plan
 
 
 def _refresh(exc: UserError) -> UserError:
@@ -154,7 +199,7 @@ def template_inputs(variant: Variant, row: Row) -> dict[str, Any]:
     return out
 
 
-def _check_inputs(variant: Variant, prompt: Prompt | None, dataset: Dataset, limit: int | None) -> None:
+def _check_mapping(variant: Variant, dataset: Dataset) -> None:
     for name, ref in variant.inputs.items():
         m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
         if m and m.group(1) == "data" and m.group(2) not in dataset.columns:
@@ -162,29 +207,35 @@ def _check_inputs(variant: Variant, prompt: Prompt | None, dataset: Dataset, lim
                 f"variant '{variant.name}' maps input '{name}' to {ref}, but the dataset has no column '{m.group(2)}'",
                 file=dataset.path, hint="columns: " + ", ".join(dataset.columns),
             )
-    if prompt is None:
-        return
-    needed = prompt.variables() - set(prompt.input_defaults)
-    rows = dataset.rows[:limit] if limit else dataset.rows
-    for row in rows:
-        have = template_inputs(variant, row)
-        missing = sorted(needed - set(have))
-        if missing:
-            raise TemplateError(
-                f"template variable '{missing[0]}' is undefined for {dataset.where(row)} (row id {row.id})",
-                file=prompt.path, hint="row has: " + (", ".join(sorted(have)) or "nothing"),
-            )
 
 
-def _check_rows_have(dataset: Dataset, columns: set[str], field: str, limit: int | None) -> None:
-    rows = dataset.rows[:limit] if limit else dataset.rows
-    for col in sorted(columns):
-        for row in rows:
+def _check_rows(plan: Plan) -> None:
+    """One streamed pass: every row has what every template and evaluator needs, of the declared type."""
+    needs = {}
+    for v in plan.variants:
+        prompt = plan.prompts[v.name]
+        if prompt is not None:
+            needs[v.name] = (prompt, prompt.variables() - set(prompt.input_defaults))
+    columns = [(col, f"evaluators.{e.name}.column_mapping") for e in plan.evaluators for col in sorted(e.data_columns)]
+    for row in plan.rows():
+        for col, fld in columns:
             if col not in row.data:
                 raise DatasetError(
-                    f"column '{col}' (needed by {field}) is missing", file=dataset.path,
+                    f"column '{col}' (needed by {fld}) is missing", file=plan.dataset.path,
                     line=row.line, hint="columns present: " + ", ".join(row.data),
                 )
+        for v in plan.variants:
+            if v.name not in needs:
+                continue
+            prompt, needed = needs[v.name]
+            have = template_inputs(v, row)
+            missing = sorted(needed - set(have))
+            if missing:
+                raise TemplateError(
+                    f"template variable '{missing[0]}' is undefined for {plan.dataset.where(row)} (row id {row.id})",
+                    file=prompt.path, hint="row has: " + (", ".join(sorted(have)) or "nothing"),
+                )
+            prompt.check_row(have, f"{plan.dataset.where(row)} (row id {row.id})")
 
 
 @dataclass
@@ -201,7 +252,8 @@ class Engine:
 
     def __init__(self, plan: Plan, store: Store, run_id: str, *,
                  on_progress: Callable[[Progress], None] | None = None, concurrency: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, cache: Cache | None = None, cassette: Cassette | None = None,
+                 max_cost: float | None = None) -> None:
         self.plan = plan
         self.store = store
         self.run_id = run_id
@@ -210,7 +262,15 @@ class Engine:
         self.cfg = cfg
         self.concurrency = concurrency or cfg.concurrency
         self.rng = random.Random(seed)
+        self.cache = cache
+        self.cassette = cassette
+        self.max_cost = max_cost
+        self.spent = 0.0
+        self._reserved = 0.0
+        #: Why the run stopped before its end ("budget"), or None.
+        self.stop_reason: str | None = None
         self._serial_locks: dict[str, asyncio.Lock] = {}
+        self._limiters: dict[str, Limiter] = {}
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         progress = Progress(total=self.plan.total())
@@ -225,7 +285,7 @@ class Engine:
         return progress
 
     def _items(self, skip: set[tuple[str, str, int]], progress: Progress) -> Iterator[tuple[Row, Variant, int]]:
-        for row in self.plan.rows:
+        for row in self.plan.rows():
             for variant in self.plan.variants:
                 for rep in range(self.cfg.repeats):
                     if (row.id, variant.name, rep) in skip:
@@ -236,47 +296,118 @@ class Engine:
 
     async def _worker(self, items: Iterator[tuple[Row, Variant, int]], progress: Progress) -> None:
         for row, variant, rep in items:
-            ok = await self._process(row, variant, rep)
+            if self.stop_reason:
+                return
+            outcome = await self._process(row, variant, rep)
+            if outcome is None:  # stopped before it finished: left for --resume
+                return
             progress.done += 1
-            progress.errors += 0 if ok else 1
+            progress.errors += 0 if outcome[0] else 1
+            progress.cached += outcome[1]
+            progress.cost_usd = self.spent
             if self.on_progress:
                 self.on_progress(progress)
 
-    async def _process(self, row: Row, variant: Variant, rep: int) -> bool:
+    async def _process(self, row: Row, variant: Variant, rep: int) -> tuple[bool, bool] | None:
+        """One item, stored with its scores in one commit -> (succeeded, cached), or None when stopped."""
         plan = self.plan
         prompt = plan.prompts[variant.name]
         inputs = template_inputs(variant, row)
-        messages = prompt.render(inputs, where=plan.dataset.where(row)) if prompt else None
-        params = plan.parameters(variant)
-        if rep and "seed" in params:
-            params = {**params, "seed": params["seed"] + rep}
         target = plan.targets[variant.name]
-        completion, error, latency, attempts = await self._call(target, messages, params, inputs)
-        outputs = None
+        try:
+            messages = prompt.render(inputs, where=plan.dataset.where(row)) if prompt else None
+        except TemplateError as exc:  # checked before the run; a row can still fail at render time
+            completion, error, latency, attempts = None, exc.format(), None, 0
+        else:
+            params = plan.parameters(variant)
+            if rep and "seed" in params:
+                params = {**params, "seed": params["seed"] + rep}
+            completion, error, latency, attempts = await self._call(target, messages, params, inputs, repeat=rep)
+        if self.stop_reason:
+            return None
+        if completion is not None and prompt is not None:
+            try:
+                completion = prompt.finish(completion)
+            except CallError as exc:
+                completion, error = None, str(exc)
+        outputs = scores = None
         if completion is not None:
-            outputs = {**completion.outputs, "latency_ms": latency,
-                       "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+            outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
+                       "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
+                       "cached": completion.cached}
+            scores = []
+            for ev in plan.evaluators:
+                o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
+                scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
+                               "details": o.details})
+            if self.stop_reason:  # a judge hit the budget: keep nothing half-scored
+                return None
         self.store.put_result(
             self.run_id, row.id, variant.name, rep, row_index=row.index, inputs=row.data,
             output=completion.text if completion else None, outputs=outputs, error=error,
             latency_ms=latency, prompt_tokens=completion.prompt_tokens if completion else None,
             completion_tokens=completion.completion_tokens if completion else None, attempts=attempts,
+            scores=scores,
         )
-        if completion is None:
-            return False
-        for ev in plan.evaluators:
-            outcome = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
-            self.store.put_score(self.run_id, row.id, variant.name, rep, ev.name, score=outcome.score,
-                                 passed=outcome.passed, error=outcome.error, details=outcome.details)
-        return True
+        return completion is not None, bool(completion and completion.cached)
 
-    async def _call(self, target: Target, messages, params, inputs):  # noqa: ANN001
-        """One model call with timeout and retries -> (completion, error, latency_ms, attempts)."""
+    async def _call(self, target: Target, messages, params, inputs, *, repeat: int = 0):  # noqa: ANN001
+        """Every model call: replay, cache, budget, rate limits, timeout, retries.
+
+        Returns ``(completion, error, latency_ms, attempts)``; ``completion.cached`` and
+        ``completion.cost_usd`` say where it came from and what it cost.
+        """
+        start = time.perf_counter()
+        req = key = None
+        if target.cacheable and (self.cache or self.cassette):
+            req = cache_mod.request(target, messages, params, repeat)
+            key = cache_mod.key_of(req)
+            hit = None
+            if self.cassette and self.cassette.mode == "replay":
+                hit = self.cassette.replay(key, req)
+            elif self.cache:
+                hit = self.cache.get(key)
+            if hit is not None:
+                hit.cached, hit.cost_usd = True, 0.0
+                if self.cassette and self.cassette.mode == "record":
+                    self.cassette.record(key, req, hit)
+                return hit, None, (time.perf_counter() - start) * 1000.0, 0
+        model = target.describe().get("model") if target.describe().get("kind") in MODEL_KINDS else None
+        limiter = self._limiter(target)
+        prompt_est = estimate_tokens(messages) if (limiter.tpm or self.max_cost) else 0
+        tokens = prompt_est + completion_budget(params) if limiter.tpm else 0
+        reserve = 0.0
+        if self.max_cost is not None and model:
+            reserve = self.plan.prices.cost(model, prompt_est, completion_budget(params)) or 0.0
+            if self.spent + self._reserved + reserve > self.max_cost:
+                self.stop_reason = "budget"
+                return None, "stopped: cost budget reached", None, 0
+        self._reserved += reserve
+        try:
+            completion, error, latency, attempts = await self._attempts(target, messages, params, inputs, limiter,
+                                                                        tokens)
+        finally:
+            self._reserved -= reserve
+        if completion is None:
+            return None, error, latency, attempts
+        completion.cost_usd = self.plan.prices.cost(model, completion.prompt_tokens, completion.completion_tokens)
+        self.spent += completion.cost_usd or 0.0
+        if key is not None:
+            if self.cache:
+                self.cache.put(key, completion)
+            if self.cassette:
+                self.cassette.record(key, req, completion)
+        return completion, None, latency, attempts
+
+    async def _attempts(self, target: Target, messages, params, inputs, limiter: Limiter, tokens: int):  # noqa: ANN001
+        """The call itself with timeout and retries -> (completion, error, latency_ms, attempts)."""
         attempts = 0
         last_error = None
         for attempt in range(self.cfg.retries + 1):
             attempts += 1
             lock = self._serial_locks.setdefault(target.name, asyncio.Lock()) if target.serial else None
+            await limiter.acquire(tokens)
+            err: CallError
             try:
                 if lock:
                     await lock.acquire()
@@ -286,16 +417,31 @@ class Engine:
                 finally:
                     if lock:
                         lock.release()
-                return completion, None, (time.perf_counter() - start) * 1000.0, attempts
             except asyncio.TimeoutError:
                 err = CallError(f"timeout after {self.cfg.timeout:g}s", retryable=True)
             except CallError as exc:
                 err = exc
+            except BaseException:
+                await limiter.release(ok=False, reserved=tokens)
+                raise
+            else:
+                used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
+                await limiter.release(ok=True, reserved=tokens, used=used or None)
+                return completion, None, (time.perf_counter() - start) * 1000.0, attempts
+            await limiter.release(ok=False, throttled=err.throttled, retry_after=err.retry_after, reserved=tokens)
             last_error = str(err)
             if not err.retryable or attempt == self.cfg.retries:
                 break
             await asyncio.sleep(self._backoff(attempt, err.retry_after))
         return None, f"{last_error} (after {attempts} attempt{'s' if attempts > 1 else ''})", None, attempts
+
+    def _limiter(self, target: Target) -> Limiter:
+        """The limiter of the target's endpoint (one per endpoint, shared by targets and judges)."""
+        key = target.describe().get("endpoint") or target.name
+        if key not in self._limiters:
+            self._limiters[key] = Limiter(self.concurrency, rpm=getattr(target, "rpm", None),
+                                          tpm=getattr(target, "tpm", None))
+        return self._limiters[key]
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with equal jitter, never shorter than the server's Retry-After."""
@@ -306,11 +452,37 @@ class Engine:
         return delay
 
 
+@dataclass
+class Options:
+    """How to run: cache, cassette and budget choices (the CLI's flags)."""
+
+    cache: bool = True
+    refresh: bool = False
+    record: Path | None = None
+    replay: Path | None = None
+    max_cost: float | None = None
+
+
+def check_budget(plan: Plan, max_cost: float | None) -> None:
+    """A budget needs a price for every model the run calls."""
+    if max_cost is None:
+        return
+    for v in plan.variants:
+        model = plan.model_of(v)
+        if model and plan.prices.get(model) is None:
+            raise SuiteError(f"--max-cost needs a price for model '{model}' (variant '{v.name}')",
+                             file=plan.suite.path, field="prices",
+                             hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
+
+
 def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool = False,
             on_progress: Callable[[Progress], None] | None = None, concurrency: int | None = None,
-            seed: int | None = None) -> RunOutcome:
+            seed: int | None = None, options: Options | None = None) -> RunOutcome:
     """Run a plan (sync wrapper). Ctrl-C / SIGTERM stop cleanly with status 'interrupted'."""
     suite = plan.suite
+    opts = options or Options()
+    max_cost = opts.max_cost if opts.max_cost is not None else suite.runner.max_cost
+    check_budget(plan, max_cost)
     manifest = plan.manifest()
     if resume:
         info = store.run(run_id, suite=suite.name)
@@ -332,7 +504,11 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.create_run(run_id, suite.name, str(suite.path) if suite.path else None, manifest,
                          suite.model_dump(mode="json"))
         skip = set()
-    engine = Engine(plan, store, run_id, on_progress=on_progress, concurrency=concurrency, seed=seed)
+    use_cache = opts.cache and suite.runner.cache and not opts.replay
+    cache = Cache(store.path.parent / "cache.db", refresh=opts.refresh) if use_cache else None
+    cassette = Cassette(opts.replay, "replay") if opts.replay else Cassette(opts.record, "record") if opts.record else None
+    engine = Engine(plan, store, run_id, on_progress=on_progress, concurrency=concurrency, seed=seed,
+                    cache=cache, cassette=cassette, max_cost=max_cost)
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()
@@ -345,12 +521,67 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
             await plan.factory.aclose()
 
     status = "failed"
+    progress = Progress(total=plan.total())
     try:
         progress = asyncio.run(main())
-        status = "finished"
+        status = engine.stop_reason or "finished"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise KeyboardInterrupt from None
     finally:
         store.set_status(run_id, status)
+        if cache:
+            cache.close()
+        if cassette:
+            cassette.close()
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan)
+
+
+@dataclass
+class Estimate:
+    """What ``run --dry-run`` prints: calls, tokens and cost per variant, before any call."""
+
+    variants: list[dict[str, Any]]
+    rows: int
+    repeats: int
+
+    @property
+    def calls(self) -> int:
+        return sum(v["calls"] for v in self.variants)
+
+    @property
+    def cost_usd(self) -> float | None:
+        costs = [v["cost_usd"] for v in self.variants]
+        return None if any(c is None for c in costs) else sum(costs)
+
+
+def estimate(plan: Plan, cache_path: Path | None = None) -> Estimate:
+    """Rows x variants x repeats calls, estimated tokens and cost; calls already cached cost nothing."""
+    cache = Cache(cache_path) if cache_path and cache_path.exists() else None
+    repeats = plan.suite.runner.repeats
+    out = []
+    try:
+        for v in plan.variants:
+            prompt, target = plan.prompts[v.name], plan.targets[v.name]
+            params = plan.parameters(v)
+            model = plan.model_of(v)
+            calls = cached = prompt_tokens = 0
+            for row in plan.rows():
+                messages = prompt.render(template_inputs(v, row), where=plan.dataset.where(row)) if prompt else None
+                for rep in range(repeats):
+                    p = {**params, "seed": params["seed"] + rep} if rep and "seed" in params else params
+                    if cache and target.cacheable:
+                        if cache_mod.key_of(cache_mod.request(target, messages, p, rep)) in cache:
+                            cached += 1
+                            continue
+                    calls += 1
+                    prompt_tokens += estimate_tokens(messages)
+            completion_tokens = calls * completion_budget(params) if prompt else 0
+            price = plan.prices.get(model)
+            out.append({"variant": v.name, "target": target.name, "model": model, "calls": calls, "cached": cached,
+                        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                        "cost_usd": price.cost(prompt_tokens, completion_tokens) if price else None})
+    finally:
+        if cache:
+            cache.close()
+    return Estimate(out, plan.n_rows, repeats)

@@ -148,7 +148,8 @@ class Store:
     def put_result(self, run_id: str, row_id: str, variant: str, repeat: int, *, row_index: int,
                    inputs: dict, output: str | None, outputs: dict | None, error: str | None,
                    latency_ms: float | None, prompt_tokens: int | None, completion_tokens: int | None,
-                   attempts: int) -> None:
+                   attempts: int, scores: list[dict[str, Any]] | None = None) -> None:
+        """Store one result (replacing an older one and its scores), with its *scores* in the same commit."""
         with self.transaction():
             # A retried result replaces the old one and its (stale) scores.
             self.db.execute(
@@ -161,16 +162,23 @@ class Store:
                  output, json.dumps(outputs, ensure_ascii=False, default=str) if outputs is not None else None,
                  error, latency_ms, prompt_tokens, completion_tokens, attempts, time.time()),
             )
+            for sc in scores or ():
+                self._insert_score(run_id, row_id, variant, repeat, **sc)
 
     def put_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
                   score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
         with self.transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, row_id, variant, repeat, evaluator, score,
-                 None if passed is None else int(bool(passed)), error,
-                 json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
-            )
+            self._insert_score(run_id, row_id, variant, repeat, evaluator, score=score, passed=passed, error=error,
+                               details=details)
+
+    def _insert_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
+                      score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, row_id, variant, repeat, evaluator, score,
+             None if passed is None else int(bool(passed)), error,
+             json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
+        )
 
     def completed(self, run_id: str, evaluators: list[str]) -> set[tuple[str, str, int]]:
         """(row_id, variant, repeat) that have an output and a score from every evaluator."""
