@@ -1,7 +1,8 @@
 """The response cache: one content-addressed SQLite file shared by targets and judges.
 
-A request is normalised (target kind, endpoint and model, messages or prompt,
-parameters -- tools included -- and the repeat index) and hashed; the hash
+A request is normalised (endpoint kind and model, messages or prompt,
+parameters -- tools included -- and the repeat index; not the endpoint's URL,
+so a replay needs no endpoint configured) and hashed; the hash
 keys the stored completion. Only successful completions are stored, so an
 error is always retried on the next run. Writes are committed in small
 batches: a killed process loses at most the last few entries, never a result.
@@ -25,8 +26,8 @@ FLUSH_SECONDS = 0.25
 def request(target: Target, messages: Any, params: dict[str, Any], repeat: int) -> dict[str, Any]:
     """The normalised request: everything that decides the answer, and nothing secret."""
     info = target.describe()
-    return {"kind": info.get("kind"), "endpoint": info.get("endpoint"), "model": info.get("model"),
-            "messages": messages, "parameters": params, "repeat": repeat}
+    return {"kind": info.get("kind"), "model": info.get("model"), "messages": messages, "parameters": params,
+            "repeat": repeat}
 
 
 def key_of(req: dict[str, Any]) -> str:

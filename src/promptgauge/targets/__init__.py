@@ -178,6 +178,8 @@ class TargetFactory:
         headers = {k: expand_env(v, field=f"{field}.headers.{k}") for k, v in cfg.headers.items()}
         if cfg.type == "azure":
             endpoint = cfg.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+            if not endpoint and self.offline:
+                endpoint = "https://offline.invalid"  # replaying a cassette: never contacted
             if not endpoint:
                 raise TargetError("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT or azure_endpoint:", field=field)
             endpoint = expand_env(endpoint, field=field + ".azure_endpoint")

@@ -16,7 +16,7 @@ class Completion:
     model: str | None = None
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    #: Every choice's text when the request asked for several (``n > 1``).
+    #: Every choice's text (several when the request asked for ``n > 1``).
     choices: list[str] | None = None
     #: Set by the runner, not stored in the cache: answered from cache/cassette, and what the call cost.
     cached: bool = field(default=False, compare=False)

@@ -96,7 +96,7 @@ class OpenAIChatTarget:
             completion_tokens=usage.completion_tokens if usage else None,
             model=resp.model,
             finish_reason=resp.choices[0].finish_reason,
-            choices=texts if len(texts) > 1 else None,
+            choices=texts,
         )
 
     async def aclose(self) -> None:
