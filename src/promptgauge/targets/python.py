@@ -1,7 +1,7 @@
 """Any Python callable as a target: ``python:module:function`` (sync or async).
 
-The callable receives the row's inputs as keyword arguments (plus ``messages``
-when the variant has a prompt and the callable accepts it) and returns a string
+The callable receives the row's inputs it accepts as keyword arguments (plus
+``messages`` when the variant has a prompt and the callable accepts it) and returns a string
 or a dict; a dict's keys become ``${target.<key>}`` columns (``response`` first).
 An exception is recorded on its row with the callable's traceback. A sync
 callable runs in a daemon thread of its own, so one that hangs past the
@@ -52,16 +52,16 @@ class PythonTarget:
         self.func = func
         self.ref = ref
         try:
-            sig = inspect.signature(func)
-            self._wants_messages = "messages" in sig.parameters or any(
-                p.kind is p.VAR_KEYWORD for p in sig.parameters.values()
-            )
+            params = inspect.signature(func).parameters
         except (TypeError, ValueError):
-            self._wants_messages = False
+            params = {}
+        #: The keyword arguments it takes (None: any, through **kwargs or an unknown signature).
+        self._accepts = None if not params or any(p.kind is p.VAR_KEYWORD for p in params.values()) \
+            else set(params)
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
-        kwargs = dict(inputs)
-        if messages is not None and self._wants_messages:
+        kwargs = dict(inputs) if self._accepts is None else {k: v for k, v in inputs.items() if k in self._accepts}
+        if messages is not None and (self._accepts is None or "messages" in self._accepts):
             kwargs["messages"] = messages
         try:
             if inspect.iscoroutinefunction(self.func):
