@@ -82,10 +82,11 @@ class Limiter:
             self.in_flight -= 1
             if self.tpm and used is not None:
                 self.tpm.take(used - reserved)
-            self._round -= 1
+            in_round = self._round > 0  # sent before the last decrease: already accounted for
+            self._round = max(0, self._round - 1)
             if throttled:
                 self.throttles += 1
-                if self._round <= 0:  # one decrease per round: the calls already out were sent too fast too
+                if not in_round:
                     self.limit = max(1.0, self.limit / 2)
                     self._round = self.in_flight
                 if retry_after:

@@ -156,8 +156,9 @@ class FlowTarget:
         output = result.output
         outputs = dict(output) if isinstance(output, dict) else {"response": output}
         metrics = info.system_metrics or {}
-        return Completion(text=_text(outputs), prompt_tokens=metrics.get("prompt_tokens"),
-                          completion_tokens=metrics.get("completion_tokens"),
+        # promptflow counts tokens only when tracing is on: 0 here means "not counted".
+        return Completion(text=_text(outputs), prompt_tokens=metrics.get("prompt_tokens") or None,
+                          completion_tokens=metrics.get("completion_tokens") or None,
                           extra={k: v for k, v in outputs.items() if k != "response"})
 
     async def aclose(self) -> None:
