@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .targets.base import Completion, Target
+from .targets.base import Completion
 
 FLUSH_EVERY = 64
 FLUSH_SECONDS = 0.25
 
 
-def request(target: Target, messages: Any, params: dict[str, Any], repeat: int) -> dict[str, Any]:
-    """The normalised request: everything that decides the answer, and nothing secret."""
-    info = target.describe()
+def request(info: dict[str, Any], messages: Any, params: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """The normalised request to a target (*info* is its ``describe()``): what decides the answer, no secret."""
     return {"kind": info.get("kind"), "model": info.get("model"), "messages": messages, "parameters": params,
             "repeat": repeat}
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,16 @@ class Prompt:
         fmt = self.parameters.get("response_format") or {}
         return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
-    def variables(self) -> set[str]:
-        """Every variable the template needs from a row (for checking a dataset before the run)."""
+    @cached_property
+    def used(self) -> frozenset[str]:
+        """Every variable the template uses."""
         from jinja2 import meta
 
-        used = meta.find_undeclared_variables(_ENV.parse(self.source))
-        return used & set(self.inputs) if self.inputs else used
+        return frozenset(meta.find_undeclared_variables(_ENV.parse(self.source)))
+
+    def variables(self) -> set[str]:
+        """Every variable the template needs from a row (for checking a dataset before the run)."""
+        return set(self.used & set(self.inputs)) if self.inputs else set(self.used)
 
     def check_row(self, values: dict[str, Any], where: str) -> None:
         """Declared inputs: present (or defaulted) and of their declared type."""
@@ -167,9 +172,7 @@ class Prompt:
         return completion
 
     def _undeclared(self) -> set[str]:
-        from jinja2 import meta
-
-        return meta.find_undeclared_variables(_ENV.parse(self.source)) - set(self.inputs)
+        return set(self.used - set(self.inputs))
 
     def _line_of(self, name: str) -> int:
         for i, line in enumerate(self.source.splitlines()):

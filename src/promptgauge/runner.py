@@ -7,8 +7,10 @@ through :meth:`Engine._call`: cassette replay, the response cache, the
 endpoint's rate limits (RPM/TPM, adaptive concurrency), the cost budget, a
 timeout and retries with exponential backoff and jitter that honour
 ``Retry-After``; in-process models are serialised. A result and its scores are
-committed together when produced: Ctrl-C, SIGTERM, a crash or ``kill -9``
-keep what is done, and ``resume`` continues a run with only what is missing.
+committed together, in group commits at most :data:`COMMIT_SECONDS` apart:
+Ctrl-C, SIGTERM or a crash keep everything done, ``kill -9`` loses at most
+the last few milliseconds, and ``resume`` continues a run with only what is
+missing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ from .targets import Target, TargetFactory
 
 #: Target kinds whose calls are model calls, priced by model.
 MODEL_KINDS = ("openai", "azure", "local")
+#: Results wait at most this long, or for this many others, before they are committed together.
+COMMIT_SECONDS = 0.05
+COMMIT_ITEMS = 128
 
 
 def new_run_id() -> str:
@@ -271,6 +276,9 @@ class Engine:
         self.stop_reason: str | None = None
         self._serial_locks: dict[str, asyncio.Lock] = {}
         self._limiters: dict[str, Limiter] = {}
+        self._info: dict[str, dict[str, Any]] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._pending_since = 0.0
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         progress = Progress(total=self.plan.total())
@@ -282,7 +290,29 @@ class Engine:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self.flush()
         return progress
+
+    def flush(self) -> None:
+        """Commit the results waiting for their group commit."""
+        if self._pending:
+            with self.store.batch():
+                for item in self._pending:
+                    self.store.put_result(self.run_id, **item)
+            self._pending.clear()
+
+    def _put(self, item: dict[str, Any]) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(item)
+        if len(self._pending) >= COMMIT_ITEMS or time.monotonic() - self._pending_since >= COMMIT_SECONDS:
+            self.flush()
+
+    def describe(self, target: Target) -> dict[str, Any]:
+        """``target.describe()``, asked once per run."""
+        if target.name not in self._info:
+            self._info[target.name] = target.describe()
+        return self._info[target.name]
 
     def _items(self, skip: set[tuple[str, str, int]], progress: Progress) -> Iterator[tuple[Row, Variant, int]]:
         for row in self.plan.rows():
@@ -342,13 +372,13 @@ class Engine:
                                "details": o.details})
             if self.stop_reason:  # a judge hit the budget: keep nothing half-scored
                 return None
-        self.store.put_result(
-            self.run_id, row.id, variant.name, rep, row_index=row.index, inputs=row.data,
+        self._put(dict(
+            row_id=row.id, variant=variant.name, repeat=rep, row_index=row.index, inputs=row.data,
             output=completion.text if completion else None, outputs=outputs, error=error,
             latency_ms=latency, prompt_tokens=completion.prompt_tokens if completion else None,
             completion_tokens=completion.completion_tokens if completion else None, attempts=attempts,
             scores=scores,
-        )
+        ))
         return completion is not None, bool(completion and completion.cached)
 
     async def _call(self, target: Target, messages, params, inputs, *, repeat: int = 0):  # noqa: ANN001
@@ -360,7 +390,7 @@ class Engine:
         start = time.perf_counter()
         req = key = None
         if target.cacheable and (self.cache or self.cassette):
-            req = cache_mod.request(target, messages, params, repeat)
+            req = cache_mod.request(self.describe(target), messages, params, repeat)
             key = cache_mod.key_of(req)
             hit = None
             if self.cassette and self.cassette.mode == "replay":
@@ -372,7 +402,8 @@ class Engine:
                 if self.cassette and self.cassette.mode == "record":
                     self.cassette.record(key, req, hit)
                 return hit, None, (time.perf_counter() - start) * 1000.0, 0
-        model = target.describe().get("model") if target.describe().get("kind") in MODEL_KINDS else None
+        info = self.describe(target)
+        model = info.get("model") if info.get("kind") in MODEL_KINDS else None
         limiter = self._limiter(target)
         prompt_est = estimate_tokens(messages) if (limiter.tpm or self.max_cost) else 0
         tokens = prompt_est + completion_budget(params) if limiter.tpm else 0
@@ -437,7 +468,7 @@ class Engine:
 
     def _limiter(self, target: Target) -> Limiter:
         """The limiter of the target's endpoint (one per endpoint, shared by targets and judges)."""
-        key = target.describe().get("endpoint") or target.name
+        key = self.describe(target).get("endpoint") or target.name
         if key not in self._limiters:
             self._limiters[key] = Limiter(self.concurrency, rpm=getattr(target, "rpm", None),
                                           tpm=getattr(target, "tpm", None))
@@ -571,7 +602,7 @@ def estimate(plan: Plan, cache_path: Path | None = None) -> Estimate:
                 for rep in range(repeats):
                     p = {**params, "seed": params["seed"] + rep} if rep and "seed" in params else params
                     if cache and target.cacheable:
-                        if cache_mod.key_of(cache_mod.request(target, messages, p, rep)) in cache:
+                        if cache_mod.key_of(cache_mod.request(target.describe(), messages, p, rep)) in cache:
                             cached += 1
                             continue
                     calls += 1

@@ -8,6 +8,7 @@ model and endpoint only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -84,6 +85,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -100,8 +102,18 @@ class Store:
                     file=self.path, hint="upgrade promptgauge",
                 )
 
-    def transaction(self) -> "_Tx":
-        return _Tx(self.db)
+    def transaction(self) -> "_Tx | contextlib.nullcontext":
+        return contextlib.nullcontext(self.db) if self._batched else _Tx(self.db)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every write inside one commit (the runner groups results written within a few ms)."""
+        with self.transaction():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
 
     def close(self) -> None:
         self.db.close()
