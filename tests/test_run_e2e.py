@@ -150,3 +150,14 @@ def test_evaluator_error_is_isolated_per_row(builder, fake_openai):
     rows = [json.loads(x) for x in next((builder.root / "reports").glob("*/results.jsonl")).read_text().splitlines()]
     jp = next(r for r in rows if r["row_id"] == "jp")
     assert "cannot score Tokyo" in jp["scores"]["boom"]["error"]
+
+
+def test_azure_openai_target(builder, fake_openai):
+    targets = {"az": {"type": "azure", "azure_endpoint": fake_openai.root_url, "api_version": "2024-06-01",
+                      "api_key_env": "PG_AZ_KEY"}}
+    builder.suite(targets=targets, variants=[{"name": "a", "prompt": "a.prompty", "target": "az:my-deployment"}],
+                  baseline=None, gate={"rules": ["contains.pass_rate >= 0.75"]})
+    proc = run_cli("run", "--no-progress", cwd=builder.root, env={"PG_AZ_KEY": "k"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    paths = {r.path for r in fake_openai.requests}
+    assert paths == {"/openai/deployments/my-deployment/chat/completions"}
