@@ -9,8 +9,8 @@ stored), ``model.parameters``, ``model.response`` (``first`` or ``all``),
 
 Rendering uses a sandboxed jinja2 environment with ``StrictUndefined``: a
 template variable missing from the row is an error naming the variable, the
-prompt file and the row (a prompty that declares ``inputs:`` renders variables
-it does not declare as empty, as promptflow does). The whole body is rendered
+prompt file and the row -- also for a variable the prompty does not declare
+under ``inputs:`` (promptflow would render it empty). The whole body is rendered
 at once and then split into role sections, so loops over ``chat_history`` can
 emit messages; role lines inside row values are escaped first, so a value
 containing ``system:`` cannot inject a new message.
@@ -120,7 +120,7 @@ class Prompt:
 
     def variables(self) -> set[str]:
         """Every variable the template needs from a row (for checking a dataset before the run)."""
-        return set(self.used & set(self.inputs)) if self.inputs else set(self.used)
+        return set(self.used)
 
     def check_row(self, values: dict[str, Any], where: str) -> None:
         """Declared inputs: present (or defaulted) and of their declared type."""
@@ -140,8 +140,6 @@ class Prompt:
     def render(self, variables: dict[str, Any], *, where: str = "") -> list[dict[str, str]] | str:
         """Chat messages (or, for ``api: completion``, the prompt text) for one row."""
         values = {**self.input_defaults, **variables}
-        if self.inputs:
-            values = {**dict.fromkeys(self._undeclared(), ""), **values}
         try:
             text = self.template.render(_escape(values))
         except jinja2.UndefinedError as exc:
@@ -170,9 +168,6 @@ class Prompt:
                 keep = self.outputs or list(parsed)
                 completion.extra.update({k: parsed.get(k) for k in keep if k != "response"})
         return completion
-
-    def _undeclared(self) -> set[str]:
-        return set(self.used - set(self.inputs))
 
     def _line_of(self, name: str) -> int:
         for i, line in enumerate(self.source.splitlines()):
@@ -236,7 +231,7 @@ def load_prompt(path: str | Path) -> Prompt:
         if not isinstance(front, dict):
             raise TemplateError("front matter must be a YAML mapping", file=path, line=1)
         body = parts[2]
-        body_line = parts[0].count("\n") + parts[1].count("\n") + 2
+        body_line = parts[0].count("\n") + parts[1].count("\n") + 1  # the closing --- line
     try:
         template = _ENV.from_string(body)
     except jinja2.TemplateSyntaxError as exc:

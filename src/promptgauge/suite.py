@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .errors import SuiteError
 from .yamlutil import dotted, line_of, load_yaml
@@ -155,8 +156,8 @@ class Suite(_Model):
     name: str
     description: str = ""
     dataset: DatasetSpec
-    variants: list[Variant] = []
     matrix: list[Matrix] = []
+    variants: list[Variant] = []
     prices: dict[str, Price] = {}
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
@@ -180,6 +181,13 @@ class Suite(_Model):
     def _matrix_shorthand(cls, v: Any) -> Any:
         return [v] if isinstance(v, dict) else v
 
+    @field_validator("variants")
+    @classmethod
+    def _some_variant(cls, v: list[Variant], info: ValidationInfo) -> list[Variant]:
+        if not v and not info.data.get("matrix"):
+            raise ValueError("a suite needs at least one variant: write 'variants:' or 'matrix:'")
+        return v
+
     @field_validator("evaluators", mode="before")
     @classmethod
     def _evaluator_shorthand(cls, v: Any) -> Any:
@@ -192,8 +200,6 @@ class Suite(_Model):
         for m in self.matrix:
             self.variants.extend(m.expand())
         self.matrix = []
-        if not self.variants:
-            raise ValueError("a suite needs at least one variant: write 'variants:' or 'matrix:'")
         names = [v.name for v in self.variants]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
