@@ -258,9 +258,9 @@ APP = textwrap.dedent('''
 
 
 def test_python_targets_raise_and_hang_per_row(builder, fake_openai):
-    (builder.root / "app.py").write_text(APP)
-    builder.suite(variants=[{"name": "py", "target": "python:app:answer"},
-                            {"name": "pya", "target": "python:app:answer_async"}], baseline="py",
+    (builder.root / "rowapp.py").write_text(APP)
+    builder.suite(variants=[{"name": "py", "target": "python:rowapp:answer"},
+                            {"name": "pya", "target": "python:rowapp:answer_async"}], baseline="py",
                   runner={"concurrency": 4, "timeout": 1, "retries": 0}, gate={"rules": []})
     report = api.run(builder.root / "promptgauge.yaml")
     assert report.status == "finished"
@@ -268,7 +268,7 @@ def test_python_targets_raise_and_hang_per_row(builder, fake_openai):
     assert rows[("fr", "py", 0)][3] == "France" and json.loads(rows[("fr", "py", 0)][5])["words"] == 6
     err = rows[("es", "py", 0)][4]
     assert err.startswith("ValueError: no answer for What is the capital of Spain?")
-    assert "Traceback" in err and 'app.py", line' in err and "raise ValueError" in err
+    assert "Traceback" in err and 'rowapp.py", line' in err and "raise ValueError" in err
     assert rows[("it", "py", 0)][4].startswith("timeout after 1s")
     assert rows[("it", "pya", 0)][3] == "async What is the capital of Italy?"
 
