@@ -501,13 +501,15 @@ class MeteorScoreEvaluator(_ScoreEvaluator):
 class RougeScoreEvaluator:
     """ROUGE-N/L, as azure's ``RougeScoreEvaluator``; pass/fail follows the F1 threshold.
 
+    ``rouge_type`` defaults to ``rouge1`` (azure documents that default but requires the argument).
+
     Output: ``rouge``/``rouge_score`` (the F1), ``rouge_passed``, ``rouge_result``,
     ``rouge_status``, ``rouge_threshold`` and, flattened from azure's
     ``rouge_properties``, ``rouge_precision``, ``rouge_recall``,
     ``rouge_f1_score`` with their ``_result``, ``_passed`` and ``_threshold``.
     """
 
-    def __init__(self, rouge_type: str | RougeType, *, precision_threshold: float = 0.5,
+    def __init__(self, rouge_type: str | RougeType = RougeType.ROUGE_1, *, precision_threshold: float = 0.5,
                  recall_threshold: float = 0.5, f1_score_threshold: float = 0.5) -> None:
         self._rouge_type = _rouge_type(rouge_type)
         self._threshold = {
