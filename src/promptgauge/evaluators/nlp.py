@@ -227,7 +227,7 @@ def _nist_international(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=4096)
 def nltk_tokenize(text: str) -> tuple[str, ...]:
     """azure's ``nltk_tokenize``: NLTK ``word_tokenize`` for ASCII, NIST international otherwise."""
     if not text.isascii():
