@@ -30,10 +30,27 @@ def test_warm_rerun_makes_no_model_call(builder, fake_openai):
     fake_openai.reset_stats()
     second = run_cli("run", "--no-progress", cwd=builder.root)
     assert fake_openai.request_count == 0
-    assert "8 of 8 calls answered from the cache" in second.stdout
+    assert "8 results reused from an earlier run" in second.stdout
     _, rows = _results(builder.root)
     assert all(json.loads(r[5])["cached"] for r in rows)
     assert [r[3] for r in rows] == [r[3] for r in _results(builder.root, _first_run(builder.root))[1]]
+
+
+def test_changed_variant_runs_again_the_rest_is_reused(builder, fake_openai):
+    builder.suite()
+    _run(builder)
+    builder.prompt("b.prompty", "user:\nQuestion: {{question}}\n")
+    fake_openai.reset_stats()
+    report = _run(builder)
+    assert report.progress.reused == 4  # variant a, unchanged
+    assert fake_openai.request_count == 4 and all(r.body["messages"][0]["content"].startswith("Question:")
+                                                  for r in fake_openai.requests)
+    # Evaluator settings changed: nothing is reused, but every call is answered from the cache.
+    builder.suite(evaluators=[{"name": "exact_match", "params": {"ignore_case": False}},
+                              {"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}])
+    fake_openai.reset_stats()
+    report = _run(builder)
+    assert report.progress.reused == 0 and report.progress.cached == 8 and fake_openai.request_count == 0
 
 
 def _first_run(root):
@@ -51,7 +68,7 @@ def test_no_cache_and_refresh_call_again(builder, fake_openai):
     _run(builder, refresh=True)
     assert fake_openai.request_count == 8
     fake_openai.reset_stats()
-    assert _run(builder).progress.cached == 8
+    assert _run(builder).progress.reused == 8
 
 
 def test_errors_are_never_cached(builder, fake_openai):

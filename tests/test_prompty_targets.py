@@ -183,7 +183,7 @@ def test_prompty_spec_fields(tmp_path):
     assert p.deployment == "gpt-35-turbo-0125" and p.input_defaults["first_name"] == "John"
     assert load_sample(p) == {"question": "what?"}
     with pytest.raises(TemplateError, match="input 'question' is declared as string but row 3 has int"):
-        p.check_row({"question": 7}, "row 3")
+        p.check_row({"question": 7}, lambda: "row 3")
     completion_api = tmp_path / "c.prompty"
     completion_api.write_text("---\nmodel:\n  api: completion\n---\nsystem:\nSay {{x}}\n")
     assert load_prompt(completion_api).render({"x": "hi"}) == "system:\nSay hi"

@@ -118,8 +118,10 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     print_summary(report.summary)
     console.print(f"reports: {report.reports['markdown'].parent}  (store: {report.store_path})")
     p = report.progress
+    if p is not None and p.reused:
+        console.print(f"{p.reused} results reused from an earlier run of the same unchanged variants")
     if p is not None and p.cached:
-        console.print(f"{p.cached} of {p.done} calls answered from the cache")
+        console.print(f"{p.cached} of {p.done - p.skipped} calls answered from the cache")
     if report.status == "budget":
         console.print(f"[yellow]stopped at the cost budget[/] (${p.cost_usd:.4f} spent; {p.done} of {p.total} done): "
                       f"finished results are kept; continue with: promptgauge run --resume {report.run_id} "

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import yaml
@@ -122,8 +122,8 @@ class Prompt:
         """Every variable the template needs from a row (for checking a dataset before the run)."""
         return set(self.used)
 
-    def check_row(self, values: dict[str, Any], where: str) -> None:
-        """Declared inputs: present (or defaulted) and of their declared type."""
+    def check_row(self, values: dict[str, Any], where: Callable[[], str]) -> None:
+        """Declared inputs have their declared type; *where* names the row in the error."""
         for name, spec in self.inputs.items():
             if name not in values:
                 continue
@@ -133,7 +133,7 @@ class Prompt:
             if allowed and value is not None and not isinstance(value, allowed) or (
                     allowed == (int,) and isinstance(value, bool)):
                 raise TemplateError(
-                    f"input '{name}' is declared as {kind} but {where} has {type(value).__name__} {value!r:.60}",
+                    f"input '{name}' is declared as {kind} but {where()} has {type(value).__name__} {value!r:.60}",
                     file=self.path, field=f"inputs.{name}.type",
                 )
 

@@ -61,6 +61,8 @@ class Progress:
     done: int = 0
     errors: int = 0
     skipped: int = 0
+    #: Results copied from an earlier run of the same unchanged variant (see :func:`reuse`).
+    reused: int = 0
     cached: int = 0
     cost_usd: float = 0.0
 
@@ -240,7 +242,7 @@ def _check_rows(plan: Plan) -> None:
                     f"template variable '{missing[0]}' is undefined for {plan.dataset.where(row)} (row id {row.id})",
                     file=prompt.path, hint="row has: " + (", ".join(sorted(have)) or "nothing"),
                 )
-            prompt.check_row(have, f"{plan.dataset.where(row)} (row id {row.id})")
+            prompt.check_row(have, lambda: f"{plan.dataset.where(row)} (row id {row.id})")
 
 
 @dataclass
@@ -315,6 +317,9 @@ class Engine:
         return self._info[target.name]
 
     def _items(self, skip: set[tuple[str, str, int]], progress: Progress) -> Iterator[tuple[Row, Variant, int]]:
+        if self.plan.limit is None and len(skip) >= progress.total:  # all done (same dataset and suite)
+            progress.skipped = progress.done = progress.total
+            return
         for row in self.plan.rows():
             for variant in self.plan.variants:
                 for rep in range(self.cfg.repeats):
@@ -532,10 +537,14 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.set_status(run_id, "running")
     else:
         run_id = run_id or new_run_id()
-        store.create_run(run_id, suite.name, str(suite.path) if suite.path else None, manifest,
-                         suite.model_dump(mode="json"))
+        config = suite.model_dump(mode="json")
+        store.create_run(run_id, suite.name, str(suite.path) if suite.path else None, manifest, config)
         skip = set()
     use_cache = opts.cache and suite.runner.cache and not opts.replay
+    reused = 0
+    if use_cache and not opts.refresh and not opts.record and not resume:
+        reused = reuse(plan, store, run_id, manifest, config)
+        skip = store.completed(run_id, [e.name for e in plan.evaluators]) if reused else skip
     cache = Cache(store.path.parent / "cache.db", refresh=opts.refresh) if use_cache else None
     cassette = Cassette(opts.replay, "replay") if opts.replay else Cassette(opts.record, "record") if opts.record else None
     engine = Engine(plan, store, run_id, on_progress=on_progress, concurrency=concurrency, seed=seed,
@@ -555,6 +564,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     progress = Progress(total=plan.total())
     try:
         progress = asyncio.run(main())
+        progress.reused = reused
         status = engine.stop_reason or "finished"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
@@ -566,6 +576,42 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         if cassette:
             cassette.close()
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan)
+
+
+def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:
+    """Copy, for every variant unchanged since a finished earlier run, that run's successful results.
+
+    Unchanged means: same dataset (hash and rows), repeats, evaluators (code and settings), and the
+    same variant -- prompt file, parameters, inputs, target kind and model. This is the response cache
+    at the level of a whole variant: a warm re-run of an unchanged suite then renders and looks up
+    nothing. Errors are not copied, so they are run again.
+    """
+    earlier = [r for r in store.runs(suite=plan.suite.name, limit=20) if r.status == "finished" and r.run_id != run_id]
+    copied = 0
+    for v in plan.variants:
+        if not plan.targets[v.name].cacheable:
+            continue  # flows, apps and callables are the thing under test: always run them
+        for run in earlier:
+            if _same_variant(run.manifest, run.config, manifest, config, v.name):
+                copied += store.copy_results(run.run_id, run_id, v.name)
+                break
+    return copied
+
+
+def _same_variant(old_m: dict, old_c: dict, new_m: dict, new_c: dict, name: str) -> bool:
+    def variant_spec(config: dict) -> dict | None:
+        return next((dict(v, name=None) for v in config.get("variants", []) if v.get("name") == name), None)
+
+    def variant_info(m: dict) -> dict | None:
+        info = m.get("variants", {}).get(name)
+        if info is None:
+            return None
+        return {**info, "target_info": {k: v for k, v in info["target_info"].items() if k != "endpoint"}}
+
+    return (old_m.get("dataset") == new_m["dataset"] and old_m.get("repeats") == new_m["repeats"]
+            and old_m.get("evaluators") == new_m["evaluators"] and old_c.get("evaluators") == new_c["evaluators"]
+            and variant_info(old_m) is not None and variant_info(old_m) == variant_info(new_m)
+            and variant_spec(old_c) == variant_spec(new_c))
 
 
 @dataclass

@@ -177,6 +177,26 @@ class Store:
             for sc in scores or ():
                 self._insert_score(run_id, row_id, variant, repeat, **sc)
 
+    def copy_results(self, src: str, dst: str, variant: str) -> int:
+        """Copy *variant*'s successful results and their scores from run *src* into run *dst*.
+
+        The copies are marked ``cached`` at no cost in their outputs; errors are never copied.
+        """
+        now = time.time()
+        with self.transaction():
+            n = self.db.execute(
+                "INSERT OR REPLACE INTO results SELECT ?, row_id, variant, repeat, row_index, inputs, output, "
+                "json_set(outputs, '$.cached', json('true'), '$.cost_usd', 0), error, latency_ms, prompt_tokens, "
+                "completion_tokens, attempts, ? FROM results WHERE run_id=? AND variant=? AND error IS NULL",
+                (dst, now, src, variant),
+            ).rowcount
+            self.db.execute(
+                "INSERT OR REPLACE INTO scores SELECT ?, s.row_id, s.variant, s.repeat, s.evaluator, s.score, "
+                "s.passed, s.error, s.details, ? FROM scores s JOIN results r USING (run_id, row_id, variant, repeat) "
+                "WHERE s.run_id=? AND s.variant=? AND r.error IS NULL", (dst, now, src, variant),
+            )
+        return n
+
     def put_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
                   score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
         with self.transaction():

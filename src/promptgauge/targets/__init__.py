@@ -47,6 +47,24 @@ def expand_env(value: str, *, field: str) -> str:
     return _ENV_REF.sub(sub, value)
 
 
+class _Lazy:
+    """An openai client made on first use: making one costs ~40 ms (its SSL context), and a run
+    answered from the cache or a cassette never needs it."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
 class TargetFactory:
     """Builds targets for a suite, sharing one HTTP client per endpoint."""
 
@@ -188,10 +206,10 @@ class TargetFactory:
             key = self._key(key_env, field) or "not-needed"
             cache_key = ("azure", endpoint, key_env, version, tuple(sorted(headers.items())))
             if cache_key not in self._clients:
-                self._clients[cache_key] = openai.AsyncAzureOpenAI(
+                self._clients[cache_key] = _Lazy(lambda: openai.AsyncAzureOpenAI(
                     azure_endpoint=endpoint, api_key=key, api_version=version, max_retries=0,
                     timeout=self.timeout, default_headers=headers or None,
-                )
+                ))
             return self._clients[cache_key], endpoint
         base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None
         if base_url:
@@ -201,10 +219,10 @@ class TargetFactory:
         key = self._key(key_env, field, required=base_url is None)
         cache_key = ("openai", base_url, key_env, tuple(sorted(headers.items())))
         if cache_key not in self._clients:
-            self._clients[cache_key] = openai.AsyncOpenAI(
+            self._clients[cache_key] = _Lazy(lambda: openai.AsyncOpenAI(
                 base_url=base_url, api_key=key or "not-needed", max_retries=0, timeout=self.timeout,
                 default_headers=headers or None,
-            )
+            ))
         return self._clients[cache_key], base_url or "https://api.openai.com/v1"
 
     def _key(self, env_name: str, field: str, *, required: bool = True) -> str | None:
