@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 JUDGE = """---
@@ -46,9 +47,17 @@ response: {{response}}
 """
 
 
-def rows(n: int) -> list[dict]:
-    return [{"id": f"r{i}", "query": f"What is the capital of country {i}?",
-             "response": f"The capital of country {i} is City {i}."} for i in range(n)]
+def rows(n: int) -> Iterator[dict]:
+    for i in range(n):
+        yield {"id": f"r{i}", "query": f"What is the capital of country {i}?",
+               "response": f"The capital of country {i} is City {i}."}
+
+
+def write_rows(path: Path, n: int) -> None:
+    """The dataset file, written row by row (so the memory part measures promptgauge, not this)."""
+    with path.open("w") as f:
+        for r in rows(n):
+            f.write(json.dumps(r) + "\n")
 
 
 def peak_rss_mb() -> float:
@@ -85,7 +94,7 @@ def part_bare(url: str, n: int, concurrency: int) -> dict:
 def _suite(root: Path, url: str, n: int, concurrency: int, *, target: str | None = None) -> Path:
     import yaml
 
-    (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
+    write_rows(root / "data.jsonl", n)
     (root / "judge.prompty").write_text(JUDGE)
     variant = {"name": "judge", "prompt": "judge.prompty", "target": "fake"} if target is None else \
         {"name": "app", "target": target}
@@ -142,7 +151,7 @@ def part_azure(url: str, n: int, concurrency: int, root: str) -> dict:
     from azure.ai.evaluation import OpenAIModelConfiguration, RelevanceEvaluator, evaluate
 
     data = Path(root) / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
+    write_rows(data, n)
     config = OpenAIModelConfiguration(type="openai", base_url=url, api_key="x", model="gpt-4o-mini")
     start = time.perf_counter()
     evaluate(data=str(data), evaluators={"relevance": RelevanceEvaluator(config)}, _use_pf_client=False,
