@@ -86,15 +86,38 @@ class EvaluatorSpec(_Model):
 
 
 class GateRuleSpec(_Model):
-    """A gate rule: ``metric op value``, optionally scoped to one variant."""
+    """A gate rule (see :mod:`promptgauge.gate` for the grammar), optionally scoped to one variant."""
 
     rule: str
     variant: str | None = None
 
 
+class Price(_Model):
+    """Price of a model in currency units per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class GateConfig(_Model):
+    """The gate policy: in the suite under ``gate:``, or its own YAML file (``gate: policy.yaml``)."""
+
     rules: list[str | GateRuleSpec] = []
     variants: list[str] | None = Field(None, description="variants the gate judges; default: all but the baseline")
+    required: list[str] = Field([], description="evaluators that must have scored rows")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of the CIs in ci_low / ci_high rules")
+    prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
+    baseline_file: str | None = Field(None, description="the promoted baseline; default baselines/<suite>.json")
+    promotions_dir: str = "promotions"
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rule_shorthand(cls, v: Any) -> Any:
+        """``- exact_match: no_regression(max_drop=0.02)`` is the rule ``exact_match: no_regression(...)``."""
+        if isinstance(v, list):
+            return [f"{next(iter(r))}: {next(iter(r.values()))}"
+                    if isinstance(r, dict) and len(r) == 1 and "rule" not in r else r for r in v]
+        return v
 
 
 class RunnerConfig(_Model):
@@ -122,6 +145,7 @@ class Suite(_Model):
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
     gate: GateConfig = GateConfig()
+    gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
     store: str = ".promptgauge/promptgauge.db"
@@ -191,30 +215,52 @@ def load_suite(path: str | Path | None = None) -> Suite:
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
+    gate_file = None
+    if isinstance(data.get("gate"), str):
+        gate_file = path.parent / data["gate"]
+        data = {**data, "gate": load_policy(gate_file).model_dump()}
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "GateRuleSpec"))))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            allowed = ", ".join(parent.model_fields) if parent else ""
-            msg = f"unknown field '{loc[-1]}'" + (f"; valid fields here: {allowed}" if allowed else "")
-        elif err["type"] == "missing":
-            msg = f"required field '{loc[-1]}' is missing"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more error{'s' if more > 1 else ''})"
-        raise SuiteError(msg, file=path, line=line_of(node, loc), field=dotted(loc) or None) from None
+        raise _validation_error(exc, path, node, Suite) from None
     suite.path = path.resolve()
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    suite.gate_file = str(gate_file) if gate_file else None
     return suite
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that sits at *loc* inside a Suite (for 'valid fields' hints)."""
-    model: Any = Suite
+def load_policy(path: str | Path) -> GateConfig:
+    """Read a gate policy file (the ``gate:`` section of a suite, on its own)."""
+    path = Path(path)
+    data, node = load_yaml(path, SuiteError)
+    if not isinstance(data, dict):
+        raise SuiteError("a gate policy file is a YAML mapping (rules:, required:, ...)", file=path, line=1)
+    try:
+        return GateConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, path, node, GateConfig) from None
+
+
+def _validation_error(exc: ValidationError, path: Path, node: Any, root: type[BaseModel]) -> SuiteError:
+    """The first pydantic error as a :class:`SuiteError` with file, line, field and valid choices."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "GateRuleSpec"))))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1], root)
+        allowed = ", ".join(parent.model_fields) if parent else ""
+        msg = f"unknown field '{loc[-1]}'" + (f"; valid fields here: {allowed}" if allowed else "")
+    elif err["type"] == "missing":
+        msg = f"required field '{loc[-1]}' is missing"
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more error{'s' if more > 1 else ''})"
+    return SuiteError(msg, file=path, line=line_of(node, loc), field=dotted(loc) or None)
+
+
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = BaseModel) -> type[BaseModel] | None:
+    """The pydantic model class that sits at *loc* inside *root* (for 'valid fields' hints)."""
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue
