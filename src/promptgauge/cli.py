@@ -31,7 +31,7 @@ class Ctx:
 def _fail_user(exc: UserError, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    err_console.print(f"[bold red]error:[/] {exc.format()}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.format())}", soft_wrap=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -124,7 +124,7 @@ def print_verdict(gate: dict[str, Any] | None) -> None:
         return
     for r in gate["rules"]:
         mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
-        console.print(f"  {mark} \\[{escape(r['variant'])}] {escape(r['rule'])}: {escape(r['reason'])}",
+        console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
                       soft_wrap=True)
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
     against = f" (vs. {escape(gate['baseline'])})" if gate.get("baseline") else ""
