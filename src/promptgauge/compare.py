@@ -118,7 +118,7 @@ def load_side(store: Store, run_id: str | None, variant: str | None, *, role: st
         raise CompareError(f"run {info.run_id} has no variant '{variant}'", hint="its variants: " + ", ".join(variants))
     results, scores = store.variant_frames(info.run_id, variant)
     results["inputs"] = results["inputs"].map(json.loads)
-    scores["details"] = scores["details"].map(lambda d: json.loads(d) if d else None)
+    scores["details"] = scores["details"].map(lambda d: json.loads(d) if isinstance(d, str) else None)
     results = results.drop(columns=["outputs"])
     kinds = {e["name"]: e.get("type") or e["name"] for e in info.config.get("evaluators", [])}
     manifest = {**info.manifest, "variants": {variant: info.manifest["variants"][variant]}}
@@ -220,7 +220,8 @@ def _row_table(side: Side) -> pd.DataFrame:
     grid = res[["row_id", "repeat"]].assign(call_error=call_err.to_numpy())
     out = pd.DataFrame(index=pd.Index(res.drop_duplicates("row_id").sort_values("row_index")["row_id"], name="row_id"))
     out["error_rate"] = grid.groupby("row_id")["call_error"].mean().astype(float)
-    out["latency_ms.mean"] = res[~call_err].groupby("row_id")["latency_ms"].mean()
+    ok = res[~call_err]
+    out["latency_ms.mean"] = ok["latency_ms"].astype(float).groupby(ok["row_id"]).mean()
     for ev in side.evaluators:
         s = side.scores[side.scores["evaluator"] == ev][["row_id", "repeat", "score", "passed", "error"]]
         merged = grid.merge(s, on=["row_id", "repeat"], how="left")
@@ -376,12 +377,14 @@ def _info(side: Side) -> SideInfo:
 
 
 def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: float = 0.05,
-                  confidence: float = 0.95, seed: int = 0, n_resamples: int = 10_000) -> Comparison:
+                  confidence: float = 0.95, seed: int = 0, n_resamples: int = 10_000,
+                  rows: bool = True) -> Comparison:
     """Compare *cand* with *base* row by row. Raises :class:`CompareError` for different datasets.
 
     Sides over different datasets (or different row sets) are refused unless
     ``intersect=True``: then the rows both have with identical inputs are compared
-    and a warning with the row counts goes into the comparison.
+    and a warning with the row counts goes into the comparison. ``rows=False`` leaves out
+    the per-row view (``row_diffs``), for callers that need only the statistics.
     """
     warnings: list[str] = []
     b_inputs = base.results.drop_duplicates("row_id").set_index("row_id")["inputs"]
@@ -445,7 +448,7 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
     flips, drops = _flips_and_drops(tb, tc, out)
     comp = Comparison(baseline=_info(base), candidate=_info(cand), rows=counts, warnings=warnings, alpha=alpha,
                       confidence=confidence, seed=seed, n_resamples=n_resamples, metrics=out, flips=flips,
-                      drops=drops, row_diffs=_row_diffs(base, cand, same, tb, tc, out))
+                      drops=drops, row_diffs=_row_diffs(base, cand, same, tb, tc, out) if rows else [])
     comp._paired = paired
     comp._sides = (base, cand)
     return comp
@@ -472,17 +475,18 @@ def _flips_and_drops(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricCom
     return flips, drops[:MAX_DROPS]
 
 
-def _row_status(tb: pd.Series, tc: pd.Series, metrics: list[MetricComparison]) -> str:
-    better = worse = False
+def _row_statuses(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricComparison]) -> list[str]:
+    """Per row: regressed / improved / mixed / unchanged over the evaluator metrics."""
+    better = np.zeros(len(tb), dtype=bool)
+    worse = np.zeros(len(tb), dtype=bool)
     for m in metrics:
         if m.evaluator is None:
             continue
-        a, b = tb[m.metric], tc[m.metric]
-        if math.isnan(a) or math.isnan(b) or a == b:
-            continue
-        up = (b > a) == m.higher_is_better
-        better, worse = better or up, worse or not up
-    return "mixed" if better and worse else "regressed" if worse else "improved" if better else "unchanged"
+        d = (tc[m.metric].to_numpy(dtype=float) - tb[m.metric].to_numpy(dtype=float)) * (1 if m.higher_is_better else -1)
+        better |= d > 0
+        worse |= d < 0
+    return ["mixed" if b and w else "regressed" if w else "improved" if b else "unchanged"
+            for b, w in zip(better, worse)]
 
 
 def _row_sides(side: Side) -> dict[str, RowSide]:
@@ -509,7 +513,8 @@ def _row_sides(side: Side) -> dict[str, RowSide]:
 def _row_diffs(base: Side, cand: Side, rows: list[str], tb: pd.DataFrame, tc: pd.DataFrame,
                metrics: list[MetricComparison]) -> list[RowDiff]:
     first = cand.results.drop_duplicates("row_id").set_index("row_id")
+    index, inputs = first["row_index"].to_dict(), first["inputs"].to_dict()
     b_rows, c_rows = _row_sides(base), _row_sides(cand)
-    return [RowDiff(row_id=r, index=int(first.at[r, "row_index"]), status=_row_status(tb.loc[r], tc.loc[r], metrics),
-                    inputs=first.at[r, "inputs"], baseline=b_rows[r], candidate=c_rows[r])
-            for r in rows]
+    return [RowDiff.model_construct(row_id=r, index=int(index[r]), status=status, inputs=inputs[r],
+                                    baseline=b_rows[r], candidate=c_rows[r])
+            for r, status in zip(rows, _row_statuses(tb, tc, metrics))]
