@@ -20,7 +20,8 @@ from .errors import UserError
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-console = Console(stderr=False, highlight=False)
+# Piped output (CI logs) is not cut at 80 columns: tables there are read whole.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 
