@@ -216,21 +216,34 @@ def resolve_side(ref: str | None, store: Store | None, *, suite: str | None, rol
 
 def _row_table(side: Side) -> pd.DataFrame:
     res = side.results
-    call_err = res["error"].notna()
-    grid = res[["row_id", "repeat"]].assign(call_error=call_err.to_numpy())
-    out = pd.DataFrame(index=pd.Index(res.drop_duplicates("row_id").sort_values("row_index")["row_id"], name="row_id"))
-    out["error_rate"] = grid.groupby("row_id")["call_error"].mean().astype(float)
-    ok = res[~call_err]
-    out["latency_ms.mean"] = ok["latency_ms"].astype(float).groupby(ok["row_id"]).mean()
+    codes, row_ids = pd.factorize(res["row_id"])  # results come in dataset order
+
+    def per_row(values: np.ndarray) -> np.ndarray:
+        """Mean over a row's repeats, ignoring NaN; NaN when a row has no value."""
+        ok = ~np.isnan(values)
+        total = np.bincount(codes, weights=np.where(ok, values, 0.0), minlength=len(row_ids))
+        count = np.bincount(codes, weights=ok.astype(float), minlength=len(row_ids))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan)
+
+    call_err = res["error"].notna().to_numpy()
+    out = pd.DataFrame(index=pd.Index(row_ids, name="row_id"))
+    out["error_rate"] = per_row(call_err.astype(float))
+    out["latency_ms.mean"] = per_row(np.where(call_err, np.nan, res["latency_ms"].to_numpy(dtype=float)))
+    position = {key: i for i, key in enumerate(zip(res["row_id"], res["repeat"]))}
     for ev in side.evaluators:
-        s = side.scores[side.scores["evaluator"] == ev][["row_id", "repeat", "score", "passed", "error"]]
-        merged = grid.merge(s, on=["row_id", "repeat"], how="left")
-        failed = merged["call_error"] | merged["error"].notna()
-        passed = merged["passed"].astype(float).where(~failed, 0.0)
+        s = side.scores[side.scores["evaluator"] == ev]
+        idx = np.array([position.get(k, -1) for k in zip(s["row_id"], s["repeat"])], dtype=int)
+        keep = idx >= 0
+        idx = idx[keep]
+        passed, score = np.full(len(res), np.nan), np.full(len(res), np.nan)
+        failed = call_err.copy()
+        passed[idx] = s["passed"].to_numpy(dtype=float)[keep]
+        score[idx] = s["score"].to_numpy(dtype=float)[keep]
+        failed[idx] |= s["error"].notna().to_numpy()[keep]
         if s["passed"].notna().any():
-            out[f"{ev}.pass_rate"] = passed.groupby(merged["row_id"]).mean()
-        score = merged["score"].astype(float).where(~failed)
-        out[f"{ev}.mean"] = score.groupby(merged["row_id"]).mean()
+            out[f"{ev}.pass_rate"] = per_row(np.where(failed, 0.0, passed))
+        out[f"{ev}.mean"] = per_row(np.where(failed, np.nan, score))
     return out
 
 
@@ -387,9 +400,9 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
     the per-row view (``row_diffs``), for callers that need only the statistics.
     """
     warnings: list[str] = []
-    b_inputs = base.results.drop_duplicates("row_id").set_index("row_id")["inputs"]
-    c_inputs = cand.results.drop_duplicates("row_id").set_index("row_id")["inputs"]
-    common = [r for r in c_inputs.index if r in b_inputs.index]
+    b_inputs = dict(zip(base.results["row_id"], base.results["inputs"]))
+    c_inputs = dict(zip(cand.results["row_id"], cand.results["inputs"]))
+    common = [r for r in c_inputs if r in b_inputs]
     same = [r for r in common if b_inputs[r] == c_inputs[r]]
     counts = RowCounts(baseline=len(b_inputs), candidate=len(c_inputs), matched=len(same),
                        only_baseline=len(b_inputs) - len(common), only_candidate=len(c_inputs) - len(common),

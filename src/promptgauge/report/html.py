@@ -95,11 +95,17 @@ def _worst(row, metrics) -> float:  # noqa: ANN001
     return worst
 
 
+def _search_text(row) -> str:  # noqa: ANN001 -- a compare.RowDiff
+    """Plain lower-cased text the row filter searches: id, input values, both outputs (escaped by the template)."""
+    parts = [row.row_id, *map(str, row.inputs.values()), row.baseline.output or "", row.candidate.output or ""]
+    return " ".join(parts).lower()
+
+
 def _signed(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
 
 
 def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
-    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst,
+    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst, search_text=_search_text,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])
