@@ -252,20 +252,27 @@ def _is_binary(*arrays: np.ndarray) -> bool:
     return bool(np.isin(values, (0.0, 1.0)).all())
 
 
-def _metric_specs(base: Side, cand: Side, evaluators: list[str]) -> list[tuple[str, str | None, bool]]:
-    """(metric, evaluator, higher_is_better) for every metric both sides have."""
+def _metric_specs(base: Side, cand: Side, evaluators: list[str]) -> tuple[list[tuple[str, str | None, bool]],
+                                                                        dict[str, str]]:
+    """(metric, evaluator, higher_is_better) for every metric both sides have, and aliases.
+
+    An evaluator whose score is its pass/fail (exact_match: 1.0 or 0.0) gets only
+    ``EV.pass_rate``; ``EV.mean`` is then an alias of it.
+    """
     tb, tc = base.table(), cand.table()
     specs: list[tuple[str, str | None, bool]] = []
+    aliases: dict[str, str] = {}
     for ev in evaluators:
         hib = (cand.evaluator_kinds.get(ev) or base.evaluator_kinds.get(ev) or ev) not in LOWER_IS_BETTER
         has_pass = f"{ev}.pass_rate" in tb and f"{ev}.pass_rate" in tc
         if has_pass:
             specs.append((f"{ev}.pass_rate", ev, hib))
-        same_as_pass = has_pass and _scores_are_pass(base, ev) and _scores_are_pass(cand, ev)
-        if not same_as_pass and (tb[f"{ev}.mean"].notna().any() or tc[f"{ev}.mean"].notna().any()):
+        if has_pass and _scores_are_pass(base, ev) and _scores_are_pass(cand, ev):
+            aliases[f"{ev}.mean"] = f"{ev}.pass_rate"
+        elif tb[f"{ev}.mean"].notna().any() or tc[f"{ev}.mean"].notna().any():
             specs.append((f"{ev}.mean", ev, hib))
     specs += [(m, None, hib) for m, hib in RUN_METRICS.items()]
-    return specs
+    return specs, aliases
 
 
 def _scores_are_pass(side: Side, ev: str) -> bool:
@@ -374,14 +381,15 @@ class Comparison(BaseModel):
     drops: list[Drop]
     row_diffs: list[RowDiff]
     _paired: dict[str, stats.PairedComparison] = PrivateAttr(default_factory=dict)
-    _sides: tuple[Side, Side] | None = PrivateAttr(default=None)
+    _aliases: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def metric(self, name: str) -> MetricComparison | None:
+        name = self._aliases.get(name, name)
         return next((m for m in self.metrics if m.metric == name), None)
 
     def paired(self, name: str) -> stats.PairedComparison | None:
         """The oriented (higher is better) paired comparison behind *name*, for ``no_regression``."""
-        return self._paired.get(name)
+        return self._paired.get(self._aliases.get(name, name))
 
 
 def _info(side: Side) -> SideInfo:
@@ -430,7 +438,7 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
             warnings.append(f"evaluator '{e}' changed between the sides (its code hash differs): "
                             "its deltas mix a model change with a metric change")
     tb, tc = base.table().loc[same], cand.table().loc[same]
-    specs = _metric_specs(base, cand, evaluators)
+    specs, aliases = _metric_specs(base, cand, evaluators)
     metrics, paired = [], {}
     for name, ev, hib in specs:
         a, b = tb[name].to_numpy(dtype=float), tc[name].to_numpy(dtype=float)
@@ -463,7 +471,7 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
                       confidence=confidence, seed=seed, n_resamples=n_resamples, metrics=out, flips=flips,
                       drops=drops, row_diffs=_row_diffs(base, cand, same, tb, tc, out) if rows else [])
     comp._paired = paired
-    comp._sides = (base, cand)
+    comp._aliases = aliases
     return comp
 
 
