@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -126,10 +127,14 @@ def test_gate_rules_in_run_and_reports(ab, capsys):
     assert "❌ **FAIL**" in md and "`exact_match.pass_rate`" in md and doc.hashes["dataset"]["sha256"][:12] in md
     junit = ET.parse(run_dir / "junit.xml").getroot()
     gate_suite, rows_suite = junit.findall("testsuite")
+    props = {x.get("name"): x.get("value") for x in gate_suite.iter("property")}
+    assert props["dataset.sha256"] == doc.hashes["dataset"]["sha256"] and "variants.b.prompt_sha256" in props
     assert int(gate_suite.get("tests")) == 9 and int(gate_suite.get("failures")) == 2
     failing = {c.get("name") for c in rows_suite.findall("testcase")}
     assert failing == {f"r{i:03d}" for i in range(12)}
     csv = pd.read_csv(run_dir / "rows.csv")
+    assert set(csv["dataset_sha256"]) == {doc.hashes["dataset"]["sha256"]}
+    assert set(csv["candidate_prompt_sha256"]) == {doc.hashes["variants"]["b"]["prompt_sha256"]}
     assert len(csv) == 40 and set(csv.loc[csv["status"] == "regressed", "row_id"]) == {f"r{i:03d}" for i in range(1, 12)}
     assert (csv["candidate.exact_match.passed"] == ~csv["row_id"].isin([f"r{i:03d}" for i in range(12)])).all()
     assert json.loads((run_dir / "summary.json").read_text())["gate"]["passed"] is False
@@ -160,6 +165,7 @@ def test_promote_writes_record_and_moves_baseline(ab, capsys):
     assert (ab.root / latest["evidence"]["report"]).is_file()
     pointer = ab.root / "baselines/t.json"
     assert latest["baseline_file"]["path"] == "baselines/t.json" and latest["previous_baseline"] is None
+    assert latest["baseline_file"]["sha256"] == hashlib.sha256(pointer.read_bytes()).hexdigest()
     saved = json.loads(pointer.read_text())
     assert saved["schema"] == "promptgauge.results/1" and saved["variant"] == "b" and len(saved["rows"]) == 20
 

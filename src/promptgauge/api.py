@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compare import Comparison, Side, compare_sides, load_side, resolve_side
 from .errors import CompareError, GateError
@@ -15,6 +15,9 @@ from .runner import Progress, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
 from .summary import metric_value, summarize, variant_summary
+
+if TYPE_CHECKING:
+    from .promote import PromotionResult
 
 
 @dataclass

@@ -145,11 +145,16 @@ def side_to_json(side: Side) -> dict[str, Any]:
             "rows": rows}
 
 
-def write_results_file(side: Side, path: Path) -> Path:
-    """Write *side* as a results file, atomically."""
+def results_text(side: Side) -> str:
+    """The results file of *side*, as text."""
+    return json.dumps(side_to_json(side), indent=1, ensure_ascii=False, default=str) + "\n"
+
+
+def write_results_file(side: Side, path: Path, text: str | None = None) -> Path:
+    """Write *side* (or its already rendered *text*) as a results file, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(side_to_json(side), indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text if text is not None else results_text(side), encoding="utf-8")
     os.replace(tmp, path)
     return path
 

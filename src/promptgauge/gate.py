@@ -150,7 +150,7 @@ def parse_rules(policy: GateConfig, evaluators: list[str], *, variants: list[str
         if spec.variant and variants is not None and spec.variant not in variants:
             raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
                             hint="variants: " + ", ".join(variants))
-        rules.append(_parse_rule(spec, evaluators, lambda: where(i)))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i)))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
     return rules

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compare import load_results_file, write_results_file
+from .compare import load_results_file, results_text, write_results_file
 from .errors import CompareError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def write_promotion(suite: "Suite", evidence: "CompareReport", pointer: Path) ->
     if pointer.is_file():
         old = load_results_file(pointer)
         previous = {"run_id": old.run_id, "variant": old.variant, "sha256": _sha_file(pointer)}
-    write_results_file(cand, pointer)
+    text = results_text(cand)
     now = dt.datetime.now(dt.UTC)
     h = cand.hashes()
     record = {
@@ -90,11 +90,12 @@ def write_promotion(suite: "Suite", evidence: "CompareReport", pointer: Path) ->
             "report": _rel(evidence.reports["json"], suite.root),
         },
         "verdict": evidence.verdict,
-        "baseline_file": {"path": _rel(pointer, suite.root), "sha256": _sha_file(pointer)},
+        "baseline_file": {"path": _rel(pointer, suite.root), "sha256": hashlib.sha256(text.encode()).hexdigest()},
         "previous_baseline": previous,
     }
     folder = suite.resolve(suite.gate.promotions_dir) / suite.name
     path = folder / f"{now.strftime('%Y%m%d-%H%M%S')}-{cand.variant}.json"
     _write_json(path, record)
     _write_json(folder / "latest.json", record)
+    write_results_file(cand, pointer, text)  # last: the pointer moves only once the record exists
     return PromotionResult(True, evidence, record, path, pointer)

@@ -11,8 +11,14 @@ def rows_frame(doc: ReportDoc) -> pd.DataFrame:
     """One line per matched row and judged variant; empty when nothing was compared."""
     records = []
     for c in doc.comparisons:
+        b, k = c.baseline.hashes, c.candidate.hashes
+        provenance = {  # what each line rests on
+            "baseline_run": c.baseline.run_id, "candidate_run": c.candidate.run_id,
+            "dataset_sha256": k["dataset"]["sha256"], "baseline_prompt_sha256": b["prompt"]["sha256"],
+            "candidate_prompt_sha256": k["prompt"]["sha256"], "baseline_model": b["model"].get("model"),
+            "candidate_model": k["model"].get("model")}
         for r in c.row_diffs:
-            rec = {"candidate": c.candidate.variant, "baseline": c.baseline.variant, "row_id": r.row_id,
+            rec = {**provenance, "candidate": c.candidate.variant, "baseline": c.baseline.variant, "row_id": r.row_id,
                    "status": r.status, **{f"data.{k}": v for k, v in r.inputs.items()},
                    "baseline_output": r.baseline.output, "candidate_output": r.candidate.output,
                    "baseline_error": r.baseline.error, "candidate_error": r.candidate.error}

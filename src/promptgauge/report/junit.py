@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .document import ReportDoc
+from .markdown import flatten
 
 
 def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "") -> None:
@@ -23,6 +24,10 @@ def render_junit(doc: ReportDoc) -> str:
     """
     root = ET.Element("testsuites", name=f"promptgauge {doc.title}")
     gate = ET.SubElement(root, "testsuite", name="gate")
+    props = ET.SubElement(gate, "properties")  # what the verdict rests on
+    for key, value in flatten(doc.hashes):
+        if value is not None:
+            ET.SubElement(props, "property", name=key, value=str(value))
     for r in doc.verdict.rules if doc.verdict else []:
         _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason, r.reason)
     rows = ET.SubElement(root, "testsuite", name="rows")
