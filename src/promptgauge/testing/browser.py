@@ -52,14 +52,14 @@ class Browser:
         cmd_r, self._cmd_w = os.pipe()
         self._out_r, out_w = os.pipe()
 
-        def wire() -> None:  # in the child: the pipes become fds 3 and 4
-            os.dup2(cmd_r, 3)
-            os.dup2(out_w, 4)
-
+        # bash moves the pipes to fds 3 and 4 (no preexec_fn: this process has threads; dash
+        # cannot redirect fds above 9).
+        wire = f'exec "$0" "$@" 3<&{cmd_r} 4>&{out_w} {cmd_r}<&- {out_w}>&-'
         self.proc = subprocess.Popen(
-            [exe, *FLAGS, f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "about:blank"],
+            ["bash", "-c", wire, exe, *FLAGS, f"--user-data-dir={self._profile}",
+             f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=wire,
+            pass_fds=(cmd_r, out_w),
         )
         os.close(cmd_r)
         os.close(out_w)
