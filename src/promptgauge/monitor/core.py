@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -124,15 +125,21 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
 
 
 def _run_async(coro: Any) -> Any:
-    """``asyncio.run`` with SIGTERM cancelling the pass like Ctrl-C does."""
+    """``asyncio.run`` with SIGTERM cancelling the pass like Ctrl-C does (the old handler is restored)."""
+    main_thread = threading.current_thread() is threading.main_thread() and sys.platform != "win32"
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
 
     async def main() -> Any:
         task = asyncio.current_task()
-        if sys.platform != "win32" and task is not None:
+        if main_thread and task is not None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await coro
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id: str,
@@ -249,28 +256,31 @@ def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = Tr
     cfg = config if isinstance(config, MonitorConfig) else load_monitor_config(config)
     result: PassResult | None = None
     passes = 0
-    while True:
-        try:
-            result = run_pass(cfg, store=store, reports_dir=reports_dir)
-        except KeyboardInterrupt:
-            if result is None:
-                raise
-            return result
-        passes += 1
-        if on_pass:
-            on_pass(result)
-        if once or (max_passes is not None and passes >= max_passes):
-            return result
-        try:
-            with _sigterm_interrupts():
+    with _sigterm_interrupts():
+        while True:
+            try:
+                result = run_pass(cfg, store=store, reports_dir=reports_dir)
+            except KeyboardInterrupt:
+                if result is None:
+                    raise
+                return result
+            passes += 1
+            if on_pass:
+                on_pass(result)
+            if once or (max_passes is not None and passes >= max_passes):
+                return result
+            try:
                 time.sleep(seconds(cfg.interval))
-        except KeyboardInterrupt:
-            return result
+            except KeyboardInterrupt:
+                return result
 
 
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt while inside (a scheduler stopping the loop between passes)."""
+    """SIGTERM raises KeyboardInterrupt while inside, as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
