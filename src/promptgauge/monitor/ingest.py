@@ -235,7 +235,7 @@ class Ingestor:
         ids: set[str] = set()
         for r in records:
             found = Found()
-            rid = self.redactor.text(r.id, Found())
+            rid = self.redactor.text(r.id, found)
             if rid != r.id:  # an id that holds personal data is stored as its hash
                 rid = "sha256:" + _sha(r.id.encode())[:32]
             row = {
