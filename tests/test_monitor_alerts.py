@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 from monitor_helpers import HOUR, T0, append, chat_line, hour_lines, write_config
 from promptgauge import api
 from promptgauge.monitor import load_monitor_config, run_pass
@@ -148,3 +148,15 @@ def test_reference_is_the_promoted_evaluation_run(builder, fake_openai, tmp_path
                              store=str(builder.root / ".promptgauge" / "promptgauge.db"))
     with pytest.raises(Exception, match="has variants a, b: say which was promoted"):
         run_pass(load_monitor_config(ambiguous))
+
+
+def test_example_monitor_finds_the_prompt_change(tmp_path):
+    example = REPO / "examples" / "monitoring"
+    shutil.copytree(example, tmp_path / "ex")
+    r = run_pass(load_monitor_config(tmp_path / "ex" / "monitor.yaml"))
+    assert r.alerting and [a["metric"] for a in r.report["alerts"]] == ["json_valid.pass_rate"]
+    first = min(w["start"] for w in r.report["windows"] if w["alerts"] and w["start"] >= T0 + 24 * HOUR)
+    assert first >= T0 + 30 * HOUR  # nothing flagged before the prompt change
+    t = r.report["pass"]["total"]
+    assert t["malformed"] == 1 and r.report["malformed"][0]["line"] == 253
+    assert {"email", "card", "iban"} <= set(t["redactions"])
