@@ -86,6 +86,7 @@ def test_webhook_gets_each_new_alert_once_and_failures_are_retried(tmp_path, hoo
         assert hook.url not in text and "s3cret-token" not in text
 
 
+@pytest.mark.slow
 def test_cli_exit_codes(tmp_path):
     cfg = write_config(tmp_path)
     rng = random.Random(3)

@@ -75,6 +75,7 @@ def test_false_alert_rate_without_drop_is_at_most_alpha(tmp_path):
     assert per_rule / seeds > alerts / seeds
 
 
+@pytest.mark.slow
 def test_false_alert_rate_end_to_end_is_at_most_alpha(tmp_path):
     """The whole pipeline on generated streams without a drop: alerts in at most alpha of the seeds."""
     seeds = 40

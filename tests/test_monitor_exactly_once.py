@@ -172,6 +172,7 @@ def test_documents_without_ids_get_content_ids(tmp_path):
     assert (r.report["pass"]["total"]["records"], r.report["pass"]["total"]["duplicates"]) == (5, 5)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_the_next_pass_finishes(tmp_path):
     root = tmp_path / "m"
     cfg = _setup(root, n_hours=20)
