@@ -155,7 +155,7 @@ def test_example_monitor_finds_the_prompt_change(tmp_path):
     example = REPO / "examples" / "monitoring"
     shutil.copytree(example, tmp_path / "ex")
     r = run_pass(load_monitor_config(tmp_path / "ex" / "monitor.yaml"))
-    assert r.alerting and [a["metric"] for a in r.report["alerts"]] == ["json_valid.pass_rate"]
+    assert r.alerting and [a["metric"] for a in r.report["alerts"]] == ["json_valid.pass_rate", "refusal.pass_rate"]
     first = min(w["start"] for w in r.report["windows"] if w["alerts"] and w["start"] >= T0 + 24 * HOUR)
     assert first >= T0 + 30 * HOUR  # nothing flagged before the prompt change
     t = r.report["pass"]["total"]
