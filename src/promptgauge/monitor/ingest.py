@@ -230,38 +230,40 @@ class Ingestor:
                 (r.outputs if column == "response" else r.data)[column] = value
 
     def _prepare(self, records: list[Record], source: SourceSpec, stats: PassStats) -> list[dict[str, Any]]:
-        """Redact, drop what is stored already, decide sampling -- in log order."""
-        rows: list[dict[str, Any]] = []
+        """Drop what is stored already, decide sampling (in log order), redact.
+
+        Only what is stored is redacted: the id and stratum of every record, the
+        text of sampled ones (records not sampled keep no text).
+        """
+        pending: list[tuple[dict[str, Any], Record, Found]] = []
         ids: set[str] = set()
+        strat = self.cfg.sampling.stratify_by
         for r in records:
             found = Found()
             rid = self.redactor.text(r.id, found)
             if rid != r.id:  # an id that holds personal data is stored as its hash
                 rid = "sha256:" + _sha(r.id.encode())[:32]
-            row = {
-                "id": rid, "ts": r.ts, "win": window_start(r.ts, self.window), "failed": r.error is not None,
-                "data": self.redactor.value(r.data, found), "outputs": self.redactor.value(r.outputs, found),
-                "error": self.redactor.text(r.error, found) if r.error else None, "scores": {},
-            }
-            fields = self.redactor.value(r.fields, found)
-            strat = self.cfg.sampling.stratify_by
-            value = fields.get(strat) if strat else None
-            if strat and value is None:
-                value = Record("", 0, row["data"], row["outputs"], fields).lookup(strat)
-            row["stratum"] = None if value is None else str(value)
-            row["redactions"] = found.counts()
             if rid in ids:
                 stats.duplicates += 1
                 continue
             ids.add(rid)
-            rows.append(row)
-        already = self.mstore.seen([row["id"] for row in rows])
+            value = r.lookup(strat) if strat else None
+            row = {"id": rid, "ts": r.ts, "win": window_start(r.ts, self.window), "failed": r.error is not None,
+                   "stratum": None if value is None else self.redactor.text(str(value), found), "scores": {},
+                   "data": None, "outputs": None, "error": None}
+            pending.append((row, r, found))
+        already = self.mstore.seen([row["id"] for row, _, _ in pending])
         fresh = []
-        for row in rows:
+        for row, r, found in pending:
             if row["id"] in already:
                 stats.duplicates += 1
                 continue
             row["sampled"] = self.sampler.take(row["id"], row["win"], row["stratum"])
+            if row["sampled"]:
+                row["data"] = self.redactor.value(r.data, found)
+                row["outputs"] = self.redactor.value(r.outputs, found)
+                row["error"] = self.redactor.text(r.error, found) if r.error else None
+            row["redactions"] = found.counts()
             fresh.append(row)
         return fresh
 

@@ -97,26 +97,30 @@ class Redactor:
         unknown = set(self.kinds) - set(KINDS)
         if unknown:
             raise ValueError(f"unknown redaction kind(s) {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
-        rules: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, str | None]] = []
+        digit, at = re.compile(r"\d"), re.compile("@")
+        # (kind, pattern, check of a match, group to replace, what a text needs to be worth scanning)
+        rules: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, str | None, re.Pattern[str] | None]] = []
         # Order matters: secrets and long numbers before the looser phone pattern.
         if "api_key" in self.kinds:
-            rules += [("api_key", _KEY_ASSIGN, None, "value"), ("api_key", _API_KEY, None, None)]
+            rules += [("api_key", _KEY_ASSIGN, None, "value", None), ("api_key", _API_KEY, None, None, None)]
         if "iban" in self.kinds:
-            rules.append(("iban", _IBAN, iban_ok, None))
+            rules.append(("iban", _IBAN, iban_ok, None, digit))
         if "card" in self.kinds:
-            rules.append(("card", _CARD, lambda m: 13 <= len(d := re.sub(r"\D", "", m)) <= 19 and luhn_ok(d), None))
+            rules.append(("card", _CARD, lambda m: 13 <= len(d := re.sub(r"\D", "", m)) <= 19 and luhn_ok(d), None,
+                          digit))
         if "email" in self.kinds:
-            rules.append(("email", _EMAIL, None, None))
+            rules.append(("email", _EMAIL, None, None, at))
         for name, rx in self.patterns.items():
-            rules.append((name, rx, None, None))
+            rules.append((name, rx, None, None, None))
         if "phone" in self.kinds:
-            rules.append(("phone", _PHONE, _phone_ok, None))
+            rules.append(("phone", _PHONE, _phone_ok, None, digit))
         self._rules = rules
 
     def text(self, value: str, found: Found) -> str:
         """*value* with every match replaced; notes what it replaced in *found*."""
-        for kind, rx, check, group in self._rules:
-            value = rx.sub(lambda m, k=kind, c=check, g=group: self._sub(m, k, c, g, found), value)
+        for kind, rx, check, group, needs in self._rules:
+            if needs is None or needs.search(value):
+                value = rx.sub(lambda m, k=kind, c=check, g=group: self._sub(m, k, c, g, found), value)
         return value
 
     @staticmethod
