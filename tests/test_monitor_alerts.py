@@ -161,3 +161,18 @@ def test_example_monitor_finds_the_prompt_change(tmp_path):
     t = r.report["pass"]["total"]
     assert t["malformed"] == 1 and r.report["malformed"][0]["line"] == 253
     assert {"email", "card", "iban"} <= set(t["redactions"])
+
+
+def test_loop_mode_runs_a_pass_every_interval(tmp_path):
+    cfg = load_monitor_config(write_config(tmp_path, interval="1s", reference=None, alerts=[]))
+    rng = random.Random(9)
+    log = tmp_path / "logs" / "app.jsonl"
+    append(log, hour_lines(0, 10, p_valid=1.0, rng=rng))
+    seen = []
+
+    def on_pass(p):
+        seen.append(p.report["pass"]["total"]["records"])
+        append(log, hour_lines(len(seen), 5, p_valid=1.0, rng=rng))  # the app keeps logging
+
+    last = api.monitor(cfg, once=False, max_passes=3, on_pass=on_pass)
+    assert seen == [10, 5, 5] and last.report["windows"][-1]["records"] == 5

@@ -186,3 +186,11 @@ def test_config_errors_name_file_line_and_field(tmp_path):
     path = write_config(tmp_path, window="hourly")
     with pytest.raises(MonitorError, match="not a duration"):
         load_monitor_config(path)
+
+
+def test_rule_errors_point_at_the_alerts_section(tmp_path):
+    path = write_config(tmp_path, reference=None, alerts=[{"metric": "json_valid.pass_rate", "alpha": 0.01}])
+    text = path.read_text()
+    line = text.splitlines().index("alerts:") + 1
+    with pytest.raises(MonitorError, match=rf"monitor.yaml:{line}, field 'alerts': .*no 'reference:'"):
+        load_monitor_config(path)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
 from ..suite import EvaluatorSpec, RunnerConfig, TargetConfig
@@ -238,6 +238,20 @@ class MonitorConfig(_Model):
             return [{"name": e} if isinstance(e, str) else e for e in v]
         return v
 
+    @field_validator("alerts")
+    @classmethod
+    def _alerts_ok(cls, alerts: list[AlertRule], info: ValidationInfo) -> list[AlertRule]:
+        labels = [a.label for a in alerts]
+        dupes = sorted({n for n in labels if labels.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two alert rules say the same ('{dupes[0]}'); give one a distinct 'name:'")
+        evaluators = [e.name for e in info.data.get("evaluators", [])]
+        for i, rule in enumerate(alerts):
+            check_metric(rule, evaluators, where=f"alerts[{i}]")
+            if rule.is_comparison and info.data.get("reference") is None:
+                raise ValueError(f"alerts[{i}] compares with the reference, but there is no 'reference:'")
+        return alerts
+
     @field_validator("window", "interval")
     @classmethod
     def _duration_ok(cls, v: str) -> str:
@@ -250,15 +264,6 @@ class MonitorConfig(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
-        labels = [a.label for a in self.alerts]
-        dupes = sorted({n for n in labels if labels.count(n) > 1})
-        if dupes:
-            raise ValueError(f"two alert rules say the same ('{dupes[0]}'); give one a distinct 'name:'")
-        evaluators = [e.name for e in self.evaluators]
-        for i, rule in enumerate(self.alerts):
-            check_metric(rule, evaluators, where=f"alerts[{i}]")
-            if rule.is_comparison and self.reference is None:
-                raise ValueError(f"alerts[{i}] compares with the reference, but there is no 'reference:'")
         return self
 
     @property
