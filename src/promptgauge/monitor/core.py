@@ -159,11 +159,11 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
         values = {}
         for m in metrics:
             value, n = bucket.value(m)
-            band = fixed_bands[m] if fixed_bands is not None else (ref.band(m, seed=cfg.sampling.seed) if ref else None)
-            if m in ("records", "sampled"):  # traffic of a window is not comparable with a reference's
+            if m in ("records", "sampled") or ref is None:  # a window's traffic is not comparable with a reference's
                 values[m] = {"value": value, "n": n, "reference": None, "band": None}
                 continue
-            values[m] = {"value": value, "n": n, "reference": ref.value(m)[0] if ref else None, "band": band}
+            band = fixed_bands[m] if fixed_bands is not None else ref.band(m, seed=cfg.sampling.seed)
+            values[m] = {"value": value, "n": n, "reference": ref.value(m)[0], "band": band}
         windows.append({"start": win, "end": win + size, "records": bucket.records, "sampled": bucket.sampled,
                         "failed": bucket.failed, "metrics": values, "rules": [r.as_dict() for r in latest]})
     alerts = [r for r in latest if r.status == "alert"]
@@ -200,8 +200,6 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
         "examples": examples,
         "pass": {"total": total.as_dict(), "sources": {k: v.as_dict() for k, v in stats.items()}},
         "malformed": ms.malformed(pass_id),
-        "malformed_total": len(ms.malformed()),
-        "redactions_total": ms.redaction_totals(),
     }
 
 

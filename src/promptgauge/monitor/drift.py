@@ -122,7 +122,7 @@ class RuleResult:
 
 def load_buckets(mstore: MonitorStore, size: int, history: int) -> dict[int, Bucket]:
     """The last *history* windows that have records, oldest first."""
-    traffic = mstore.traffic()[-history:]
+    traffic = mstore.traffic(history)
     if not traffic:
         return {}
     buckets = {w: Bucket(records=n, sampled=int(s or 0), failed=int(f or 0)) for w, n, s, f in traffic}

@@ -191,20 +191,19 @@ class MonitorStore:
             self._put_checkpoint(source, file, cp)
         return new
 
-    def malformed(self, pass_id: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT source, file, line, reason, pass_id FROM monitor_malformed WHERE monitor=?"
-        args: tuple[Any, ...] = (self.monitor,)
-        if pass_id:
-            sql, args = sql + " AND pass_id=?", (*args, pass_id)
-        return [dict(zip(("source", "file", "line", "reason", "pass_id"), r))
-                for r in self.db.execute(sql + " ORDER BY source, file, line", args)]
+    def malformed(self, pass_id: str) -> list[dict[str, Any]]:
+        """The documents a pass skipped: where, and why (never their content)."""
+        return [dict(zip(("source", "file", "line", "reason"), r)) for r in self.db.execute(
+            "SELECT source, file, line, reason FROM monitor_malformed WHERE monitor=? AND pass_id=? "
+            "ORDER BY source, file, line", (self.monitor, pass_id))]
 
     # -- time series ---------------------------------------------------------------------------
-    def traffic(self, first_win: int | None = None) -> list[tuple[int, int, int, int]]:
-        """(win, records, sampled, failed) per window, oldest first."""
-        return self.db.execute(
-            "SELECT win, COUNT(*), SUM(sampled), SUM(failed) FROM monitor_records WHERE monitor=? AND win>=? "
-            "GROUP BY win ORDER BY win", (self.monitor, first_win if first_win is not None else -2**62)).fetchall()
+    def traffic(self, last: int) -> list[tuple[int, int, int, int]]:
+        """(win, records, sampled, failed) of the *last* windows that have records, oldest first."""
+        rows = self.db.execute(
+            "SELECT win, COUNT(*), SUM(sampled), SUM(failed) FROM monitor_records WHERE monitor=? "
+            "GROUP BY win ORDER BY win DESC LIMIT ?", (self.monitor, last)).fetchall()
+        return rows[::-1]
 
     def scores_between(self, start: float, end: float, *, by: str = "win") -> list[tuple]:
         """(win or ts, evaluator, score, passed, error) of scores with ``start <= by < end``."""
@@ -244,17 +243,6 @@ class MonitorStore:
             out.append({"record_id": rid, "ts": ts, "query": d.get("query"), "response": o.get("response"),
                         "error": error, "score": score, "passed": None if passed is None else bool(passed)})
         return out
-
-    def redaction_totals(self, pass_id: str | None = None) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        sql = "SELECT redactions FROM monitor_records WHERE monitor=? AND redactions IS NOT NULL"
-        args: tuple[Any, ...] = (self.monitor,)
-        if pass_id:
-            sql, args = sql + " AND pass_id=?", (*args, pass_id)
-        for (blob,) in self.db.execute(sql, args):
-            for kind, n in json.loads(blob).items():
-                totals[kind] = totals.get(kind, 0) + n
-        return totals
 
     # -- alerts --------------------------------------------------------------------------------
     def record_alert(self, rule: str, win: int, pass_id: str, details: dict[str, Any]) -> bool:
