@@ -194,3 +194,11 @@ def test_rule_errors_point_at_the_alerts_section(tmp_path):
     line = text.splitlines().index("alerts:") + 1
     with pytest.raises(MonitorError, match=rf"monitor.yaml:{line}, field 'alerts': .*no 'reference:'"):
         load_monitor_config(path)
+
+
+def test_no_logs_yet_is_healthy_and_reported(tmp_path):
+    r = run_pass(load_monitor_config(write_config(tmp_path)))
+    assert r.status == "healthy" and r.report["latest_window"] is None and r.report["windows"] == []
+    assert "No windows with data yet." in r.reports["html"].read_text()
+    with pytest.raises(MonitorError, match="monitor names use letters"):
+        load_monitor_config(write_config(tmp_path, name="../x"))

@@ -231,6 +231,13 @@ class MonitorConfig(_Model):
     path: Path | None = Field(None, exclude=True)
     sha256: str | None = Field(None, exclude=True)
 
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v) or v.startswith("."):
+            raise ValueError("monitor names use letters, digits, '_', '-', '.' only (it names files)")
+        return v
+
     @field_validator("evaluators", mode="before")
     @classmethod
     def _evaluator_shorthand(cls, v: Any) -> Any:
