@@ -11,6 +11,7 @@ from .compare import Comparison, Side, compare_sides, load_side, resolve_side
 from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .report import ReportDoc, build_document, run_hashes, write_reports
+from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .runner import Progress, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
