@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "model-vs-production"
@@ -24,6 +26,7 @@ def responder(broken: set[str]):
     return respond
 
 
+@pytest.mark.slow
 def test_candidate_model_is_gated_and_promoted(tmp_path, fake_openai):
     root = tmp_path / "example"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".promptgauge", "reports", "baselines", "promotions"))
