@@ -127,7 +127,7 @@ def test_replay_miss_fails_clearly(builder, fake_openai):
 
 
 def test_dry_run_counts_calls_and_prices(builder, fake_openai):
-    builder.suite(prices={"gpt-4o-mini": {"input": 1000.0, "output": 2000.0}}, runner={"repeats": 2})
+    builder.suite(gate={"prices": {"gpt-4o-mini": {"input": 1000.0, "output": 2000.0}}}, runner={"repeats": 2})
     out = run_cli("run", "--dry-run", cwd=builder.root)
     assert out.returncode == 0, out.stderr
     assert "4 rows x 2 variants x 2 repeats" in out.stdout and "total: 16 calls" in out.stdout
@@ -139,7 +139,7 @@ def test_dry_run_counts_calls_and_prices(builder, fake_openai):
 
 def test_max_cost_stops_cleanly_and_resume_finishes(builder, fake_openai):
     # 1 USD per prompt token: each call costs a few dollars, so a $10 budget stops early.
-    builder.suite(prices={"gpt-4o-mini": {"input": 1e6, "output": 0.0}},
+    builder.suite(gate={"prices": {"gpt-4o-mini": {"input": 1e6, "output": 0.0}}},
                   runner={"concurrency": 1, "timeout": 2, "retries": 0})
     stopped = run_cli("run", "--no-progress", "--max-cost", "40", cwd=builder.root)
     assert stopped.returncode == 1 and "stopped at the cost budget" in stopped.stdout

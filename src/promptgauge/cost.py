@@ -3,7 +3,8 @@
 Prices are USD per million tokens, ``{input: ..., output: ...}``, looked up by
 model name: exact match first, then the longest known prefix (so
 ``gpt-4o-mini-2024-07-18`` is priced as ``gpt-4o-mini``). The suite's
-``prices:`` section adds to and overrides :data:`DEFAULT_PRICES`. A model with
+``gate.prices`` (the same table the gate's ``cost.*`` rules use) adds to and
+overrides :data:`DEFAULT_PRICES`. A model with
 no price has an unknown cost (``None``), never a guessed one.
 """
 

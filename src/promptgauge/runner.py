@@ -185,7 +185,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             raise _refresh(exc) from None
         evaluators.append(bound)
     plan = Plan(suite, dataset, chosen, prompts, targets, evaluators, factory, limit,
-                PriceTable({k: p.model_dump() for k, p in suite.prices.items()}))
+                PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}))
     _check_rows(plan)
     return plan
 
@@ -507,8 +507,8 @@ def check_budget(plan: Plan, max_cost: float | None) -> None:
         model = plan.model_of(v)
         if model and plan.prices.get(model) is None:
             raise SuiteError(f"--max-cost needs a price for model '{model}' (variant '{v.name}')",
-                             file=plan.suite.path, field="prices",
-                             hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
+                             file=plan.suite.gate_file or plan.suite.path, field="gate.prices",
+                             hint=f"add gate: prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
 
 
 def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool = False,
