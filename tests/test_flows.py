@@ -67,6 +67,10 @@ def test_flow_errors_are_clear(flows, tmp_path):
     (flows.root / "dag" / "flow.dag.yaml").write_text(dag.replace("path: shout.py", "path: gone.py"))
     with pytest.raises(TargetError, match="node 'shout' uses missing file gone.py"):
         api.run(flows.root / "promptgauge.yaml")
+    (flows.root / "dag" / "flow.dag.yaml").write_text(
+        dag.replace("    type: code\n    path: shout.py", "    type: package\n    tool: no_such_pkg.tools.shout"))
+    with pytest.raises(TargetError, match="promptflow cannot load this flow.*no_such_pkg.tools.shout"):
+        api.run(flows.root / "promptgauge.yaml")
     (flows.root / "dag" / "flow.dag.yaml").write_text(dag)
     _suite(flows, d={"type": "flow", "flow": "dag", "variant": "${chat.variant_9}"})
     with pytest.raises(TargetError, match=r"no node variant \$\{chat.variant_9\}.*chat.variant_0"):

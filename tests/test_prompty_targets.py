@@ -295,3 +295,21 @@ def test_unknown_target_kind_exits_2(builder):
     builder.suite(variants=[{"name": "x", "target": "grpc:thing", "prompt": "a.prompty"}], baseline="x")
     out = run_cli("run", "--no-progress", cwd=builder.root)
     assert out.returncode == 2 and "unknown target 'grpc:thing'" in out.stderr
+
+
+def test_without_a_dataset_the_prompty_samples_are_the_rows(builder, azure_env):
+    (builder.root / "basic.prompty").write_text(BASIC)
+    (builder.root / "json_format.prompty").write_text(JSON_FORMAT)
+    (builder.root / "sample.json").write_text('{"question": "REPLY: {\\"name\\": \\"J\\", \\"answer\\": \\"1\\"}"}')
+    path = builder.suite(dataset=None, variants=[{"name": "basic", "prompt": "basic.prompty"},
+                                                 {"name": "json", "prompt": "json_format.prompty", "target": "fake"}],
+                         baseline="basic", evaluators=[], gate={"rules": []})
+    report = api.run(path)
+    rows = _rows(builder.root)
+    assert report.status == "finished" and len(rows) == 4  # 2 distinct samples x 2 variants
+    assert not any(r[4] for r in rows.values() if r[1] == "basic")
+    answers = [json.loads(r[5])["answer"] for r in rows.values() if r[1] == "json" and r[5]]
+    assert answers == ["1"]  # the other sample's echo is not JSON: recorded as that row's error
+    (builder.root / "basic.prompty").write_text(BASIC.replace('sample:\n  "question": "Who is the most famous person in the world?"\n', ""))
+    with pytest.raises(SuiteError, match="no dataset: and a variant's prompt has no sample"):
+        api.run(path)

@@ -45,6 +45,8 @@ class Dataset:
     count: int
     format: str
     id_column: str | None = None
+    #: Rows held in memory (the few ``sample`` rows of prompty files), instead of a file.
+    records: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -54,11 +56,14 @@ class Dataset:
 
     def iter_rows(self, limit: int | None = None) -> Iterator[Row]:
         """The rows in file order (the first *limit* only, if given), read lazily."""
-        rows = _rows(self.path, _records(self.path, self.format), self.id_column)
+        records = enumerate(self.records, start=1) if self.records is not None else _records(self.path, self.format)
+        rows = _rows(self.path, records, self.id_column)
         return islice(rows, limit) if limit else rows
 
     def where(self, row: Row) -> str:
         """'file:line' (JSONL) or 'file row N' (CSV) for messages about *row*."""
+        if self.records is not None:
+            return f"{self.path} sample"
         return f"{self.path}:{row.line}" if self.format in ("jsonl", "ndjson") else f"{self.path} row {row.line}"
 
 
@@ -87,6 +92,20 @@ def load_dataset(path: str | Path, *, id_column: str | None = None, format: str 
         raise DatasetError("dataset is empty: no rows to evaluate", file=path)
     return Dataset(path=path, columns=list(columns), sha256=_sha256(path), count=count, format=fmt,
                    id_column=id_column)
+
+
+def sample_dataset(samples: dict[Path, dict[str, Any]]) -> Dataset:
+    """One row per distinct prompty ``sample`` (keyed by the prompt file it came from)."""
+    records, seen = [], set()
+    for sample in samples.values():
+        key = content_id(sample)
+        if key not in seen:
+            seen.add(key)
+            records.append(sample)
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    digest = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+    return Dataset(path=next(iter(samples)), columns=columns, sha256=digest, count=len(records), format="sample",
+                   records=records)
 
 
 def _sha256(path: Path) -> str:

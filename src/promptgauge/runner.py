@@ -33,10 +33,10 @@ from . import cache as cache_mod
 from .cache import Cache
 from .cassette import Cassette
 from .cost import PriceTable, completion_budget, estimate_tokens
-from .datasets import Dataset, Row, load_dataset
+from .datasets import Dataset, Row, load_dataset, sample_dataset
 from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
 from .evaluators.registry import BoundEvaluator, resolve
-from .prompts import Prompt, load_prompt
+from .prompts import Prompt, load_prompt, load_sample
 from .ratelimit import Limiter
 from .store import Store
 from .suite import COLUMN_REF, Suite, Variant
@@ -150,7 +150,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             offline: bool = False) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`."""
     ds = suite.dataset
-    dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format)
+    dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format) if ds else None
     chosen = select_variants(suite, variants)
     factory = TargetFactory(suite, timeout=suite.runner.timeout, offline=offline)
     prompts: dict[str, Prompt | None] = {}
@@ -174,6 +174,9 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
+    if dataset is None:
+        dataset = _samples(suite, [prompts[v.name] for v in chosen])
+    for v in chosen:
         _check_mapping(v, dataset)
     evaluators = []
     for spec in suite.evaluators:
@@ -188,6 +191,18 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
                 PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}))
     _check_rows(plan)
     return plan
+
+
+def _samples(suite: Suite, prompts: list[Prompt | None]) -> Dataset:
+    """Without ``dataset:``, the prompty files' ``sample`` inputs are the rows (like ``pf flow test``)."""
+    samples = {}
+    for prompt in prompts:
+        sample = load_sample(prompt) if prompt else None
+        if sample is None:
+            raise SuiteError("the suite has no dataset: and a variant's prompt has no sample", file=suite.path,
+                             field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
+        samples[prompt.path] = sample
+    return sample_dataset(samples)
 
 
 def _refresh(exc: UserError) -> UserError:

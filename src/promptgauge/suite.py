@@ -192,7 +192,7 @@ class Suite(_Model, FileBacked):
 
     name: str
     description: str = ""
-    dataset: DatasetSpec
+    dataset: DatasetSpec | None = Field(None, description="default: the variants' prompty samples")
     matrix: list[Matrix] = []
     variants: list[Variant] = []
     evaluators: list[EvaluatorSpec] = []
