@@ -50,14 +50,20 @@ def run(
     reports_dir: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[str, int], None] | None = None,
+    evaluators: dict[str, Callable[..., Any]] | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
+
+    *evaluators* maps names to evaluator instances (any callable, e.g. an
+    azure-ai-evaluation ``RelevanceEvaluator(model_config)``): one named like a
+    suite entry replaces what it would build, keeping its column mapping; others
+    are added with default mappings.
 
     Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept).
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit)
+    plan = prepare(s, variants=variants, limit=limit, evaluators=evaluators)
     rules = parse_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:

@@ -222,6 +222,16 @@ class Store:
             self.db, params=(run_id,),
         )
 
+    def score_records(self, run_id: str, evaluator: str, variant: str) -> Iterator[dict[str, Any]]:
+        """One evaluator's error-free scores for a variant, with details and row inputs (for agreement statistics)."""
+        for score, passed, details, inputs in self.db.execute(
+            "SELECT s.score, s.passed, s.details, r.inputs FROM scores s JOIN results r "
+            "USING (run_id, row_id, variant, repeat) WHERE s.run_id=? AND s.evaluator=? AND s.variant=? "
+            "AND s.error IS NULL", (run_id, evaluator, variant),
+        ):
+            yield {"score": score, "passed": None if passed is None else bool(passed),
+                   "details": json.loads(details) if details else {}, "inputs": json.loads(inputs)}
+
     def results_frame(self, run_id: str):  # -> pandas.DataFrame
         """One row per (row, variant, repeat) with output, error, latency and tokens."""
         import pandas as pd

@@ -5,6 +5,9 @@ Metric names, as gate rules and reports use them:
 - ``<evaluator>.mean`` / ``.std`` / ``.min`` / ``.max`` / ``.median`` -- of the primary score over scored rows;
 - ``<evaluator>.pass_rate`` -- passed / (scored + errors): an error counts as a failure;
 - ``<evaluator>.n``, ``<evaluator>.errors``, ``<evaluator>.error_rate``;
+- ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an
+  evaluator with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` --
+  agreement with the dataset's ``human_label`` column (see :mod:`.evaluators.reliability`);
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.p50|p95|mean|max``;
   ``tokens.prompt|completion|total`` (sums).
 """
@@ -16,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from .evaluators.reliability import human_agreement, repeat_agreement
 from .store import Store
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
 EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
+AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
 RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
 
 
@@ -90,8 +95,23 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) ->
                 "errors": errors,
                 "error_rate": errors / attempted if attempted else 0.0,
             }
+            m.update(_agreement(store, run_id, ev, variant, info.manifest.get("evaluators", {}).get(ev) or {}))
             metrics[ev] = m
         out["variants"][variant] = {"calls": calls, "metrics": metrics}
+    return out
+
+
+def _agreement(store: Store, run_id: str, evaluator: str, variant: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``reliability`` (repeats) and ``human_agreement`` (human labels) of one evaluator, when configured."""
+    out: dict[str, Any] = {}
+    repeats, label = cfg.get("repeats") or 1, cfg.get("human_label")
+    if repeats < 2 and not label:
+        return out
+    records = list(store.score_records(run_id, evaluator, variant))
+    if repeats > 1:
+        out["reliability"] = repeat_agreement(r["details"].get("repeat_scores", []) for r in records)
+    if label:
+        out["human_agreement"] = human_agreement((r["score"], r["passed"], r["inputs"].get(label)) for r in records)
     return out
 
 
@@ -109,6 +129,8 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
                 raise KeyError(metric)
             node = node[p]
         return _f(node)
+    if len(parts) == 3 and parts[0] in v["metrics"] and parts[2] in AGREEMENT_STATS.get(parts[1], ()):
+        return _f((v["metrics"][parts[0]].get(parts[1]) or {}).get(parts[2]))
     if len(parts) != 2 or parts[0] not in v["metrics"] or parts[1] not in EVALUATOR_STATS:
         raise KeyError(metric)
     return _f(v["metrics"][parts[0]][parts[1]])
@@ -117,6 +139,7 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
 def known_metrics(evaluators: list[str]) -> list[str]:
     """Every metric name a gate rule may use, for error hints."""
     names = [f"{e}.{s}" for e in evaluators for s in EVALUATOR_STATS]
+    names += [f"{e}.{group}.{s}" for e in evaluators for group, stats in AGREEMENT_STATS.items() for s in stats]
     names.append("error_rate")
     names += [f"latency_ms.{s}" for s in RUN_METRICS["latency_ms"]]
     names += [f"tokens.{s}" for s in RUN_METRICS["tokens"]]
