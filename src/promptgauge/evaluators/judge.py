@@ -71,7 +71,9 @@ def parse_reply(text: str | None, low: float = 1, high: float = 5) -> tuple[floa
         reason = next((str(obj[k]) for k in _REASON_KEYS if obj.get(k) is not None), "")
         if str(obj.get("status", "")).lower() == "skipped":
             return None, reason, "skipped"
-        value = next((obj[k] for k in _SCORE_KEYS if k in obj), None)
+        value = next((obj[k] for k in _SCORE_KEYS if obj.get(k) is not None), None)
+        if value is None:
+            raise JudgeReplyError("judge reply has no score", raw)
         return _in_range(value, low, high, raw), reason, "completed"
     if m := _TAG_SCORE.search(body):
         reason = _TAG_REASON.search(body)
