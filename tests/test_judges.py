@@ -12,6 +12,7 @@ import pytest
 
 from conftest import run_cli
 from promptgauge import api
+from promptgauge.errors import UserError
 from promptgauge.evaluators.judge import JudgeReplyError, parse_reply
 from promptgauge.store import Store
 
@@ -264,17 +265,18 @@ def test_judge_configuration_mistakes_exit_2(judged, builder):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "vague.prompty" in proc.stderr and "needs 'criteria:'" in proc.stderr
 
-    judged(RELEVANCE, judge=None)
-    proc = run_cli("run", "--no-progress", cwd=builder.root)
-    assert proc.returncode == 2 and "no judge model is set" in proc.stderr and "evaluators.relevance.model" in proc.stderr
 
-    judged({**RELEVANCE, "model": "nosuch:thing"})
-    proc = run_cli("run", "--no-progress", cwd=builder.root)
-    assert proc.returncode == 2 and "unknown target 'nosuch:thing'" in proc.stderr
-
-    judged({**RELEVANCE, "human_label": "stars"})
-    proc = run_cli("run", "--no-progress", cwd=builder.root)
-    assert proc.returncode == 2 and "human_label names column 'stars'" in proc.stderr
+@pytest.mark.parametrize("evaluator, overrides, message, field", [
+    (RELEVANCE, {"judge": None}, "no judge model is set", "evaluators.relevance.model"),
+    ({**RELEVANCE, "model": "nosuch:thing"}, {}, "unknown target 'nosuch:thing'", "evaluators.relevance.model"),
+    (RELEVANCE, {"judge": "nosuch"}, "unknown target 'nosuch'", "judge"),
+    ({**RELEVANCE, "human_label": "stars"}, {}, "human_label names column 'stars'", "evaluators.relevance.human_label"),
+])
+def test_judge_configuration_mistakes_name_the_field(judged, builder, evaluator, overrides, message, field):
+    judged(evaluator, **overrides)
+    with pytest.raises(UserError, match=message) as info:
+        api.run(builder.root / "promptgauge.yaml")
+    assert info.value.field == field
 
 
 @pytest.mark.slow

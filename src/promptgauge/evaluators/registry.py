@@ -399,7 +399,11 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
         from .azure import model_config
 
         model = pool.judge(spec.model, spec.name)
-        kwargs["model_config"] = model_config(model)
+        try:
+            kwargs["model_config"] = model_config(model)
+        except EvaluatorError as exc:
+            exc.field = field + ".model" if spec.model else "judge"
+            raise
     elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
         model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
     elif spec.model:
