@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -30,7 +31,7 @@ class Ctx:
 def _fail_user(exc: UserError, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    err_console.print(f"[bold red]error:[/] {exc.format()}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.format())}", soft_wrap=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -117,7 +118,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         return
     for r in gate["rules"]:
         mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
-        console.print(f"  {mark} [{r['variant']}] {r['reason']}")
+        console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['reason'])}")
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
     console.print(f"gate: {verdict}")
 
