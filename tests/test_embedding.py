@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from promptgauge import api
+from promptgauge.errors import EvaluatorError
 from promptgauge.evaluators.embedding import Batcher, EmbeddingSimilarityEvaluator, LocalEmbedder
 from promptgauge.store import Store
 from promptgauge.testing.fake_server import embed_text
@@ -109,3 +110,10 @@ def test_embeddings_endpoint_calls_use_the_engine_retries(builder, fake_openai):
     report = api.run(builder.root / "promptgauge.yaml", limit=1)
     assert report.summary["variants"]["a"]["metrics"]["api"]["mean"] == pytest.approx(1.0)
     assert fake_openai.fault_count == {"500": 1} and fake_openai.request_count == 2
+
+
+def test_embeddings_model_must_have_an_endpoint(builder):
+    builder.suite(evaluators=[{"name": "e", "type": "embedding_similarity", "model": "local:smollm2"}])
+    with pytest.raises(EvaluatorError, match="target 'local:smollm2' has no embeddings endpoint") as info:
+        api.run(builder.root / "promptgauge.yaml")
+    assert info.value.field == "evaluators.e.model"

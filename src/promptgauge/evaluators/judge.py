@@ -160,7 +160,8 @@ class PromptyJudge:
             f"{k}_result": "pass" if score >= self.threshold else "fail",
             f"{k}_threshold": self.threshold,
             f"{k}_properties": {"prompt_tokens": completion.prompt_tokens,
-                                "completion_tokens": completion.completion_tokens, "model": completion.model},
+                                "completion_tokens": completion.completion_tokens, "model": completion.model,
+                                "cost_usd": getattr(completion, "cost_usd", None)},
         }
 
 

@@ -31,6 +31,7 @@ class EvaluatorModel:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._call: CallPath | None = None
+        self._embeddings: EmbeddingsTarget | None = None
 
     def bind(self, call: CallPath) -> None:
         """Route calls through *call* (the runner's ``Engine._call``)."""
@@ -50,10 +51,17 @@ class EvaluatorModel:
             parameters = {**parameters, "seed": int(parameters.get("seed", 0)) + rep}
         return await self._run(self.target, messages, parameters)
 
+    @property
+    def embeddings(self) -> EmbeddingsTarget:
+        """The target's ``/embeddings`` endpoint; :class:`EvaluatorError` if it has none."""
+        if self._embeddings is None:
+            self._embeddings = EmbeddingsTarget(self.target)
+        return self._embeddings
+
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of *texts* from an OpenAI-compatible ``/embeddings`` endpoint."""
         messages = [{"role": "user", "content": t} for t in texts]
-        completion = await self._run(EmbeddingsTarget(self.target), messages, {})
+        completion = await self._run(self.embeddings, messages, {})
         return completion.extra["embeddings"]
 
     async def _run(self, target: Any, messages: list[dict[str, str]], parameters: dict[str, Any]) -> Completion:
@@ -73,6 +81,7 @@ class EmbeddingsTarget:
     """
 
     serial = False
+    cacheable = True
 
     def __init__(self, chat: Target) -> None:
         if not hasattr(chat, "client") or not hasattr(chat, "model"):
@@ -104,7 +113,8 @@ class EmbeddingsTarget:
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {**self.chat.describe(), "endpoint_kind": "embeddings"}
+        info = self.chat.describe()
+        return {**info, "kind": f"{info.get('kind')}-embeddings"}
 
 
 class ModelPool:

@@ -406,6 +406,11 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
             raise
     elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
         model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
+        try:
+            model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
+        except EvaluatorError as exc:
+            exc.field = field + ".model"
+            raise
     elif spec.model:
         raise EvaluatorError(f"evaluator '{kind}' calls no model, so 'model:' does not apply", field=field + ".model")
     if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
