@@ -33,16 +33,17 @@ from typing import Any, Callable
 
 from ..errors import EvaluatorError, UserError
 from ..suite import COLUMN_REF, EvaluatorSpec
+from .azure import AzureEvaluator, is_azure_evaluator, model_config
+from .builtin import BUILTINS
+from .judge import JUDGES, RubricJudge
 from .models import EvaluatorModel, ModelPool, repeat_index
 
 _NOT = re.compile(r"^not[-_]")
 
 
 def builtin_evaluators() -> dict[str, type]:
-    """Builtin evaluators: name -> class (imported when first asked for)."""
-    from .builtin import BUILTINS
+    """Builtin evaluators: name -> class (the heavier families imported when first asked for)."""
     from .embedding import EmbeddingSimilarityEvaluator
-    from .judge import JUDGES
     from .nlp import EVALUATORS as NLP
 
     return {**BUILTINS, **NLP, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
@@ -229,14 +230,10 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
         cls = type(instance)
         found = _Found(instance, f"instance:{cls.__module__}.{cls.__qualname__}", None, factory=False)
     else:
-        from .builtin import BUILTINS
-
         if _NOT.match(kind) and kind not in builtin_evaluators() and kind[4:] in BUILTINS:
             negate, kind = True, kind[4:]
         found = _find(kind, root)
     func, model = _instantiate(found, spec, kind, models)
-    from .azure import AzureEvaluator, is_azure_evaluator
-
     if is_azure_evaluator(func):
         func = AzureEvaluator(func, _signature(func) or inspect.Signature())
     params = _call_params(func)
@@ -327,8 +324,6 @@ def _find(kind: str, root: Path) -> _Found:
                 continue
             source, sha = str(path.relative_to(root)), _file_sha(str(path))
             if path == prompty:
-                from .judge import RubricJudge
-
                 return _Found(functools.partial(RubricJudge, path), source, sha, factory=True)
             module = _load_module(path)
             if hasattr(module, kind):
@@ -396,8 +391,6 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     if "judge" in accepts and "judge" not in kwargs:
         model = kwargs["judge"] = pool.judge(spec.model, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
-        from .azure import model_config
-
         model = pool.judge(spec.model, spec.name)
         try:
             kwargs["model_config"] = model_config(model)
