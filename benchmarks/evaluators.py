@@ -9,6 +9,14 @@
    evaluator through azure-ai-evaluation's own ``evaluate()``.
 
     PYTHONPATH=src python benchmarks/evaluators.py [--rows 1000] [--judge-rows 200]
+
+Measured 2026-11-26, one run, 2 shared cores (load 5-7, so absolute numbers move a lot):
+
+- embeddings, 1000 rows = 2000 texts: model load 0.5 s; one direct call 6.0 s; through the evaluator
+  (8 concurrent rows, batched) 7.7 s -> 1.29x the model's own time (best of 3 each).
+- relevance judge, 200 rows, 50 ms server latency, concurrency 8: ours 67 rows/s; azure's
+  RelevanceEvaluator in our engine 18.5 rows/s; the same through azure's evaluate() (8 workers)
+  16.9 rows/s -> our judge 3.95x azure's evaluate(), azure's evaluator in our engine 1.09x.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -45,25 +54,32 @@ def bench_embeddings(rows: int) -> dict[str, float]:
     embedder = LocalEmbedder.get()
     load = time.perf_counter() - t
     texts = [t for pair in pairs for t in pair]
-    t = time.perf_counter()
-    embedder.embed(texts)
-    direct = time.perf_counter() - t
 
-    async def engine_like() -> None:
-        evaluator = EmbeddingSimilarityEvaluator()
-        queue = iter(pairs)
+    def direct() -> None:
+        embedder.embed(texts)
 
-        async def worker() -> None:
-            for response, truth in queue:
-                await evaluator(response=response, ground_truth=truth)
+    def engine_like() -> None:
+        async def main() -> None:
+            evaluator = EmbeddingSimilarityEvaluator()  # a fresh one: nothing cached
+            queue = iter(pairs)
 
-        await asyncio.gather(*(worker() for _ in range(8)))
+            async def worker() -> None:
+                for response, truth in queue:
+                    await evaluator(response=response, ground_truth=truth)
 
-    t = time.perf_counter()
-    asyncio.run(engine_like())
-    scored = time.perf_counter() - t
-    return {"rows": rows, "load_s": load, "direct_s": direct, "evaluator_s": scored,
-            "evaluator_vs_direct": scored / direct}
+            await asyncio.gather(*(worker() for _ in range(8)))
+
+        asyncio.run(main())
+
+    times: dict[str, list[float]] = {"direct": [], "evaluator": []}
+    for _ in range(3):  # alternate the parts and keep each one's best: the machine is shared
+        for name, part in (("direct", direct), ("evaluator", engine_like)):
+            t = time.perf_counter()
+            part()
+            times[name].append(time.perf_counter() - t)
+    direct_s, scored = min(times["direct"]), min(times["evaluator"])
+    return {"rows": rows, "load_s": load, "direct_s": direct_s, "evaluator_s": scored,
+            "evaluator_vs_direct": scored / direct_s}
 
 
 def bench_judges(rows: int) -> dict[str, float]:
@@ -92,6 +108,8 @@ def bench_judges(rows: int) -> dict[str, float]:
             out[f"{name}_rows_per_s"] = rows / (time.perf_counter() - t)
             assert report.summary["variants"]["a"]["metrics"]["relevance"]["n"] == rows
         from azure.ai.evaluation import RelevanceEvaluator, evaluate
+
+        os.environ["PF_WORKER_COUNT"] = "8"  # the same concurrency as ours
 
         evaluator = RelevanceEvaluator({"type": "openai", "model": "gpt-4o-mini", "base_url": srv.base_url,
                                         "api_key": "x"})
