@@ -144,7 +144,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             raise _refresh(exc) from None
         _check_rows_have(dataset, bound.data_columns, f"evaluators.{spec.name}.column_mapping", limit)
         bound_evaluators.append(bound)
-    return Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit, models)
+    return Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit, models=models)
 
 
 def _refresh(exc: UserError) -> UserError:
