@@ -147,6 +147,39 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int) -> None:
     console.print(table)
 
 
+@cli.command()
+@click.option("--config", "config", type=click.Path(path_type=Path), help="Monitor file (default: ./monitor.yaml).")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every 'interval'.")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the monitor file).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where monitor.{html,md,json} go.")
+@click.pass_obj
+def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None) -> None:
+    """Score new production records and judge the latest window: exit 0 healthy, 1 alert, 2 input error."""
+    from . import api
+    from .monitor.report import when
+
+    def on_pass(p: Any) -> None:
+        r = p.report
+        t = r["pass"]["total"]
+        mark = "[bold red]ALERT[/]" if p.alerting else "[bold green]healthy[/]"
+        console.print(f"{mark} · latest window {when(r['latest_window'], r['window_seconds'])} · "
+                      f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
+                      f"report: {p.reports['html']}", soft_wrap=True)
+        for a in r["alerts"]:
+            console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
+        if r.get("webhook") and not r["webhook"]["delivered"]:
+            err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+
+    try:
+        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: committed records are kept; the next pass resumes from there")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(result.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

@@ -45,8 +45,9 @@ def builtin_evaluators() -> dict[str, type]:
     """Builtin evaluators: name -> class (the heavier families imported when first asked for)."""
     from .embedding import EmbeddingSimilarityEvaluator
     from .nlp import EVALUATORS as NLP
+    from .refusal import EVALUATORS as REFUSAL
 
-    return {**BUILTINS, **NLP, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
+    return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
 
 
 @dataclass
