@@ -222,15 +222,20 @@ class Store:
             self.db, params=(run_id,),
         )
 
-    def score_records(self, run_id: str, evaluator: str, variant: str) -> Iterator[dict[str, Any]]:
-        """One evaluator's error-free scores for a variant, with details and row inputs (for agreement statistics)."""
-        for score, passed, details, inputs in self.db.execute(
-            "SELECT s.score, s.passed, s.details, r.inputs FROM scores s JOIN results r "
-            "USING (run_id, row_id, variant, repeat) WHERE s.run_id=? AND s.evaluator=? AND s.variant=? "
-            "AND s.error IS NULL", (run_id, evaluator, variant),
-        ):
-            yield {"score": score, "passed": None if passed is None else bool(passed),
-                   "details": json.loads(details) if details else {}, "inputs": json.loads(inputs)}
+    def variant_frames(self, run_id: str, variant: str):  # -> tuple[pandas.DataFrame, pandas.DataFrame]
+        """Results (with inputs and outputs, JSON text) and scores (with details) of one variant."""
+        import pandas as pd
+
+        results = pd.read_sql_query(
+            "SELECT row_id, repeat, row_index, inputs, output, outputs, error, latency_ms, prompt_tokens, "
+            "completion_tokens, attempts FROM results WHERE run_id=? AND variant=? ORDER BY row_index, repeat",
+            self.db, params=(run_id, variant),
+        )
+        scores = pd.read_sql_query(
+            "SELECT row_id, repeat, evaluator, score, passed, error, details FROM scores "
+            "WHERE run_id=? AND variant=?", self.db, params=(run_id, variant),
+        )
+        return results, scores
 
     def results_frame(self, run_id: str):  # -> pandas.DataFrame
         """One row per (row, variant, repeat) with output, error, latency and tokens."""

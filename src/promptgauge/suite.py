@@ -92,15 +92,38 @@ class EvaluatorSpec(_Model):
 
 
 class GateRuleSpec(_Model):
-    """A gate rule: ``metric op value``, optionally scoped to one variant."""
+    """A gate rule (see :mod:`promptgauge.gate` for the grammar), optionally scoped to one variant."""
 
     rule: str
     variant: str | None = None
 
 
+class Price(_Model):
+    """Price of a model in currency units per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class GateConfig(_Model):
+    """The gate policy: in the suite under ``gate:``, or its own YAML file (``gate: policy.yaml``)."""
+
     rules: list[str | GateRuleSpec] = []
     variants: list[str] | None = Field(None, description="variants the gate judges; default: all but the baseline")
+    required: list[str] = Field([], description="evaluators that must have scored rows")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of the CIs in ci_low / ci_high rules")
+    prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
+    baseline_file: str | None = Field(None, description="the promoted baseline; default baselines/<suite>.json")
+    promotions_dir: str = "promotions"
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rule_shorthand(cls, v: Any) -> Any:
+        """``- exact_match: no_regression(max_drop=0.02)`` is the rule ``exact_match: no_regression(...)``."""
+        if isinstance(v, list):
+            return [f"{next(iter(r))}: {next(iter(r.values()))}"
+                    if isinstance(r, dict) and len(r) == 1 and "rule" not in r else r for r in v]
+        return v
 
 
 class RunnerConfig(_Model):
@@ -128,6 +151,7 @@ class Suite(_Model):
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
     gate: GateConfig = GateConfig()
+    gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'model'")
@@ -198,8 +222,21 @@ def load_suite(path: str | Path | None = None) -> Suite:
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
+    gate_file = None
+    if isinstance(data.get("gate"), str):
+        gate_file = path.parent / data["gate"]
+        data = {**data, "gate": load_policy(gate_file).model_dump()}
     suite = validate_model(Suite, data, node, path, SuiteError)
     suite.path = path.resolve()
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    suite.gate_file = str(gate_file) if gate_file else None
     return suite
 
+
+def load_policy(path: str | Path) -> GateConfig:
+    """Read a gate policy file (the ``gate:`` section of a suite, on its own)."""
+    path = Path(path)
+    data, node = load_yaml(path, SuiteError)
+    if not isinstance(data, dict):
+        raise SuiteError("a gate policy file is a YAML mapping (rules:, required:, ...)", file=path, line=1)
+    return validate_model(GateConfig, data, node, path, SuiteError)

@@ -14,6 +14,7 @@ Metric names, as gate rules and reports use them:
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -52,67 +53,91 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) ->
         "manifest": info.manifest,
         "variants": {},
     }
+    configs = info.manifest.get("evaluators", {})
+    per_row = any(_agreement_wanted(c) for c in configs.values())
     for variant in variants:
-        res = results[results["variant"] == variant]
-        ok = res[res["error"].isna()]
-        lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
-        n_calls = len(res)
-        n_err = int(res["error"].notna().sum())
-        calls = {
-            "n": n_calls,
-            "errors": n_err,
-            "error_rate": n_err / n_calls if n_calls else 0.0,
-            "latency_ms": {
-                "mean": _f(lat.mean()) if lat.size else None,
-                "p50": _f(np.percentile(lat, 50)) if lat.size else None,
-                "p95": _f(np.percentile(lat, 95)) if lat.size else None,
-                "max": _f(lat.max()) if lat.size else None,
-            },
-            "tokens": {
-                "prompt": int(ok["prompt_tokens"].fillna(0).sum()),
-                "completion": int(ok["completion_tokens"].fillna(0).sum()),
-            },
+        if per_row:  # agreement needs the scores' details and the rows' inputs
+            res, sv = store.variant_frames(run_id, variant)
+        else:
+            res, sv = results[results["variant"] == variant], scores[scores["variant"] == variant]
+        out["variants"][variant] = variant_summary(res, sv, evaluators, configs)
+    return out
+
+
+def variant_summary(res: Any, sv: Any, evaluators: list[str],
+                    configs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call statistics and per-evaluator metrics of one variant, from its results and scores frames.
+
+    *configs* (the manifest's ``evaluators``) adds agreement statistics to evaluators with
+    ``repeats`` or a ``human_label``; the frames then need ``details`` and ``inputs`` columns.
+    """
+    ok = res[res["error"].isna()]
+    lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
+    n_calls = len(res)
+    n_err = int(res["error"].notna().sum())
+    calls = {
+        "n": n_calls,
+        "errors": n_err,
+        "error_rate": n_err / n_calls if n_calls else 0.0,
+        "latency_ms": {
+            "mean": _f(lat.mean()) if lat.size else None,
+            "p50": _f(np.percentile(lat, 50)) if lat.size else None,
+            "p95": _f(np.percentile(lat, 95)) if lat.size else None,
+            "max": _f(lat.max()) if lat.size else None,
+        },
+        "tokens": {
+            "prompt": int(ok["prompt_tokens"].fillna(0).sum()),
+            "completion": int(ok["completion_tokens"].fillna(0).sum()),
+        },
+    }
+    calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
+    metrics = {}
+    for ev in evaluators:
+        s = sv[sv["evaluator"] == ev]
+        values = s.loc[s["error"].isna(), "score"].dropna().to_numpy(dtype=float)
+        passed = s.loc[s["error"].isna(), "passed"].dropna()
+        errors = int(s["error"].notna().sum()) + n_err  # a failed call is an error for every evaluator
+        n = int(values.size)
+        attempted = int(s["error"].isna().sum()) + errors
+        m: dict[str, Any] = {
+            "n": n,
+            "mean": _f(values.mean()) if n else None,
+            "std": _f(values.std(ddof=1)) if n > 1 else (0.0 if n == 1 else None),
+            "min": _f(values.min()) if n else None,
+            "median": _f(np.median(values)) if n else None,
+            "max": _f(values.max()) if n else None,
+            "passed": int(passed.sum()) if len(passed) else None,
+            "pass_rate": (int(passed.sum()) / (len(passed) + errors)) if len(passed) else None,
+            "errors": errors,
+            "error_rate": errors / attempted if attempted else 0.0,
         }
-        calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
-        metrics = {}
-        sv = scores[scores["variant"] == variant]
-        for ev in evaluators:
-            s = sv[sv["evaluator"] == ev]
-            values = s.loc[s["error"].isna(), "score"].dropna().to_numpy(dtype=float)
-            passed = s.loc[s["error"].isna(), "passed"].dropna()
-            errors = int(s["error"].notna().sum()) + n_err  # a failed call is an error for every evaluator
-            n = int(values.size)
-            attempted = int(s["error"].isna().sum()) + errors
-            m: dict[str, Any] = {
-                "n": n,
-                "mean": _f(values.mean()) if n else None,
-                "std": _f(values.std(ddof=1)) if n > 1 else (0.0 if n == 1 else None),
-                "min": _f(values.min()) if n else None,
-                "median": _f(np.median(values)) if n else None,
-                "max": _f(values.max()) if n else None,
-                "passed": int(passed.sum()) if len(passed) else None,
-                "pass_rate": (int(passed.sum()) / (len(passed) + errors)) if len(passed) else None,
-                "errors": errors,
-                "error_rate": errors / attempted if attempted else 0.0,
-            }
-            m.update(_agreement(store, run_id, ev, variant, info.manifest.get("evaluators", {}).get(ev) or {}))
-            metrics[ev] = m
-        out["variants"][variant] = {"calls": calls, "metrics": metrics}
-    return out
+        cfg = (configs or {}).get(ev) or {}
+        if _agreement_wanted(cfg):
+            m.update(_agreement(res, s[s["error"].isna()], cfg))
+        metrics[ev] = m
+    return {"calls": calls, "metrics": metrics}
 
 
-def _agreement(store: Store, run_id: str, evaluator: str, variant: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``reliability`` (repeats) and ``human_agreement`` (human labels) of one evaluator, when configured."""
+def _agreement_wanted(cfg: dict[str, Any]) -> bool:
+    return (cfg.get("repeats") or 1) > 1 or bool(cfg.get("human_label"))
+
+
+def _agreement(res: Any, scored: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``reliability`` (across repeats) and ``human_agreement`` (with the human label column)."""
     out: dict[str, Any] = {}
-    repeats, label = cfg.get("repeats") or 1, cfg.get("human_label")
-    if repeats < 2 and not label:
-        return out
-    records = list(store.score_records(run_id, evaluator, variant))
-    if repeats > 1:
-        out["reliability"] = repeat_agreement(r["details"].get("repeat_scores", []) for r in records)
-    if label:
-        out["human_agreement"] = human_agreement((r["score"], r["passed"], r["inputs"].get(label)) for r in records)
+    if (cfg.get("repeats") or 1) > 1:
+        out["reliability"] = repeat_agreement((_obj(d) or {}).get("repeat_scores", []) for d in scored["details"])
+    if label := cfg.get("human_label"):
+        labels = {(r, k): (_obj(i) or {}).get(label) for r, k, i in zip(res["row_id"], res["repeat"], res["inputs"])}
+        out["human_agreement"] = human_agreement(
+            (_f(score), None if _f(passed) is None else bool(passed), labels.get((r, k)))
+            for r, k, score, passed in zip(scored["row_id"], scored["repeat"], scored["score"], scored["passed"]))
     return out
+
+
+def _obj(value: Any) -> Any:
+    """A details/inputs cell: parsed already (a dict), JSON text, or missing."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | None:
