@@ -297,3 +297,15 @@ def test_judge_on_the_embedded_model(judged, builder):
         else:
             assert verdict["error"].startswith("JudgeReplyError") and "raw_reply" in verdict["details"]
     assert report.summary["manifest"]["evaluators"]["politeness"]["model"]["kind"] == "local"
+
+
+def test_agreement_metrics_gate_a_comparison(judged, fake_openai, builder):
+    fake_openai.responder = lambda req: '{"score": 4, "reason": "steady"}'
+    variants = [{"name": n, "target": "python:judge_answers:answer"} for n in ("a", "b")]
+    judged({**RELEVANCE, "repeats": 2}, variants=variants, baseline="a",
+           gate={"rules": ["relevance.reliability.exact >= 1"]})
+    run = api.run(builder.root / "promptgauge.yaml", limit=2)
+    assert run.passed and run.summary["variants"]["b"]["metrics"]["relevance"]["reliability"]["exact"] == 1.0
+    report = api.compare(f"{run.run_id}:a", f"{run.run_id}:b", suite=builder.root / "promptgauge.yaml")
+    (rule,) = report.verdict["rules"]
+    assert rule["value"] == 1.0 and report.passed
