@@ -27,6 +27,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def require_unique(what: str, names: list[str]) -> None:
+    """Raise ``ValueError`` naming the repeated entries of *names*."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+
+
+class FileBacked(BaseModel):
+    """A model read from a file: relative paths in it start from that file's folder."""
+
+    path: Path | None = Field(None, exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the file, made absolute against the file's directory."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+
 class TargetConfig(_Model):
     """A named endpoint under ``targets:``; variants refer to it as ``NAME`` or ``NAME:MODEL``."""
 
@@ -141,7 +163,7 @@ class DatasetSpec(_Model):
     format: Literal["jsonl", "csv", "parquet"] | None = None
 
 
-class Suite(_Model):
+class Suite(_Model, FileBacked):
     """A validated suite. ``root`` is the directory that relative paths start from."""
 
     name: str
@@ -158,8 +180,7 @@ class Suite(_Model):
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
 
-    # Not part of the file: where it came from.
-    path: Path | None = Field(None, exclude=True)
+    # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)
 
     @field_validator("dataset", mode="before")
@@ -177,28 +198,14 @@ class Suite(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> "Suite":
         names = [v.name for v in self.variants]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"variant names must be unique; repeated: {', '.join(sorted(dupes))}")
+        require_unique("variant", names)
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline '{self.baseline}' is not a variant; variants: {', '.join(names)}")
-        enames = [e.name for e in self.evaluators]
-        dupes = {n for n in enames if enames.count(n) > 1}
-        if dupes:
-            raise ValueError(f"evaluator names must be unique; repeated: {', '.join(sorted(dupes))}")
+        require_unique("evaluator", [e.name for e in self.evaluators])
         for gv in self.gate.variants or []:
             if gv not in names:
                 raise ValueError(f"gate.variants: '{gv}' is not a variant; variants: {', '.join(names)}")
         return self
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
-
-    def resolve(self, relative: str | Path) -> Path:
-        """A path from the suite file, made absolute against the suite's directory."""
-        p = Path(relative).expanduser()
-        return p if p.is_absolute() else self.root / p
 
     def gated_variants(self) -> list[str]:
         if self.gate.variants is not None:
