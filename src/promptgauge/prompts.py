@@ -237,8 +237,6 @@ def load_prompt(path: str | Path) -> Prompt:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message}", file=path,
                             line=body_line + (exc.lineno or 1) - 1) from None
-    if not body.strip():
-        raise TemplateError("prompt file has no content", file=path)
     prompt = Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, template=template,
                     source=body, body_line=body_line)
     _check_front(prompt)

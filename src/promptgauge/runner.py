@@ -35,11 +35,12 @@ from .cassette import Cassette
 from .cost import PriceTable, completion_budget, estimate_tokens
 from .datasets import Dataset, Row, load_dataset, sample_dataset
 from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
+from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .prompts import Prompt, load_prompt, load_sample
 from .ratelimit import Limiter
 from .store import Store
-from .suite import COLUMN_REF, Suite, Variant
+from .suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from .targets import Target, TargetFactory
 
 #: Target kinds whose calls are model calls, priced by model.
@@ -80,6 +81,7 @@ class Plan:
     factory: TargetFactory
     limit: int | None = None
     prices: PriceTable = field(default_factory=PriceTable)
+    models: ModelPool | None = None
 
     @property
     def n_rows(self) -> int:
@@ -110,9 +112,7 @@ class Plan:
                 }
                 for v in self.variants
             },
-            "evaluators": {
-                e.name: {"source": e.source, "sha256": e.sha256, "threshold": e.threshold} for e in self.evaluators
-            },
+            "evaluators": {e.name: e.describe() for e in self.evaluators},
             "repeats": s.runner.repeats,
         }
 
@@ -147,8 +147,13 @@ def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
 
 
 def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
-            offline: bool = False) -> Plan:
-    """Load and check everything a run needs, before any model call. Raises :class:`UserError`."""
+            offline: bool = False, evaluators: dict[str, Any] | None = None) -> Plan:
+    """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
+
+    *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
+    evaluator instances from the Python API: one named like a suite entry replaces what that entry
+    would build; others are added.
+    """
     ds = suite.dataset
     dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format) if ds else None
     chosen = select_variants(suite, variants)
@@ -178,17 +183,21 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         dataset = _samples(suite, [prompts[v.name] for v in chosen])
     for v in chosen:
         _check_mapping(v, dataset)
-    evaluators = []
-    for spec in suite.evaluators:
+    instances = dict(evaluators or {})
+    specs = list(suite.evaluators) + [EvaluatorSpec(name=n) for n in instances if n not in {e.name for e in suite.evaluators}]
+    models = ModelPool(factory, suite.judge)
+    bound_evaluators = []
+    for spec in specs:
         try:
-            bound = resolve(spec, root=suite.root, data_columns=dataset.columns)
+            bound = resolve(spec, root=suite.root, data_columns=dataset.columns, models=models,
+                            instance=instances.get(spec.name))
         except UserError as exc:
             if exc.file is None:
                 exc.file = str(suite.path)
             raise _refresh(exc) from None
-        evaluators.append(bound)
-    plan = Plan(suite, dataset, chosen, prompts, targets, evaluators, factory, limit,
-                PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}))
+        bound_evaluators.append(bound)
+    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit,
+                PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}), models=models)
     _check_rows(plan)
     return plan
 
@@ -296,6 +305,8 @@ class Engine:
         self._info: dict[str, dict[str, Any]] = {}
         self._pending: list[dict[str, Any]] = []
         self._pending_since = 0.0
+        if plan.models:  # judges and embeddings endpoints call their targets through _call, like variants
+            plan.models.bind(self._call)
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         progress = Progress(total=self.plan.total())
