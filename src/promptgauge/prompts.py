@@ -122,16 +122,21 @@ class Prompt:
         """Every variable the template needs from a row (for checking a dataset before the run)."""
         return set(self.used)
 
+    @cached_property
+    def typed_inputs(self) -> list[tuple[str, str, tuple[type, ...]]]:
+        """``(name, declared type, Python types accepted)`` of each input declared with a type."""
+        out = []
+        for name, spec in self.inputs.items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind is not None:
+                out.append((name, str(kind), INPUT_TYPES[str(kind).lower()]))
+        return out
+
     def check_row(self, values: dict[str, Any], where: Callable[[], str]) -> None:
         """Declared inputs have their declared type; *where* names the row in the error."""
-        for name, spec in self.inputs.items():
-            if name not in values:
-                continue
-            kind = spec.get("type") if isinstance(spec, dict) else None
-            allowed = INPUT_TYPES.get(str(kind).lower()) if kind else None
-            value = values[name]
-            if allowed and value is not None and not isinstance(value, allowed) or (
-                    allowed == (int,) and isinstance(value, bool)):
+        for name, kind, allowed in self.typed_inputs:
+            value = values.get(name)
+            if value is not None and (not isinstance(value, allowed) or allowed == (int,) and isinstance(value, bool)):
                 raise TemplateError(
                     f"input '{name}' is declared as {kind} but {where()} has {type(value).__name__} {value!r:.60}",
                     file=self.path, field=f"inputs.{name}.type",

@@ -259,7 +259,7 @@ def _check_rows(plan: Plan) -> None:
             if v.name not in needs:
                 continue
             prompt, needed = needs[v.name]
-            have = template_inputs(v, row)
+            have = template_inputs(v, row) if v.inputs else row.data
             missing = sorted(needed - set(have))
             if missing:
                 raise TemplateError(
