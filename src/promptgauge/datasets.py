@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -35,6 +35,10 @@ class Row:
     data: dict[str, Any] = field(repr=False)
 
 
+#: ``check(row, where)``: raises a :class:`~promptgauge.errors.UserError` for a bad row; ``where()`` names it.
+RowCheck = Callable[[Row, Callable[[], str]], None]
+
+
 @dataclass
 class Dataset:
     """A checked dataset file; iterate it (or :meth:`iter_rows`) to stream its rows."""
@@ -45,6 +49,8 @@ class Dataset:
     count: int
     format: str
     id_column: str | None = None
+    #: The columns every row has.
+    common: frozenset[str] = frozenset()
     #: Rows held in memory (the few ``sample`` rows of prompty files), instead of a file.
     records: list[dict[str, Any]] | None = None
 
@@ -62,9 +68,13 @@ class Dataset:
 
     def where(self, row: Row) -> str:
         """'file:line' (JSONL) or 'file row N' (CSV) for messages about *row*."""
-        if self.records is not None:
-            return f"{self.path} sample"
-        return f"{self.path}:{row.line}" if self.format in ("jsonl", "ndjson") else f"{self.path} row {row.line}"
+        return _where(self.path, "sample" if self.records is not None else self.format, row)
+
+
+def _where(path: Path, fmt: str, row: Row) -> str:
+    if fmt == "sample":
+        return f"{path} sample"
+    return f"{path}:{row.line}" if fmt in ("jsonl", "ndjson") else f"{path} row {row.line}"
 
 
 def content_id(data: dict[str, Any]) -> str:
@@ -73,8 +83,12 @@ def content_id(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def load_dataset(path: str | Path, *, id_column: str | None = None, format: str | None = None) -> Dataset:
-    """Check a dataset file row by row; raise :class:`DatasetError` naming file and line/row on any problem."""
+def load_dataset(path: str | Path, *, id_column: str | None = None, format: str | None = None,
+                 check: RowCheck | None = None) -> Dataset:
+    """Check a dataset file row by row; raise :class:`DatasetError` naming file and line/row on any problem.
+
+    *check* is called with each row and a function naming it ('file:line'), in the same single pass.
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError("dataset file not found", file=path, hint="check 'dataset:' in the suite")
@@ -84,17 +98,24 @@ def load_dataset(path: str | Path, *, id_column: str | None = None, format: str 
     if fmt not in ("jsonl", "ndjson", "csv", "parquet"):
         raise DatasetError(f"unknown dataset format '{fmt}'", file=path, hint="use .jsonl, .csv or .parquet")
     columns: dict[str, None] = {}
+    common: set[str] | None = None
     count = 0
     for row in _rows(path, _records(path, fmt), id_column, check=True):
         count += 1
         columns.update(dict.fromkeys(row.data))
+        if common is None:
+            common = set(row.data)
+        else:
+            common.intersection_update(row.data)
+        if check:
+            check(row, lambda row=row: _where(path, fmt, row))
     if not count:
         raise DatasetError("dataset is empty: no rows to evaluate", file=path)
     return Dataset(path=path, columns=list(columns), sha256=_sha256(path), count=count, format=fmt,
-                   id_column=id_column)
+                   id_column=id_column, common=frozenset(common or ()))
 
 
-def sample_dataset(samples: dict[Path, dict[str, Any]]) -> Dataset:
+def sample_dataset(samples: dict[Path, dict[str, Any]], *, check: RowCheck | None = None) -> Dataset:
     """One row per distinct prompty ``sample`` (keyed by the prompt file it came from)."""
     records, seen = [], set()
     for sample in samples.values():
@@ -104,8 +125,12 @@ def sample_dataset(samples: dict[Path, dict[str, Any]]) -> Dataset:
             records.append(sample)
     columns = list(dict.fromkeys(k for r in records for k in r))
     digest = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
-    return Dataset(path=next(iter(samples)), columns=columns, sha256=digest, count=len(records), format="sample",
-                   records=records)
+    common = frozenset.intersection(*(frozenset(r) for r in records))
+    ds = Dataset(path=next(iter(samples)), columns=columns, sha256=digest, count=len(records), format="sample",
+                 common=common, records=records)
+    for row in ds if check else ():
+        check(row, lambda row=row: ds.where(row))
+    return ds
 
 
 def _sha256(path: Path) -> str:

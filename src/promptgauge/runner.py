@@ -33,7 +33,7 @@ from . import cache as cache_mod
 from .cache import Cache
 from .cassette import Cassette
 from .cost import PriceTable, completion_budget, estimate_tokens
-from .datasets import Dataset, Row, load_dataset, sample_dataset
+from .datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
 from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
 from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
@@ -154,8 +154,6 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
     evaluator instances from the Python API: one named like a suite entry replaces what that entry
     would build; others are added.
     """
-    ds = suite.dataset
-    dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format) if ds else None
     chosen = select_variants(suite, variants)
     factory = TargetFactory(suite, timeout=suite.runner.timeout, offline=offline)
     prompts: dict[str, Prompt | None] = {}
@@ -179,8 +177,12 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
-    if dataset is None:
-        dataset = _samples(suite, [prompts[v.name] for v in chosen])
+    check = _row_check(chosen, prompts, limit)
+    ds = suite.dataset
+    if ds:
+        dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format, check=check)
+    else:
+        dataset = _samples(suite, [prompts[v.name] for v in chosen], check)
     for v in chosen:
         _check_mapping(v, dataset)
     instances = dict(evaluators or {})
@@ -198,11 +200,11 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         bound_evaluators.append(bound)
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit,
                 PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}), models=models)
-    _check_rows(plan)
+    _check_columns(plan)
     return plan
 
 
-def _samples(suite: Suite, prompts: list[Prompt | None]) -> Dataset:
+def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dataset:
     """Without ``dataset:``, the prompty files' ``sample`` inputs are the rows (like ``pf flow test``)."""
     samples = {}
     for prompt in prompts:
@@ -211,7 +213,7 @@ def _samples(suite: Suite, prompts: list[Prompt | None]) -> Dataset:
             raise SuiteError("the suite has no dataset: and a variant's prompt has no sample", file=suite.path,
                              field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
         samples[prompt.path] = sample
-    return sample_dataset(samples)
+    return sample_dataset(samples, check=check)
 
 
 def _refresh(exc: UserError) -> UserError:
@@ -240,33 +242,36 @@ def _check_mapping(variant: Variant, dataset: Dataset) -> None:
             )
 
 
-def _check_rows(plan: Plan) -> None:
-    """One streamed pass: every row has what every template and evaluator needs, of the declared type."""
-    needs = {}
-    for v in plan.variants:
-        prompt = plan.prompts[v.name]
-        if prompt is not None:
-            needs[v.name] = (prompt, prompt.variables() - set(prompt.input_defaults))
-    columns = [(col, f"evaluators.{e.name}.column_mapping") for e in plan.evaluators for col in sorted(e.data_columns)]
-    for row in plan.rows():
-        for col, fld in columns:
-            if col not in row.data:
-                raise DatasetError(
-                    f"column '{col}' (needed by {fld}) is missing", file=plan.dataset.path,
-                    line=row.line, hint="columns present: " + ", ".join(row.data),
-                )
-        for v in plan.variants:
-            if v.name not in needs:
-                continue
-            prompt, needed = needs[v.name]
+def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None) -> RowCheck:
+    """Checks a row (one of the first *limit*) against every template: its variables and declared types."""
+    needs = [(v, p, p.variables() - set(p.input_defaults)) for v in variants if (p := prompts[v.name]) is not None]
+
+    def check(row: Row, where: Callable[[], str]) -> None:
+        if limit and row.index >= limit:
+            return
+        for v, prompt, needed in needs:
             have = template_inputs(v, row) if v.inputs else row.data
             missing = sorted(needed - set(have))
             if missing:
                 raise TemplateError(
-                    f"template variable '{missing[0]}' is undefined for {plan.dataset.where(row)} (row id {row.id})",
+                    f"template variable '{missing[0]}' is undefined for {where()} (row id {row.id})",
                     file=prompt.path, hint="row has: " + (", ".join(sorted(have)) or "nothing"),
                 )
-            prompt.check_row(have, lambda: f"{plan.dataset.where(row)} (row id {row.id})")
+            prompt.check_row(have, lambda: f"{where()} (row id {row.id})")
+
+    return check
+
+
+def _check_columns(plan: Plan) -> None:
+    """Every row has the columns the evaluators read (a row lacking one is found only when one does)."""
+    for e in plan.evaluators:
+        for col in sorted(e.data_columns - plan.dataset.common):
+            for row in plan.rows():
+                if col not in row.data:
+                    raise DatasetError(
+                        f"column '{col}' (needed by evaluators.{e.name}.column_mapping) is missing",
+                        file=plan.dataset.path, line=row.line, hint="columns present: " + ", ".join(row.data),
+                    )
 
 
 @dataclass
