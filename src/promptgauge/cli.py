@@ -141,6 +141,8 @@ def print_verdict(gate: dict[str, Any] | None) -> None:
 
 def print_comparison(comp: Any) -> None:
     """Per metric: both aggregates, the delta with its CI, the two-sided Holm-adjusted p-value, the change."""
+    from .report.markdown import LOWER
+
     for w in comp.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
     table = Table(title=f"{escape(comp.candidate.label)} vs. baseline {escape(comp.baseline.label)} "
@@ -153,7 +155,7 @@ def print_comparison(comp: Any) -> None:
     style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
-        name = m.metric + ("" if m.higher_is_better else " [dim](lower is better)[/]")
+        name = m.metric + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
         table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
                       ci, _fmt(m.p_holm, 4), style[m.change])
     console.print(table)

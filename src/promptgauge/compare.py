@@ -282,10 +282,9 @@ def _metric_specs(base: Side, cand: Side, evaluators: list[str]) -> tuple[list[t
         has_pass = f"{ev}.pass_rate" in tb and f"{ev}.pass_rate" in tc
         if has_pass:
             names.append((f"{ev}.pass_rate", ev))
-        same = next((m for m in RUN_METRICS if tb[mean].equals(tb[m]) and tc[mean].equals(tc[m])), None)
         if has_pass and _scores_are_pass(base, ev) and _scores_are_pass(cand, ev):
             aliases[mean] = f"{ev}.pass_rate"
-        elif same:
+        elif same := next((m for m in RUN_METRICS if tb[mean].equals(tb[m]) and tc[mean].equals(tc[m])), None):
             aliases[mean] = same
         elif tb[mean].notna().any() or tc[mean].notna().any():
             names.append((mean, ev))
@@ -477,7 +476,8 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
             metric=name, evaluator=ev, kind=pc.kind, higher_is_better=hib, n=pc.n, n_missing=pc.n_missing,
             baseline=_num(a[keep].mean()) if pc.n else None, candidate=_num(b[keep].mean()) if pc.n else None,
             delta=_num(sign * pc.delta + 0.0), ci_low=_num(ci[0]), ci_high=_num(ci[1]), p_value=_num(pc.pvalue),
-            p_regression=_num(pc.pvalue_regression), test=pc.test, effect_size=_num(pc.effect_size), effect_name=pc.effect_name,
+            p_regression=_num(pc.pvalue_regression), test=pc.test, effect_size=_num(pc.effect_size),
+            effect_name=pc.effect_name,
             rows_better=int((d > 0).sum()), rows_worse=int((d < 0).sum()),
         ))
     adjusted = stats.holm([m["p_value"] if m["p_value"] is not None else math.nan for m in metrics])
