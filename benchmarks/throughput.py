@@ -10,7 +10,9 @@ Parts: ``bare`` (AsyncOpenAI + asyncio.gather behind a semaphore: the practical 
 ``promptgauge`` (a judge prompty as the variant, 1 call per row: a cold run, then the best of three
 warm re-runs of the unchanged suite), ``azure`` (azure-ai-evaluation's RelevanceEvaluator through evaluate(),
 run with the interpreter of a venv that has it), ``memory`` (N rows through an async Python target
-and an evaluator: time and peak RSS, to show memory flat and time linear in rows).
+and an evaluator: time and peak RSS, to show memory flat and time linear in rows), ``compare`` (the same
+with a baseline and a candidate variant and two evaluators, so the run ends with a comparison of every row,
+the gate and every report; post-run time and peak RSS shown apart from the engine's).
 """
 
 from __future__ import annotations
@@ -130,20 +132,60 @@ def part_promptgauge(url: str, n: int, concurrency: int, root: str) -> dict:
 APP = '''
 async def answer(query, response):
     return "relevance: 5 (" + query[:20] + ")"
+
+
+async def baseline(query, response):
+    i = int(query.split()[-1].rstrip("?"))
+    return "I do not know." if i % 7 == 0 else response
+
+
+async def candidate(query, response):
+    i = int(query.split()[-1].rstrip("?"))
+    return "No idea, sorry." if i % 5 == 0 else response + " Hope this helps."
 '''
 
 
-def part_memory(n: int, concurrency: int, root: str) -> dict:
+def _timed_run(suite: Path) -> dict:
+    """``api.run`` of *suite*: total time and peak RSS, and both at the engine's last finished item."""
     from promptgauge import api
 
+    engine: dict = {}
+
+    def progress(p) -> None:  # noqa: ANN001
+        if p.done == p.total:
+            engine.update(at=time.perf_counter(), rss=peak_rss_mb())
+
+    start = time.perf_counter()
+    report = api.run(suite, on_progress=progress)
+    end = time.perf_counter()
+    return {"seconds": end - start, "status": report.status, "passed": report.passed, "peak_rss_mb": peak_rss_mb(),
+            "engine_peak_rss_mb": engine["rss"], "post_run_s": end - engine["at"]}
+
+
+def part_memory(n: int, concurrency: int, root: str) -> dict:
     _preload()
     (Path(root) / "bench_app.py").write_text(APP)
     suite = _suite(Path(root), "http://127.0.0.1:9/v1", n, concurrency, target="python:bench_app:answer")
-    start = time.perf_counter()
-    report = api.run(suite)
-    seconds = time.perf_counter() - start
-    return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds, "status": report.status,
-            "peak_rss_mb": peak_rss_mb()}
+    out = _timed_run(suite)
+    return {"rows": n, "rows_per_s": n / out["seconds"], **out}
+
+
+def part_compare(n: int, concurrency: int, root: str) -> dict:
+    import yaml
+
+    _preload()
+    (Path(root) / "bench_app.py").write_text(APP)
+    suite = _suite(Path(root), "http://127.0.0.1:9/v1", n, concurrency, target="python:bench_app:baseline")
+    doc = yaml.safe_load(suite.read_text())
+    doc["variants"] = [{"name": "base", "target": "python:bench_app:baseline"},
+                       {"name": "cand", "target": "python:bench_app:candidate"}]
+    doc["baseline"] = "base"
+    doc["evaluators"] = [{"name": "contains", "column_mapping": {"value": "${data.response}"}},
+                         {"name": "length", "params": {"max": 60}}]
+    doc["gate"] = {"rules": ["contains: no_regression(max_drop=0.05)", "length.mean <= 60"]}
+    suite.write_text(yaml.safe_dump(doc))
+    out = _timed_run(suite)
+    return {"rows": n, "rows_per_s": n / out["seconds"], **out}
 
 
 def part_azure(url: str, n: int, concurrency: int, root: str) -> dict:
@@ -183,7 +225,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.part:
         name, *rest = args.part
-        func = {"bare": part_bare, "promptgauge": part_promptgauge, "azure": part_azure, "memory": part_memory}[name]
+        func = {"bare": part_bare, "promptgauge": part_promptgauge, "azure": part_azure, "memory": part_memory,
+                "compare": part_compare}[name]
         conv = [int(x) if x.isdigit() else x for x in rest]
         print(json.dumps(func(*conv)))
         return
@@ -206,14 +249,17 @@ def main() -> None:
                 results["azure"] = child(args.azure_python, "azure", url, n, c, root,
                                          env={"PF_WORKER_COUNT": str(args.azure_workers)})
         for big in args.big_rows:
-            with tempfile.TemporaryDirectory() as root:
-                results[f"memory_{big}"] = child(py, "memory", str(big), c, root)
+            for part in ("memory", "compare"):
+                with tempfile.TemporaryDirectory() as root:
+                    results[f"{part}_{big}"] = child(py, part, str(big), c, root)
     finally:
         server.terminate()
         server.wait()
 
     for name, r in results.items():
         extra = f", cached {r['cached']}" if "cached" in r else ""
+        if "post_run_s" in r:
+            extra = f" (engine {r['engine_peak_rss_mb']:.0f} MB), post-run {r['post_run_s']:.2f} s"
         print(f"{name:18s} {r['seconds']:8.2f} s  {r['rows_per_s']:9.1f} rows/s  peak RSS {r['peak_rss_mb']:6.0f} MB{extra}")
     bare = max(results["bare"]["rows_per_s"], results["bare_again"]["rows_per_s"])
     cold, warm = results["promptgauge_cold"], results["promptgauge_warm"]

@@ -15,7 +15,7 @@ from .monitor import PassResult, monitor  # noqa: F401 - the library behind `pro
 from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
-from .summary import metric_value, summarize, variant_summary
+from .summary import metric_value, summarize
 
 if TYPE_CHECKING:
     from .promote import PromotionResult
@@ -81,8 +81,9 @@ def run(
             on_start(run_id or "", plan.total())
         outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
                           options=options)
-        summary = summarize(st, outcome.run_id)
-        summary["gate"], comparisons = _judge_run(s, st, summary, rules)
+        sides = {v.name: load_side(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
+        summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
+        summary["gate"], comparisons = _judge_run(s, summary, sides, rules)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
                              run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
@@ -94,14 +95,15 @@ def run(
         st.close()
 
 
-def _judge_run(suite: Suite, st: Store, summary: dict[str, Any], rules: list) -> tuple[dict[str, Any], list[Comparison]]:
+def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Side],
+               rules: list) -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
-    run_id, present = summary["run_id"], list(summary["variants"])
+    present = list(summary["variants"])
     judged = [v for v in suite.gated_variants() if v in present] or present
-    base = load_side(st, run_id, suite.baseline) if suite.baseline in present else None
+    base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
     for v in judged:
-        side = load_side(st, run_id, v)
+        side = sides[v]
         comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
@@ -184,15 +186,12 @@ def compare(
         pol, pol_file, in_suite = GateConfig(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
-    subject = Subject(cand.variant, variant_summary(cand.results, cand.scores, cand.evaluators,
-                                                    cand.manifest.get("evaluators")), cand, comp)
+    subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
                             policy_file=pol_file if pol_file and not in_suite else None)
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
-        variants={f"baseline: {base.label}": variant_summary(base.results, base.scores, base.evaluators,
-                                                             base.manifest.get("evaluators")),
-                  f"candidate: {cand.label}": subject.summary},
+        variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
         comparisons=[comp], verdict=verdict, hashes={"baseline": base.hashes(), "candidate": cand.hashes()})
     out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))
     reports = write_reports(doc, out_root / f"compare-{cand.run_id}-{cand.variant}")

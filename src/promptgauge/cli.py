@@ -212,7 +212,8 @@ def print_comparison(comp: Any) -> None:
     console.print(table)
     flipped = list(dict.fromkeys(f.row_id for f in comp.flips if f.direction == "pass->fail"))
     if flipped:
-        console.print(f"pass -> fail on {len(flipped)} row(s): " + escape(", ".join(flipped[:10]))
+        console.print(f"pass -> fail on {len(flipped)}{'+' if comp.flips_omitted else ''} row(s): "
+                      + escape(", ".join(flipped[:10]))
                       + (" ..." if len(flipped) > 10 else ""))
 
 

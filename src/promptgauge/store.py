@@ -170,8 +170,8 @@ class Store:
             )
             self.db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, row_id, variant, repeat, row_index, json.dumps(inputs, ensure_ascii=False, default=str),
-                 output, json.dumps(outputs, ensure_ascii=False, default=str) if outputs is not None else None,
+                (run_id, row_id, variant, repeat, row_index, to_json(inputs),
+                 output, to_json(outputs) if outputs is not None else None,
                  error, latency_ms, prompt_tokens, completion_tokens, attempts, time.time()),
             )
             for sc in scores or ():
@@ -209,7 +209,7 @@ class Store:
             "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
             (run_id, row_id, variant, repeat, evaluator, score,
              None if passed is None else int(bool(passed)), error,
-             json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
+             to_json(details) if details is not None else None, time.time()),
         )
 
     def completed(self, run_id: str, evaluators: list[str]) -> set[tuple[str, str, int]]:
@@ -253,39 +253,6 @@ class Store:
             }
             yield item
 
-    def scores_frame(self, run_id: str):  # -> pandas.DataFrame
-        """One row per (row, variant, repeat, evaluator) with score, passed, error."""
-        import pandas as pd
-
-        return pd.read_sql_query(
-            "SELECT row_id, variant, repeat, evaluator, score, passed, error FROM scores WHERE run_id=?",
-            self.db, params=(run_id,),
-        )
-
-    def variant_frames(self, run_id: str, variant: str):  # -> tuple[pandas.DataFrame, pandas.DataFrame]
-        """Results (with inputs and outputs, JSON text) and scores (with details) of one variant."""
-        import pandas as pd
-
-        results = pd.read_sql_query(
-            "SELECT row_id, repeat, row_index, inputs, output, outputs, error, latency_ms, prompt_tokens, "
-            "completion_tokens, attempts FROM results WHERE run_id=? AND variant=? ORDER BY row_index, repeat",
-            self.db, params=(run_id, variant),
-        )
-        scores = pd.read_sql_query(
-            "SELECT row_id, repeat, evaluator, score, passed, error, details FROM scores "
-            "WHERE run_id=? AND variant=?", self.db, params=(run_id, variant),
-        )
-        return results, scores
-
-    def results_frame(self, run_id: str):  # -> pandas.DataFrame
-        """One row per (row, variant, repeat) with output, error, latency and tokens."""
-        import pandas as pd
-
-        return pd.read_sql_query(
-            "SELECT row_id, variant, repeat, row_index, output, error, latency_ms, prompt_tokens, "
-            "completion_tokens, attempts FROM results WHERE run_id=?", self.db, params=(run_id,),
-        )
-
 
 class _Tx:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
@@ -299,6 +266,37 @@ class _Tx:
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def to_json(obj: Any) -> str:
+    """How the store writes inputs, outputs and details (JSON text)."""
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def variant_frames(db: sqlite3.Connection, run_id: str, variant: str):  # -> tuple[pd.DataFrame, pd.DataFrame]
+    """Results (with inputs and outputs, JSON text) and scores (with details) of one variant, whole."""
+    import pandas as pd
+
+    results = pd.read_sql_query(
+        "SELECT row_id, repeat, row_index, inputs, output, outputs, error, latency_ms, prompt_tokens, "
+        "completion_tokens, attempts FROM results WHERE run_id=? AND variant=? ORDER BY row_index, repeat",
+        db, params=(run_id, variant),
+    )
+    scores = pd.read_sql_query(
+        "SELECT row_id, repeat, evaluator, score, passed, error, details FROM scores "
+        "WHERE run_id=? AND variant=? ORDER BY row_id, repeat, evaluator", db, params=(run_id, variant),
+    )
+    return results, scores
+
+
+@contextlib.contextmanager
+def reader(path: Path) -> Iterator[sqlite3.Connection]:
+    """A short-lived connection for reading a store, closed on exit (reads that outlive a :class:`Store`)."""
+    db = sqlite3.connect(path, timeout=30.0)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def _run_info(row: tuple) -> RunInfo:

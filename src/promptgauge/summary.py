@@ -16,7 +16,6 @@ Which way each metric is better: :func:`higher_is_better`.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .columns import Columns, EvaluatorColumns
 from .evaluators.reliability import human_agreement, repeat_agreement
 from .store import Store
 
@@ -60,14 +60,18 @@ def _f(x: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
-def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) -> dict[str, Any]:
-    """The run's summary as plain JSON-ready data (``summary.json``)."""
+def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
+              columns: Mapping[str, Columns] | None = None) -> dict[str, Any]:
+    """The run's summary as plain JSON-ready data (``summary.json``), from each variant's compact columns
+    (*columns*, when already read: variant -> its columns with *evaluators*)."""
     info = store.run(run_id)
-    results = store.results_frame(run_id)
-    scores = store.scores_frame(run_id)
-    variants = list(info.manifest.get("variants", {})) or sorted(results["variant"].unique())
+    variants = list(info.manifest.get("variants", {})) or [
+        v for (v,) in store.db.execute("SELECT DISTINCT variant FROM results WHERE run_id=? ORDER BY variant",
+                                       (run_id,))]
     evaluators = evaluators if evaluators is not None else list(info.manifest.get("evaluators", {}))
-    out: dict[str, Any] = {
+    configs = info.manifest.get("evaluators", {})
+    columns = {v: (columns or {}).get(v) or Columns.read(store.db, run_id, v, evaluators, configs) for v in variants}
+    return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,
         "suite": info.suite,
@@ -75,30 +79,27 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) ->
         "created_at": info.created_at,
         "finished_at": info.finished_at,
         "manifest": info.manifest,
-        "variants": {},
+        "variants": {v: columns_summary(columns[v], evaluators, configs) for v in variants},
     }
-    configs = info.manifest.get("evaluators", {})
-    per_row = any(_agreement_wanted(c) for c in configs.values())
-    for variant in variants:
-        if per_row:  # agreement needs the scores' details and the rows' inputs
-            res, sv = store.variant_frames(run_id, variant)
-        else:
-            res, sv = results[results["variant"] == variant], scores[scores["variant"] == variant]
-        out["variants"][variant] = variant_summary(res, sv, evaluators, configs)
-    return out
 
 
-def variant_summary(res: Any, sv: Any, evaluators: list[str],
+def variant_summary(res: pd.DataFrame, sv: pd.DataFrame, evaluators: list[str],
                     configs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Call statistics and per-evaluator metrics of one variant, from its results and scores frames.
+    """:func:`columns_summary` of one variant's results and scores frames (a results file's, say).
 
     *configs* (the manifest's ``evaluators``) adds agreement statistics to evaluators with
     ``repeats`` or a ``human_label``; the frames then need ``details`` and ``inputs`` columns.
     """
-    ok = res[res["error"].isna()]
-    lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
-    n_calls = len(res)
-    n_err = int(res["error"].notna().sum())
+    return columns_summary(Columns.from_frames(res, sv, evaluators, configs), evaluators, configs)
+
+
+def columns_summary(cols: Columns, evaluators: list[str], configs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call statistics and per-evaluator metrics of one variant, from its compact columns."""
+    ok = ~cols.error
+    lat = cols.latency_ms[ok]
+    lat = lat[~np.isnan(lat)]
+    n_calls = len(cols)
+    n_err = int(cols.error.sum())
     calls = {
         "n": n_calls,
         "errors": n_err,
@@ -110,19 +111,22 @@ def variant_summary(res: Any, sv: Any, evaluators: list[str],
             "max": _f(lat.max()) if lat.size else None,
         },
         "tokens": {
-            "prompt": int(pd.to_numeric(ok["prompt_tokens"]).sum()),
-            "completion": int(pd.to_numeric(ok["completion_tokens"]).sum()),
+            "prompt": int(np.nansum(cols.prompt_tokens[ok])),
+            "completion": int(np.nansum(cols.completion_tokens[ok])),
         },
     }
     calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
     metrics = {}
     for ev in evaluators:
-        s = sv[sv["evaluator"] == ev]
-        values = s.loc[s["error"].isna(), "score"].dropna().to_numpy(dtype=float)
-        passed = s.loc[s["error"].isna(), "passed"].dropna()
-        errors = int(s["error"].notna().sum()) + n_err  # a failed call is an error for every evaluator
+        e = cols.evaluators[ev]
+        scored = e.present & ~e.error
+        values = e.score[scored]
+        values = values[~np.isnan(values)]
+        passed = e.passed[scored]
+        passed = passed[~np.isnan(passed)]
+        errors = int((e.present & e.error).sum()) + n_err  # a failed call is an error for every evaluator
         n = int(values.size)
-        attempted = int(s["error"].isna().sum()) + errors
+        attempted = int(scored.sum()) + errors
         m: dict[str, Any] = {
             "n": n,
             "mean": _f(values.mean()) if n else None,
@@ -130,14 +134,14 @@ def variant_summary(res: Any, sv: Any, evaluators: list[str],
             "min": _f(values.min()) if n else None,
             "median": _f(np.median(values)) if n else None,
             "max": _f(values.max()) if n else None,
-            "passed": int(passed.sum()) if len(passed) else None,
-            "pass_rate": (int(passed.sum()) / (len(passed) + errors)) if len(passed) else None,
+            "passed": int(passed.sum()) if passed.size else None,
+            "pass_rate": (int(passed.sum()) / (passed.size + errors)) if passed.size else None,
             "errors": errors,
             "error_rate": errors / attempted if attempted else 0.0,
         }
         cfg = (configs or {}).get(ev) or {}
         if _agreement_wanted(cfg):
-            m.update(_agreement(res, s[s["error"].isna()], cfg))
+            m.update(_agreement(cols, e, cfg))
         metrics[ev] = m
     return {"calls": calls, "metrics": metrics}
 
@@ -146,22 +150,17 @@ def _agreement_wanted(cfg: dict[str, Any]) -> bool:
     return (cfg.get("repeats") or 1) > 1 or bool(cfg.get("human_label"))
 
 
-def _agreement(res: Any, scored: Any, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``reliability`` (across repeats) and ``human_agreement`` (with the human label column)."""
+def _agreement(cols: Columns, e: EvaluatorColumns, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``reliability`` (across repeats) and ``human_agreement`` (with the human label column), on scored results."""
+    scored = np.flatnonzero(e.present & ~e.error)
     out: dict[str, Any] = {}
     if (cfg.get("repeats") or 1) > 1:
-        out["reliability"] = repeat_agreement((_obj(d) or {}).get("repeat_scores", []) for d in scored["details"])
+        out["reliability"] = repeat_agreement(e.repeat_scores[i] for i in scored)
     if label := cfg.get("human_label"):
-        labels = {(r, k): (_obj(i) or {}).get(label) for r, k, i in zip(res["row_id"], res["repeat"], res["inputs"])}
+        labels = cols.labels[label]
         out["human_agreement"] = human_agreement(
-            (_f(score), None if _f(passed) is None else bool(passed), labels.get((r, k)))
-            for r, k, score, passed in zip(scored["row_id"], scored["repeat"], scored["score"], scored["passed"]))
+            (_f(e.score[i]), None if np.isnan(e.passed[i]) else bool(e.passed[i]), labels[i]) for i in scored)
     return out
-
-
-def _obj(value: Any) -> Any:
-    """A details/inputs cell: parsed already (a dict), JSON text, or missing."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | None:

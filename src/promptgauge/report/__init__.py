@@ -1,30 +1,42 @@
 """Reports: ``report.json`` (versioned schema), ``report.html``, ``report.md``, ``junit.xml``, ``rows.csv``.
 
-A run also writes ``summary.json`` and ``results.jsonl`` (every result, from the store).
+A run also writes ``summary.json`` and ``results.jsonl`` (every result, from the store). ``rows.csv``
+and ``results.jsonl`` are streamed (every row, in flat memory); the others render the document,
+whose per-row view is capped for huge runs (:data:`promptgauge.compare.MAX_ROWS`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..store import Store
-from .csv import render_csv
+from .csv import write_csv
 from .document import REPORT_SCHEMA, ReportDoc, build_document, json_schema, run_hashes
 from .html import render_html
 from .junit import render_junit
 from .markdown import render_markdown
 
-__all__ = ["REPORT_SCHEMA", "ReportDoc", "build_document", "json_schema", "render_csv", "render_html",
-           "render_junit", "render_markdown", "run_hashes", "write_reports"]
+__all__ = ["REPORT_SCHEMA", "ReportDoc", "build_document", "json_schema", "render_html", "render_junit",
+           "render_markdown", "run_hashes", "write_csv", "write_reports"]
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[TextIO]:
+    """A text file written under a temporary name and renamed into place once complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        yield f
+    os.replace(tmp, path)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with _atomic(path) as f:
+        f.write(text)
 
 
 def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | None = None,
@@ -37,15 +49,14 @@ def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | No
     _atomic_write(paths["html"], render_html(doc))
     _atomic_write(paths["markdown"], render_markdown(doc))
     _atomic_write(paths["junit"], render_junit(doc))
-    _atomic_write(paths["csv"], render_csv(doc))
+    with _atomic(paths["csv"]) as f:
+        write_csv(doc, f)
     if summary is not None:
         paths["summary"] = out_dir / "summary.json"
         _atomic_write(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     if store is not None and doc.run_id:
         paths["jsonl"] = out_dir / "results.jsonl"
-        tmp = paths["jsonl"].with_name("results.jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        with _atomic(paths["jsonl"]) as f:
             for item in store.iter_results(doc.run_id):
                 f.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, paths["jsonl"])
     return paths

@@ -1,34 +1,58 @@
-"""CSV of the compared rows (pandas): one line per row, inputs, both outputs, per-evaluator scores."""
+"""CSV of the compared rows (pandas): one line per row, inputs, both outputs, per-evaluator scores.
+
+Written chunk by chunk, every row read from the comparison's sides
+(:meth:`~promptgauge.compare.Comparison.iter_rows`): a run of any size, in flat memory.
+"""
 
 from __future__ import annotations
 
+from itertools import islice
+from typing import Any, TextIO
+
 import pandas as pd
 
+from ..compare import ROW_CHUNK, Comparison, RowView
 from .document import ReportDoc
 
+PROVENANCE = ("baseline_run", "candidate_run", "dataset_sha256", "baseline_prompt_sha256",
+              "candidate_prompt_sha256", "baseline_model", "candidate_model")
 
-def rows_frame(doc: ReportDoc) -> pd.DataFrame:
-    """One line per matched row and judged variant; empty when nothing was compared."""
-    records = []
+
+def _columns(c: Comparison) -> list[str]:
+    inputs, b_evs, c_evs = c.row_fields()
+    return [*PROVENANCE, "candidate", "baseline", "row_id", "status", *(f"data.{k}" for k in inputs),
+            "baseline_output", "candidate_output", "baseline_error", "candidate_error",
+            *(f"{side}.{ev}.{x}" for side, evs in (("baseline", b_evs), ("candidate", c_evs))
+              for ev in evs for x in ("score", "passed"))]
+
+
+def _record(c: Comparison, provenance: dict[str, Any], row: tuple[str, str, RowView, RowView]) -> dict[str, Any]:
+    row_id, status, base, cand = row
+    rec = {**provenance, "candidate": c.candidate.variant, "baseline": c.baseline.variant, "row_id": row_id,
+           "status": status, **{f"data.{k}": v for k, v in cand.inputs.items()},
+           "baseline_output": base.output, "candidate_output": cand.output,
+           "baseline_error": base.error, "candidate_error": cand.error}
+    for side, view in (("baseline", base), ("candidate", cand)):
+        for ev, s in view.scores.items():
+            rec[f"{side}.{ev}.score"] = s["score"]
+            rec[f"{side}.{ev}.passed"] = s["passed"]
+    return rec
+
+
+def write_csv(doc: ReportDoc, out: TextIO, chunk: int = ROW_CHUNK) -> None:
+    """One line per matched row and judged variant, *chunk* rows at a time; an empty table when
+    nothing was compared."""
+    columns = list(dict.fromkeys(col for c in doc.comparisons for col in _columns(c)))
+    if not columns:
+        out.write(pd.DataFrame().to_csv(index=False))
+    header = True
     for c in doc.comparisons:
         b, k = c.baseline.hashes, c.candidate.hashes
-        provenance = {  # what each line rests on
-            "baseline_run": c.baseline.run_id, "candidate_run": c.candidate.run_id,
-            "dataset_sha256": k["dataset"]["sha256"], "baseline_prompt_sha256": b["prompt"]["sha256"],
-            "candidate_prompt_sha256": k["prompt"]["sha256"], "baseline_model": b["model"].get("model"),
-            "candidate_model": k["model"].get("model")}
-        for r in c.row_diffs:
-            rec = {**provenance, "candidate": c.candidate.variant, "baseline": c.baseline.variant, "row_id": r.row_id,
-                   "status": r.status, **{f"data.{k}": v for k, v in r.inputs.items()},
-                   "baseline_output": r.baseline.output, "candidate_output": r.candidate.output,
-                   "baseline_error": r.baseline.error, "candidate_error": r.candidate.error}
-            for side, rs in (("baseline", r.baseline), ("candidate", r.candidate)):
-                for ev, s in rs.scores.items():
-                    rec[f"{side}.{ev}.score"] = s.get("score")
-                    rec[f"{side}.{ev}.passed"] = s.get("passed")
-            records.append(rec)
-    return pd.DataFrame.from_records(records)
-
-
-def render_csv(doc: ReportDoc) -> str:
-    return rows_frame(doc).to_csv(index=False)
+        provenance = dict(zip(PROVENANCE, (  # what each line rests on
+            c.baseline.run_id, c.candidate.run_id, k["dataset"]["sha256"], b["prompt"]["sha256"],
+            k["prompt"]["sha256"], b["model"].get("model"), k["model"].get("model"))))
+        rows = c.iter_rows(chunk)
+        while part := list(islice(rows, chunk)):
+            frame = pd.DataFrame.from_records([_record(c, provenance, r) for r in part], columns=columns)
+            frame.to_csv(out, header=header, index=False, lineterminator="\n")
+            header = False

@@ -131,9 +131,11 @@ def _row_lines(doc: ReportDoc) -> list[str]:
             continue
         order = {"regressed": 0, "mixed": 1, "improved": 2}
         changed.sort(key=lambda r: (order[r.status], r.index))
+        flips = c.flip_counts()
         lines += [f"## Changed rows: `{_cell(c.candidate.variant)}` ({len(changed)} of {c.rows.matched})", "",
-                  f"{sum(f.direction == 'pass->fail' for f in c.flips)} pass→fail and "
-                  f"{sum(f.direction == 'fail->pass' for f in c.flips)} fail→pass flips.", "",
+                  f"{flips['pass->fail']} pass→fail and {flips['fail->pass']} fail→pass flips."
+                  + (f" This report holds {len(c.row_diffs)} of the {c.rows.matched} rows, the most changed first; "
+                     "rows.csv has every row." if c.rows_omitted else ""), "",
                   "| row | status | changed scores | baseline output | candidate output |", "|---|---|---|---|---|"]
         for r in changed:
             scores = []

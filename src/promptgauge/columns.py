@@ -1,0 +1,193 @@
+"""One variant's results as compact columns: what summaries, comparisons and the gate compute from.
+
+One entry per result (row x repeat) in dataset order, and each evaluator's score, pass/fail and
+failure aligned with them: numpy arrays of numbers, the row ids and a 16-byte digest of each
+row's inputs. The texts -- inputs, outputs, evaluator details -- stay in the store (or in a
+results file's frames) and are read only for the rows a report shows, so 100,000 results with
+three evaluators take ~10 MB, not a Python object per value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .store import to_json
+
+#: Results fetched from SQLite at a time.
+FETCH = 10_000
+#: Evaluators joined in one query (SQLite joins at most 64 tables).
+JOINS = 48
+
+
+@dataclass(frozen=True)
+class EvaluatorColumns:
+    """One evaluator's records, aligned with the results."""
+
+    present: np.ndarray  # bool: the result has a score record
+    score: np.ndarray  # float: the primary score; NaN when none
+    passed: np.ndarray  # float: 1.0 pass / 0.0 fail; NaN when no verdict
+    error: np.ndarray  # bool: the evaluator failed on the result
+    repeat_scores: list[Any] | None = None  # per result, every repeat's score (only for agreement)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """One variant's results (see the module docstring)."""
+
+    row_id: np.ndarray  # object: str
+    repeat: np.ndarray  # int
+    row_index: np.ndarray  # int
+    inputs: np.ndarray  # S16: digest of the inputs as the store writes them (:func:`inputs_digest`)
+    error: np.ndarray  # bool: the model call failed
+    latency_ms: np.ndarray  # float
+    prompt_tokens: np.ndarray  # float; NaN when unknown
+    completion_tokens: np.ndarray
+    evaluators: dict[str, EvaluatorColumns]
+    labels: dict[str, list[Any]]  # human label column -> per result value (only for agreement)
+
+    def __len__(self) -> int:
+        return len(self.row_id)
+
+    @classmethod
+    def read(cls, db: sqlite3.Connection, run_id: str, variant: str, evaluators: Sequence[str],
+             configs: dict[str, Any] | None = None) -> Columns:
+        """A variant's columns from the store: one pass over its results joined with their scores,
+        *FETCH* results at a time; no text kept.
+
+        *configs* (the manifest's ``evaluators``) adds what agreement statistics need: the
+        repeat scores of evaluators with ``repeats`` and the ``human_label`` columns.
+        """
+        labels = _labels(evaluators, configs)
+        values: list[Any] = []
+        for start in range(0, max(len(evaluators), 1), JOINS):
+            select, convert, joins = [], [], []
+            if not start:
+                select = ["r.row_id", "r.repeat", "r.row_index", "r.inputs", "r.error IS NOT NULL", "r.latency_ms",
+                          "r.prompt_tokens", "r.completion_tokens"] + ["r.inputs"] * len(labels)
+                convert = [_objects, _ints, _ints, _digests, _bools, _floats, _floats, _floats]
+                convert += [lambda c, k=k: [json.loads(t).get(k) for t in c] for k in labels]
+            group = evaluators[start:start + JOINS]
+            for i, ev in enumerate(group):
+                select += [f"s{i}.rowid IS NOT NULL", f"s{i}.score", f"s{i}.passed", f"s{i}.error IS NOT NULL"]
+                convert += [_bools, _floats, _floats, _bools]
+                if _repeats(ev, configs) > 1:
+                    select.append(f"json_extract(s{i}.details, '$.repeat_scores')")
+                    convert.append(_json_lists)
+                joins.append(f"LEFT JOIN scores s{i} ON s{i}.run_id=r.run_id AND s{i}.row_id=r.row_id AND "
+                             f"s{i}.variant=r.variant AND s{i}.repeat=r.repeat AND s{i}.evaluator=?")
+            cur = db.execute(f"SELECT {', '.join(select)} FROM results r {' '.join(joins)} "
+                             "WHERE r.run_id=? AND r.variant=? ORDER BY r.row_index, r.repeat, r.row_id",
+                             (*group, run_id, variant))
+            values += _fetch(cur, convert)
+        take = iter(values).__next__
+        results = [take() for _ in range(8)]
+        label_values = {k: take() for k in labels}
+        per_ev = {ev: EvaluatorColumns(take(), take(), take(), take(), take() if _repeats(ev, configs) > 1 else None)
+                  for ev in evaluators}
+        return cls(*results, evaluators=per_ev, labels=label_values)
+
+    @classmethod
+    def from_frames(cls, results: pd.DataFrame, scores: pd.DataFrame, evaluators: Sequence[str],
+                    configs: dict[str, Any] | None = None) -> Columns:
+        """A variant's columns from its results and scores frames (a results file), in the frames' order.
+
+        ``inputs`` and ``details`` cells may be parsed (dicts) or JSON text; scores of results the
+        frame lacks are left out.
+        """
+        n = len(results)
+        position = {key: i for i, key in enumerate(zip(results["row_id"], results["repeat"]))}
+        inputs = [_obj(x) or {} for x in results["inputs"]] if "inputs" in results else [{}] * n
+        per_ev = {}
+        for ev in evaluators:
+            s = scores[scores["evaluator"] == ev]
+            idx = np.array([position.get(k, -1) for k in zip(s["row_id"], s["repeat"])], dtype=int)
+            keep = idx >= 0
+            idx = idx[keep]
+            present, failed = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+            score, passed = np.full(n, np.nan), np.full(n, np.nan)
+            present[idx] = True
+            score[idx] = s["score"].to_numpy(dtype=float)[keep]
+            passed[idx] = s["passed"].to_numpy(dtype=float)[keep]
+            failed[idx] = s["error"].notna().to_numpy()[keep]
+            repeat_scores = None
+            if _repeats(ev, configs) > 1:
+                repeat_scores = [[] for _ in range(n)]
+                for i, d in zip(idx, s["details"].to_numpy()[keep]):
+                    repeat_scores[i] = (_obj(d) or {}).get("repeat_scores") or []
+            per_ev[ev] = EvaluatorColumns(present, score, passed, failed, repeat_scores)
+        return cls(
+            row_id=results["row_id"].to_numpy(dtype=object), repeat=results["repeat"].to_numpy(dtype=int),
+            row_index=results["row_index"].to_numpy(dtype=int),
+            inputs=_digests([to_json(x) for x in inputs]),
+            error=results["error"].notna().to_numpy(), latency_ms=_floats(results["latency_ms"]),
+            prompt_tokens=_floats(results["prompt_tokens"]), completion_tokens=_floats(results["completion_tokens"]),
+            evaluators=per_ev, labels={k: [i.get(k) for i in inputs] for k in _labels(evaluators, configs)})
+
+
+def inputs_digest(text: str) -> bytes:
+    """A row's inputs, as the store writes them (:func:`promptgauge.store.to_json`), in 16 bytes."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _repeats(evaluator: str, configs: dict[str, Any] | None) -> int:
+    return ((configs or {}).get(evaluator) or {}).get("repeats") or 1
+
+
+def _labels(evaluators: Sequence[str], configs: dict[str, Any] | None) -> list[str]:
+    """The human label columns the evaluators are checked against."""
+    return sorted({label for ev in evaluators if (label := ((configs or {}).get(ev) or {}).get("human_label"))})
+
+
+def _obj(value: Any) -> Any:
+    """An inputs/details cell: parsed already (a dict), JSON text, or missing."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _fetch(cur: sqlite3.Cursor, convert: list[Callable[[Sequence[Any]], Any]]) -> list[Any]:
+    """The cursor's columns, each converted chunk by chunk (no list of every row at once)."""
+    parts: list[list[Any]] = [[] for _ in convert]
+    while chunk := cur.fetchmany(FETCH):
+        for part, conv, column in zip(parts, convert, zip(*chunk)):
+            part.append(conv(column))
+    return [_join(p, conv) for p, conv in zip(parts, convert)]
+
+
+def _join(parts: list[Any], conv: Callable[[Sequence[Any]], Any]) -> Any:
+    if not parts:
+        return conv(())
+    return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [x for p in parts for x in p]
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _ints(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    """Numbers; None (SQL NULL) becomes NaN."""
+    return np.asarray(values, dtype=float)
+
+
+def _bools(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray(values, dtype=bool)
+
+
+def _digests(texts: Sequence[str]) -> np.ndarray:
+    return np.array([inputs_digest(t) for t in texts], dtype="S16")
+
+
+def _json_lists(values: Sequence[str | None]) -> list[Any]:
+    return [json.loads(v) if v else [] for v in values]
