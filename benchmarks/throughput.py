@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--azure-python", help="python of a venv with azure-ai-evaluation (skipped if not given)")
     ap.add_argument("--azure-workers", type=int, default=32, help="PF_WORKER_COUNT for evaluate()")
-    ap.add_argument("--big-rows", type=int, nargs="*", default=[], help="row counts for the memory part")
+    ap.add_argument("--big-rows", type=int, nargs="*", default=[], help="row counts for the memory and compare parts")
     ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part:
