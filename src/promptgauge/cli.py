@@ -327,9 +327,13 @@ def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path |
 @click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every 'interval'.")
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the monitor file).")
 @click.option("--reports-dir", type=click.Path(path_type=Path), help="Where monitor.{html,md,json} go.")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Each pass stops scoring before its judges spend more (default: runner.max_cost).")
 @click.pass_obj
-def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None) -> None:
-    """Score new production records and judge the latest window: exit 0 healthy, 1 alert, 2 input error."""
+def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None,
+            max_cost: float | None) -> None:
+    """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
+    cost budget, 2 input error."""
     from . import api
     from .monitor.report import when
 
@@ -344,9 +348,13 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
             console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
             err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+        if p.stopped == "budget":
+            console.print(f"[yellow]stopped at the cost budget[/] (${r['pass']['cost_usd']:.4f} of "
+                          f"${r['pass']['max_cost']:g}): scored records are kept; the next pass goes on from there")
 
     try:
-        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass)
+        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass,
+                             max_cost=max_cost)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
