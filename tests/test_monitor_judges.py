@@ -171,7 +171,8 @@ def test_the_budget_stops_the_pass_cleanly_and_the_next_one_goes_on(monitored, f
     assert (t["documents"], t["records"], t["duplicates"]) == (N - len(stored), N - len(stored), 0)
     assert fake_openai.request_count == N  # no record judged twice; the calls the budget refused were never made
     assert len(scores(db)) == N
-    assert [r[0] for r in con.execute("SELECT status FROM monitor_passes ORDER BY started_at")] == ["budget", "finished"]
+    statuses = [r[0] for r in con.execute("SELECT status FROM monitor_passes ORDER BY started_at")]
+    assert statuses == ["budget", "finished"]
     con.close()
 
 

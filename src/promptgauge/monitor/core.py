@@ -104,7 +104,8 @@ def prepare(cfg: MonitorConfig, max_cost: float | None = None
             model = info.get("model") if info.get("kind") in MODEL_KINDS else None
             if max_cost is not None and model and prices.get(model) is None:
                 raise MonitorError(f"a cost budget needs a price for model '{model}' (evaluators.{spec.name})",
-                                   field="prices", hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
+                                   field="prices",
+                                   hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
         except UserError as exc:
             exc.file = exc.file or (str(cfg.path) if cfg.path else None)
             exc.args = (exc.format(),)

@@ -218,7 +218,7 @@ class Ingestor:
                 malformed.append((doc.line, f"reader failed: {type(exc).__name__}: {exc}"))
                 continue
             found += [(doc, r) for r in recs]
-        rows, dupes = self._prepare(found, source)
+        rows, dupes = self._prepare(found)
         await asyncio.gather(*(self._score(row) for row in rows if row["sampled"] and not row["failed"]))
         cut = min((row["line"] for row in rows if row.get("cut")), default=None)
         if cut is not None:
@@ -254,7 +254,7 @@ class Ingestor:
             if value is not None:
                 (r.outputs if column == "response" else r.data)[column] = value
 
-    def _prepare(self, found: list[tuple[Doc, Record]], source: SourceSpec) -> tuple[list[dict[str, Any]], list[int]]:
+    def _prepare(self, records: list[tuple[Doc, Record]]) -> tuple[list[dict[str, Any]], list[int]]:
         """Drop what is stored already, decide sampling (in log order), redact -> (new rows, duplicates' lines).
 
         Only what is stored is redacted: the id and stratum of every record, the
@@ -264,7 +264,7 @@ class Ingestor:
         dupes: list[int] = []
         ids: set[str] = set()
         strat = self.cfg.sampling.stratify_by
-        for doc, r in found:
+        for doc, r in records:
             found = Found()
             rid = self.redactor.text(r.id, found)
             if rid != r.id:  # an id that holds personal data is stored as its hash
@@ -274,7 +274,8 @@ class Ingestor:
                 continue
             ids.add(rid)
             value = r.lookup(strat) if strat else None
-            row = {"id": rid, "line": doc.line, "ts": r.ts, "win": window_start(r.ts, self.window), "failed": r.error is not None,
+            row = {"id": rid, "line": doc.line, "ts": r.ts, "win": window_start(r.ts, self.window),
+                   "failed": r.error is not None,
                    "stratum": None if value is None else self.redactor.text(str(value), found), "scores": {},
                    "data": None, "outputs": None, "error": None}
             pending.append((row, r, found))

@@ -31,7 +31,9 @@ def spend(report: dict[str, Any]) -> str:
     p = report["pass"]
     if not p["cost_usd"] and p["max_cost"] is None:
         return ""
-    text = f"Model calls of this pass: ${p['cost_usd']:.4f}" + (f" of a ${p['max_cost']:g} budget" if p["max_cost"] else "")
+    text = f"Model calls of this pass: ${p['cost_usd']:.4f}"
+    if p["max_cost"] is not None:
+        text += f" of a ${p['max_cost']:g} budget"
     if p["stopped"] == "budget":
         text += ". STOPPED at the cost budget: the records not scored yet are left for the next pass"
     return text + "."
