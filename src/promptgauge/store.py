@@ -139,6 +139,16 @@ class Store:
             raise StoreError(f"no {what} in the store", file=self.path, hint="list runs with: promptgauge runs")
         return _run_info(row)
 
+    def update_manifest(self, run_id: str, section: str, entries: dict[str, Any]) -> None:
+        """Add *entries* to one section of a run's manifest (atomic: several processes may add)."""
+        with self.transaction():
+            row = self.db.execute("SELECT manifest FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run '{run_id}' in the store", file=self.path)
+            manifest = json.loads(row[0])
+            manifest.setdefault(section, {}).update(entries)
+            self.db.execute("UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest), run_id))
+
     def runs(self, *, suite: str | None = None, limit: int = 50) -> list[RunInfo]:
         sql = "SELECT * FROM runs" + (" WHERE suite=?" if suite else "") + " ORDER BY created_at DESC LIMIT ?"
         args: tuple[Any, ...] = (suite, limit) if suite else (limit,)
@@ -190,12 +200,18 @@ class Store:
                 "SELECT row_id, variant, repeat FROM results WHERE run_id=? AND error IS NULL", (run_id,))}
         return done
 
-    def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """Results of a run with their scores, in dataset order (streamed, not loaded at once)."""
+    def iter_results(self, run_id: str, *, row_id: str | None = None, variant: str | None = None,
+                     ) -> Iterator[dict[str, Any]]:
+        """Results of a run (optionally of one row and/or variant) with their scores, in dataset order.
+
+        Streamed, not loaded at once.
+        """
+        where = "run_id=?" + (" AND row_id=?" if row_id is not None else "") + (" AND variant=?" if variant else "")
+        args = (run_id,) + ((row_id,) if row_id is not None else ()) + ((variant,) if variant else ())
         cur = self.db.execute(
             "SELECT row_id, variant, repeat, row_index, inputs, output, outputs, error, latency_ms, "
-            "prompt_tokens, completion_tokens, attempts FROM results WHERE run_id=? "
-            "ORDER BY row_index, variant, repeat", (run_id,)
+            f"prompt_tokens, completion_tokens, attempts FROM results WHERE {where} "
+            "ORDER BY row_index, variant, repeat", args
         )
         cols = [d[0] for d in cur.description]
         for rec in cur:
