@@ -111,10 +111,17 @@ class Check:
     baseline: float
     current: float
     worse_rows: list[str]
+    pvalue: float
 
     @property
     def name(self) -> str:
         return f"{self.variant}-{self.metric}"
+
+    def line(self) -> str:
+        """One line for the session summary."""
+        verdict = "no significant drop" if self.ok else "regression"
+        return (f"{'ok  ' if self.ok else 'FAIL'} {self.variant} {self.metric}: {self.baseline:.3g} -> "
+                f"{self.current:.3g} on {self.n} rows, {verdict} (p={self.pvalue:.2g})")
 
 
 def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None = None, alpha: float = 0.05,
@@ -156,18 +163,19 @@ def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None 
     for (path, variant, metric, comparison, worse, new_rows), p in zip(pending, adjusted):
         comparison = dataclasses.replace(comparison, pvalue_regression=float(p))
         verdict = no_regression(comparison, max_drop=max_drop, alpha=alpha)
-        reason = f"{variant} {metric}: {verdict.reason}"
-        if len(pending) > 1:
-            reason += f" [p Holm-adjusted over {len(pending)} checks]"
+        lines = [f"{variant} {metric}: {verdict.reason}" + (f" [p Holm-adjusted over {len(pending)} checks]"
+                                                             if len(pending) > 1 else "")]
         if worse:
-            shown = ", ".join(worse[:SHOWN_ROWS]) + (f" (+{len(worse) - SHOWN_ROWS} more)" if len(worse) > SHOWN_ROWS else "")
-            reason += f"; rows worse than the baseline: {shown}"
+            more = f" (+{len(worse) - SHOWN_ROWS} more)" if len(worse) > SHOWN_ROWS else ""
+            lines.append(f"rows worse than the baseline: {', '.join(worse[:SHOWN_ROWS])}{more}")
         if new_rows:
-            reason += f"; {new_rows} row(s) not in the baseline were not compared"
+            lines.append(f"{new_rows} row(s) not in the baseline were not compared")
         if not verdict.ok:
-            reason += f". If the change is intended, accept it: pytest --promptgauge-update-baseline (updates {path.name})"
+            lines.append(f"If the change is intended, accept it: pytest --promptgauge-update-baseline "
+                         f"(updates {path.name})")
+        reason = "\n".join(lines)
         checks.append(Check(path, variant, metric, verdict.ok, reason, comparison.n, comparison.mean_a,
-                            comparison.mean_b, worse))
+                            comparison.mean_b, worse, float(p)))
     return checks, notes
 
 

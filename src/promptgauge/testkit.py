@@ -150,6 +150,9 @@ class Result:
             return scores[name]
         raise AttributeError(f"Result has no attribute or score '{name}'; scores: {', '.join(scores) or 'none'}")
 
+    def __repr__(self) -> str:
+        return f"Result(row={self.row.id if self.row else None!r}, variant={self.variant!r}, output={self.output!r})"
+
     def describe(self) -> list[str]:
         lines = []
         if self.row is not None:

@@ -1,0 +1,417 @@
+"""promptgauge's pytest plugin: LLM regression tests in plain pytest.
+
+Registered through the ``pytest11`` entry point, so it is active wherever
+promptgauge is installed. It is import-light: the engine, the model and pandas
+load only when a test uses promptgauge.
+
+    import pytest
+
+    @pytest.mark.promptgauge("datasets/capitals.jsonl")  # one test per row, ids from the row ids
+    def test_capitals(row, evaluate):
+        result = evaluate(row)              # the suite's gated variant; evaluate(row, "friendly") for another
+        assert result.contains.passed
+        assert result.f1 >= 0.5             # a failure shows input, output, score, threshold, reason
+
+Marker ``@pytest.mark.promptgauge(dataset=None, *, mapping=None, variants=None)``:
+``dataset`` is a dataset file (relative to the test file, else to the rootdir; default: the
+suite's dataset); ``mapping`` passes columns as test arguments (``{"question": "${data.question}"}``);
+``variants`` (a list of names, or ``"all"``) runs each row on each variant.
+
+Fixtures: ``promptgauge_suite``, ``promptgauge_variant`` (the target under test: override it to
+return another variant name, a ``Variant`` or a Python callable built in code), ``evaluate`` and
+``promptgauge_cache`` (the session's shared results: no row is sent twice to the same variant,
+also across pytest-xdist workers).
+
+Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgauge.yaml`` in the
+rootdir), ``--promptgauge-update-baseline``, ``--promptgauge-report``; ini ``promptgauge_alpha``,
+``promptgauge_max_drop``, ``promptgauge_baseline_metrics`` (see :mod:`promptgauge.snapshots`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: What one test evaluated: (session row key, Result) pairs.
+_RESULTS = pytest.StashKey[list]()
+_STATE = pytest.StashKey["_State"]()
+BASELINE_TEST = "promptgauge-baseline"
+_FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
+
+
+def __getattr__(name: str) -> Any:
+    """``from promptgauge.pytest_plugin import assert_score`` (and Result, Score) without loading them early."""
+    if name in ("assert_score", "Result", "Score"):
+        from . import testkit
+
+        return getattr(testkit, name)
+    raise AttributeError(name)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("promptgauge", "promptgauge: LLM regression tests")
+    group.addoption("--promptgauge-suite", metavar="PATH", help="suite file (default: ini promptgauge_suite, "
+                    "else promptgauge.yaml in the rootdir)")
+    group.addoption("--promptgauge-update-baseline", action="store_true",
+                    help="store this run's per-row scores as the baseline snapshot next to each test file")
+    group.addoption("--promptgauge-report", metavar="DIR",
+                    help="write the session's reports here (default: the suite's reports/<run-id>/)")
+    parser.addini("promptgauge_suite", "suite file, relative to the ini file's directory")
+    parser.addini("promptgauge_alpha", "significance level of the baseline regression check", default="0.05")
+    parser.addini("promptgauge_max_drop", "drops up to this much never fail the baseline check", default="0")
+    parser.addini("promptgauge_baseline_metrics", "metrics the baseline check compares "
+                  "(<evaluator>.pass_rate / <evaluator>.mean); default: the pass rate of every pass/fail evaluator",
+                  type="args", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "promptgauge(dataset=None, *, mapping=None, variants=None): one test per dataset row "
+        "(and per variant); see promptgauge.pytest_plugin")
+    state = _State(config)
+    config.stash[_STATE] = state
+    config.pluginmanager.register(state, "promptgauge-session")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker records into the controller's run."""
+    node.workerinput["promptgauge_run_id"] = node.config.stash[_STATE].run_id_for_workers()
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[_STATE]
+
+
+# -- one test per row ---------------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("promptgauge")
+    if marker is None:
+        return
+    from .errors import UserError
+
+    where = f"{metafunc.definition.nodeid}: @pytest.mark.promptgauge"
+    try:
+        _parametrize(metafunc, marker, where)
+    except UserError as exc:
+        pytest.fail(f"{where}: {exc}", pytrace=False)
+
+
+def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> None:
+    from .testkit import load_rows
+
+    unknown = set(marker.kwargs) - {"dataset", "mapping", "variants"}
+    if unknown or len(marker.args) > 1:
+        pytest.fail(f"{where} takes (dataset=None, *, mapping=None, variants=None); got "
+                    f"{', '.join(sorted(unknown)) or 'more than one positional argument'}", pytrace=False)
+    dataset = marker.args[0] if marker.args else marker.kwargs.get("dataset")
+    mapping = marker.kwargs.get("mapping") or {}
+    if not isinstance(mapping, dict):
+        pytest.fail(f"{where}: mapping must be a dict {{argument: '${{data.column}}'}}", pytrace=False)
+    state = _state(metafunc.config)
+    path = _dataset_path(metafunc, dataset, where) if dataset else None
+    if path is None:
+        suite = state.get_harness().suite
+        path = suite.resolve(suite.dataset.path)
+    missing = [a for a in mapping if a not in metafunc.fixturenames]
+    if missing:
+        pytest.fail(f"{where}: mapping names {', '.join(missing)}, which {metafunc.function.__name__}() does not "
+                    f"take as an argument", pytrace=False)
+    argnames = (["row"] if "row" in metafunc.fixturenames else []) + list(mapping)
+    if not argnames:
+        pytest.fail(f"{where}: {metafunc.function.__name__}() takes no 'row' argument and the marker has no "
+                    "mapping, so the rows would not reach the test", pytrace=False)
+    cases = load_rows(path, mapping)
+    values = [tuple(([row] if "row" in argnames else []) + [v[a] for a in mapping]) for row, v in cases]
+    metafunc.parametrize(argnames, values, ids=[row.id for row, _ in cases])
+    variants = marker.kwargs.get("variants")
+    if variants is not None:
+        suite = state.get_harness().suite
+        names = [v.name for v in suite.variants] if variants == "all" else list(variants)
+        for name in names:
+            suite.variant(name)  # unknown names fail here, at collection
+        if "promptgauge_variant" not in metafunc.fixturenames:
+            pytest.fail(f"{where}: variants= needs a test that uses 'evaluate' or 'promptgauge_variant'",
+                        pytrace=False)
+        metafunc.parametrize("promptgauge_variant", names, indirect=True, ids=names)
+
+
+def _dataset_path(metafunc: pytest.Metafunc, dataset: str | Path, where: str) -> Path:
+    candidates = [Path(metafunc.definition.path).parent / dataset, metafunc.config.rootpath / dataset]
+    for p in candidates:
+        if p.is_file():
+            return p
+    pytest.fail(f"{where}: dataset file '{dataset}' not found (looked at: "
+                f"{', '.join(str(p) for p in dict.fromkeys(candidates))})", pytrace=False)
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def promptgauge_cache(request: pytest.FixtureRequest) -> Any:
+    """The session's shared results (a :class:`promptgauge.testkit.Harness`).
+
+    A row already evaluated on a variant in this session, by any test or xdist
+    worker, is taken from the session's store: ``.calls`` counts the model calls
+    this process made, ``.hits`` the results it reused.
+    """
+    return _state(request.config).get_harness()
+
+
+@pytest.fixture(scope="session")
+def promptgauge_suite(promptgauge_cache: Any) -> Any:
+    """The suite (:class:`promptgauge.suite.Suite`) the session evaluates with."""
+    return promptgauge_cache.suite
+
+
+@pytest.fixture
+def promptgauge_variant(request: pytest.FixtureRequest, promptgauge_suite: Any) -> Any:
+    """The variant ``evaluate(row)`` uses: the marker's ``variants=`` parameter, else the suite's
+    only gated variant (None when it gates several). Override it to test another target: return a
+    variant name, a :class:`promptgauge.suite.Variant` or a Python callable."""
+    param = getattr(request, "param", None)
+    if param is not None:
+        return param
+    gated = promptgauge_suite.gated_variants()
+    return gated[0] if len(gated) == 1 else None
+
+
+@pytest.fixture
+def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge_variant: Any) -> Any:
+    """``evaluate(row, variant=None, *, evaluators=None) -> Result``: score a row (or a dict of inputs)."""
+    from .errors import UserError
+    from .testkit import CallFailed
+
+    results = request.node.stash.setdefault(_RESULTS, [])
+
+    def evaluate(row: Any, variant: Any = None, *, evaluators: list[str] | None = None) -> Any:
+        __tracebackhide__ = True
+        chosen = variant if variant is not None else promptgauge_variant
+        if chosen is None:
+            names = ", ".join(promptgauge_cache.suite.gated_variants())
+            pytest.fail(f"promptgauge: which variant? The suite gates several ({names}): pass evaluate(row, "
+                        "'NAME'), use @pytest.mark.promptgauge(variants=[...]) or override promptgauge_variant",
+                        pytrace=False)
+        try:
+            key, result = promptgauge_cache.evaluate(row, chosen, evaluators=evaluators)
+        except (UserError, CallFailed) as exc:
+            pytest.fail(f"promptgauge: {exc}", pytrace=False)
+        results.append((key, result))
+        return result
+
+    return evaluate
+
+
+# -- failure messages ---------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
+    testkit = sys.modules.get("promptgauge.testkit")
+    if testkit is None or op not in _FLIP:
+        return None
+    scores = [s for s in (left, right) if isinstance(s, testkit.Score)]
+    if not scores:
+        return None
+    lines = [f"{left!r} {op} {right!r}"]
+    for s in scores:
+        other = right if s is left else left
+        if isinstance(other, (int, float)) and not isinstance(other, testkit.Score):
+            lines += s.explain(op if s is left else _FLIP[op], float(other))
+        else:
+            lines += s.explain()
+        if s.result is not None:
+            s.result.explained = True
+    return lines
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Reports carry what the test evaluated (``report.promptgauge``, also across xdist); a failed
+    test that evaluated rows, with no score explained yet, gets a section showing them."""
+    report = yield
+    results = item.stash.get(_RESULTS, [])
+    if report.when == "teardown" and results:
+        report.promptgauge = [r.record(key) for key, r in results]
+    if report.when == "call" and report.failed and results and not any(r.explained for _, r in results):
+        if hasattr(report.longrepr, "addsection"):
+            text = []
+            for _, r in results:
+                text += r.describe()
+                text += [f"  scores:  " + ", ".join(
+                    f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
+                    for n, s in r.scores.items())]
+                text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
+            report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
+    return report
+
+
+# -- the session: records, baseline snapshots, summary, reports -------------------------------------
+class _State:
+    """The plugin's state in one process, registered as a plugin for the session's hooks.
+
+    Each process makes its harness on first use. The controller (the only process
+    without pytest-xdist) collects what every test evaluated from the test reports,
+    then checks or writes baseline snapshots, finishes the run and writes its reports.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.worker = hasattr(config, "workerinput")
+        self.run_id: str | None = config.workerinput.get("promptgauge_run_id") if self.worker else None
+        self.harness: Any = None
+        self.records: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.checks: list[Any] = []
+        self.lines: list[str] = []
+
+    def suite_path(self) -> Path:
+        opt = self.config.getoption("promptgauge_suite")
+        if opt:
+            return Path(opt).resolve()
+        ini = self.config.getini("promptgauge_suite")
+        if ini:
+            base = self.config.inipath.parent if self.config.inipath else self.config.rootpath
+            return (base / ini).resolve()
+        return self.config.rootpath / "promptgauge.yaml"
+
+    def run_id_for_workers(self) -> str:
+        if self.run_id is None:
+            from .runner import new_run_id
+
+            self.run_id = new_run_id()
+        return self.run_id
+
+    def get_harness(self) -> Any:
+        if self.harness is None:
+            from . import testkit
+            from .errors import UserError
+
+            path = self.suite_path()
+            if not path.is_file():
+                pytest.fail(f"promptgauge: no suite file at {path} (set promptgauge_suite in your pytest "
+                            "configuration or pass --promptgauge-suite)", pytrace=False)
+            try:
+                self.harness = testkit.Harness(path, self.run_id)
+            except UserError as exc:
+                pytest.fail(f"promptgauge: {exc}", pytrace=False)
+            self.run_id = self.harness.run_id
+            testkit.active = self.harness
+        return self.harness
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.worker or report.when != "teardown":
+            return
+        for rec in getattr(report, "promptgauge", ()):
+            module = report.nodeid.split("::")[0]
+            self.records.setdefault(module, {})[(rec["variant"], rec["row"])] = rec
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        result = yield
+        if not self.worker and self.records and not (session.shouldfail or session.shouldstop):
+            self._baselines(session)
+        return result
+
+    def _baselines(self, session: pytest.Session) -> None:
+        from . import snapshots
+        from .errors import UserError
+        from .suite import load_suite
+
+        config = self.config
+        modules = {snapshots.snapshot_path(config.rootpath / m): m for m in self.records}
+        files = {path: list(self.records[m].values()) for path, m in modules.items()}
+        try:
+            if config.getoption("promptgauge_update_baseline"):
+                suite = self.harness.suite if self.harness else load_suite(self.suite_path())
+                for path, records in files.items():
+                    n = snapshots.write(path, records, suite.name)
+                    self.lines.append(f"baseline snapshot written: {path} ({n} results)")
+                return
+            self.checks, notes = snapshots.check(
+                files, metrics=config.getini("promptgauge_baseline_metrics") or None,
+                alpha=float(config.getini("promptgauge_alpha")), max_drop=float(config.getini("promptgauge_max_drop")))
+        except (UserError, ValueError) as exc:
+            raise pytest.UsageError(f"promptgauge: {exc}") from None
+        self.lines += notes + [c.line() for c in self.checks]
+        session.testscollected += len(self.checks)  # keeps the progress at 100 %
+        for c in self.checks:
+            self._report_check(modules[c.file], c)
+
+    def _report_check(self, module: str, check: Any) -> None:
+        """Show one baseline check as a test, so the terminal, ``--junitxml``, ``--lf`` and the exit code see it."""
+        name = f"{BASELINE_TEST}[{check.name}]"
+        nodeid, location = f"{module}::{name}", (module, None, name)
+        hook = self.config.hook
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for when in ("setup", "call", "teardown"):
+            failed = when == "call" and not check.ok
+            hook.pytest_runtest_logreport(report=pytest.TestReport(
+                nodeid, location, {name: 1}, "failed" if failed else "passed", check.reason if failed else None,
+                when))
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        try:
+            if not self.worker and self.records:
+                self._finish_run(exitstatus)
+        finally:
+            if self.harness is not None:
+                self.harness.close()
+                self.harness = None
+
+    def _finish_run(self, exitstatus: int) -> None:
+        """Mark the run finished, write its reports, keep the summary for the terminal."""
+        from .report import write_reports
+        from .store import Store
+        from .suite import load_suite
+        from .summary import summarize
+
+        suite = self.harness.suite if self.harness else load_suite(self.suite_path())
+        store = self.harness.store if self.harness else Store(suite.resolve(suite.store))
+        try:
+            store.set_status(self.run_id, "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "finished")
+            summary = summarize(store, self.run_id)
+            summary["baseline_checks"] = [
+                {"file": str(c.file), "variant": c.variant, "metric": c.metric, "passed": c.ok, "reason": c.reason,
+                 "n": c.n, "baseline": c.baseline, "current": c.current} for c in self.checks]
+            opt = self.config.getoption("promptgauge_report")
+            out = Path(opt).resolve() if opt else suite.resolve(suite.reports_dir) / self.run_id
+            reports = write_reports(summary, store, out)
+            if self.checks:
+                with reports["markdown"].open("a", encoding="utf-8") as f:
+                    f.write(_checks_markdown(self.checks))
+        finally:
+            if self.harness is None:
+                store.close()
+        self.lines[:0] = _summary_lines(summary) + [f"report: {reports['markdown']}"]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.write_sep("=", "promptgauge")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    def fmt(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    lines = [f"run {summary['run_id']} (suite {summary['suite']}, {summary['status']})",
+             f"{'variant':<16} {'evaluator':<16} {'n':>5} {'mean':>9} {'pass rate':>9} {'errors':>6}"]
+    for vname, v in summary["variants"].items():
+        if not v["calls"]["n"]:
+            continue
+        for ename, m in v["metrics"].items():
+            if m["n"] or m["errors"]:
+                lines.append(f"{vname:<16} {ename:<16} {m['n']:>5} {fmt(m['mean']):>9} {fmt(m['pass_rate']):>9} "
+                             f"{m['errors']:>6}")
+    return lines
+
+
+def _checks_markdown(checks: list[Any]) -> str:
+    lines = ["", "## Baseline snapshot", "", "| variant | metric | rows | baseline | now | result |", "|---|---|---|---|---|---|"]
+    for c in checks:
+        lines.append(f"| `{c.variant}` | `{c.metric}` | {c.n} | {c.baseline:.3f} | {c.current:.3f} | "
+                     f"{'pass' if c.ok else '**REGRESSION**'} |")
+    lines += [""] + [f"- {c.reason}" for c in checks if not c.ok]
+    return "\n".join(lines) + "\n"
