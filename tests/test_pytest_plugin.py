@@ -148,3 +148,280 @@ def test_baseline_check_follows_k_and_stops_with_x(pytester: pytest.Pytester, pr
     res = run(pytester, "-x")
     res.assert_outcomes(failed=1)
     assert "promptgauge-baseline" not in res.stdout.str()
+
+
+def store_of(pytester: pytest.Pytester) -> sqlite3.Connection:
+    return sqlite3.connect(pytester.path / ".promptgauge" / "promptgauge.db")
+
+
+@pytest.mark.slow
+def test_shared_cache_no_repeated_calls_across_tests_and_xdist_workers(
+        pytester: pytest.Pytester, project: SuiteBuilder, fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.latency = 0.05  # both workers ask for the same rows at the same time
+    pytester.makepyfile(test_rows="""
+        import pytest
+
+        def every_row(evaluate, promptgauge_suite):
+            from promptgauge.datasets import load_dataset
+            dataset = load_dataset(promptgauge_suite.resolve(promptgauge_suite.dataset.path))
+            return [evaluate(row) for row in dataset.rows]
+
+        def test_a(evaluate, promptgauge_suite):
+            assert len(every_row(evaluate, promptgauge_suite)) == 10
+
+        def test_b(evaluate, promptgauge_suite):
+            assert len(every_row(evaluate, promptgauge_suite)) == 10
+
+        @pytest.mark.promptgauge()
+        def test_row(row, evaluate, promptgauge_cache):
+            evaluate(row)
+            evaluate(row, evaluators=["contains"])
+    """)
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--junitxml=junit.xml")
+    res.assert_outcomes(passed=12)
+    assert fake_openai.request_count == 10
+    with store_of(pytester) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        [(run_id, status, manifest)] = db.execute("SELECT run_id, status, manifest FROM runs").fetchall()
+        assert status == "finished" and json.loads(manifest)["source"] == "pytest"
+        assert db.execute("SELECT count(*) FROM results WHERE run_id=?", (run_id,)).fetchone() == (10,)
+        assert db.execute("SELECT count(*) FROM scores WHERE run_id=?", (run_id,)).fetchone() == (20,)
+    res.stdout.fnmatch_lines(["*= promptgauge =*", f"run {run_id} (suite t, finished)",
+                              "b * contains * 10 * 1.000 * 1.000 * 0"])
+    assert len(ET.parse(pytester.path / "junit.xml").findall(".//testcase")) == 12
+
+
+def test_cache_counts_calls_and_hits_in_one_process(pytester: pytest.Pytester, project: SuiteBuilder,
+                                                    fake_openai: FakeOpenAIServer) -> None:
+    pytester.makepyfile(test_rows="""
+        import pytest
+
+        @pytest.mark.promptgauge(variants=["a", "b"])
+        def test_first(row, evaluate):
+            evaluate(row)
+
+        @pytest.mark.promptgauge(variants="all")
+        def test_again(row, evaluate):
+            evaluate(row)
+
+        def test_counts(promptgauge_cache):
+            assert (promptgauge_cache.calls, promptgauge_cache.hits) == (20, 20)
+    """)
+    run(pytester).assert_outcomes(passed=41)
+    assert fake_openai.request_count == 20
+
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ('"nope.jsonl"', "dataset file 'nope.jsonl' not found (looked at: {root}/nope.jsonl)"),
+    ('mapping={"expected": "${data.answer}"}',
+     "{root}/data.jsonl:1: column 'answer' (mapped to test argument 'expected') is missing "
+     "(columns present: id, question, ground_truth)"),
+    ('mapping={"expected": "ground_truth"}',
+     "{root}/data.jsonl: mapping 'expected': 'ground_truth' is not a dataset column reference "
+     "(write ${{data.<column>}}; columns: id, question, ground_truth)"),
+    ('mapping={"answer": "${data.ground_truth}"}',
+     "mapping names answer, which test_x() does not take as an argument"),
+    ('"broken.jsonl"', "{root}/broken.jsonl:2: malformed JSON: Expecting value at column 1"),
+    ('variants=["a", "zz"]', "{root}/promptgauge.yaml: unknown variant 'zz' (variants: a, b)"),
+    ('color="red"', "takes (dataset=None, *, mapping=None, variants=None); got color"),
+])
+def test_marker_mistakes_are_clear_collection_errors(pytester: pytest.Pytester, project: SuiteBuilder,
+                                                     marker: str, message: str) -> None:
+    (pytester.path / "broken.jsonl").write_text('{"id": 1}\nnot json\n')
+    pytester.makepyfile(test_rows=f"""
+        import pytest
+
+        @pytest.mark.promptgauge({marker})
+        def test_x(row, expected, evaluate):
+            pass
+    """.replace("expected, ", "expected, " if "expected" in marker else ""))
+    res = run(pytester)
+    assert res.ret == pytest.ExitCode.INTERRUPTED
+    res.assert_outcomes(errors=1)
+    out = res.stdout.str()
+    assert f"test_rows.py::test_x: @pytest.mark.promptgauge: {message.format(root=pytester.path)}" in out
+    assert "Traceback" not in out and "promptgauge/" not in out
+
+
+def test_mistakes_inside_a_test_fail_it_with_a_clear_message(pytester: pytest.Pytester, project: SuiteBuilder,
+                                                              fake_openai: FakeOpenAIServer) -> None:
+    pytester.makepyfile(test_rows="""
+        def test_unknown_variant(evaluate):
+            evaluate({"question": "What is the capital of Peru?", "ground_truth": "Lima"}, "zz")
+
+        def test_row_lacks_a_column(evaluate):
+            evaluate({"question": "What is the capital of Peru?"})
+
+        def test_model_call_fails(evaluate):
+            evaluate({"id": "pe", "question": "What is the capital of Peru?", "ground_truth": "Lima"})
+
+        def test_not_a_row(evaluate):
+            evaluate("What is the capital of Peru?")
+    """)
+    fake_openai.fail_next("500", 3)
+    res = run(pytester)
+    res.assert_outcomes(failed=4)
+    root = pytester.path
+    res.stdout.fnmatch_lines([
+        f"*promptgauge: {root}/promptgauge.yaml: unknown variant 'zz' (variants: a, b)",
+        f"*promptgauge: {root}/promptgauge.yaml, field 'evaluators.contains.column_mapping.value': evaluator "
+        "'contains' maps value to ${data.ground_truth}, but the dataset has no column 'ground_truth' "
+        "(dataset columns: question)",
+        "*promptgauge: the model call failed for row pe (variant b): HTTP 500: * (after 3 attempts)",
+        "*promptgauge: evaluate() takes a dataset row or a dict of inputs, not str",
+    ])
+    assert "Traceback" not in res.stdout.str() and "src/promptgauge" not in res.stdout.str()
+
+
+def test_no_suite_file_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_rows="""
+        def test_x(evaluate):
+            pass
+    """)
+    res = run(pytester)
+    res.assert_outcomes(errors=1)
+    res.stdout.fnmatch_lines([f"*promptgauge: no suite file at {pytester.path}/promptgauge.yaml (set "
+                              "promptgauge_suite in your pytest configuration or pass --promptgauge-suite)"])
+
+
+def test_mapping_passes_columns_as_arguments(pytester: pytest.Pytester, project: SuiteBuilder) -> None:
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "extra.jsonl").write_text(
+        '{"id": "fr", "question": "What is the capital of France?", "city": "Paris"}\n'
+        '{"id": "x1", "question": "What is the capital of Atlantis?", "city": "Poseidonia"}\n')
+    pytester.makepyfile(**{"cases/test_extra": """
+        import pytest
+
+        @pytest.mark.promptgauge("extra.jsonl", mapping={"city": "${data.city}"})
+        def test_city(row, city, evaluate):
+            result = evaluate(row, evaluators=[])
+            assert city in result.output
+    """})
+    res = run(pytester, "-v", "--promptgauge-update-baseline")
+    res.assert_outcomes(passed=1, failed=1)
+    res.stdout.fnmatch_lines(["*test_city?fr? PASSED*", "*test_city?x1? FAILED*",
+                              "E       AssertionError: assert 'Poseidonia' in 'echo: What is the capital of Atlantis?'"])
+    # rows of a file other than the suite's dataset are keyed by file name, so ids of two files never clash
+    snap = json.loads((pytester.path / "cases" / "test_extra.promptgauge-baseline.json").read_text())
+    assert sorted(snap["variants"]["b"]) == ["extra/fr", "extra/x1"]
+
+
+def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.Pytester, project: SuiteBuilder) -> None:
+    (pytester.path / "evaluators").mkdir()
+    (pytester.path / "evaluators" / "judge.py").write_text(
+        "def relevance(*, response, question):\n"
+        "    score = 5 if 'capital' in question and response.istitle() else 2\n"
+        "    return {'relevance': score, 'relevance_reason': f'the answer {response!r} is judged {score}/5'}\n")
+    pytester.makepyfile(test_judge="""
+        from promptgauge.pytest_plugin import assert_score
+
+        def test_result(evaluate):
+            result = evaluate({"id": "q", "question": "What is the capital of Peru?", "ground_truth": "Lima"})
+            assert assert_score(result, "relevance", ">= 4") == 5   # evaluators outside the suite work too
+
+        def test_plain_output():
+            assert_score("lima, peru", "relevance", ">= 4", question="What is the capital of Peru?")
+
+        def test_bad_condition():
+            assert_score("Lima", "contains", "at least 4", ground_truth="Lima")
+    """)
+    res = run(pytester)
+    res.assert_outcomes(passed=1, failed=2)
+    res.stdout.fnmatch_lines([
+        ">       assert_score(\"lima, peru\", \"relevance\", \">= 4\", question=*",
+        "E       AssertionError: promptgauge: relevance = 2, needed >= 4",
+        "E         input:   question='What is the capital of Peru?'",
+        "E         output:  'lima, peru'",
+        "E         reason:  the answer 'lima, peru' is judged 2/5",
+        "*promptgauge: condition 'at least 4' is not 'OP NUMBER' (e.g. '>= 4' or 0.6; OP is one of >= > <= < == !=)",
+    ])
+
+
+def test_targets_built_in_code(pytester: pytest.Pytester, project: SuiteBuilder, fake_openai: FakeOpenAIServer) -> None:
+    pytester.makeconftest("""
+        import pytest
+        from promptgauge.suite import Variant
+
+        def shouting(question, **columns):
+            return question.upper()
+
+        @pytest.fixture
+        def promptgauge_variant():
+            return shouting
+
+        @pytest.fixture
+        def prompt_c():
+            return Variant(name="c", prompt="a.prompty", target="fake", parameters={"max_tokens": 5})
+    """)
+    pytester.makepyfile(test_code="""
+        import pytest
+
+        @pytest.mark.promptgauge()
+        def test_function_target(row, evaluate):
+            assert evaluate(row).output == row.data["question"].upper()
+
+        def test_variant_in_code(evaluate, prompt_c):
+            result = evaluate({"question": "What is the capital of Peru?", "ground_truth": "Lima"}, prompt_c)
+            assert result.output == "Lima" and result.variant == "c"
+    """)
+    fake_openai.replies["What is the capital of Peru?"] = "Lima"
+    run(pytester).assert_outcomes(passed=11)
+    assert fake_openai.request_count == 1 and fake_openai.requests[0].body["max_tokens"] == 5
+    with store_of(pytester) as db:
+        manifest = json.loads(db.execute("SELECT manifest FROM runs").fetchone()[0])
+    assert manifest["variants"]["shouting"]["target_info"] == {"kind": "python", "function": "conftest:shouting"}
+    assert manifest["variants"]["c"]["parameters"] == {"temperature": 0, "max_tokens": 5}
+
+
+def test_session_report_file(pytester: pytest.Pytester, project: SuiteBuilder, fake_openai: FakeOpenAIServer) -> None:
+    pytester.makepyfile(test_rows=ROW_TEST)
+    run(pytester, "--promptgauge-update-baseline")
+    fake_openai.replies = replies(wrong={"fr", "jp", "it", "es", "de", "pt"})
+    res = run(pytester, "--promptgauge-report", "out")
+    res.assert_outcomes(passed=10, failed=2)
+    report = (pytester.path / "out" / "report.md").read_text()
+    assert "| `b` | 10 | 0 |" in report and "0.400 | 0.400 |" in report
+    assert "## Baseline snapshot" in report
+    assert "| `b` | `contains.pass_rate` | 10 | 1.000 | 0.400 | **REGRESSION** |" in report
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert [c["passed"] for c in summary["baseline_checks"]] == [False, False]
+    assert summary["manifest"]["datasets"] == {"data.jsonl": promptgauge.testkit.hashlib.sha256(
+        (pytester.path / "data.jsonl").read_bytes()).hexdigest()}
+
+
+def test_plugin_is_import_light(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="""
+        import sys
+
+        def test_nothing_heavy_loaded(pytestconfig):
+            assert pytestconfig.pluginmanager.has_plugin("promptgauge")
+            heavy = {"promptgauge.testkit", "promptgauge.runner", "pandas", "numpy", "openai", "llama_cpp", "jinja2"}
+            assert heavy.isdisjoint(sys.modules)
+    """)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_offline_on_the_embedded_model(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".jsonl", data='{"id": "fr", "question": "What is the capital of France?"}\n'
+                                     '{"id": "jp", "question": "What is the capital of Japan?"}\n')
+    pytester.makefile(".prompty", terse="---\nmodel:\n  parameters:\n    max_tokens: 12\n---\n"
+                                        "system:\nAnswer with one word.\n\nuser:\n{{question}}\n")
+    (pytester.path / "promptgauge.yaml").write_text(yaml.safe_dump({
+        "name": "offline", "dataset": "data.jsonl",
+        "variants": [{"name": "terse", "prompt": "terse.prompty", "target": "local:smollm2"}],
+        "evaluators": [{"name": "regex", "params": {"pattern": "[A-Za-z]"}}],
+    }))
+    pytester.makepyfile(test_local="""
+        import pytest
+
+        @pytest.mark.promptgauge()
+        def test_answers(row, evaluate):
+            assert evaluate(row).regex.passed
+    """)
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--promptgauge-update-baseline")
+    res.assert_outcomes(passed=2)
+    res.stdout.fnmatch_lines(["terse * regex * 2 * 1.000 * 1.000 * 0"])
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    res.assert_outcomes(passed=3)  # the two rows and the baseline check: the same answers again

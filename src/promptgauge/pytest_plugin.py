@@ -97,7 +97,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         _parametrize(metafunc, marker, where)
     except UserError as exc:
-        pytest.fail(f"{where}: {exc}", pytrace=False)
+        error = str(exc)
+    else:
+        return
+    pytest.fail(f"{where}: {error}", pytrace=False)
 
 
 def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> None:
@@ -105,7 +108,7 @@ def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> 
 
     unknown = set(marker.kwargs) - {"dataset", "mapping", "variants"}
     if unknown or len(marker.args) > 1:
-        pytest.fail(f"{where} takes (dataset=None, *, mapping=None, variants=None); got "
+        pytest.fail(f"{where}: takes (dataset=None, *, mapping=None, variants=None); got "
                     f"{', '.join(sorted(unknown)) or 'more than one positional argument'}", pytrace=False)
     dataset = marker.args[0] if marker.args else marker.kwargs.get("dataset")
     mapping = marker.kwargs.get("mapping") or {}
@@ -197,9 +200,11 @@ def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge
         try:
             key, result = promptgauge_cache.evaluate(row, chosen, evaluators=evaluators)
         except (UserError, CallFailed) as exc:
-            pytest.fail(f"promptgauge: {exc}", pytrace=False)
-        results.append((key, result))
-        return result
+            error = str(exc)
+        else:
+            results.append((key, result))
+            return result
+        pytest.fail(f"promptgauge: {error}", pytrace=False)
 
     return evaluate
 
@@ -293,9 +298,12 @@ class _State:
             try:
                 self.harness = testkit.Harness(path, self.run_id)
             except UserError as exc:
-                pytest.fail(f"promptgauge: {exc}", pytrace=False)
-            self.run_id = self.harness.run_id
-            testkit.active = self.harness
+                error = str(exc)
+            else:
+                self.run_id = self.harness.run_id
+                testkit.active = self.harness
+                return self.harness
+            pytest.fail(f"promptgauge: {error}", pytrace=False)
         return self.harness
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -155,7 +155,7 @@ class Result:
 
     def describe(self) -> list[str]:
         lines = []
-        if self.row is not None:
+        if self.row is not None and self.row.id:
             lines.append(f"  row:     {self.row.id}" + (f" ({self.where})" if self.where else ""))
         if self.variant:
             lines.append(f"  variant: {self.variant}")
@@ -318,22 +318,22 @@ class Harness:
         stored_row = Row(key, row.index, row.line, row.data)
         with self._lock(key, v.name):
             item = self._stored(key, v.name, row)
-            if item is None:
+            if item is None or item["error"]:  # a failed call is tried again, not cached
                 plan = Plan(self.suite, dataset, [v], {v.name: prompt}, {v.name: target}, bound, self.factory)
                 self.loop.run_until_complete(Engine(plan, self.store, self.run_id)._process(stored_row, v, 0))
                 self.calls += 1
                 item = self._stored(key, v.name, row)
+                assert item is not None, "the engine stores every result it processes"
             else:
                 self.hits += 1
                 self._score_missing(item, row, stored_row, v, bound)
-        assert item is not None
         if item["error"]:
             raise CallFailed(f"the model call failed for row {row.id} (variant {v.name}): {item['error']}")
         return key, self._result(item, row, v.name, bound, dataset.where(row) if source else "")
 
     def _stored(self, key: str, variant: str, row: Row) -> dict[str, Any] | None:
         item = next(self.store.iter_results(self.run_id, row_id=key, variant=variant), None)
-        if item is None or item["error"]:
+        if item is None:
             return None
         if _canonical(item["inputs"]) != _canonical(row.data):
             raise DatasetError(f"two different rows are named '{key}' in this test session", row=row.line or None,
@@ -419,6 +419,23 @@ def assert_score(output: Result | str, evaluator: str, condition: str | float = 
     reason. Returns the score.
     """
     __tracebackhide__ = True
+    try:
+        score, op, threshold = _score_for(output, evaluator, condition, row, columns)
+    except UserError as exc:
+        error = str(exc)
+    else:
+        if not OPS[op](float(score), threshold):
+            if score.result is not None:
+                score.result.explained = True
+            raise AssertionError("\n".join(score.explain(op, threshold)))
+        return score
+    import pytest
+
+    pytest.fail(f"promptgauge: {error}", pytrace=False)
+
+
+def _score_for(output: Result | str, evaluator: str, condition: str | float, row: Row | dict[str, Any] | None,
+               columns: dict[str, Any]) -> tuple[Score, str, float]:
     op, threshold = parse_condition(condition)
     if isinstance(output, Result):
         score = output[evaluator] if evaluator in output.scores else None
@@ -433,11 +450,7 @@ def assert_score(output: Result | str, evaluator: str, condition: str | float = 
     else:
         data = {**(row.data if isinstance(row, Row) else row or {}), **columns}
         score = _active().score_output(str(output), evaluator, data)
-    if not OPS[op](float(score), threshold):
-        if score.result is not None:
-            score.result.explained = True
-        raise AssertionError("\n".join(score.explain(op, threshold)))
-    return score
+    return score, op, threshold
 
 
 def _active() -> Harness:
