@@ -425,3 +425,33 @@ def test_offline_on_the_embedded_model(pytester: pytest.Pytester) -> None:
     res.stdout.fnmatch_lines(["terse * regex * 2 * 1.000 * 1.000 * 0"])
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     res.assert_outcomes(passed=3)  # the two rows and the baseline check: the same answers again
+
+
+def test_baseline_metrics_tolerance_and_settings(pytester: pytest.Pytester, project: SuiteBuilder,
+                                                 fake_openai: FakeOpenAIServer) -> None:
+    pytester.makepyfile(test_rows=ROW_TEST)
+    pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.mean\npromptgauge_max_drop = 0.9\n")
+    run(pytester, "--promptgauge-update-baseline").assert_outcomes(passed=10)
+    lines = baseline_of(pytester).read_text().splitlines()
+    assert lines[5] == '   "ca": {"contains": {"passed": true, "score": 1.0}, "exact_match": {"passed": true, "score": 1.0}},'
+    fake_openai.replies = replies(wrong=set(CAPITALS) - {"pe"})  # a big drop, but within max_drop
+    res = run(pytester, "-v")
+    res.assert_outcomes(passed=11)
+    res.stdout.fnmatch_lines(["*promptgauge-baseline?b-contains.mean? PASSED*",
+                              "ok   b contains.mean: 1 -> 0.1 on 10 rows, drop within max_drop (p=0.002)"])
+
+    pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.median\n")
+    res = run(pytester)
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["ERROR: promptgauge: field 'promptgauge_baseline_metrics': baseline metric "
+                              "'contains.median' is not '<evaluator>.pass_rate' or '<evaluator>.mean'"])
+    pytester.makeini("[pytest]\npromptgauge_alpha = 5%\n")
+    res = run(pytester)
+    res.stderr.fnmatch_lines(["ERROR: promptgauge: promptgauge_alpha = '5%' is not a number in (0, 1)"])
+
+    pytester.makeini("[pytest]\n")
+    baseline_of(pytester).write_text("{not json")
+    res = run(pytester)
+    res.assert_outcomes(passed=10, failed=1)
+    res.stdout.fnmatch_lines([f"{baseline_of(pytester)}: not a JSON file: *(delete it and rerun with "
+                              "--promptgauge-update-baseline)"])

@@ -72,3 +72,23 @@ def run(
         return RunReport(outcome.run_id, outcome.status, summary, reports, st.path)
     finally:
         st.close()
+
+
+def ci(
+    suite: str | Path | Suite | None = None,
+    *,
+    out: str | Path = "promptgauge-report",
+    **options: Any,
+) -> RunReport:
+    """Run a suite for a pipeline: :func:`run` (its ``options``), then everything into *out*.
+
+    *out* gets ``junit.xml`` (a test case per gate rule), ``report.md`` (for a
+    pull-request comment), ``summary.json`` and the other reports; the returned
+    report's ``reports`` point there. The pipeline's exit code is the gate's:
+    ``report.passed``.
+    """
+    from .ci import publish
+
+    report = run(suite, **options)
+    report.reports = publish(report.summary, report.reports, Path(out))
+    return report

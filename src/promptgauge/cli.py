@@ -95,6 +95,29 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
+@cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store")])
+@click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
+              help="Folder for junit.xml, report.md (for a PR comment), summary.json and the other reports.")
+@click.pass_obj
+def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
+       store: Path | None, out: Path) -> None:
+    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown and reports in --out."""
+    from . import api
+
+    try:
+        report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
+                        store=store)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished results are kept in the store")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary)
+    for fmt, path in sorted(report.reports.items()):
+        console.print(f"{fmt}: {path}")
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 

@@ -71,9 +71,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "promptgauge(dataset=None, *, mapping=None, variants=None): one test per dataset row "
         "(and per variant); see promptgauge.pytest_plugin")
+    _check_ini(config)
     state = _State(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "promptgauge-session")
+
+
+def _check_ini(config: pytest.Config) -> None:
+    """Bad promptgauge settings stop pytest at the start, as a usage error."""
+    from .snapshots import SnapshotError, parse_metrics
+
+    try:
+        parse_metrics(config.getini("promptgauge_baseline_metrics"))
+    except SnapshotError as exc:
+        raise pytest.UsageError(f"promptgauge: {exc}") from None
+    for name, ok, valid in (("promptgauge_alpha", lambda x: 0 < x < 1, "a number in (0, 1)"),
+                            ("promptgauge_max_drop", lambda x: x >= 0, "a number >= 0")):
+        raw = config.getini(name)
+        try:
+            good = ok(float(raw))
+        except ValueError:
+            good = False
+        if not good:
+            raise pytest.UsageError(f"promptgauge: {name} = {raw!r} is not {valid}")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -269,15 +289,25 @@ class _State:
         self.checks: list[Any] = []
         self.lines: list[str] = []
 
-    def suite_path(self) -> Path:
+    def suite_paths(self) -> list[Path]:
+        """Where the suite file is looked for, first match wins."""
         opt = self.config.getoption("promptgauge_suite")
         if opt:
-            return Path(opt).resolve()
+            return [Path(opt).resolve()]
         ini = self.config.getini("promptgauge_suite")
         if ini:
             base = self.config.inipath.parent if self.config.inipath else self.config.rootpath
-            return (base / ini).resolve()
-        return self.config.rootpath / "promptgauge.yaml"
+            return [(base / ini).resolve()]
+        here = self.config.invocation_params.dir
+        return list(dict.fromkeys([self.config.rootpath / "promptgauge.yaml", here / "promptgauge.yaml"]))
+
+    def suite_path(self) -> Path:
+        paths = self.suite_paths()
+        found = [p for p in paths if p.is_file()]
+        if not found:
+            pytest.fail(f"promptgauge: no suite file at {' or '.join(map(str, paths))} (set promptgauge_suite in "
+                        "your pytest configuration or pass --promptgauge-suite)", pytrace=False)
+        return found[0]
 
     def run_id_for_workers(self) -> str:
         if self.run_id is None:
@@ -291,12 +321,8 @@ class _State:
             from . import testkit
             from .errors import UserError
 
-            path = self.suite_path()
-            if not path.is_file():
-                pytest.fail(f"promptgauge: no suite file at {path} (set promptgauge_suite in your pytest "
-                            "configuration or pass --promptgauge-suite)", pytrace=False)
             try:
-                self.harness = testkit.Harness(path, self.run_id)
+                self.harness = testkit.Harness(self.suite_path(), self.run_id)
             except UserError as exc:
                 error = str(exc)
             else:
@@ -322,24 +348,20 @@ class _State:
 
     def _baselines(self, session: pytest.Session) -> None:
         from . import snapshots
-        from .errors import UserError
         from .suite import load_suite
 
         config = self.config
         modules = {snapshots.snapshot_path(config.rootpath / m): m for m in self.records}
         files = {path: list(self.records[m].values()) for path, m in modules.items()}
-        try:
-            if config.getoption("promptgauge_update_baseline"):
-                suite = self.harness.suite if self.harness else load_suite(self.suite_path())
-                for path, records in files.items():
-                    n = snapshots.write(path, records, suite.name)
-                    self.lines.append(f"baseline snapshot written: {path} ({n} results)")
-                return
-            self.checks, notes = snapshots.check(
-                files, metrics=config.getini("promptgauge_baseline_metrics") or None,
-                alpha=float(config.getini("promptgauge_alpha")), max_drop=float(config.getini("promptgauge_max_drop")))
-        except (UserError, ValueError) as exc:
-            raise pytest.UsageError(f"promptgauge: {exc}") from None
+        metrics = config.getini("promptgauge_baseline_metrics") or None
+        if config.getoption("promptgauge_update_baseline"):
+            suite = self.harness.suite if self.harness else load_suite(self.suite_path())
+            for path, records in files.items():
+                n = snapshots.write(path, records, suite.name, metrics)
+                self.lines.append(f"baseline snapshot written: {path} ({n} results)")
+            return
+        self.checks, notes = snapshots.check(files, metrics=metrics, alpha=float(config.getini("promptgauge_alpha")),
+                                             max_drop=float(config.getini("promptgauge_max_drop")))
         self.lines += notes + [c.line() for c in self.checks]
         session.testscollected += len(self.checks)  # keeps the progress at 100 %
         for c in self.checks:

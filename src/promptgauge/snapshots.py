@@ -57,20 +57,30 @@ def read(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def write(path: Path, records: Iterable[dict[str, Any]], suite: str) -> int:
-    """Merge the rows of *records* into the snapshot at *path* (rows not run are kept); return rows written."""
+def write(path: Path, records: Iterable[dict[str, Any]], suite: str, metrics: list[str] | None = None) -> int:
+    """Merge the rows of *records* into the snapshot at *path* (rows not run are kept); return rows written.
+
+    Stored per row: each pass/fail evaluator's score and pass/fail, and the score of
+    each evaluator named in *metrics* as ``<evaluator>.mean``; not the rest (a latency
+    would change every line of the file on every update).
+    """
+    means = {ev for ev, stat in parse_metrics(metrics or []) if stat == "mean"}
     doc = read(path) or {"schema": SCHEMA, "suite": suite, "variants": {}}
-    doc["suite"] = suite
     n = 0
     for rec in records:
-        errors = set(rec.get("errors", ()))
-        doc["variants"].setdefault(rec["variant"], {})[rec["row"]] = {
-            ev: {"score": rec["scores"][ev], "passed": rec["passed"].get(ev), **({"error": True} if ev in errors else {})}
-            for ev in rec["scores"]
-        }
+        cells = {ev: {"score": cell["score"], "passed": cell["passed"], **({"error": True} if cell["error"] else {})}
+                 for ev, cell in _cells(rec).items() if cell["passed"] is not None or cell["error"] or ev in means}
+        doc["variants"].setdefault(rec["variant"], {})[rec["row"]] = cells
         n += 1
+    lines = ["{", f' "schema": {json.dumps(SCHEMA)},', f' "suite": {json.dumps(suite)},', ' "variants": {']
+    for i, (variant, rows) in enumerate(sorted(doc["variants"].items())):
+        lines.append(f"  {json.dumps(variant)}: {{")
+        lines += [f"   {json.dumps(r)}: {json.dumps(rows[r], sort_keys=True, ensure_ascii=False)}"
+                  + ("," if j < len(rows) - 1 else "") for j, r in enumerate(sorted(rows))]
+        lines.append("  }" + ("," if i < len(doc["variants"]) - 1 else ""))
+    lines += [" }", "}", ""]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
     os.replace(tmp, path)
     return n
 
@@ -112,16 +122,18 @@ class Check:
     current: float
     worse_rows: list[str]
     pvalue: float
+    verdict: str = "regression"  #: or "no significant drop", "drop within max_drop"
 
     @property
     def name(self) -> str:
-        return f"{self.variant}-{self.metric}"
+        return f"{self.variant}-{self.metric}" if self.variant else self.metric
 
     def line(self) -> str:
         """One line for the session summary."""
-        verdict = "no significant drop" if self.ok else "regression"
+        if not self.variant:
+            return f"FAIL {self.reason}"
         return (f"{'ok  ' if self.ok else 'FAIL'} {self.variant} {self.metric}: {self.baseline:.3g} -> "
-                f"{self.current:.3g} on {self.n} rows, {verdict} (p={self.pvalue:.2g})")
+                f"{self.current:.3g} on {self.n} rows, {self.verdict} (p={self.pvalue:.2g})")
 
 
 def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None = None, alpha: float = 0.05,
@@ -130,9 +142,13 @@ def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None 
     from .stats import compare_paired, holm, no_regression
 
     chosen = parse_metrics(metrics) if metrics else None
-    pending, notes = [], []
+    pending, notes, broken = [], [], []
     for path, records in files.items():
-        doc = read(path)
+        try:
+            doc = read(path)
+        except SnapshotError as exc:
+            broken.append(Check(path, "", "snapshot", False, exc.format(), 0, math.nan, math.nan, [], math.nan))
+            continue
         if doc is None:
             notes.append(f"{path}: no baseline snapshot yet (create it with --promptgauge-update-baseline)")
             continue
@@ -159,7 +175,7 @@ def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None 
                 worse = sorted((r for r, x, y in zip(rows, a, b) if y < x), key=lambda r: rows.index(r))
                 pending.append((path, variant, f"{evaluator}.{stat}", comparison, worse, len(current) - len(rows)))
     adjusted = holm([c.pvalue_regression for *_, c, _, _ in pending]) if pending else []
-    checks = []
+    checks = broken
     for (path, variant, metric, comparison, worse, new_rows), p in zip(pending, adjusted):
         comparison = dataclasses.replace(comparison, pvalue_regression=float(p))
         verdict = no_regression(comparison, max_drop=max_drop, alpha=alpha)
@@ -174,8 +190,9 @@ def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None 
             lines.append(f"If the change is intended, accept it: pytest --promptgauge-update-baseline "
                          f"(updates {path.name})")
         reason = "\n".join(lines)
+        kind = "regression" if not verdict.ok else "no significant drop" if p >= alpha else "drop within max_drop"
         checks.append(Check(path, variant, metric, verdict.ok, reason, comparison.n, comparison.mean_a,
-                            comparison.mean_b, worse, float(p)))
+                            comparison.mean_b, worse, float(p), kind))
     return checks, notes
 
 

@@ -8,6 +8,7 @@ dedicated thread: llama.cpp is not thread-safe, and the event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import importlib.util
 import threading
@@ -53,6 +54,13 @@ def _load(path: Path) -> Any:
                 raise TargetError("llama-cpp-python is not installed", hint=INSTALL_HINT) from None
             _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False, seed=0)
         return _models[path]
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the models before interpreter shutdown dismantles llama_cpp (its ``__del__`` would fail noisily)."""
+    while _models:
+        _models.popitem()[1].close()
 
 
 def file_digest(path: Path) -> str:
