@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .gate import evaluate_gate, parse_rules
+from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .report import write_reports
 from .runner import Progress, execute, prepare
 from .store import Store

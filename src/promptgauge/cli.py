@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -30,7 +31,7 @@ class Ctx:
 def _fail_user(exc: UserError, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    err_console.print(f"[bold red]error:[/] {exc.format()}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc.format())}", soft_wrap=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -140,7 +141,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         return
     for r in gate["rules"]:
         mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
-        console.print(f"  {mark} [{r['variant']}] {r['reason']}")
+        console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['reason'])}")
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
     console.print(f"gate: {verdict}")
 
@@ -167,6 +168,39 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int) -> None:
         started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
     console.print(table)
+
+
+@cli.command()
+@click.option("--config", "config", type=click.Path(path_type=Path), help="Monitor file (default: ./monitor.yaml).")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every 'interval'.")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the monitor file).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where monitor.{html,md,json} go.")
+@click.pass_obj
+def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None) -> None:
+    """Score new production records and judge the latest window: exit 0 healthy, 1 alert, 2 input error."""
+    from . import api
+    from .monitor.report import when
+
+    def on_pass(p: Any) -> None:
+        r = p.report
+        t = r["pass"]["total"]
+        mark = "[bold red]ALERT[/]" if p.alerting else "[bold green]healthy[/]"
+        console.print(f"{mark} · latest window {when(r['latest_window'], r['window_seconds'])} · "
+                      f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
+                      f"report: {p.reports['html']}", soft_wrap=True)
+        for a in r["alerts"]:
+            console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
+        if r.get("webhook") and not r["webhook"]["delivered"]:
+            err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+
+    try:
+        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: committed records are kept; the next pass resumes from there")
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(result.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:

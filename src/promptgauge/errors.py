@@ -84,6 +84,10 @@ class StoreError(UserError):
     """A run or baseline asked for is not in the store."""
 
 
+class MonitorError(UserError):
+    """The monitor file is invalid, or a source or reference it names cannot be used."""
+
+
 class CallError(PromptGaugeError):
     """A model call failed on one row (recorded in the store, never raised to the user).
 

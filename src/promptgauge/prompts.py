@@ -104,7 +104,7 @@ def load_prompt(path: str | Path) -> Prompt:
         if not isinstance(front, dict):
             raise TemplateError("front matter must be a YAML mapping", file=path, line=1)
         body = parts[2]
-        body_line = parts[0].count("\n") + parts[1].count("\n") + 2
+        body_line = parts[0].count("\n") + parts[1].count("\n") + 1  # the closing --- line
     sections = _split_roles(path, body, body_line)
     return Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, sections=sections)
 
@@ -120,7 +120,7 @@ def _split_roles(path: Path, body: str, first_line: int) -> list[tuple[str, jinj
             chunks.append(("system", lead, first_line))
         for i, m in enumerate(matches):
             end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
-            line = first_line + body[: m.start()].count("\n") + 1
+            line = first_line + body[: m.start(1)].count("\n")
             chunks.append((m.group(1).lower(), body[m.end():end], line))
     out = []
     for role, source, line in chunks:

@@ -370,7 +370,7 @@ def paired_score_test(
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm–Bonferroni step-down adjusted p-values, in the input order.
+    """Holm-Bonferroni step-down adjusted p-values, in the input order.
 
     Reject hypothesis i at family-wise level alpha iff adjusted[i] <= alpha.
     Adjusted values are monotone in the raw ones and capped at 1. NaN entries
@@ -417,7 +417,7 @@ def cliffs_delta(x, y) -> float:
     """Cliff's delta of y relative to x: P(y > x) - P(y < x), in [-1, 1].
 
     Positive when y tends to be larger (second minus first, as everywhere in
-    this module). Equals the rank-biserial correlation of the Mann–Whitney U
+    this module). Equals the rank-biserial correlation of the Mann-Whitney U
     test; ties count half. NaNs are dropped per sample; an empty sample gives
     NaN; all values identical give 0.
     """
@@ -441,7 +441,7 @@ def odds_ratio(k1: int, n1: int, k2: int, n2: int) -> float:
     """Odds of passing in group 2 over group 1: [k2/(n2-k2)] / [k1/(n1-k1)].
 
     When any of the four cells is 0, 0.5 is added to all of them
-    (Haldane–Anscombe), so the ratio stays finite and positive. NaN when
+    (Haldane-Anscombe), so the ratio stays finite and positive. NaN when
     either group is empty.
     """
     _check_counts(k1, n1)
@@ -501,29 +501,42 @@ def compare_paired(
     """
     a, b, missing = _paired(a, b)
     n = a.size
-    mean_a = float(a.mean()) if n else nan
-    mean_b = float(b.mean()) if n else nan
     if kind == "binary":
         if method not in (None, "mcnemar"):
             raise ValueError(f"kind='binary' uses method='mcnemar', got {method!r}")
         res = mcnemar_exact(a, b)
         low, high = paired_proportion_diff_ci(a, b, confidence=confidence)
-        return PairedComparison(
-            kind, n, missing, mean_a, mean_b, mean_b - mean_a, low, high, confidence,
-            res.pvalue, res.pvalue_less, "mcnemar-exact", res.odds_ratio, "paired_odds_ratio",
-        )  # fmt: skip
-    if kind == "score":
+        pvalue, pvalue_regression, test = res.pvalue, res.pvalue_less, "mcnemar-exact"
+        effect_size, effect_name = res.odds_ratio, "paired_odds_ratio"
+    elif kind == "score":
         method = method or "wilcoxon"
         if method not in ("wilcoxon", "permutation"):
             raise ValueError(f"kind='score' uses method='wilcoxon' or 'permutation', got {method!r}")
         two = paired_score_test(a, b, method=method, n_resamples=n_resamples, seed=seed)
         less = paired_score_test(a, b, method=method, alternative="less", n_resamples=n_resamples, seed=seed)
         low, high = paired_bootstrap_ci(a, b, confidence=confidence, n_resamples=n_resamples, seed=seed)
-        return PairedComparison(
-            kind, n, missing, mean_a, mean_b, mean_b - mean_a, low, high, confidence,
-            two.pvalue, less.pvalue, two.test, two.effect_size, two.effect_name,
-        )  # fmt: skip
-    raise ValueError(f"kind must be 'binary' or 'score', got {kind!r}")
+        pvalue, pvalue_regression, test = two.pvalue, less.pvalue, two.test
+        effect_size, effect_name = two.effect_size, two.effect_name
+    else:
+        raise ValueError(f"kind must be 'binary' or 'score', got {kind!r}")
+    mean_a = float(a.mean()) if n else nan
+    mean_b = float(b.mean()) if n else nan
+    return PairedComparison(
+        kind=kind,
+        n=n,
+        n_missing=missing,
+        mean_a=mean_a,
+        mean_b=mean_b,
+        delta=mean_b - mean_a,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        pvalue=pvalue,
+        pvalue_regression=pvalue_regression,
+        test=test,
+        effect_size=effect_size,
+        effect_name=effect_name,
+    )
 
 
 @dataclass(frozen=True)
@@ -582,7 +595,8 @@ def no_regression(comparison: PairedComparison, *, max_drop: float = 0.0, alpha:
                 f"one-sided p={c.pvalue_regression:.3g} < alpha {alpha:g}",
             )
         return RegressionCheck(
-            True, f"significant drop of {drop:.4g} is within max_drop {max_drop:g} ({where}); p={c.pvalue_regression:.3g}"
+            True,
+            f"significant drop of {drop:.4g} is within max_drop {max_drop:g} ({where}); p={c.pvalue_regression:.3g}",
         )
     return RegressionCheck(
         True, f"no significant drop ({where}); one-sided p={c.pvalue_regression:.3g} >= alpha {alpha:g}"
@@ -629,7 +643,7 @@ def simulate_paired_binary(
 
 
 def mann_whitney(x, y, *, alternative: Alternative = "two-sided") -> HypothesisResult:
-    """Mann–Whitney U test of window y against window x (unpaired).
+    """Mann-Whitney U test of window y against window x (unpaired).
 
     ``alternative="less"``: y tends to be lower. statistic = U of y
     (scipy's method="auto": exact for small samples without ties, else the

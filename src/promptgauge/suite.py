@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import SuiteError
-from .yamlutil import dotted, line_of, load_yaml
+from .yamlutil import load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
 
@@ -191,48 +191,8 @@ def load_suite(path: str | Path | None = None) -> Suite:
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
-    try:
-        suite = Suite.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str", "GateRuleSpec"))))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            allowed = ", ".join(parent.model_fields) if parent else ""
-            msg = f"unknown field '{loc[-1]}'" + (f"; valid fields here: {allowed}" if allowed else "")
-        elif err["type"] == "missing":
-            msg = f"required field '{loc[-1]}' is missing"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more error{'s' if more > 1 else ''})"
-        raise SuiteError(msg, file=path, line=line_of(node, loc), field=dotted(loc) or None) from None
+    suite = validate_model(Suite, data, node, path, SuiteError)
     suite.path = path.resolve()
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return suite
 
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that sits at *loc* inside a Suite (for 'valid fields' hints)."""
-    model: Any = Suite
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            # dict[str, Model] keys (targets.NAME)
-            continue
-        model = _inner_model(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _inner_model(annotation: Any) -> Any:
-    from typing import get_args
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None

@@ -8,11 +8,14 @@ so every suite error can say ``promptgauge.yaml:14: field 'variants[1].target'``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from .errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def load_yaml(path: Path, error: type[UserError] = UserError) -> tuple[Any, yaml.Node | None]:
@@ -68,3 +71,48 @@ def dotted(loc: tuple[Any, ...]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def validate_model(model: type[M], data: Any, node: yaml.Node | None, path: Path, error: type[UserError]) -> M:
+    """``model.model_validate(data)``; the first error becomes *error* naming file, line and field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"]
+                    if not (isinstance(p, str) and p.startswith(("function-", "str", "GateRuleSpec"))))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            allowed = ", ".join(parent.model_fields) if parent else ""
+            msg = f"unknown field '{loc[-1]}'" + (f"; valid fields here: {allowed}" if allowed else "")
+        elif err["type"] == "missing":
+            msg = f"required field '{loc[-1]}' is missing"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more error{'s' if more > 1 else ''})"
+        raise error(msg, file=path, line=line_of(node, loc), field=dotted(loc) or None) from None
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that sits at *loc* inside *root* (for 'valid fields' hints)."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            # dict[str, Model] keys (targets.NAME)
+            continue
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -28,8 +28,9 @@ from ..suite import COLUMN_REF, EvaluatorSpec
 def builtin_evaluators() -> dict[str, type]:
     from .builtin import BUILTINS
     from .nlp import EVALUATORS as NLP
+    from .refusal import EVALUATORS as REFUSAL
 
-    return {**BUILTINS, **NLP}
+    return {**BUILTINS, **NLP, **REFUSAL}
 
 
 @dataclass

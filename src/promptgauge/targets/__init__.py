@@ -132,7 +132,7 @@ class TargetFactory:
                     timeout=self.timeout, default_headers=headers or None,
                 )
             return self._clients[cache_key], endpoint
-        base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL")
+        base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None
         if base_url:
             base_url = expand_env(base_url, field=field + ".base_url")
         key_env = cfg.api_key_env or "OPENAI_API_KEY"

@@ -57,10 +57,11 @@ def _load(path: Path) -> Any:
 
 
 @atexit.register
-def _close_models() -> None:
-    """Free the models before interpreter shutdown dismantles llama_cpp (its ``__del__`` would fail noisily)."""
+def _close_all() -> None:
+    """Free models before interpreter teardown (llama-cpp's __del__ fails noisily after it)."""
     while _models:
-        _models.popitem()[1].close()
+        _, llm = _models.popitem()
+        llm.close()
 
 
 def file_digest(path: Path) -> str:

@@ -1,7 +1,7 @@
 """Any Python callable as a target: ``python:module:function`` (sync or async).
 
 The callable receives the row's inputs as keyword arguments (plus ``messages``
-when the variant has a prompt and the callable accepts it) and returns a string
+when the variant has a prompt) -- those its signature accepts -- and returns a string
 or a dict; a dict's keys become ``${target.<key>}`` columns (``response`` first).
 """
 
@@ -46,17 +46,17 @@ class PythonTarget:
         self.func = func
         self.ref = ref
         try:
-            sig = inspect.signature(func)
-            self._wants_messages = "messages" in sig.parameters or any(
-                p.kind is p.VAR_KEYWORD for p in sig.parameters.values()
-            )
+            params = inspect.signature(func).parameters
         except (TypeError, ValueError):
-            self._wants_messages = False
+            params = {}
+        # Row columns the callable does not take are not passed (unless it takes **kwargs).
+        self._accepts: set[str] | None = None if any(
+            p.kind is p.VAR_KEYWORD for p in params.values()) else set(params)
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
-        kwargs = dict(inputs)
-        if messages is not None and self._wants_messages:
-            kwargs["messages"] = messages
+        kwargs = {**inputs, "messages": messages} if messages is not None else dict(inputs)
+        if self._accepts is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
         try:
             if inspect.iscoroutinefunction(self.func):
                 out = await self.func(**kwargs)

@@ -340,7 +340,7 @@ class FakeOpenAIServer:
         self.verbose = verbose
         self.retry_after = DEFAULT_RETRY_AFTER
         self.slow_seconds = DEFAULT_SLOW_SECONDS
-        self._initial = (latency, seed, responder, dict(self.replies))
+        self._initial = (latency, seed, responder, dict(self.replies), api_key)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._fault_rate = 0.0
@@ -451,9 +451,9 @@ class FakeOpenAIServer:
             self._queued_faults.clear()
 
     def reset(self) -> None:
-        """Back to the construction-time behaviour (latency, seed, responder, replies); no faults, no stats."""
-        latency, seed, responder, replies = self._initial
-        self.latency, self.responder, self.replies = latency, responder, dict(replies)
+        """Back to the construction-time behaviour (latency, seed, responder, replies, api key); no faults, no stats."""
+        latency, seed, responder, replies, api_key = self._initial
+        self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
         self.clear_faults()
         with self._lock:
             self.retry_after, self.slow_seconds = DEFAULT_RETRY_AFTER, DEFAULT_SLOW_SECONDS

@@ -1,0 +1,290 @@
+"""A monitor pass end to end: ingest, aggregate, judge the latest window, alert, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MonitorError, UserError
+from ..evaluators.registry import BoundEvaluator, resolve
+from ..store import Store
+from .config import MonitorConfig, load_monitor_config
+from .drift import Bucket, Reference, RuleResult, judge, load_buckets
+from .ingest import Ingestor, PassStats
+from .sources import Reader, reader_for
+from .store import MonitorStore
+from .webhook import deliver
+
+#: The ``${data.*}`` columns every record may have (sources add more with ``columns:``).
+DATA_COLUMNS = ["query", "messages", "system", "context"]
+
+REPORT_SCHEMA = "promptgauge.monitor/1"
+
+
+@dataclass
+class PassResult:
+    """What one monitor pass found: ``status`` healthy / alert, the report data and files."""
+
+    pass_id: str
+    status: str
+    report: dict[str, Any]
+    reports: dict[str, Path] = field(default_factory=dict)
+    store_path: Path | None = None
+
+    @property
+    def alerting(self) -> bool:
+        return self.status == "alert"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.alerting else 0
+
+
+def new_pass_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@contextlib.contextmanager
+def _exclusive(store_path: Path, name: str) -> Iterator[None]:
+    """One pass at a time per monitor and store (an OS lock: a killed pass releases it)."""
+    lock_path = store_path.with_name(f"{store_path.name}.monitor-{name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MonitorError(f"another pass of monitor '{name}' is running on this store", file=store_path,
+                               hint="passes of one monitor must not overlap; wait for it or lengthen the schedule") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def prepare(cfg: MonitorConfig) -> tuple[list[BoundEvaluator], dict[str, Reader]]:
+    """Evaluators and readers, checked before anything is read. Raises :class:`UserError`."""
+    columns = DATA_COLUMNS + sorted({c for s in cfg.sources for c in s.columns if c != "response"})
+    evaluators = []
+    for spec in cfg.evaluators:
+        try:
+            evaluators.append(resolve(spec, root=cfg.root, data_columns=columns))
+        except UserError as exc:
+            exc.file = exc.file or (str(cfg.path) if cfg.path else None)
+            exc.args = (exc.format(),)
+            raise
+    readers = {s.name: reader_for(s.type, root=str(cfg.root), field=f"sources.{s.name}.type") for s in cfg.sources}
+    return evaluators, readers
+
+
+def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir: str | Path | None = None,
+             batch_size: int = 64) -> PassResult:
+    """One pass: new records in, latest window judged, alerts delivered, reports written.
+
+    Raises :class:`UserError` for bad input and ``KeyboardInterrupt`` when
+    stopped (Ctrl-C or SIGTERM); every committed batch is kept either way.
+    """
+    evaluators, readers = prepare(cfg)
+    store_path = Path(store) if store else cfg.resolve(cfg.store)
+    with _exclusive(store_path, cfg.name):
+        st = Store(store_path)
+        try:
+            ms = MonitorStore(st, cfg.name)
+            reference = Reference(cfg, st, ms)
+            pass_id = new_pass_id()
+            ms.start_pass(pass_id)
+            ingestor = Ingestor(cfg, ms, evaluators, readers, pass_id, batch_size=batch_size)
+            status = "failed"
+            try:
+                _run_async(ingestor.run())
+                status = "finished"
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                status = "interrupted"
+                raise KeyboardInterrupt from None
+            finally:
+                ms.finish_pass(pass_id, status, {k: v.as_dict() for k, v in ingestor.stats.items()})
+            report = analyse(cfg, ms, reference, pass_id, ingestor.stats)
+            _alert(cfg, ms, pass_id, report)
+            from .report import write_reports
+
+            out_dir = Path(reports_dir) if reports_dir else cfg.resolve(cfg.reports_dir) / cfg.name
+            files = write_reports(report, out_dir)
+            return PassResult(pass_id, report["status"], report, files, store_path)
+        finally:
+            st.close()
+
+
+def _run_async(coro: Any) -> Any:
+    """``asyncio.run`` with SIGTERM cancelling the pass like Ctrl-C does (the old handler is restored)."""
+    main_thread = threading.current_thread() is threading.main_thread() and sys.platform != "win32"
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+
+    async def main() -> Any:
+        task = asyncio.current_task()
+        if main_thread and task is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await coro
+
+    try:
+        return asyncio.run(main())
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id: str,
+            stats: dict[str, PassStats]) -> dict[str, Any]:
+    """The report data: windows with metrics and rule results, the latest window's verdict."""
+    size = cfg.window_seconds
+    reference.load()
+    buckets = load_buckets(ms, size, cfg.history)
+    metrics = chart_metrics(cfg, buckets)
+    fixed = reference.fixed
+    fixed_bands = {m: fixed.band(m, seed=cfg.sampling.seed) for m in metrics} if fixed is not None else None
+    windows = []
+    latest: list[RuleResult] = []
+    for win, bucket in buckets.items():
+        ref = reference.bucket(win)
+        latest = judge(cfg, win, bucket, ref)
+        values = {}
+        for m in metrics:
+            value, n = bucket.value(m)
+            if m in ("records", "sampled") or ref is None:  # a window's traffic is not comparable with a reference's
+                values[m] = {"value": value, "n": n, "reference": None, "band": None}
+                continue
+            band = fixed_bands[m] if fixed_bands is not None else ref.band(m, seed=cfg.sampling.seed)
+            values[m] = {"value": value, "n": n, "reference": ref.value(m)[0], "band": band}
+        windows.append({"start": win, "end": win + size, "records": bucket.records, "sampled": bucket.sampled,
+                        "failed": bucket.failed, "metrics": values, "rules": [r.as_dict() for r in latest]})
+    alerts = [r for r in latest if r.status == "alert"]
+    for w in windows:
+        w["alerts"] = [r["rule"] for r in w["rules"] if r["status"] == "alert"]
+    examples = {}
+    for w in windows:
+        for r in w["rules"]:
+            if r["status"] == "alert":
+                ev = None if r["metric"] in ("error_rate", "records", "sampled") else r["metric"].rpartition(".")[0]
+                rule = next(a for a in cfg.alerts if a.label == r["rule"])
+                examples[f"{w['start']}|{r['rule']}"] = ms.examples(w["start"], ev, cfg.examples,
+                                                                   highest_first=rule.lower_is_better)
+    total = PassStats()
+    for s in stats.values():
+        total.add(s)
+    return {
+        "schema": REPORT_SCHEMA,
+        "monitor": cfg.name,
+        "description": cfg.description,
+        "pass_id": pass_id,
+        "generated_at": time.time(),
+        "status": "alert" if alerts else "healthy",
+        "window": cfg.window,
+        "window_seconds": size,
+        "reference": reference.description,
+        "alpha": cfg.alpha,
+        "min_n": cfg.min_n,
+        "rules": [{"rule": a.label, "metric": a.metric, "below": a.below, "above": a.above} for a in cfg.alerts],
+        "latest_window": windows[-1]["start"] if windows else None,
+        "alerts": [r.as_dict() for r in alerts],
+        "metrics": metrics,
+        "windows": windows,
+        "examples": examples,
+        "pass": {"total": total.as_dict(), "sources": {k: v.as_dict() for k, v in stats.items()}},
+        "malformed": ms.malformed(pass_id),
+    }
+
+
+def chart_metrics(cfg: MonitorConfig, buckets: dict[int, Bucket]) -> list[str]:
+    """Metrics the report charts: each rule's, each evaluator's (mean unless it is just pass/fail), traffic."""
+    out = [a.metric for a in cfg.alerts]
+    for e in cfg.evaluators:
+        scores = {v for b in buckets.values() for v in b.scores.get(e.name, [])}
+        judged = any(b.passed.get(e.name) for b in buckets.values())
+        if judged:
+            out.append(f"{e.name}.pass_rate")
+        if not judged or not scores <= {0.0, 1.0}:
+            out.append(f"{e.name}.mean")
+    out += ["error_rate", "records"]
+    return list(dict.fromkeys(out))
+
+
+def _alert(cfg: MonitorConfig, ms: MonitorStore, pass_id: str, report: dict[str, Any]) -> None:
+    """Remember the latest window's alerts; POST the ones not delivered yet to the webhook."""
+    win = report["latest_window"]
+    report["webhook"] = None
+    if win is None:
+        return
+    for a in report["alerts"]:
+        ms.record_alert(a["rule"], win, pass_id, a)
+    if cfg.webhook is None:
+        return
+    pending = set(ms.undelivered(win))
+    todo = [a for a in report["alerts"] if a["rule"] in pending]
+    if not todo:
+        return
+    payload = {
+        "schema": "promptgauge.monitor.alert/1", "monitor": cfg.name, "status": "alert",
+        "window": {"start": win, "end": win + cfg.window_seconds}, "reference": report["reference"],
+        "alerts": todo, "pass_id": pass_id,
+    }
+    error = deliver(cfg.webhook, payload)
+    report["webhook"] = {"delivered": error is None, "alerts": len(todo), "error": error}
+    if error is None:
+        ms.mark_delivered([a["rule"] for a in todo], win)
+
+
+def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = True,
+            store: str | Path | None = None, reports_dir: str | Path | None = None,
+            on_pass: Callable[[PassResult], None] | None = None, max_passes: int | None = None) -> PassResult:
+    """Run passes of a monitor: one with ``once``, else every ``interval`` until stopped.
+
+    Returns the last pass; Ctrl-C / SIGTERM between passes ends the loop with it.
+    """
+    from .config import seconds
+
+    cfg = config if isinstance(config, MonitorConfig) else load_monitor_config(config)
+    result: PassResult | None = None
+    passes = 0
+    with _sigterm_interrupts():
+        while True:
+            try:
+                result = run_pass(cfg, store=store, reports_dir=reports_dir)
+            except KeyboardInterrupt:
+                if result is None:
+                    raise
+                return result
+            passes += 1
+            if on_pass:
+                on_pass(result)
+            if once or (max_passes is not None and passes >= max_passes):
+                return result
+            try:
+                time.sleep(seconds(cfg.interval))
+            except KeyboardInterrupt:
+                return result
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while inside, as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,101 @@
+"""The trend report of a monitor: ``monitor.json``, ``monitor.md`` and ``monitor.html``, rewritten each pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from ..report import _atomic_write as atomic_write
+
+
+def when(ts: float | None, size: int = 3600) -> str:
+    """A window start as UTC text (date only for daily windows)."""
+    if ts is None:
+        return "–"
+    t = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    return t.strftime("%Y-%m-%d" if size % 86400 == 0 else "%Y-%m-%d %H:%M") + ("" if size % 86400 == 0 else "Z")
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x else f"{x:.{digits}f}".rstrip("0").rstrip(".") or "0"
+    return str(x)
+
+
+def _cell(text: Any, limit: int = 160) -> str:
+    s = " ".join(str(text if text is not None else "").split())
+    s = s if len(s) <= limit else s[: limit - 1] + "…"
+    return s.replace("|", "\\|")
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    size = report["window_seconds"]
+    lines = [f"# Monitor `{report['monitor']}`: {report['status'].upper()}", ""]
+    if report["description"]:
+        lines += [report["description"], ""]
+    lines += [f"- latest window: {when(report['latest_window'], size)} ({report['window']})",
+              f"- reference: {report['reference']}",
+              f"- alpha {report['alpha']:g} per window (Holm over comparison rules), min_n {report['min_n']}", ""]
+    if report["alerts"]:
+        lines += ["## Alerts (latest window)", "", "| rule | value | reference | n | reason |", "|---|---:|---:|---:|---|"]
+        for a in report["alerts"]:
+            lines.append(f"| {_cell(a['rule'])} | {fmt(a['value'])} | {fmt(a['reference'])} | {a['n']} | {_cell(a['reason'], 300)} |")
+        lines.append("")
+    latest = report["windows"][-1] if report["windows"] else None
+    if latest:
+        lines += ["## Rules on the latest window", "", "| rule | status | value | reference | reason |", "|---|---|---:|---:|---|"]
+        for r in latest["rules"]:
+            lines.append(f"| {_cell(r['rule'])} | {r['status']} | {fmt(r['value'])} | {fmt(r['reference'])} | {_cell(r['reason'], 300)} |")
+        lines.append("")
+    if report["windows"]:
+        metrics = [m for m in report["metrics"] if m != "records"]
+        lines += ["## Windows", "", "| window | records | sampled | " + " | ".join(metrics) + " | alerts |",
+                  "|---|---:|---:|" + "---:|" * len(metrics) + "---|"]
+        for w in report["windows"]:
+            vals = " | ".join(fmt(w["metrics"][m]["value"]) for m in metrics)
+            lines.append(f"| {when(w['start'], size)} | {w['records']} | {w['sampled']} | {vals} | "
+                         f"{_cell(', '.join(w['alerts'])) or ''} |")
+        lines.append("")
+    if report["examples"]:
+        lines += ["## Examples behind the alerts (redacted)", ""]
+        for key, rows in report["examples"].items():
+            start, _, rule = key.partition("|")
+            lines += [f"### {when(float(start), size)} · {_cell(rule)}", "", "| record | score | query | response / error |",
+                      "|---|---:|---|---|"]
+            for e in rows:
+                lines.append(f"| {_cell(e['record_id'], 40)} | {fmt(e['score'])} | {_cell(e['query'])} | "
+                             f"{_cell(e['error'] or e['response'])} |")
+            lines.append("")
+    t = report["pass"]["total"]
+    lines += ["## This pass", "",
+              f"{t['files']} files, {t['documents']} documents: {t['records']} new records "
+              f"({t['duplicates']} already seen), {t['sampled']} sampled, {t['scored']} scored, "
+              f"{t['failed']} failed calls, {t['malformed']} malformed.", ""]
+    red = t["redactions"]
+    lines += ["Redacted: " + (", ".join(f"{k} {v}" for k, v in sorted(red.items())) or "nothing") + ".", ""]
+    if report["malformed"]:
+        lines += ["### Malformed lines (skipped)", "", "| source | file | line | reason |", "|---|---|---:|---|"]
+        for m in report["malformed"]:
+            lines.append(f"| {m['source']} | {_cell(m['file'], 80)} | {m['line']} | {_cell(m['reason'])} |")
+        lines.append("")
+    if report.get("webhook"):
+        wh = report["webhook"]
+        lines += [f"Webhook: {'delivered' if wh['delivered'] else 'FAILED: ' + str(wh['error'])} "
+                  f"({wh['alerts']} alerts).", ""]
+    return "\n".join(lines)
+
+
+def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write the three reports into *out_dir*; return format -> path."""
+    from ..report.monitor_html import render_monitor_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "monitor.json", "markdown": out_dir / "monitor.md", "html": out_dir / "monitor.html"}
+    atomic_write(paths["json"], json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    atomic_write(paths["markdown"], render_markdown(report))
+    atomic_write(paths["html"], render_monitor_html(report))
+    return paths

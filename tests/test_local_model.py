@@ -1,0 +1,55 @@
+"""The embedded model, for real: shapes and plumbing (its answers are weak; wording is not checked)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_example_suite_runs_offline_on_the_embedded_model(tmp_path):
+    for name in ("promptgauge.yaml", "datasets", "flows", "evaluators"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    # No network: any attempt to reach a remote API would fail loudly.
+    env = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "HF_HUB_OFFLINE": "1"}
+    proc = run_cli("run", "--no-progress", "--limit", "3", cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # the gate may go either way on 3 rows
+    assert "gate: " in proc.stdout
+    run_dir = next((tmp_path / "reports").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["variants"]) == {"friendly", "terse"}
+    info = summary["manifest"]["variants"]["terse"]["target_info"]
+    assert info["kind"] == "local" and info["model"] == "smollm2" and len(info["sha256"]) == 64
+    for v in summary["variants"].values():
+        assert v["calls"]["n"] == 3 and v["calls"]["errors"] == 0
+        assert v["calls"]["tokens"]["completion"] > 0 and v["calls"]["latency_ms"]["p50"] > 0
+        assert set(v["metrics"]) == {"contains", "f1", "brevity", "latency"}
+        assert v["metrics"]["contains"]["n"] == 3 and 0.0 <= v["metrics"]["f1"]["mean"] <= 1.0
+    results = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 6
+    for r in results:
+        assert isinstance(r["output"], str) and r["output"].strip()
+        assert r["scores"]["brevity"]["details"]["words"] == len(r["output"].split())
+
+
+def test_embedded_model_is_deterministic_at_temperature_zero():
+    import asyncio
+
+    from promptgauge.targets.local import LocalTarget, model_file
+
+    target = LocalTarget("local:smollm2", model_file("smollm2"), "smollm2")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+
+    async def twice():
+        a = await target.complete(messages, {"temperature": 0, "max_tokens": 12}, {})
+        b = await target.complete(messages, {"temperature": 0, "max_tokens": 12}, {})
+        return a, b
+
+    a, b = asyncio.run(twice())
+    assert a.text == b.text and a.completion_tokens <= 12 and a.prompt_tokens > 5
