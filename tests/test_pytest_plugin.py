@@ -186,6 +186,7 @@ def test_shared_cache_no_repeated_calls_across_tests_and_xdist_workers(
         assert status == "finished" and json.loads(manifest)["source"] == "pytest"
         assert db.execute("SELECT count(*) FROM results WHERE run_id=?", (run_id,)).fetchone() == (10,)
         assert db.execute("SELECT count(*) FROM scores WHERE run_id=?", (run_id,)).fetchone() == (20,)
+    assert [p.name for p in (pytester.path / ".promptgauge").iterdir() if p.suffix == ".lock"] == []
     res.stdout.fnmatch_lines(["*= promptgauge =*", f"run {run_id} (suite t, finished)",
                               "b * contains * 10 * 1.000 * 1.000 * 0"])
     assert len(ET.parse(pytester.path / "junit.xml").findall(".//testcase")) == 12

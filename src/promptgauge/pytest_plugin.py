@@ -231,7 +231,8 @@ def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge
 
 # -- failure messages ---------------------------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)
-def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
+def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
+    """``assert result.f1 >= 0.6`` (or any comparison with a Score) explains the score on failure."""
     testkit = sys.modules.get("promptgauge.testkit")
     if testkit is None or op not in _FLIP:
         return None
@@ -395,6 +396,7 @@ class _State:
         from .store import Store
         from .suite import load_suite
         from .summary import summarize
+        from .testkit import lock_path
 
         suite = self.harness.suite if self.harness else load_suite(self.suite_path())
         store = self.harness.store if self.harness else Store(suite.resolve(suite.store))
@@ -411,6 +413,7 @@ class _State:
                 with reports["markdown"].open("a", encoding="utf-8") as f:
                     f.write(_checks_markdown(self.checks))
         finally:
+            lock_path(store.path, self.run_id).unlink(missing_ok=True)
             if self.harness is None:
                 store.close()
         self.lines[:0] = _summary_lines(summary) + [f"report: {reports['markdown']}"]
@@ -443,5 +446,5 @@ def _checks_markdown(checks: list[Any]) -> str:
     for c in checks:
         lines.append(f"| `{c.variant}` | `{c.metric}` | {c.n} | {c.baseline:.3f} | {c.current:.3f} | "
                      f"{'pass' if c.ok else '**REGRESSION**'} |")
-    lines += [""] + [f"- {c.reason}" for c in checks if not c.ok]
+    lines += [""] + ["- " + c.reason.replace("\n", "\n  ") for c in checks if not c.ok]
     return "\n".join(lines) + "\n"

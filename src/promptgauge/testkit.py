@@ -191,12 +191,11 @@ def parse_condition(condition: str | float) -> tuple[str, float]:
 class Harness:
     """One test process's way into the engine: suite, session store and run, one event loop."""
 
-    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None,
-                 lock_dir: Path | None = None) -> None:
+    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
         self.store = Store(Path(store) if store else self.suite.resolve(self.suite.store))
-        self.lock_path = (lock_dir or self.store.path.parent) / f".{self.run_id}.lock"
+        self.lock_path = lock_path(self.store.path, self.run_id)
         self.loop = asyncio.new_event_loop()
         self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout)
         self.calls = 0  #: model calls this process made
@@ -388,6 +387,11 @@ class Harness:
                 yield
             finally:
                 fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
+
+
+def lock_path(store: Path, run_id: str) -> Path:
+    """The file whose byte locks keep a session's processes from calling the model twice for one row."""
+    return store.parent / f".{run_id}.lock"
 
 
 class CallFailed(Exception):
