@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .gate import evaluate_gate, parse_rules
+from .compare import Comparison, Side, compare_sides, load_side, resolve_side
+from .errors import CompareError, GateError
+from .gate import Subject, evaluate_gate, parse_rules, suite_rules
+from .report import ReportDoc, build_document, run_hashes, write_reports
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
-from .report import write_reports
 from .runner import Progress, execute, prepare
 from .store import Store
-from .suite import Suite, load_suite
-from .summary import summarize
+from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
+from .summary import metric_value, summarize, variant_summary
+
+if TYPE_CHECKING:
+    from .promote import PromotionResult
 
 
 @dataclass
@@ -25,6 +30,7 @@ class RunReport:
     summary: dict[str, Any]
     reports: dict[str, Path]
     store_path: Path
+    comparisons: list[Comparison] = field(default_factory=list)
 
     @property
     def gate(self) -> dict[str, Any]:
@@ -59,18 +65,186 @@ def run(
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     plan = prepare(s, variants=variants, limit=limit)
-    rules = parse_rules(s, [e.name for e in plan.evaluators])
+    rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
         if on_start:
             on_start(run_id or "", plan.total())
         outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency)
         summary = summarize(st, outcome.run_id)
-        gated = [v for v in s.gated_variants() if v in summary["variants"]] or list(summary["variants"])
-        summary["gate"] = evaluate_gate(summary, rules, gated)
+        summary["gate"], comparisons = _judge_run(s, st, summary, rules)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
-        reports = write_reports(summary, st, out_dir / outcome.run_id)
-        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path)
+        doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
+                             run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
+                             comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]))
+        reports = write_reports(doc, out_dir / outcome.run_id, summary=summary, store=st)
+        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, comparisons)
+    finally:
+        st.close()
+
+
+def _judge_run(suite: Suite, st: Store, summary: dict[str, Any], rules: list) -> tuple[dict[str, Any], list[Comparison]]:
+    """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
+    run_id, present = summary["run_id"], list(summary["variants"])
+    judged = [v for v in suite.gated_variants() if v in present] or present
+    base = load_side(st, run_id, suite.baseline) if suite.baseline in present else None
+    subjects, comparisons = [], []
+    for v in judged:
+        side = load_side(st, run_id, v)
+        comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
+        comparisons += [comp] if comp else []
+        subjects.append(Subject(v, summary["variants"][v], side, comp))
+    verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
+                            policy_file=suite.gate_file)
+    return verdict, comparisons
+
+
+@dataclass
+class CompareReport:
+    """A comparison of a candidate with a baseline, the gate's verdict on it, and its report files."""
+
+    comparison: Comparison
+    verdict: dict[str, Any]
+    document: ReportDoc
+    reports: dict[str, Path]
+    baseline: Side
+    candidate: Side
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.verdict["passed"])
+
+
+def _find_suite(suite: str | Path | Suite | None) -> Suite | None:
+    if isinstance(suite, Suite):
+        return suite
+    if suite is None and not Path(DEFAULT_SUITE_FILE).is_file():
+        return None
+    return load_suite(suite)
+
+
+def baseline_file(suite: Suite) -> Path:
+    """The promoted baseline of *suite* (a results file; ``gate.baseline_file``, default baselines/<suite>.json)."""
+    return suite.resolve(suite.gate.baseline_file or f"baselines/{suite.name}.json")
+
+
+def compare(
+    baseline: str | None = None,
+    candidate: str | None = None,
+    *,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    policy: str | Path | None = None,
+    intersect: bool = False,
+    reports_dir: str | Path | None = None,
+    seed: int = 0,
+) -> CompareReport:
+    """Compare CANDIDATE with BASELINE, gate it with the policy, write the reports.
+
+    A reference is a results file (``*.json``), ``RUN`` or ``RUN:VARIANT`` (a unique run-id
+    prefix will do), ``latest[:VARIANT]``, or a ``VARIANT`` of the latest run. Defaults: the
+    candidate is the latest run's judged variant; the baseline is the suite's promoted baseline
+    file when there is one, else the candidate run's baseline variant. The policy is *policy*
+    (a YAML file) or the suite's ``gate:``.
+    """
+    s = _find_suite(suite)
+    store_path = Path(store) if store else (s.resolve(s.store) if s else None)
+    st = Store(store_path) if store_path and store_path.is_file() else None
+    try:
+        name = s.name if s else None
+        cand = resolve_side(candidate, st, suite=name, role="candidate")
+        if baseline is None and s and baseline_file(s).is_file():
+            baseline = str(baseline_file(s))
+        if baseline is None and cand.source != "store":
+            raise CompareError("no baseline given, and no promoted baseline file",
+                               hint="name one: promptgauge compare BASELINE CANDIDATE")
+        base = resolve_side(baseline, st, suite=name, role="baseline", default_run=cand.run_id)
+    finally:
+        if st:
+            st.close()
+    if (base.run_id, base.variant, base.source) == (cand.run_id, cand.variant, cand.source):
+        raise CompareError(f"baseline and candidate are the same: {cand.label}",
+                           hint="name two different variants or runs")
+    if policy:
+        pol, pol_file, in_suite = load_policy(policy), Path(policy), False
+    elif s:
+        pol, pol_file, in_suite = s.gate, Path(s.gate_file or s.path), s.gate_file is None
+    else:
+        pol, pol_file, in_suite = GateConfig(), None, False
+    rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
+    comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
+    subject = Subject(cand.variant, variant_summary(cand.results, cand.scores, cand.evaluators), cand, comp)
+    verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
+                            policy_file=pol_file if pol_file and not in_suite else None)
+    doc = build_document(
+        kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
+        variants={f"baseline: {base.label}": variant_summary(base.results, base.scores, base.evaluators),
+                  f"candidate: {cand.label}": subject.summary},
+        comparisons=[comp], verdict=verdict, hashes={"baseline": base.hashes(), "candidate": cand.hashes()})
+    out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))
+    reports = write_reports(doc, out_root / f"compare-{cand.run_id}-{cand.variant}")
+    return CompareReport(comp, verdict, doc, reports, base, cand)
+
+
+def promote(
+    candidate: str | None = None,
+    *,
+    suite: str | Path | Suite | None = None,
+    baseline: str | None = None,
+    store: str | Path | None = None,
+    policy: str | Path | None = None,
+    intersect: bool = False,
+    reports_dir: str | Path | None = None,
+) -> "PromotionResult":
+    """Gate CANDIDATE against the baseline; only if it passes, write a promotion record and move the
+    baseline pointer (the suite's baseline file) to the candidate's results."""
+    from .promote import PromotionResult, write_promotion
+
+    s = _find_suite(suite)
+    if s is None:
+        raise CompareError(f"promotion needs a suite file ({DEFAULT_SUITE_FILE} here, or --suite)")
+    result = compare(baseline, candidate, suite=s, store=store, policy=policy, intersect=intersect,
+                     reports_dir=reports_dir)
+    if not result.verdict["rules"]:
+        raise GateError("the gate policy has no rules: promotion needs at least one",
+                        file=policy or s.gate_file or s.path, field="gate.rules")
+    if not result.passed:
+        return PromotionResult(False, result, None, None, None)
+    return write_promotion(s, result, baseline_file(s))
+
+
+def trend(
+    metric: str,
+    *,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    variant: str | None = None,
+    suite_name: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """A metric's value in each stored run (oldest first): ``[{run_id, created_at, variant, value}]``.
+
+    Runs of *suite_name* (default: the suite's name), or every run when neither is given.
+    """
+    s = None if store and suite is None else _find_suite(suite)
+    st = Store(Path(store) if store else s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    try:
+        points, known = [], False
+        for info in reversed(st.runs(suite=suite_name or (s.name if s else None), limit=limit)):
+            summary = summarize(st, info.run_id)
+            for v in [variant] if variant else summary["variants"]:
+                if v not in summary["variants"]:
+                    continue
+                try:
+                    value = metric_value(summary, v, metric)
+                    known = True
+                except KeyError:
+                    value = None
+                points.append({"run_id": info.run_id, "created_at": info.created_at, "variant": v, "value": value})
+        if points and not known:
+            raise GateError(f"no stored run has the metric '{metric}'",
+                            hint="metrics look like contains.pass_rate, f1.mean, error_rate, latency_ms.p95")
+        return points
     finally:
         st.close()
 

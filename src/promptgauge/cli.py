@@ -20,7 +20,8 @@ from .errors import UserError
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-console = Console(stderr=False, highlight=False)
+# Piped output (CI logs) is not cut at 80 columns: tables there are read whole.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -91,8 +92,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     finally:
         if "bar" in bar:
             bar["bar"].stop()
-    print_summary(report.summary)
-    console.print(f"reports: {report.reports['markdown'].parent}  (store: {report.store_path})")
+    print_summary(report.summary, report.comparisons)
+    console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
@@ -123,7 +124,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
     """The terminal view: one table per run, the gate rules, the verdict."""
     table = Table(title=f"run {summary['run_id']} · suite {summary['suite']}", title_justify="left")
     for col in ("variant", "evaluator", "n", "mean", "pass rate", "errors"):
@@ -136,14 +137,42 @@ def print_summary(summary: dict[str, Any]) -> None:
         for ename, m in v["metrics"].items():
             table.add_row("", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]))
     console.print(table)
-    gate = summary.get("gate")
+    for comp in comparisons:
+        print_comparison(comp)
+    print_verdict(summary.get("gate"))
+
+
+def print_verdict(gate: dict[str, Any] | None) -> None:
+    """Every gate rule with its measured value and reason, then the verdict."""
     if gate is None:
         return
     for r in gate["rules"]:
         mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
-        console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['reason'])}")
+        console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
+                      soft_wrap=True)
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
-    console.print(f"gate: {verdict}")
+    against = f" (vs. {escape(gate['baseline'])})" if gate.get("baseline") else ""
+    console.print(f"gate: {verdict}{against}" + ("" if gate["rules"] else " [dim](no rules)[/]"))
+
+
+def print_comparison(comp: Any) -> None:
+    """Per metric: both aggregates, the delta with its CI, the Holm-adjusted p-value, the change."""
+    for w in comp.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
+    table = Table(title=f"{escape(comp.candidate.label)} vs. baseline {escape(comp.baseline.label)} "
+                        f"({comp.rows.matched} rows)", title_justify="left")
+    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p (Holm)", "change"):
+        table.add_column(col, justify="left" if col in ("metric", "change") else "right", no_wrap=col == "metric")
+    style = {"better": "[green]better[/]", "worse": "[bold red]worse[/]", "unchanged": "[dim]unchanged[/]"}
+    for m in comp.metrics:
+        ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
+        table.add_row(m.metric, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
+                      ci, _fmt(m.p_holm, 4), style[m.change])
+    console.print(table)
+    flipped = list(dict.fromkeys(f.row_id for f in comp.flips if f.direction == "pass->fail"))
+    if flipped:
+        console.print(f"pass -> fail on {len(flipped)} row(s): " + escape(", ".join(flipped[:10]))
+                      + (" ..." if len(flipped) > 10 else ""))
 
 
 @cli.command()
@@ -151,15 +180,27 @@ def print_summary(summary: dict[str, Any]) -> None:
               show_default=True)
 @click.option("--suite", "suite_name", help="Only runs of this suite.")
 @click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--metric", help="Show this metric's trend across the runs (e.g. contains.pass_rate).")
+@click.option("--variant", help="With --metric: only this variant.")
 @click.pass_obj
-def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int) -> None:
-    """List stored runs, newest first."""
+def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str | None, variant: str | None) -> None:
+    """List stored runs, newest first; with --metric, a metric's trend across them."""
     import datetime as dt
 
+    from . import api
     from .store import Store
 
     if not store.exists():
         _fail_user(UserError("no store here", file=store, hint="run a suite first, or pass --store"), obj.debug)
+    if metric:
+        table = Table(title=f"{escape(metric)} across runs (oldest first)", title_justify="left")
+        for col in ("run", "started", "variant", metric):
+            table.add_column(col, justify="right" if col == metric else "left")
+        for p in api.trend(metric, store=store, variant=variant, limit=limit, suite_name=suite_name):
+            started = dt.datetime.fromtimestamp(p["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+            table.add_row(p["run_id"], started, p["variant"], _fmt(p["value"], 4))
+        console.print(table)
+        return
     st = Store(store)
     table = Table()
     for col in ("run", "suite", "status", "started", "variants"):
@@ -168,6 +209,76 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int) -> None:
         started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
     console.print(table)
+
+
+_compare_options = [
+    click.option("--suite", type=click.Path(path_type=Path), help="Suite file (default: ./promptgauge.yaml)."),
+    click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default from the suite)."),
+    click.option("--policy", type=click.Path(path_type=Path), help="Gate policy YAML (default: the suite's gate)."),
+    click.option("--intersect", is_flag=True,
+                 help="If the datasets differ, compare the rows both have (with a warning) instead of refusing."),
+    click.option("--reports-dir", type=click.Path(path_type=Path), help="Where the report folder goes."),
+]
+
+
+def _with(options: list[Any]) -> Any:
+    def wrap(f: Any) -> Any:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return wrap
+
+
+@cli.command()
+@click.argument("baseline", required=False)
+@click.argument("candidate", required=False)
+@_with(_compare_options)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations.")
+@click.pass_obj
+def compare(obj: Ctx, baseline: str | None, candidate: str | None, suite: Path | None, store: Path | None,
+            policy: Path | None, intersect: bool, reports_dir: Path | None, seed: int) -> None:
+    """Compare CANDIDATE with BASELINE and gate it.
+
+    Each is a results file (*.json), RUN or RUN:VARIANT, latest[:VARIANT], or a VARIANT of the
+    latest run. Defaults: the latest run's judged variant vs. the promoted baseline file, or
+    else the run's baseline variant.
+    """
+    from . import api
+
+    try:
+        result = api.compare(baseline, candidate, suite=suite, store=store, policy=policy, intersect=intersect,
+                             reports_dir=reports_dir, seed=seed)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    print_comparison(result.comparison)
+    print_verdict(result.verdict)
+    console.print(f"reports: {result.reports['html']}")
+    sys.exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+
+@cli.command()
+@click.argument("candidate", required=False)
+@click.option("--baseline", help="What to gate against (default as in compare).")
+@_with(_compare_options)
+@click.pass_obj
+def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path | None, store: Path | None,
+            policy: Path | None, intersect: bool, reports_dir: Path | None) -> None:
+    """Promote CANDIDATE if the gate passes: write a promotion record and move the baseline to it."""
+    from . import api
+
+    try:
+        result = api.promote(candidate, suite=suite, baseline=baseline, store=store, policy=policy,
+                             intersect=intersect, reports_dir=reports_dir)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    print_comparison(result.evidence.comparison)
+    print_verdict(result.evidence.verdict)
+    if not result.promoted:
+        console.print(f"[bold red]not promoted[/]: the gate failed (evidence: {result.evidence.reports['html']})")
+        sys.exit(EXIT_FAIL)
+    console.print(f"[bold green]promoted[/] {escape(result.evidence.candidate.label)}\n"
+                  f"  record:   {result.record_path}\n  baseline: {result.baseline_path}")
+    sys.exit(EXIT_PASS)
 
 
 @cli.command()

@@ -84,6 +84,10 @@ class StoreError(UserError):
     """A run or baseline asked for is not in the store."""
 
 
+class CompareError(UserError):
+    """A baseline and a candidate cannot be compared as asked (different datasets, no such variant...)."""
+
+
 class MonitorError(UserError):
     """The monitor file is invalid, or a source or reference it names cannot be used."""
 

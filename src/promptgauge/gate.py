@@ -1,90 +1,337 @@
-"""The gate: policy rules -> a verdict with the measured value and reason for every rule.
+"""The gate: a policy -> a verdict listing every rule with its measured value, pass/fail and why.
 
-A rule is ``METRIC OP NUMBER`` (``exact_match.pass_rate >= 0.6``, ``latency_ms.p95 < 2000``),
-checked for every gated variant (all but the baseline, unless the suite says
-otherwise) or for the one variant a rule names. A metric without a value
-(no scored rows) fails its rule.
+The policy is the suite's ``gate:`` section or its own YAML file (``gate: policy.yaml``,
+or ``--policy``). One rule grammar:
+
+``METRIC OP NUMBER`` -- a threshold (OP: ``>= > <= < == !=``). METRIC is
+
+- a metric of the judged variant (:mod:`promptgauge.summary`): ``contains.pass_rate``,
+  ``f1.mean``, ``error_rate``, ``latency_ms.p95``, ``tokens.total``...;
+- a CI bound at ``gate.confidence`` (default 95 %): ``f1.ci_low`` (of ``f1.mean``),
+  ``contains.pass_rate.ci_low``, ``f1.mean.ci_high``;
+- a change vs. the baseline (candidate - baseline): ``f1.mean.delta``,
+  ``contains.pass_rate.delta.ci_low``; ``EV.delta`` is the change of the evaluator's primary
+  metric (``pass_rate`` when it has pass/fail, else ``mean``);
+- a cost from tokens and ``gate.prices`` (per million tokens): ``cost.total``, ``cost.per_row``.
+
+``METRIC: no_regression(max_drop=0.02, alpha=0.05)`` -- no significant regression vs. the
+baseline (``EV``, ``EV.pass_rate``, ``EV.mean``, ``error_rate``, ``latency_ms.mean``): fails iff
+the one-sided paired test, Holm-adjusted over the variant's no_regression rules, is below
+alpha *and* the metric got worse by more than max_drop (see :func:`promptgauge.stats.no_regression`).
+In YAML, ``- exact_match: no_regression(max_drop=0.02)`` is the same rule.
+
+``gate.required: [EV, ...]`` -- each evaluator must have scored rows.
+
+Rules apply to every judged variant (all but the baseline, or ``gate.variants``), or to the
+one a ``{rule, variant}`` entry names. A value that cannot be measured fails its rule.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import math
 import operator
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from . import stats
+from .compare import RUN_METRICS as COMPARED_RUN_METRICS, Comparison, Side
 from .errors import GateError
-from .suite import GateRuleSpec, Suite
+from .suite import GateConfig, GateRuleSpec, Suite
 from .summary import known_metrics, metric_value
+from .yamlutil import line_of, load_yaml
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
-RULE = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")
+NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER})\s*$")
+CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
+FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
+COST = ("cost.total", "cost.per_row")
+GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
+           "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
+           + " ".join(OPS))
 
 
 @dataclass(frozen=True)
 class Rule:
     text: str
+    kind: str  # threshold | no_regression | required
     metric: str
-    op: str
-    threshold: float
+    op: str = ""
+    threshold: float | None = None
     variant: str | None = None
+    params: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class RuleResult:
     rule: str
+    kind: str
     variant: str
     metric: str
     op: str
-    threshold: float
+    threshold: float | None
     value: float | None
     passed: bool
     reason: str
+    p_value: float | None = None
 
 
-def parse_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
-    """Parse and check the suite's gate rules; unknown metrics are errors (exit 2)."""
+@dataclass
+class Subject:
+    """A judged variant: its metrics, its rows and (when there is a baseline) its comparison."""
+
+    variant: str
+    summary: dict[str, Any]  # summary.variant_summary() of the variant
+    side: Side
+    comparison: Comparison | None = None
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def _comparable(evaluators: list[str]) -> set[str]:
+    names = {f"{e}{s}" for e in evaluators for s in ("", ".mean", ".pass_rate")}
+    return names | set(COMPARED_RUN_METRICS)
+
+
+def _split_metric(metric: str, evaluators: list[str]) -> tuple[str, str, str | None] | None:
+    """``METRIC`` -> (source, base metric, CI bound) or None when unknown."""
+    if metric in known_metrics(evaluators):
+        return "summary", metric, None
+    if metric in COST:
+        return "cost", metric, None
+    bound = None
+    base = metric
+    for b in (".ci_low", ".ci_high"):
+        if base.endswith(b):
+            base, bound = base[: -len(b)], b[1:]
+    source = "ci"
+    if base.endswith(".delta"):
+        base, source = base[: -len(".delta")], "delta"
+    if base not in _comparable(evaluators) or (source == "ci" and bound is None):
+        return None
+    return source, base, bound
+
+
+def _metric_hint(evaluators: list[str]) -> str:
+    ev = evaluators[0] if evaluators else "EV"
+    return (f"metrics: {', '.join(known_metrics(evaluators)[:30])}; CI bounds like {ev}.ci_low, "
+            f"{ev}.pass_rate.ci_low; changes like {ev}.mean.delta, {ev}.pass_rate.delta.ci_low; "
+            f"{', '.join(COST)}")
+
+
+def parse_rules(policy: GateConfig, evaluators: list[str], *, variants: list[str] | None = None,
+                file: str | Path | None = None, in_suite: bool = True) -> list[Rule]:
+    """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
+
+    *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
+    """
     rules = []
-    allowed = set(known_metrics(evaluators))
-    variant_names = {v.name for v in suite.variants}
-    for i, raw in enumerate(suite.gate.rules):
+
+    def where(i: int) -> dict[str, Any]:
+        loc: tuple[Any, ...] = ("gate", "rules", i) if in_suite else ("rules", i)
+        line = None
+        if file:
+            try:
+                line = line_of(load_yaml(Path(file))[1], loc)
+            except Exception:  # the line is a nicety; the message must still come out
+                pass
+        return {"file": file, "line": line, "field": ".".join(map(str, loc[:-1])) + f"[{i}]"}
+
+    for i, raw in enumerate(policy.rules):
         spec = raw if isinstance(raw, GateRuleSpec) else GateRuleSpec(rule=raw)
-        field = f"gate.rules[{i}]"
-        m = RULE.match(spec.rule)
-        if not m:
-            raise GateError(
-                f"malformed rule '{spec.rule}'", file=suite.path, field=field,
-                hint="write METRIC OP NUMBER, e.g. 'exact_match.pass_rate >= 0.6'; OP is one of " + " ".join(OPS),
-            )
-        metric, op, number = m.groups()
-        if metric not in allowed:
-            raise GateError(
-                f"rule '{spec.rule}' names unknown metric '{metric}'", file=suite.path, field=field,
-                hint="metrics: " + ", ".join(sorted(allowed)[:40]),
-            )
-        if spec.variant and spec.variant not in variant_names:
-            raise GateError(f"rule names unknown variant '{spec.variant}'", file=suite.path, field=field)
-        rules.append(Rule(spec.rule.strip(), metric, op, float(number), spec.variant))
+        if spec.variant and variants is not None and spec.variant not in variants:
+            raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
+                            hint="variants: " + ", ".join(variants))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i)))
+    for ev in policy.required:
+        rules.append(Rule(f"required: {ev}", "required", ev))
     return rules
 
 
-def evaluate_gate(summary: dict[str, Any], rules: list[Rule], gated: list[str]) -> dict[str, Any]:
-    """The verdict: ``{"passed": bool, "rules": [...], "variants": [...]}``."""
-    results: list[RuleResult] = []
-    present = [v for v in gated if v in summary["variants"]]
+def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
+    """The rules of a suite's own policy (in the suite, or the file ``gate:`` names)."""
+    return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
+                       file=suite.gate_file or suite.path, in_suite=suite.gate_file is None)
+
+
+def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]]) -> Rule:
+    text = spec.rule.strip()
+    if m := THRESHOLD.match(text):
+        metric, op, number = m.groups()
+        if _split_metric(metric, evaluators) is None:
+            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=_metric_hint(evaluators))
+        return Rule(text, "threshold", metric, op, float(number), spec.variant)
+    if m := CALL.match(text):
+        metric, fn, args = m.groups()
+        if fn not in FUNCTIONS:
+            raise GateError(f"rule '{text}' calls unknown function '{fn}'", **where(),
+                            hint="functions: " + ", ".join(f"{k}({', '.join(f'{a}={d}' for a, d in v.items())})"
+                                                           for k, v in FUNCTIONS.items()))
+        if metric not in _comparable(evaluators):
+            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(),
+                            hint="no_regression takes one of: " + ", ".join(sorted(_comparable(evaluators))))
+        params = dict(FUNCTIONS[fn])
+        for arg in filter(None, (a.strip() for a in args.split(","))):
+            name, eq, value = (p.strip() for p in arg.partition("="))
+            if not eq or name not in params or not re.fullmatch(NUMBER, value):
+                raise GateError(f"rule '{text}': bad argument '{arg}'", **where(),
+                                hint=f"{fn} takes " + ", ".join(f"{k}=NUMBER" for k in params))
+            params[name] = float(value)
+        if not 0 < params["alpha"] < 1 or params["max_drop"] < 0:
+            raise GateError(f"rule '{text}': alpha must lie in (0, 1) and max_drop be >= 0", **where())
+        return Rule(text, fn, metric, "no_regression", params["max_drop"], spec.variant, params)
+    raise GateError(f"malformed rule '{text}'", **where(), hint=GRAMMAR)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _primary(metric: str, side: Side) -> str:
+    """``EV`` -> ``EV.pass_rate`` when the evaluator has pass/fail, else ``EV.mean``."""
+    if metric in side.evaluators:
+        return f"{metric}.pass_rate" if f"{metric}.pass_rate" in side.table() else f"{metric}.mean"
+    return metric
+
+
+def _ci(subject: Subject, metric: str, confidence: float) -> tuple[float, float] | None:
+    table = subject.side.table()
+    if metric not in table:
+        return None
+    x = table[metric].to_numpy(dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size and np.isin(x, (0.0, 1.0)).all():
+        return stats.proportion_ci(int(x.sum()), int(x.size), confidence=confidence)
+    return stats.mean_ci(x, confidence=confidence, seed=0)
+
+
+def _cost(subject: Subject, metric: str, policy: GateConfig) -> tuple[float | None, str]:
+    hashes = subject.side.hashes()
+    model = hashes["model"].get("model") or hashes["model"].get("target")
+    price = policy.prices.get(subject.variant) or policy.prices.get(str(model))
+    if price is None:
+        return None, f"no price for variant '{subject.variant}' or model '{model}' in gate.prices"
+    tokens = subject.summary["calls"]["tokens"]
+    total = (tokens["prompt"] * price.input + tokens["completion"] * price.output) / 1e6
+    n = subject.summary["calls"]["n"]
+    return (total if metric == "cost.total" else (total / n if n else None)), ""
+
+
+def _measure(rule: Rule, subject: Subject, policy: GateConfig) -> tuple[float | None, str]:
+    """The value a threshold rule compares, or None and why not."""
+    source, base, bound = _split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
+    if source == "summary":
+        try:
+            return metric_value({"variants": {subject.variant: subject.summary}}, subject.variant, base), \
+                "no scored rows"
+        except KeyError:
+            return None, f"{base} was not measured"
+    if source == "cost":
+        return _cost(subject, base, policy)
+    base = _primary(base, subject.side)
+    if source == "ci":
+        ci = _ci(subject, base, policy.confidence)
+        if ci is None or math.isnan(ci[0]):
+            return None, f"{base} has too few scored rows for a CI"
+        return ci[0] if bound == "ci_low" else ci[1], ""
+    if subject.comparison is None:
+        return None, "no baseline to compare with"
+    mc = subject.comparison.metric(base)
+    if mc is None:
+        return None, f"{base} is not compared (missing on one side)"
+    return (mc.delta if bound is None else mc.ci_low if bound == "ci_low" else mc.ci_high), \
+        f"{base} has no paired rows"
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4g}"
+
+
+def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
+    """no_regression rules of one variant, Holm-adjusted together."""
+    comp = subject.comparison
+    out: list[RuleResult] = []
+    found = []
     for rule in rules:
-        for variant in [rule.variant] if rule.variant else present:
-            if variant not in summary["variants"]:
-                continue
-            value = metric_value(summary, variant, rule.metric)
-            if value is None:
-                ok, reason = False, f"{rule.metric} has no value (no scored rows)"
-            else:
-                ok = OPS[rule.op](value, rule.threshold)
-                reason = f"{rule.metric} = {value:.4g} {'meets' if ok else 'misses'} {rule.op} {rule.threshold:g}"
-            results.append(RuleResult(rule.text, variant, rule.metric, rule.op, rule.threshold, value, ok, reason))
+        metric = _primary(rule.metric, subject.side)
+        pc = comp.paired(metric) if comp else None
+        found.append((rule, metric, pc))
+    adjusted = stats.holm([pc.pvalue_regression if pc else math.nan for _, _, pc in found])
+    for (rule, metric, pc), p_adj in zip(found, adjusted):
+        mc = comp.metric(metric) if comp else None
+        if pc is None or mc is None:
+            why = "no baseline to compare with" if comp is None else f"{metric} is not compared (missing on one side)"
+            out.append(RuleResult(rule.text, rule.kind, subject.variant, metric, rule.op, rule.threshold, None,
+                                  False, why))
+            continue
+        check = stats.no_regression(dataclasses.replace(pc, pvalue_regression=p_adj),
+                                    max_drop=rule.params["max_drop"], alpha=rule.params["alpha"])
+        worse = "rose" if not mc.higher_is_better else "fell"
+        change = (f"{metric} {_fmt(mc.baseline)} -> {_fmt(mc.candidate)} (delta {_fmt(mc.delta)}, "
+                  f"{comp.confidence:.0%} CI [{_fmt(mc.ci_low)}, {_fmt(mc.ci_high)}], n={mc.n}); one-sided "
+                  f"{mc.test} p={_fmt(pc.pvalue_regression)}, Holm {_fmt(p_adj)}")
+        if check.ok:
+            reason = f"no regression: {change}"
+        else:
+            reason = (f"REGRESSION: {metric} {worse} by more than max_drop {rule.params['max_drop']:g} and the "
+                      f"drop is significant at alpha {rule.params['alpha']:g}: {change}"
+                      if pc.n else f"no paired rows to compare {metric}")
+        out.append(RuleResult(rule.text, rule.kind, subject.variant, metric, rule.op, rule.threshold, mc.delta,
+                              check.ok, reason, _num(p_adj)))
+    return out
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GateConfig | None = None, *,
+                  baseline: str | None = None, policy_file: str | Path | None = None) -> dict[str, Any]:
+    """The verdict: ``{"passed", "variants", "baseline", "policy", "rules": [...]}``."""
+    policy = policy or GateConfig()
+    results: list[RuleResult] = []
+    for subject in subjects:
+        mine = [r for r in rules if r.variant in (None, subject.variant)]
+        regression = [r for r in mine if r.kind == "no_regression"]
+        checked = dict(zip(map(id, regression), _no_regression(regression, subject)))
+        for rule in mine:
+            if rule.kind == "no_regression":
+                results.append(checked[id(rule)])
+            elif rule.kind == "threshold":
+                value, why = _measure(rule, subject, policy)
+                if value is None:
+                    ok, reason = False, f"{rule.metric} has no value ({why})"
+                else:
+                    ok = OPS[rule.op](value, rule.threshold)
+                    reason = f"{rule.metric} = {value:.4g} {'meets' if ok else 'misses'} {rule.op} {rule.threshold:g}"
+                results.append(RuleResult(rule.text, rule.kind, subject.variant, rule.metric, rule.op,
+                                          rule.threshold, value, ok, reason))
+            else:  # required
+                m = subject.summary["metrics"].get(rule.metric)
+                ok = bool(m and m["n"])
+                reason = (f"evaluator '{rule.metric}' scored {m['n']} rows" if ok else
+                          f"required evaluator '{rule.metric}' " + ("has no scored rows" if m else "did not run"))
+                results.append(RuleResult(rule.text, rule.kind, subject.variant, rule.metric, "", None,
+                                          float(m["n"]) if m else None, ok, reason))
+    policy_info = None
+    if policy_file:
+        p = Path(policy_file)
+        policy_info = {"file": str(p), "sha256": _file_sha(p)}
     return {
         "passed": all(r.passed for r in results),
-        "variants": present,
+        "variants": [s.variant for s in subjects],
+        "baseline": baseline,
+        "policy": policy_info,
         "rules": [asdict(r) for r in results],
     }
+
+
+def _file_sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

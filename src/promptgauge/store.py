@@ -238,6 +238,21 @@ class Store:
             self.db, params=(run_id,),
         )
 
+    def variant_frames(self, run_id: str, variant: str):  # -> tuple[pandas.DataFrame, pandas.DataFrame]
+        """Results (with inputs and outputs, JSON text) and scores (with details) of one variant."""
+        import pandas as pd
+
+        results = pd.read_sql_query(
+            "SELECT row_id, repeat, row_index, inputs, output, outputs, error, latency_ms, prompt_tokens, "
+            "completion_tokens, attempts FROM results WHERE run_id=? AND variant=? ORDER BY row_index, repeat",
+            self.db, params=(run_id, variant),
+        )
+        scores = pd.read_sql_query(
+            "SELECT row_id, repeat, evaluator, score, passed, error, details FROM scores "
+            "WHERE run_id=? AND variant=?", self.db, params=(run_id, variant),
+        )
+        return results, scores
+
     def results_frame(self, run_id: str):  # -> pandas.DataFrame
         """One row per (row, variant, repeat) with output, error, latency and tokens."""
         import pandas as pd

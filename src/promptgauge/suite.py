@@ -27,6 +27,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def require_unique(what: str, names: list[str]) -> None:
+    """Raise ``ValueError`` naming the repeated entries of *names*."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+
+
+class FileBacked(BaseModel):
+    """A model read from a file: relative paths in it start from that file's folder."""
+
+    path: Path | None = Field(None, exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the file, made absolute against the file's directory."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+
 class TargetConfig(_Model):
     """A named endpoint under ``targets:``; variants refer to it as ``NAME`` or ``NAME:MODEL``."""
 
@@ -86,15 +108,38 @@ class EvaluatorSpec(_Model):
 
 
 class GateRuleSpec(_Model):
-    """A gate rule: ``metric op value``, optionally scoped to one variant."""
+    """A gate rule (see :mod:`promptgauge.gate` for the grammar), optionally scoped to one variant."""
 
     rule: str
     variant: str | None = None
 
 
+class Price(_Model):
+    """Price of a model in currency units per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class GateConfig(_Model):
+    """The gate policy: in the suite under ``gate:``, or its own YAML file (``gate: policy.yaml``)."""
+
     rules: list[str | GateRuleSpec] = []
     variants: list[str] | None = Field(None, description="variants the gate judges; default: all but the baseline")
+    required: list[str] = Field([], description="evaluators that must have scored rows")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of the CIs in ci_low / ci_high rules")
+    prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
+    baseline_file: str | None = Field(None, description="the promoted baseline; default baselines/<suite>.json")
+    promotions_dir: str = "promotions"
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rule_shorthand(cls, v: Any) -> Any:
+        """``- exact_match: no_regression(max_drop=0.02)`` is the rule ``exact_match: no_regression(...)``."""
+        if isinstance(v, list):
+            return [f"{next(iter(r))}: {next(iter(r.values()))}"
+                    if isinstance(r, dict) and len(r) == 1 and "rule" not in r else r for r in v]
+        return v
 
 
 class RunnerConfig(_Model):
@@ -112,7 +157,7 @@ class DatasetSpec(_Model):
     format: Literal["jsonl", "csv", "parquet"] | None = None
 
 
-class Suite(_Model):
+class Suite(_Model, FileBacked):
     """A validated suite. ``root`` is the directory that relative paths start from."""
 
     name: str
@@ -122,13 +167,13 @@ class Suite(_Model):
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
     gate: GateConfig = GateConfig()
+    gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
 
-    # Not part of the file: where it came from.
-    path: Path | None = Field(None, exclude=True)
+    # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)
 
     @field_validator("dataset", mode="before")
@@ -146,28 +191,14 @@ class Suite(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> "Suite":
         names = [v.name for v in self.variants]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"variant names must be unique; repeated: {', '.join(sorted(dupes))}")
+        require_unique("variant", names)
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline '{self.baseline}' is not a variant; variants: {', '.join(names)}")
-        enames = [e.name for e in self.evaluators]
-        dupes = {n for n in enames if enames.count(n) > 1}
-        if dupes:
-            raise ValueError(f"evaluator names must be unique; repeated: {', '.join(sorted(dupes))}")
+        require_unique("evaluator", [e.name for e in self.evaluators])
         for gv in self.gate.variants or []:
             if gv not in names:
                 raise ValueError(f"gate.variants: '{gv}' is not a variant; variants: {', '.join(names)}")
         return self
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
-
-    def resolve(self, relative: str | Path) -> Path:
-        """A path from the suite file, made absolute against the suite's directory."""
-        p = Path(relative).expanduser()
-        return p if p.is_absolute() else self.root / p
 
     def gated_variants(self) -> list[str]:
         if self.gate.variants is not None:
@@ -191,8 +222,21 @@ def load_suite(path: str | Path | None = None) -> Suite:
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
+    gate_file = None
+    if isinstance(data.get("gate"), str):
+        gate_file = path.parent / data["gate"]
+        data = {**data, "gate": load_policy(gate_file).model_dump()}
     suite = validate_model(Suite, data, node, path, SuiteError)
     suite.path = path.resolve()
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    suite.gate_file = str(gate_file) if gate_file else None
     return suite
 
+
+def load_policy(path: str | Path) -> GateConfig:
+    """Read a gate policy file (the ``gate:`` section of a suite, on its own)."""
+    path = Path(path)
+    data, node = load_yaml(path, SuiteError)
+    if not isinstance(data, dict):
+        raise SuiteError("a gate policy file is a YAML mapping (rules:, required:, ...)", file=path, line=1)
+    return validate_model(GateConfig, data, node, path, SuiteError)

@@ -48,51 +48,55 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) ->
         "variants": {},
     }
     for variant in variants:
-        res = results[results["variant"] == variant]
-        ok = res[res["error"].isna()]
-        lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
-        n_calls = len(res)
-        n_err = int(res["error"].notna().sum())
-        calls = {
-            "n": n_calls,
-            "errors": n_err,
-            "error_rate": n_err / n_calls if n_calls else 0.0,
-            "latency_ms": {
-                "mean": _f(lat.mean()) if lat.size else None,
-                "p50": _f(np.percentile(lat, 50)) if lat.size else None,
-                "p95": _f(np.percentile(lat, 95)) if lat.size else None,
-                "max": _f(lat.max()) if lat.size else None,
-            },
-            "tokens": {
-                "prompt": int(ok["prompt_tokens"].fillna(0).sum()),
-                "completion": int(ok["completion_tokens"].fillna(0).sum()),
-            },
-        }
-        calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
-        metrics = {}
-        sv = scores[scores["variant"] == variant]
-        for ev in evaluators:
-            s = sv[sv["evaluator"] == ev]
-            values = s.loc[s["error"].isna(), "score"].dropna().to_numpy(dtype=float)
-            passed = s.loc[s["error"].isna(), "passed"].dropna()
-            errors = int(s["error"].notna().sum()) + n_err  # a failed call is an error for every evaluator
-            n = int(values.size)
-            attempted = int(s["error"].isna().sum()) + errors
-            m: dict[str, Any] = {
-                "n": n,
-                "mean": _f(values.mean()) if n else None,
-                "std": _f(values.std(ddof=1)) if n > 1 else (0.0 if n == 1 else None),
-                "min": _f(values.min()) if n else None,
-                "median": _f(np.median(values)) if n else None,
-                "max": _f(values.max()) if n else None,
-                "passed": int(passed.sum()) if len(passed) else None,
-                "pass_rate": (int(passed.sum()) / (len(passed) + errors)) if len(passed) else None,
-                "errors": errors,
-                "error_rate": errors / attempted if attempted else 0.0,
-            }
-            metrics[ev] = m
-        out["variants"][variant] = {"calls": calls, "metrics": metrics}
+        out["variants"][variant] = variant_summary(
+            results[results["variant"] == variant], scores[scores["variant"] == variant], evaluators)
     return out
+
+
+def variant_summary(res: Any, sv: Any, evaluators: list[str]) -> dict[str, Any]:
+    """Call statistics and per-evaluator metrics of one variant, from its results and scores frames."""
+    ok = res[res["error"].isna()]
+    lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
+    n_calls = len(res)
+    n_err = int(res["error"].notna().sum())
+    calls = {
+        "n": n_calls,
+        "errors": n_err,
+        "error_rate": n_err / n_calls if n_calls else 0.0,
+        "latency_ms": {
+            "mean": _f(lat.mean()) if lat.size else None,
+            "p50": _f(np.percentile(lat, 50)) if lat.size else None,
+            "p95": _f(np.percentile(lat, 95)) if lat.size else None,
+            "max": _f(lat.max()) if lat.size else None,
+        },
+        "tokens": {
+            "prompt": int(ok["prompt_tokens"].fillna(0).sum()),
+            "completion": int(ok["completion_tokens"].fillna(0).sum()),
+        },
+    }
+    calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
+    metrics = {}
+    for ev in evaluators:
+        s = sv[sv["evaluator"] == ev]
+        values = s.loc[s["error"].isna(), "score"].dropna().to_numpy(dtype=float)
+        passed = s.loc[s["error"].isna(), "passed"].dropna()
+        errors = int(s["error"].notna().sum()) + n_err  # a failed call is an error for every evaluator
+        n = int(values.size)
+        attempted = int(s["error"].isna().sum()) + errors
+        m: dict[str, Any] = {
+            "n": n,
+            "mean": _f(values.mean()) if n else None,
+            "std": _f(values.std(ddof=1)) if n > 1 else (0.0 if n == 1 else None),
+            "min": _f(values.min()) if n else None,
+            "median": _f(np.median(values)) if n else None,
+            "max": _f(values.max()) if n else None,
+            "passed": int(passed.sum()) if len(passed) else None,
+            "pass_rate": (int(passed.sum()) / (len(passed) + errors)) if len(passed) else None,
+            "errors": errors,
+            "error_rate": errors / attempted if attempted else 0.0,
+        }
+        metrics[ev] = m
+    return {"calls": calls, "metrics": metrics}
 
 
 def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
-from ..suite import EvaluatorSpec, RunnerConfig, TargetConfig
+from ..suite import EvaluatorSpec, FileBacked, RunnerConfig, TargetConfig, require_unique
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
 
@@ -204,7 +204,7 @@ class WebhookConfig(_Model):
     retries: int = Field(2, ge=0, le=10)
 
 
-class MonitorConfig(_Model):
+class MonitorConfig(_Model, FileBacked):
     """A validated monitor file."""
 
     name: str
@@ -227,8 +227,6 @@ class MonitorConfig(_Model):
     interval: str = Field("5m", description="pause between passes when not run with --once")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports/monitor"
-
-    path: Path | None = Field(None, exclude=True)
     sha256: str | None = Field(None, exclude=True)
 
     @field_validator("name")
@@ -267,19 +265,9 @@ class MonitorConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "MonitorConfig":
-        for what, names in (("source", [s.name for s in self.sources]), ("evaluator", [e.name for e in self.evaluators])):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
+        require_unique("source", [s.name for s in self.sources])
+        require_unique("evaluator", [e.name for e in self.evaluators])
         return self
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent if self.path else Path.cwd()
-
-    def resolve(self, relative: str | Path) -> Path:
-        p = Path(relative).expanduser()
-        return p if p.is_absolute() else self.root / p
 
     @property
     def window_seconds(self) -> int:

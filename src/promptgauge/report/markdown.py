@@ -1,11 +1,19 @@
-"""Markdown report: the verdict, a table per variant x evaluator, the gate rules."""
+"""Markdown report for a pull-request comment: verdict, deltas with CIs, gate rules, changed rows, hashes.
+
+It always fits GitHub's comment limit (65,536 characters): the row lists are cut,
+with a note saying how many rows were left out.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .document import REPORT_SCHEMA, ReportDoc
 
-def _fmt(x: Any, digits: int = 3) -> str:
+GITHUB_LIMIT = 65_536
+
+
+def fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -13,39 +21,115 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text: Any, limit: int = 200) -> str:
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|").replace("`", "'")
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
-    gate = summary.get("gate")
-    lines = [f"# promptgauge run `{summary['run_id']}` — suite `{_cell(summary['suite'])}`", ""]
-    if gate is not None:
-        verdict = "✅ **PASS**" if gate["passed"] else "❌ **FAIL**"
-        lines += [f"Gate verdict: {verdict} (variants judged: {', '.join(gate['variants']) or 'none'})", ""]
-    lines += [f"Status: {summary['status']}", ""]
-    evaluators = list(next(iter(summary["variants"].values()), {}).get("metrics", {})) if summary["variants"] else []
-    header = ["variant", "calls", "errors", "p50 ms"] + [f"{e} mean" for e in evaluators] + [f"{e} pass" for e in evaluators]
-    lines += ["## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, v in summary["variants"].items():
-        calls = v["calls"]
-        row = [f"`{_cell(name)}`", str(calls["n"]), str(calls["errors"]), _fmt(calls["latency_ms"]["p50"], 0)]
-        row += [_fmt(v["metrics"][e]["mean"]) for e in evaluators]
-        row += [_fmt(v["metrics"][e]["pass_rate"]) for e in evaluators]
-        lines.append("| " + " | ".join(row) + " |")
-    if gate is not None and gate["rules"]:
-        lines += ["", "## Gate rules", "", "| rule | variant | value | result |", "|---|---|---|---|"]
-        for r in gate["rules"]:
-            lines.append(f"| `{_cell(r['rule'])}` | `{_cell(r['variant'])}` | {_fmt(r['value'], 4)} | "
-                         f"{'pass' if r['passed'] else '**FAIL**'} |")
-    m = summary.get("manifest", {})
-    lines += ["", "## What was compared", ""]
-    if m.get("dataset"):
-        lines.append(f"- dataset `{_cell(m['dataset']['path'])}` ({m['dataset']['rows']} rows), sha256 `{m['dataset']['sha256'][:12]}`")
-    if m.get("suite", {}).get("sha256"):
-        lines.append(f"- suite sha256 `{m['suite']['sha256'][:12]}`")
-    for name, v in m.get("variants", {}).items():
-        prompt = f"prompt `{v['prompt']}` sha256 `{(v.get('prompt_sha256') or '')[:12]}`, " if v.get("prompt") else ""
-        lines.append(f"- variant `{_cell(name)}`: {prompt}target `{v['target']}`, parameters `{v['parameters']}`")
-    lines.append(f"- promptgauge {m.get('promptgauge', '?')}, Python {m.get('python', '?')}")
-    return "\n".join(lines) + "\n"
+def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"a": {"b": 1}}`` -> ``[("a.b", 1)]`` (for listing hashes)."""
+    if isinstance(obj, dict):
+        out = []
+        for k, v in obj.items():
+            out += flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [(prefix, obj)]
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
+    head: list[str] = [f"# {_cell(doc.title)}", ""]
+    v = doc.verdict
+    if v is not None:
+        verdict = "✅ **PASS**" if v.passed else "❌ **FAIL**"
+        against = f" against `{_cell(v.baseline)}`" if v.baseline else ""
+        failed = sum(not r.passed for r in v.rules)
+        head += [f"Gate verdict: {verdict} — {len(v.rules) - failed} of {len(v.rules)} rules passed "
+                 f"(judged: {', '.join(v.variants) or 'none'}{against})", ""]
+    if doc.status:
+        head += [f"Run status: {doc.status}", ""]
+    for c in doc.comparisons:
+        head += [f"## `{_cell(c.candidate.label)}` vs. baseline `{_cell(c.baseline.label)}`", ""]
+        head += [f"> ⚠️ **{_cell(w, 1000)}**" for w in c.warnings] + ([""] if c.warnings else [])
+        head += [f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p-values Holm-adjusted over "
+                 f"{len(c.metrics)} metrics · seed {c.seed}", "",
+                 "| metric | baseline | candidate | delta | CI of delta | p (Holm) | effect | change |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for m in c.metrics:
+            mark = {"better": "▲ better", "worse": "▼ **worse**", "unchanged": "no significant change"}[m.change]
+            head.append(f"| `{m.metric}` | {fmt(m.baseline)} | {fmt(m.candidate)} | {_pct(m.delta)} | "
+                        f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
+                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {mark} |")
+        head.append("")
+    if not doc.comparisons and doc.variants:
+        evaluators = list(next(iter(doc.variants.values()))["metrics"])
+        cols = ["variant", "calls", "errors", "p50 ms"] + [f"{e} mean" for e in evaluators] + \
+            [f"{e} pass" for e in evaluators]
+        head += ["## Results", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for name, var in doc.variants.items():
+            calls = var["calls"]
+            row = [f"`{_cell(name)}`", str(calls["n"]), str(calls["errors"]), fmt(calls["latency_ms"]["p50"], 0)]
+            row += [fmt(var["metrics"][e]["mean"]) for e in evaluators]
+            row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
+            head.append("| " + " | ".join(row) + " |")
+        head.append("")
+    if v is not None and v.rules:
+        head += ["## Gate rules", "", "| | rule | variant | value | why |", "|---|---|---|---|---|"]
+        for r in v.rules:
+            head.append(f"| {'✅' if r.passed else '❌'} | `{_cell(r.rule)}` | `{_cell(r.variant)}` | "
+                        f"{fmt(r.value, 4)} | {_cell(r.reason, 400)} |")
+        head.append("")
+    tail = ["## What was compared", "", "| item | value |", "|---|---|"]
+    tail += [f"| {_cell(k)} | `{_cell(val)}` |" for k, val in flatten(doc.hashes) if val is not None]
+    tail += ["", f"<sub>promptgauge report · schema {REPORT_SCHEMA} · {doc.generated_at}</sub>", ""]
+    rows = _row_lines(doc)
+    return _fit(head, rows, tail, limit)
+
+
+
+def _row_lines(doc: ReportDoc) -> list[str]:
+    lines: list[str] = []
+    for c in doc.comparisons:
+        changed = [r for r in c.row_diffs if r.status != "unchanged"]
+        if not changed:
+            continue
+        order = {"regressed": 0, "mixed": 1, "improved": 2}
+        changed.sort(key=lambda r: (order[r.status], r.index))
+        lines += [f"## Changed rows: `{_cell(c.candidate.variant)}` ({len(changed)} of {c.rows.matched})", "",
+                  f"{sum(f.direction == 'pass->fail' for f in c.flips)} pass→fail and "
+                  f"{sum(f.direction == 'fail->pass' for f in c.flips)} fail→pass flips.", "",
+                  "| row | status | changed scores | baseline output | candidate output |", "|---|---|---|---|---|"]
+        for r in changed:
+            scores = []
+            for ev, s in r.candidate.scores.items():
+                b = r.baseline.scores.get(ev, {})
+                if (b.get("score"), b.get("passed")) != (s.get("score"), s.get("passed")):
+                    scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}")
+            lines.append(f"| `{_cell(r.row_id, 40)}` | {r.status} | {_cell('; '.join(scores))} | "
+                         f"{_cell(r.baseline.output or r.baseline.error or '')} | "
+                         f"{_cell(r.candidate.output or r.candidate.error or '')} |")
+        lines.append("")
+    return lines
+
+
+def _fit(head: list[str], rows: list[str], tail: list[str], limit: int) -> str:
+    """Head and tail always; as many row lines as fit, then a note on what was left out."""
+    fixed = "\n".join(head + tail)
+    budget = limit - len(fixed) - 200
+    kept: list[str] = []
+    used = 0
+    for line in rows:
+        if used + len(line) + 1 > budget:
+            left = sum(1 for x in rows[len(kept):] if x.startswith("| `"))
+            kept += ["", f"_… {left} more rows not shown (comment size limit); "
+                         "see report.html or rows.csv for every row._", ""]
+            break
+        kept.append(line)
+        used += len(line) + 1
+    text = "\n".join(head + kept + tail)
+    return text if len(text) <= limit else text[: limit - 40] + "\n\n_(truncated)_\n"

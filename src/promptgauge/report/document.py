@@ -1,0 +1,87 @@
+"""The report document (``report.json``, schema ``promptgauge.report/1``): what every format renders.
+
+The JSON Schema is generated from these models (``docs/report.schema.json``); a change that
+breaks readers bumps the version in :data:`REPORT_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..compare import Comparison
+
+REPORT_SCHEMA = "promptgauge.report/1"
+
+
+class RuleVerdict(BaseModel):
+    """One gate rule checked for one variant."""
+
+    rule: str = Field(description="the rule as written in the policy")
+    kind: Literal["threshold", "no_regression", "required"]
+    variant: str = Field(description="the judged variant")
+    metric: str
+    op: str
+    threshold: float | None = Field(description="the rule's number (max_drop for no_regression)")
+    value: float | None = Field(description="the measured value (the delta for no_regression); null if unmeasurable")
+    passed: bool
+    reason: str = Field(description="why it passed or failed, with the numbers")
+    p_value: float | None = Field(None, description="Holm-adjusted one-sided p-value (no_regression only)")
+
+
+class Verdict(BaseModel):
+    passed: bool
+    variants: list[str] = Field(description="the variants the gate judged")
+    baseline: str | None = Field(description="what the judged variants were compared with, if anything")
+    policy: dict[str, Any] | None = Field(description="the policy file and its sha256, when not in the suite")
+    rules: list[RuleVerdict]
+
+
+class ReportDoc(BaseModel):
+    """A run's or a comparison's report: verdict, aggregates, comparisons with statistics, hashes."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: Literal["promptgauge.report/1"] = Field(REPORT_SCHEMA, alias="schema")
+    kind: Literal["run", "compare"]
+    title: str
+    generated_at: str = Field(description="ISO 8601, UTC")
+    suite: str | None
+    run_id: str | None = Field(description="the run reported on (kind=run) or the candidate's run")
+    status: str | None = Field(None, description="the run's status (kind=run)")
+    verdict: Verdict | None
+    variants: dict[str, dict[str, Any]] = Field(
+        description="aggregates per variant: {calls: {...}, metrics: {evaluator: {n, mean, pass_rate, ...}}}")
+    comparisons: list[Comparison] = Field(description="each judged variant vs. the baseline")
+    hashes: dict[str, Any] = Field(description="what the verdict rests on: dataset, suite, prompts, models, "
+                                   "parameters, evaluators (sha256), per variant")
+
+
+def build_document(*, kind: Literal["run", "compare"], title: str, suite: str | None, run_id: str | None,
+                   variants: dict[str, dict[str, Any]], comparisons: list[Comparison],
+                   verdict: dict[str, Any] | None, hashes: dict[str, Any], status: str | None = None) -> ReportDoc:
+    return ReportDoc(kind=kind, title=title, generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                     suite=suite, run_id=run_id, status=status, verdict=verdict, variants=variants,
+                     comparisons=comparisons, hashes=hashes)
+
+
+def run_hashes(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The hashes of a run's manifest, in the report's shape."""
+    return {
+        "suite": manifest.get("suite", {}).get("sha256"),
+        "dataset": manifest.get("dataset"),
+        "variants": {
+            name: {"prompt": v.get("prompt"), "prompt_sha256": v.get("prompt_sha256"),
+                   "model": v.get("target_info") or {"target": v.get("target")}, "parameters": v.get("parameters")}
+            for name, v in manifest.get("variants", {}).items()
+        },
+        "evaluators": {k: e.get("sha256") or e.get("source") for k, e in manifest.get("evaluators", {}).items()},
+        "promptgauge": manifest.get("promptgauge"),
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``report.json``."""
+    return ReportDoc.model_json_schema(by_alias=True)

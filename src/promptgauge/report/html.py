@@ -1,0 +1,111 @@
+"""HTML report: one self-contained file (inline CSS, JS and SVG; no network), safe for any model text.
+
+The first screen tells a non-technical reader the verdict, the headline changes with their
+CIs and a chart per metric; below, every gate rule and every row, with filter, sort and a
+drill-down showing both outputs side by side with the differences marked. All dataset and
+model text goes through jinja2's autoescaping: a reply containing ``<script>`` is shown as text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+
+import jinja2
+from markupsafe import Markup, escape
+
+from .document import ReportDoc
+from .markdown import flatten, fmt
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("promptgauge.report", "templates"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+)
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def word_diff(old: str | None, new: str | None) -> tuple[Markup, Markup]:
+    """Both texts escaped, with removed words in ``<del>`` (old) and added words in ``<ins>`` (new)."""
+    a, b = _TOKEN.findall(old or ""), _TOKEN.findall(new or "")
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        old_part, new_part = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+        if op == "equal":
+            left.append(old_part)
+            right.append(new_part)
+        else:
+            if i2 > i1:
+                left.append(Markup("<del>%s</del>") % old_part)
+            if j2 > j1:
+                right.append(Markup("<ins>%s</ins>") % new_part)
+    return Markup("").join(left), Markup("").join(right)
+
+
+def _x(value: float, lo: float, hi: float, x0: float, width: float) -> float:
+    return x0 + (value - lo) / (hi - lo) * width if hi > lo else x0 + width / 2
+
+
+def metric_chart(m) -> Markup:  # noqa: ANN001 -- a compare.MetricComparison
+    """An inline SVG: baseline and candidate bars, and the delta with its CI against zero."""
+    w, label_w, bar_w = 360, 78, 270
+    vals = [v for v in (m.baseline, m.candidate) if v is not None]
+    top = 1.0 if m.metric.endswith("pass_rate") or m.metric == "error_rate" else max([abs(v) for v in vals] + [1e-9])
+    color = {"better": "#1a7f37", "worse": "#cf222e", "unchanged": "#57606a"}[m.change]
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {w} 92" width="{w}" height="92" '
+             f'xmlns="http://www.w3.org/2000/svg">']
+    for i, (name, v, fill) in enumerate((("baseline", m.baseline, "#8c959f"), ("candidate", m.candidate, color))):
+        y = 4 + i * 22
+        length = 0 if v is None else abs(v) / top * (bar_w - 48)
+        parts.append(f'<text x="0" y="{y + 13}" class="lbl">{name}</text>'
+                     f'<rect x="{label_w}" y="{y}" width="{length:.1f}" height="16" fill="{fill}" rx="2"/>'
+                     f'<text x="{label_w + length + 4:.1f}" y="{y + 13}" class="val">{fmt(v)}</text>')
+    if m.delta is not None:
+        ends = [x for x in (m.delta, m.ci_low, m.ci_high) if x is not None]
+        span = max(abs(x) for x in ends) * 1.15 or 1e-9
+        lo, hi = -span, span
+        y = 68
+        zero = _x(0, lo, hi, label_w, bar_w)
+        parts.append(f'<text x="0" y="{y + 4}" class="lbl">change</text>'
+                     f'<line x1="{label_w}" x2="{label_w + bar_w}" y1="{y}" y2="{y}" class="axis"/>'
+                     f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{y - 9}" y2="{y + 9}" class="zero"/>')
+        if m.ci_low is not None and m.ci_high is not None:
+            x1, x2 = _x(m.ci_low, lo, hi, label_w, bar_w), _x(m.ci_high, lo, hi, label_w, bar_w)
+            parts.append(f'<line x1="{x1:.1f}" x2="{x2:.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="4"/>')
+        xd = _x(m.delta, lo, hi, label_w, bar_w)
+        parts.append(f'<circle cx="{xd:.1f}" cy="{y}" r="5" fill="{color}"/>'
+                     f'<text x="{label_w}" y="{y + 22}" class="val">{-span:+.3g}</text>'
+                     f'<text x="{label_w + bar_w}" y="{y + 22}" class="val" text-anchor="end">{span:+.3g}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _worst(row, metrics) -> float:  # noqa: ANN001
+    """The row's largest worsening across evaluator metrics (0 when nothing got worse): for sorting."""
+    worst = 0.0
+    for m in metrics:
+        if m.evaluator is None:
+            continue
+        b, c = row.baseline.scores.get(m.evaluator, {}), row.candidate.scores.get(m.evaluator, {})
+        key = "passed" if m.metric.endswith("pass_rate") else "score"
+        if b.get(key) is None or c.get(key) is None:
+            continue
+        d = (float(c[key]) - float(b[key])) * (1 if m.higher_is_better else -1)
+        worst = min(worst, d)
+    return worst
+
+
+def _search_text(row) -> str:  # noqa: ANN001 -- a compare.RowDiff
+    """Plain lower-cased text the row filter searches: id, input values, both outputs (escaped by the template)."""
+    parts = [row.row_id, *map(str, row.inputs.values()), row.baseline.output or "", row.candidate.output or ""]
+    return " ".join(parts).lower()
+
+
+def _signed(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
+
+
+def render_html(doc: ReportDoc) -> str:
+    template = _env.get_template("report.html.j2")
+    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst, search_text=_search_text,
+                           hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])

@@ -1,0 +1,55 @@
+"""JUnit XML: a testcase per gate rule and per failing row, for CI systems that show test results."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from .document import ReportDoc
+from .markdown import flatten
+
+
+def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "") -> None:
+    case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
+    if failure is not None:
+        ET.SubElement(case, "failure", message=failure).text = detail or failure
+    else:
+        ET.SubElement(case, "system-out").text = detail
+
+
+def render_junit(doc: ReportDoc) -> str:
+    """``<testsuites>`` with a ``gate`` suite (one case per rule and variant) and a ``rows`` suite.
+
+    A failing row is a candidate row whose model call or an evaluator failed, or that
+    regressed against the baseline.
+    """
+    root = ET.Element("testsuites", name=f"promptgauge {doc.title}")
+    gate = ET.SubElement(root, "testsuite", name="gate")
+    props = ET.SubElement(gate, "properties")  # what the verdict rests on
+    for key, value in flatten(doc.hashes):
+        if value is not None:
+            ET.SubElement(props, "property", name=key, value=str(value))
+    for r in doc.verdict.rules if doc.verdict else []:
+        _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason, r.reason)
+    rows = ET.SubElement(root, "testsuite", name="rows")
+    for c in doc.comparisons:
+        for r in c.row_diffs:
+            cand = r.candidate
+            problems = [f"model call failed: {cand.error}"] if cand.error else []
+            problems += [f"{ev} failed" + (f": {s['reason']}" if s.get("reason") else "")
+                         + (f" (error: {s['error']})" if s.get("error") else "")
+                         for ev, s in cand.scores.items() if s.get("passed") is False or s.get("error")]
+            if r.status in ("regressed", "mixed"):
+                problems.append(f"regressed against the baseline ({c.baseline.label})")
+            if problems:
+                detail = "\n".join(problems + ["", f"baseline output: {r.baseline.output!r}",
+                                               f"candidate output: {cand.output!r}"])
+                _case(rows, f"rows.{c.candidate.variant}", r.row_id, problems[0], detail)
+    for suite in (gate, rows):
+        cases = suite.findall("testcase")
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+        suite.set("errors", "0")
+    root.set("tests", str(sum(int(s.get("tests")) for s in (gate, rows))))
+    root.set("failures", str(sum(int(s.get("failures")) for s in (gate, rows))))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
