@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import SuiteBuilder
 
-import promptgauge.snapshots
-import promptgauge.stats  # noqa: F401
+import promptgauge.snapshots  # noqa: F401
 import promptgauge.testkit  # noqa: F401
+from promptgauge.compare import load_results_file
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
 pytest_plugins = ["pytester"]
@@ -89,8 +89,8 @@ ROW_TEST = """
 """
 
 
-def baseline_of(pytester: pytest.Pytester, module: str = "test_rows") -> Path:
-    return pytester.path / f"{module}.promptgauge-baseline.json"
+def baseline_of(pytester: pytest.Pytester, module: str = "test_rows", variant: str = "b") -> Path:
+    return pytester.path / "baselines" / f"{module}.{variant}.json"
 
 
 def test_baseline_update_then_noise_passes_and_a_regression_fails(
@@ -99,31 +99,32 @@ def test_baseline_update_then_noise_passes_and_a_regression_fails(
     fake_openai.replies = replies(wrong={"ca"})
     res = run(pytester, "--promptgauge-update-baseline")
     res.assert_outcomes(passed=10)
-    snap = json.loads(baseline_of(pytester).read_text())
-    assert snap["suite"] == "t" and sorted(snap["variants"]["b"]) == sorted(CAPITALS)
-    assert snap["variants"]["b"]["fr"]["contains"] == {"score": 1.0, "passed": True}
-    assert snap["variants"]["b"]["ca"]["contains"] == {"score": 0.0, "passed": False}
+    snap = load_results_file(baseline_of(pytester))  # a results file, as `promptgauge compare` reads
+    assert (snap.suite, snap.variant, len(snap.results)) == ("t", "b", 10)
+    table = snap.table()
+    assert table.loc["fr", "contains.pass_rate"] == 1 and table.loc["ca", "contains.pass_rate"] == 0
+    assert snap.results.set_index("row_id").loc["ca", "output"] == "Toronto"
 
     fake_openai.replies = replies(wrong={"ca", "fr"})  # one more row fails: noise, not a regression
     res = run(pytester, "-v")
     res.assert_outcomes(passed=12)
     res.stdout.fnmatch_lines(["*test_rows.py::promptgauge-baseline?b-contains.pass_rate? PASSED*",
                               "*test_rows.py::promptgauge-baseline?b-exact_match.pass_rate? PASSED*",
-                              "ok   b contains.pass_rate: 0.9 -> 0.8 on 10 rows, no significant drop (p=1)"])
+                              "ok   b no regression: contains.pass_rate 0.9 -> 0.8 (delta -0.1, *n=10); one-sided "
+                              "mcnemar-exact p=0.5, Holm 1"])
 
     fake_openai.replies = replies(wrong=set(CAPITALS) - {"pe"})  # 8 more rows fail
     res = run(pytester, "--junitxml=junit.xml")
     res.assert_outcomes(passed=10, failed=2)
     assert res.ret == pytest.ExitCode.TESTS_FAILED
     out = res.stdout.str()
-    assert "promptgauge-baseline[b-contains.pass_rate]" in out
-    assert "b contains.pass_rate: regression: dropped 0.8 > max_drop 0 (0.9 -> 0.1, mcnemar-exact, n=10)" in out
+    assert ("REGRESSION: contains.pass_rate fell by more than max_drop 0 and the drop is significant at alpha 0.05: "
+            "contains.pass_rate 0.9 -> 0.1 (delta -0.8") in out
     assert "\nrows worse than the baseline: fr, jp, it, es, de (+3 more)\n" in out
-    assert "pytest --promptgauge-update-baseline (updates test_rows.promptgauge-baseline.json)" in out
-    assert "FAIL b contains.pass_rate: 0.9 -> 0.1 on 10 rows, regression (p=0.0078)" in out
+    assert "accept it: pytest --promptgauge-update-baseline (rewrites baselines/test_rows.b.json)" in out
     res.stdout.re_match_lines([r"test_rows.py \.{10}FF +\[100%\]"])
     case = ET.parse(pytester.path / "junit.xml").find(".//testcase[@name='promptgauge-baseline[b-contains.pass_rate]']")
-    assert case is not None and "regression: dropped 0.8" in case.find("failure").get("message")
+    assert case is not None and "REGRESSION: contains.pass_rate fell" in case.find("failure").get("message")
     # a failed check is remembered like a test; it is not collected, so --lf reruns every row and the check
     res = pytester.runpytest_inprocess("--lf")  # cacheprovider on: first run records, second reruns
     res = pytester.runpytest_inprocess("--lf")
@@ -144,14 +145,14 @@ def test_baseline_check_follows_k_and_stops_with_x(pytester: pytest.Pytester, pr
     fake_openai.replies = replies(wrong=set(CAPITALS))
     res = run(pytester, "-k", "fr or jp")  # two rows: too few to call a drop significant
     res.assert_outcomes(passed=2, failed=2, deselected=8)
-    assert "ok   b contains.pass_rate: 1 -> 0 on 2 rows, no significant drop" in res.stdout.str()
+    res.stdout.fnmatch_lines(["ok   b no regression: contains.pass_rate 1 -> 0 (delta -1, * n=2); *"])
     res = run(pytester, "-x")
     res.assert_outcomes(failed=1)
     assert "promptgauge-baseline" not in res.stdout.str()
 
 
 def store_of(pytester: pytest.Pytester) -> sqlite3.Connection:
-    return sqlite3.connect(pytester.path / ".promptgauge" / "promptgauge.db")
+    return sqlite3.connect(pytester.path / ".promptgauge" / "pytest.db")
 
 
 @pytest.mark.slow
@@ -304,8 +305,8 @@ def test_mapping_passes_columns_as_arguments(pytester: pytest.Pytester, project:
     res.stdout.fnmatch_lines(["*test_city?fr? PASSED*", "*test_city?x1? FAILED*",
                               "E       AssertionError: assert 'Poseidonia' in 'echo: What is the capital of Atlantis?'"])
     # rows of a file other than the suite's dataset are keyed by file name, so ids of two files never clash
-    snap = json.loads((pytester.path / "cases" / "test_extra.promptgauge-baseline.json").read_text())
-    assert sorted(snap["variants"]["b"]) == ["extra/fr", "extra/x1"]
+    snap = load_results_file(pytester.path / "cases" / "baselines" / "test_extra.b.json")
+    assert list(snap.results["row_id"]) == ["extra/fr", "extra/x1"]
 
 
 def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.Pytester, project: SuiteBuilder) -> None:
@@ -381,14 +382,24 @@ def test_session_report_file(pytester: pytest.Pytester, project: SuiteBuilder, f
     fake_openai.replies = replies(wrong={"fr", "jp", "it", "es", "de", "pt"})
     res = run(pytester, "--promptgauge-report", "out")
     res.assert_outcomes(passed=10, failed=2)
-    report = (pytester.path / "out" / "report.md").read_text()
-    assert "| `b` | 10 | 0 |" in report and "0.400 | 0.400 |" in report
-    assert "## Baseline snapshot" in report
-    assert "| `b` | `contains.pass_rate` | 10 | 1.000 | 0.400 | **REGRESSION** |" in report
-    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
-    assert [c["passed"] for c in summary["baseline_checks"]] == [False, False]
+    out = pytester.path / "out"
+    assert {p.name for p in out.iterdir()} == {"report.html", "report.md", "report.json", "junit.xml", "rows.csv",
+                                               "summary.json", "results.jsonl"}
+    res.stdout.fnmatch_lines([f"report: {out / 'report.html'}"])
+    report = (out / "report.md").read_text()
+    assert "Gate verdict: ❌ **FAIL** — 0 of 2 rules passed" in report
+    assert "vs. baseline `b @ run" in report and "baselines/test_rows.b.json" in report
+    assert "| `test_rows.b.json: contains: no_regression(max_drop=0.0, alpha=0.05)` |" in report
+    doc = json.loads((out / "report.json").read_text())
+    [comparison] = doc["comparisons"]
+    contains = next(m for m in comparison["metrics"] if m["metric"] == "contains.pass_rate")
+    assert (contains["baseline"], contains["candidate"], contains["n"]) == (1.0, 0.4, 10)
+    assert {f["row_id"] for f in comparison["flips"] if f["evaluator"] == "contains"} == {"fr", "jp", "it", "es",
+                                                                                          "de", "pt"}
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["manifest"]["datasets"] == {"data.jsonl": promptgauge.testkit.hashlib.sha256(
         (pytester.path / "data.jsonl").read_bytes()).hexdigest()}
+    assert summary["variants"]["b"]["metrics"]["contains"]["pass_rate"] == 0.4
 
 
 def test_plugin_is_import_light(pytester: pytest.Pytester) -> None:
@@ -431,21 +442,27 @@ def test_offline_on_the_embedded_model(pytester: pytest.Pytester) -> None:
 def test_baseline_metrics_tolerance_and_settings(pytester: pytest.Pytester, project: SuiteBuilder,
                                                  fake_openai: FakeOpenAIServer) -> None:
     pytester.makepyfile(test_rows=ROW_TEST)
-    pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.mean\npromptgauge_max_drop = 0.9\n")
+    pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.mean error_rate\npromptgauge_max_drop = 0.9\n")
     run(pytester, "--promptgauge-update-baseline").assert_outcomes(passed=10)
-    lines = baseline_of(pytester).read_text().splitlines()
-    assert lines[5] == '   "ca": {"contains": {"passed": true, "score": 1.0}, "exact_match": {"passed": true, "score": 1.0}},'
     fake_openai.replies = replies(wrong=set(CAPITALS) - {"pe"})  # a big drop, but within max_drop
     res = run(pytester, "-v")
-    res.assert_outcomes(passed=11)
+    res.assert_outcomes(passed=12)
     res.stdout.fnmatch_lines(["*promptgauge-baseline?b-contains.mean? PASSED*",
-                              "ok   b contains.mean: 1 -> 0.1 on 10 rows, drop within max_drop (p=0.002)"])
+                              "*promptgauge-baseline?b-error_rate? PASSED*",
+                              "ok   b no regression: contains.mean 1 -> 0.1 (delta -0.9, * n=10); one-sided "
+                              "mcnemar-exact p=0.001953, Holm 0.003906"])
 
     pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.median\n")
     res = run(pytester)
+    res.assert_outcomes(passed=10, failed=1)
+    res.stdout.fnmatch_lines(["promptgauge_baseline_metrics: rule 'contains.median: no_regression(*)' names unknown "
+                              "metric 'contains.median' (no_regression takes one of: contains, contains.mean, *)",
+                              "FAILED test_rows.py::promptgauge-baseline?b-snapshot? - *"])
+    pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains!\n")
+    res = run(pytester)
     assert res.ret == pytest.ExitCode.USAGE_ERROR
-    res.stderr.fnmatch_lines(["ERROR: promptgauge: field 'promptgauge_baseline_metrics': baseline metric "
-                              "'contains.median' is not '<evaluator>.pass_rate' or '<evaluator>.mean'"])
+    res.stderr.fnmatch_lines(["ERROR: promptgauge: field 'promptgauge_baseline_metrics': 'contains!' is not a "
+                              "metric name (e.g. contains, f1.mean, error_rate)"])
     pytester.makeini("[pytest]\npromptgauge_alpha = 5%\n")
     res = run(pytester)
     res.stderr.fnmatch_lines(["ERROR: promptgauge: promptgauge_alpha = '5%' is not a number in (0, 1)"])
@@ -454,5 +471,5 @@ def test_baseline_metrics_tolerance_and_settings(pytester: pytest.Pytester, proj
     baseline_of(pytester).write_text("{not json")
     res = run(pytester)
     res.assert_outcomes(passed=10, failed=1)
-    res.stdout.fnmatch_lines([f"{baseline_of(pytester)}: not a JSON file: *(delete it and rerun with "
+    res.stdout.fnmatch_lines([f"FAIL {baseline_of(pytester)}: not a JSON results file: * (rewrite it with "
                               "--promptgauge-update-baseline)"])

@@ -25,24 +25,24 @@ def test_ci_writes_junit_markdown_and_reports_and_exits_with_the_gate(builder: S
     res = run_cli("ci", "--out", "out", cwd=builder.root)
     assert res.returncode == 1, res.stderr
     out = builder.root / "out"
-    assert {p.name for p in out.iterdir()} == {"junit.xml", "report.md", "summary.json", "results.jsonl"}
+    assert {p.name for p in out.iterdir()} == {"junit.xml", "report.md", "report.html", "report.json", "rows.csv",
+                                               "summary.json", "results.jsonl"}
     assert f"junit: {Path('out') / 'junit.xml'}" in res.stdout
-    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
-    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == ("promptgauge.t", "2", "1")
-    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    gate = ET.parse(out / "junit.xml").getroot().find("testsuite[@name='gate']")
+    assert (gate.get("tests"), gate.get("failures")) == ("2", "1")
+    cases = {c.get("name"): c for c in gate.iter("testcase")}
     assert cases["exact_match.pass_rate >= 0.5"].find("failure") is None
-    failure = cases["contains.pass_rate >= 0.9"].find("failure")
-    assert failure.get("message") == "[b] contains.pass_rate = 0.75 misses >= 0.9"
+    assert cases["contains.pass_rate >= 0.9"].find("failure").get("message") == "contains.pass_rate = 0.75 misses >= 0.9"
     summary = json.loads((out / "summary.json").read_text())
-    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props["run_id"] == summary["run_id"] and props["dataset_sha256"] == summary["manifest"]["dataset"]["sha256"]
+    run_dir = builder.root / "reports" / summary["run_id"]
+    assert all((out / p.name).read_bytes() == p.read_bytes() for p in run_dir.iterdir())  # the run's own reports
     assert "Gate verdict: ❌ **FAIL**" in (out / "report.md").read_text()
 
 
 def test_ci_from_the_library_and_on_bad_input(builder: SuiteBuilder) -> None:
     report = api.ci(builder.suite(), out=builder.root / "ci")
     assert report.passed and report.reports["junit"] == builder.root / "ci" / "junit.xml"
-    assert report.reports["markdown"].read_text().startswith(f"# promptgauge run `{report.run_id}`")
+    assert report.reports["markdown"].read_text().startswith(f"# promptgauge run {report.run_id} — suite t")
     builder.suite(variants=[{"name": "a", "prompt": "missing.prompty", "target": "fake"}])
     res = run_cli("ci", cwd=builder.root)
     assert res.returncode == 2 and "missing.prompty, field 'variants.a': prompt file not found" in res.stderr
@@ -126,15 +126,16 @@ def test_github_actions_commands_run_on_the_embedded_model(workspace: Path) -> N
         ran.append(step["name"])
     assert ran == ["Gate the suite", "Regression tests", "Job summary"]
     out = workspace / "promptgauge-report"
-    gate = ET.parse(out / "junit.xml").getroot()
-    assert gate.find("testsuite").get("tests") == "3" and gate.find("testsuite").get("failures") == "0"
+    gate = ET.parse(out / "junit.xml").getroot().find("testsuite[@name='gate']")
+    assert (gate.get("tests"), gate.get("failures")) == ("4", "0")
     tests = ET.parse(out / "pytest-junit.xml").getroot().find("testsuite")
     names = [c.get("name") for c in tests.iter("testcase")]
     assert names[:4] == ["test_answers[cap-01]", "test_answers[cap-02]", "test_smoke[france]", "test_smoke[japan]"]
     assert "promptgauge-baseline[terse-contains.pass_rate]" in names and tests.get("failures") == "0"
     comment = (out / "comment.md").read_text()
     assert comment == summary.read_text()
-    assert "Gate verdict: ✅ **PASS**" in comment and "## Baseline snapshot" in comment
+    assert comment.count("Gate verdict: ✅ **PASS**") == 2  # the suite's gate, then the baseline snapshot's
+    assert "baselines/test_capitals.terse.json" in comment
 
 
 def test_azure_pipelines_summary_step(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,15 +256,15 @@ def ci(
     out: str | Path = "promptgauge-report",
     **options: Any,
 ) -> RunReport:
-    """Run a suite for a pipeline: :func:`run` (its ``options``), then everything into *out*.
+    """Run a suite for a pipeline: :func:`run` (its ``options``), its reports copied into *out*.
 
-    *out* gets ``junit.xml`` (a test case per gate rule), ``report.md`` (for a
-    pull-request comment), ``summary.json`` and the other reports; the returned
-    report's ``reports`` point there. The pipeline's exit code is the gate's:
-    ``report.passed``.
+    *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
+    failing rows), ``report.md`` (a pull-request comment), ``report.html``,
+    ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
     """
-    from .ci import publish
-
     report = run(suite, **options)
-    report.reports = publish(report.summary, report.reports, Path(out))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}
     return report

@@ -99,11 +99,11 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
 
 @cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store")])
 @click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
-              help="Folder for junit.xml, report.md (for a PR comment), summary.json and the other reports.")
+              help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
 @click.pass_obj
 def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
        store: Path | None, out: Path) -> None:
-    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown and reports in --out."""
+    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out."""
     from . import api
 
     try:
@@ -114,7 +114,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished results are kept in the store")
         sys.exit(EXIT_INTERRUPTED)
-    print_summary(report.summary)
+    print_summary(report.summary, report.comparisons)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)

@@ -23,13 +23,20 @@ return another variant name, a ``Variant`` or a Python callable built in code), 
 also across pytest-xdist workers).
 
 Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgauge.yaml`` in the
-rootdir), ``--promptgauge-update-baseline``, ``--promptgauge-report``; ini ``promptgauge_alpha``,
-``promptgauge_max_drop``, ``promptgauge_baseline_metrics`` (see :mod:`promptgauge.snapshots`).
+rootdir or where pytest started), ``--promptgauge-update-baseline`` (baseline snapshots, see
+:mod:`promptgauge.snapshots`), ``--promptgauge-report DIR``; ini ``promptgauge_alpha``,
+``promptgauge_max_drop``, ``promptgauge_baseline_metrics``.
+
+At the end of the session the controller (the only process without pytest-xdist) checks or
+writes the baseline snapshots (each check is reported as a test), marks the session's run
+finished and writes its reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("promptgauge_suite", "suite file, relative to the ini file's directory")
     parser.addini("promptgauge_alpha", "significance level of the baseline regression check", default="0.05")
     parser.addini("promptgauge_max_drop", "drops up to this much never fail the baseline check", default="0")
-    parser.addini("promptgauge_baseline_metrics", "metrics the baseline check compares "
-                  "(<evaluator>.pass_rate / <evaluator>.mean); default: the pass rate of every pass/fail evaluator",
+    parser.addini("promptgauge_baseline_metrics", "metrics the baseline check gates with no_regression (contains, "
+                  "f1.mean, error_rate...); default: the pass rate of every pass/fail evaluator",
                   type="args", default=[])
 
 
@@ -79,10 +86,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_ini(config: pytest.Config) -> None:
     """Bad promptgauge settings stop pytest at the start, as a usage error."""
-    from .snapshots import SnapshotError, parse_metrics
+    from .snapshots import SnapshotError, check_metric_names
 
     try:
-        parse_metrics(config.getini("promptgauge_baseline_metrics"))
+        check_metric_names(config.getini("promptgauge_baseline_metrics"))
     except SnapshotError as exc:
         raise pytest.UsageError(f"promptgauge: {exc}") from None
     for name, ok, valid in (("promptgauge_alpha", lambda x: 0 < x < 1, "a number in (0, 1)"),
@@ -258,7 +265,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
     results = item.stash.get(_RESULTS, [])
     if report.when == "teardown" and results:
-        report.promptgauge = [r.record(key) for key, r in results]
+        report.promptgauge = [(r.variant, key) for key, r in results]
     if report.when == "call" and report.failed and results and not any(r.explained for _, r in results):
         if hasattr(report.longrepr, "addsection"):
             text = []
@@ -286,7 +293,7 @@ class _State:
         self.worker = hasattr(config, "workerinput")
         self.run_id: str | None = config.workerinput.get("promptgauge_run_id") if self.worker else None
         self.harness: Any = None
-        self.records: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.records: dict[str, dict[str, set[str]]] = {}  # test file -> variant -> row keys
         self.checks: list[Any] = []
         self.lines: list[str] = []
 
@@ -336,87 +343,109 @@ class _State:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.worker or report.when != "teardown":
             return
-        for rec in getattr(report, "promptgauge", ()):
-            module = report.nodeid.split("::")[0]
-            self.records.setdefault(module, {})[(rec["variant"], rec["row"])] = rec
+        for variant, row in getattr(report, "promptgauge", ()):
+            self.records.setdefault(report.nodeid.split("::")[0], {}).setdefault(variant, set()).add(row)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         result = yield
         if not self.worker and self.records and not (session.shouldfail or session.shouldstop):
-            self._baselines(session)
+            with self._store() as (_, store):
+                self._baselines(session, store)
         return result
 
-    def _baselines(self, session: pytest.Session) -> None:
-        from . import snapshots
+    @contextlib.contextmanager
+    def _store(self) -> Iterator[tuple[Any, Any]]:
+        """The suite and the session's store (the harness's, or opened here in an xdist controller)."""
+        if self.harness is not None:
+            yield self.harness.suite, self.harness.store
+            return
+        from .store import Store
         from .suite import load_suite
+        from .testkit import session_store
+
+        suite = load_suite(self.suite_path())
+        store = Store(session_store(suite))
+        try:
+            yield suite, store
+        finally:
+            store.close()
+
+    def _baselines(self, session: pytest.Session, store: Any) -> None:
+        from . import snapshots
 
         config = self.config
-        modules = {snapshots.snapshot_path(config.rootpath / m): m for m in self.records}
-        files = {path: list(self.records[m].values()) for path, m in modules.items()}
-        metrics = config.getini("promptgauge_baseline_metrics") or None
-        if config.getoption("promptgauge_update_baseline"):
-            suite = self.harness.suite if self.harness else load_suite(self.suite_path())
-            for path, records in files.items():
-                n = snapshots.write(path, records, suite.name, metrics)
-                self.lines.append(f"baseline snapshot written: {path} ({n} results)")
-            return
-        self.checks, notes = snapshots.check(files, metrics=metrics, alpha=float(config.getini("promptgauge_alpha")),
-                                             max_drop=float(config.getini("promptgauge_max_drop")))
-        self.lines += notes + [c.line() for c in self.checks]
-        session.testscollected += len(self.checks)  # keeps the progress at 100 %
-        for c in self.checks:
-            self._report_check(modules[c.file], c)
+        update = config.getoption("promptgauge_update_baseline")
+        for module, variants in self.records.items():
+            for variant, rows in variants.items():
+                path = snapshots.snapshot_path(config.rootpath / module, variant)
+                side = snapshots.session_side(store, self.run_id, variant, rows)
+                if update:
+                    n = snapshots.write(path, side)
+                    self.lines.append(f"baseline snapshot written: {path} ({n} rows)")
+                    continue
+                check = snapshots.check(path, side, metrics=config.getini("promptgauge_baseline_metrics") or None,
+                                        alpha=float(config.getini("promptgauge_alpha")),
+                                        max_drop=float(config.getini("promptgauge_max_drop")))
+                self.checks.append(check)
+                if check.note:
+                    self.lines.append(check.note)
+                if check.error:
+                    self.lines.append(f"FAIL {check.error}")
+                    self._report(session, module, f"{variant}-snapshot", check.error)
+                for rule in check.rules:
+                    self.lines.append(f"{'ok  ' if rule['passed'] else 'FAIL'} {variant} "
+                                      + rule["reason"].split("\n")[0])
+                    self._report(session, module, f"{variant}-{rule['metric']}", None if rule["passed"] else
+                                 rule["reason"])
 
-    def _report_check(self, module: str, check: Any) -> None:
+    def _report(self, session: pytest.Session, module: str, name: str, failure: str | None) -> None:
         """Show one baseline check as a test, so the terminal, ``--junitxml``, ``--lf`` and the exit code see it."""
-        name = f"{BASELINE_TEST}[{check.name}]"
+        name = f"{BASELINE_TEST}[{name}]"
         nodeid, location = f"{module}::{name}", (module, None, name)
+        session.testscollected += 1  # keeps the progress at 100 %
         hook = self.config.hook
         hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
         for when in ("setup", "call", "teardown"):
-            failed = when == "call" and not check.ok
+            failed = when == "call" and failure is not None
             hook.pytest_runtest_logreport(report=pytest.TestReport(
-                nodeid, location, {name: 1}, "failed" if failed else "passed", check.reason if failed else None,
-                when))
+                nodeid, location, {name: 1}, "failed" if failed else "passed", failure if failed else None, when))
         hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         try:
             if not self.worker and self.records:
-                self._finish_run(exitstatus)
+                with self._store() as (suite, store):
+                    self._finish_run(suite, store, exitstatus)
         finally:
             if self.harness is not None:
                 self.harness.close()
                 self.harness = None
 
-    def _finish_run(self, exitstatus: int) -> None:
-        """Mark the run finished, write its reports, keep the summary for the terminal."""
-        from .report import write_reports
-        from .store import Store
-        from .suite import load_suite
+    def _finish_run(self, suite: Any, store: Any, exitstatus: int) -> None:
+        """Mark the run finished, write its reports (with the baseline comparisons), keep the summary."""
+        from .report import build_document, run_hashes, write_reports
         from .summary import summarize
         from .testkit import lock_path
 
-        suite = self.harness.suite if self.harness else load_suite(self.suite_path())
-        store = self.harness.store if self.harness else Store(suite.resolve(suite.store))
-        try:
-            store.set_status(self.run_id, "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "finished")
-            summary = summarize(store, self.run_id)
-            summary["baseline_checks"] = [
-                {"file": str(c.file), "variant": c.variant, "metric": c.metric, "passed": c.ok, "reason": c.reason,
-                 "n": c.n, "baseline": c.baseline, "current": c.current} for c in self.checks]
-            opt = self.config.getoption("promptgauge_report")
-            out = Path(opt).resolve() if opt else suite.resolve(suite.reports_dir) / self.run_id
-            reports = write_reports(summary, store, out)
-            if self.checks:
-                with reports["markdown"].open("a", encoding="utf-8") as f:
-                    f.write(_checks_markdown(self.checks))
-        finally:
-            lock_path(store.path, self.run_id).unlink(missing_ok=True)
-            if self.harness is None:
-                store.close()
-        self.lines[:0] = _summary_lines(summary) + [f"report: {reports['markdown']}"]
+        lock_path(store.path, self.run_id).unlink(missing_ok=True)
+        status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "finished"
+        store.set_status(self.run_id, status)
+        summary = summarize(store, self.run_id)
+        rules = [{**r, "rule": f"{c.path.name}: {r['rule']}"} for c in self.checks for r in c.rules]
+        rules += [{"rule": f"{c.path.name}: readable", "kind": "required", "variant": c.variant, "metric": "snapshot",
+                   "op": "", "threshold": None, "value": None, "passed": False, "reason": c.error, "p_value": None}
+                  for c in self.checks if c.error]
+        verdict = {"passed": all(r["passed"] for r in rules), "variants": sorted({c.variant for c in self.checks}),
+                   "baseline": "baseline snapshots", "policy": None, "rules": rules} if rules else None
+        doc = build_document(kind="run", title=f"pytest session {self.run_id} — suite {suite.name}", suite=suite.name,
+                             run_id=self.run_id, status=status, variants=summary["variants"],
+                             comparisons=[c.comparison for c in self.checks if c.comparison is not None],
+                             verdict=verdict, hashes=run_hashes(summary["manifest"]))
+        opt = self.config.getoption("promptgauge_report")
+        out = Path(opt).resolve() if opt else suite.resolve(suite.reports_dir) / self.run_id
+        reports = write_reports(doc, out, summary=summary, store=store)
+        self.lines[:0] = _summary_lines(summary) + [f"report: {reports['html']}"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.lines:
@@ -440,11 +469,3 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
                              f"{m['errors']:>6}")
     return lines
 
-
-def _checks_markdown(checks: list[Any]) -> str:
-    lines = ["", "## Baseline snapshot", "", "| variant | metric | rows | baseline | now | result |", "|---|---|---|---|---|---|"]
-    for c in checks:
-        lines.append(f"| `{c.variant}` | `{c.metric}` | {c.n} | {c.baseline:.3f} | {c.current:.3f} | "
-                     f"{'pass' if c.ok else '**REGRESSION**'} |")
-    lines += [""] + ["- " + c.reason.replace("\n", "\n  ") for c in checks if not c.ok]
-    return "\n".join(lines) + "\n"

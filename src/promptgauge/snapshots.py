@@ -1,214 +1,145 @@
-"""Baseline snapshots of pytest suites: per-row scores in a file next to the tests, checked for regressions.
+"""Baseline snapshots of pytest suites: results files next to the tests, compared with every session.
 
-``pytest --promptgauge-update-baseline`` writes ``test_x.promptgauge-baseline.json``
-next to ``test_x.py``: per variant, row and evaluator, the score and pass/fail
-of that run. Later runs compare, for each variant and metric, the rows present
-on both sides (paired) with :func:`promptgauge.stats.compare_paired`, adjust
-the one-sided p-values of all checks of the session with Holm, and let
-:func:`promptgauge.stats.no_regression` decide: noise passes, a real drop fails.
+``pytest --promptgauge-update-baseline`` writes, for each test file and variant the
+session evaluated, ``baselines/<test file stem>.<variant>.json`` next to the test
+file: a results file (``promptgauge.results/1``, see :mod:`promptgauge.compare`)
+with every row's inputs, output and scores. Rows the session did not run (``-k``)
+keep their old entry.
 
-Metrics are ``<evaluator>.pass_rate`` (pass/fail rows, exact McNemar; an
-evaluator error counts as a failure) and ``<evaluator>.mean`` (scores,
-Wilcoxon signed-rank; higher is better). By default every evaluator that
-gives pass/fail is checked on its pass rate; ``.mean`` checks are opted into
-(a score's direction is not known: fewer words or a lower latency is not worse).
+Later sessions compare the rows they evaluated with it, paired, on the rows both
+have (:func:`promptgauge.compare.compare_sides`), and gate each checked metric with
+``no_regression`` (:mod:`promptgauge.gate`: one-sided paired tests, Holm-adjusted
+over the variant's checks; a drop fails only when it is significant *and* larger
+than ``max_drop``). Checked by default: every evaluator that gives pass/fail, on its
+pass rate; any metric ``no_regression`` takes can be named instead (``f1.mean``,
+``latency``, ``error_rate``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-from collections.abc import Iterable
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
 
-SCHEMA = "promptgauge.baseline-snapshot/1"
-SUFFIX = ".promptgauge-baseline.json"
-STATS = ("pass_rate", "mean")
+FOLDER = "baselines"
+METRIC = re.compile(r"^[A-Za-z_][\w.\-]*$")
 SHOWN_ROWS = 5
 
 
 class SnapshotError(UserError):
-    """A baseline snapshot file is unreadable or not a snapshot; or a snapshot metric is malformed."""
+    """A baseline snapshot setting is malformed."""
 
 
-def snapshot_path(module: Path) -> Path:
-    """``tests/test_x.py`` -> ``tests/test_x.promptgauge-baseline.json``."""
-    return module.with_name(module.stem + SUFFIX)
+def snapshot_path(module: Path, variant: str) -> Path:
+    """``tests/test_x.py``, ``terse`` -> ``tests/baselines/test_x.terse.json``."""
+    return module.parent / FOLDER / f"{module.stem}.{variant}.json"
 
 
-def read(path: Path) -> dict[str, Any] | None:
-    """The snapshot at *path*, or None if there is none."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"not a JSON file: {exc}", file=path,
-                            hint="delete it and rerun with --promptgauge-update-baseline") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("variants"), dict):
-        raise SnapshotError(f"not a promptgauge baseline snapshot (schema {SCHEMA})", file=path,
-                            hint="delete it and rerun with --promptgauge-update-baseline")
-    return doc
-
-
-def write(path: Path, records: Iterable[dict[str, Any]], suite: str, metrics: list[str] | None = None) -> int:
-    """Merge the rows of *records* into the snapshot at *path* (rows not run are kept); return rows written.
-
-    Stored per row: each pass/fail evaluator's score and pass/fail, and the score of
-    each evaluator named in *metrics* as ``<evaluator>.mean``; not the rest (a latency
-    would change every line of the file on every update).
-    """
-    means = {ev for ev, stat in parse_metrics(metrics or []) if stat == "mean"}
-    doc = read(path) or {"schema": SCHEMA, "suite": suite, "variants": {}}
-    n = 0
-    for rec in records:
-        cells = {ev: {"score": cell["score"], "passed": cell["passed"], **({"error": True} if cell["error"] else {})}
-                 for ev, cell in _cells(rec).items() if cell["passed"] is not None or cell["error"] or ev in means}
-        doc["variants"].setdefault(rec["variant"], {})[rec["row"]] = cells
-        n += 1
-    lines = ["{", f' "schema": {json.dumps(SCHEMA)},', f' "suite": {json.dumps(suite)},', ' "variants": {']
-    for i, (variant, rows) in enumerate(sorted(doc["variants"].items())):
-        lines.append(f"  {json.dumps(variant)}: {{")
-        lines += [f"   {json.dumps(r)}: {json.dumps(rows[r], sort_keys=True, ensure_ascii=False)}"
-                  + ("," if j < len(rows) - 1 else "") for j, r in enumerate(sorted(rows))]
-        lines.append("  }" + ("," if i < len(doc["variants"]) - 1 else ""))
-    lines += [" }", "}", ""]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return n
-
-
-def parse_metrics(names: list[str]) -> list[tuple[str, str]]:
-    """``["f1.mean", "contains.pass_rate"]`` -> ``[("f1", "mean"), ...]``."""
-    out = []
+def check_metric_names(names: list[str]) -> None:
+    """Metric names as ``no_regression`` takes them (checked against the evaluators when compared)."""
     for name in names:
-        evaluator, _, stat = name.rpartition(".")
-        if not evaluator or stat not in STATS:
-            raise SnapshotError(f"baseline metric '{name}' is not '<evaluator>.pass_rate' or '<evaluator>.mean'",
+        if not METRIC.match(name):
+            raise SnapshotError(f"'{name}' is not a metric name (e.g. contains, f1.mean, error_rate)",
                                 field="promptgauge_baseline_metrics")
-        out.append((evaluator, stat))
-    return out
 
 
-def _value(entry: dict[str, Any] | None, evaluator: str, stat: str) -> float:
-    cell = (entry or {}).get(evaluator)
-    if cell is None:
-        return math.nan
-    if stat == "mean":
-        return math.nan if cell.get("score") is None or cell.get("error") else float(cell["score"])
-    if cell.get("error"):
-        return 0.0
-    return math.nan if cell.get("passed") is None else float(bool(cell["passed"]))
+def session_side(store: Any, run_id: str, variant: str, rows: set[str]) -> Any:
+    """The session's results of *variant* on *rows* (one test file's), as a comparison side."""
+    from .compare import load_side
+
+    side = load_side(store, run_id, variant)
+    return dataclasses.replace(side, results=side.results[side.results["row_id"].isin(rows)].reset_index(drop=True),
+                               scores=side.scores[side.scores["row_id"].isin(rows)].reset_index(drop=True),
+                               _table=None)
+
+
+def write(path: Path, side: Any) -> int:
+    """Write *side* as the snapshot at *path*, keeping the old entries of rows it lacks; return its rows."""
+    import pandas as pd
+
+    from .compare import CompareError, load_results_file, write_results_file
+
+    if path.is_file():
+        try:
+            old = load_results_file(path)
+        except CompareError:  # replaced whole: that is what an update is for
+            old = None
+        if old is not None:
+            kept = set(old.results["row_id"]) - set(side.results["row_id"])
+            results = pd.concat([old.results[old.results["row_id"].isin(kept)], side.results], ignore_index=True)
+            scores = pd.concat([old.scores[old.scores["row_id"].isin(kept)], side.scores], ignore_index=True)
+            side = dataclasses.replace(side, results=results.sort_values("row_index", kind="stable"), scores=scores,
+                                       _table=None)
+    write_results_file(side, path)
+    return int(side.results["row_id"].nunique())
 
 
 @dataclass
 class Check:
-    """One variant x metric of one snapshot file, compared with this run."""
+    """One test file's variant, compared with its snapshot: a gate rule result per checked metric."""
 
-    file: Path
+    path: Path
     variant: str
-    metric: str
-    ok: bool
-    reason: str
-    n: int
-    baseline: float
-    current: float
-    worse_rows: list[str]
-    pvalue: float
-    verdict: str = "regression"  #: or "no significant drop", "drop within max_drop"
-
-    @property
-    def name(self) -> str:
-        return f"{self.variant}-{self.metric}" if self.variant else self.metric
-
-    def line(self) -> str:
-        """One line for the session summary."""
-        if not self.variant:
-            return f"FAIL {self.reason}"
-        return (f"{'ok  ' if self.ok else 'FAIL'} {self.variant} {self.metric}: {self.baseline:.3g} -> "
-                f"{self.current:.3g} on {self.n} rows, {self.verdict} (p={self.pvalue:.2g})")
+    comparison: Any = None  #: the :class:`promptgauge.compare.Comparison`, when the sides could be compared
+    rules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    error: str | None = None  #: why the snapshot could not be read or checked (a failure)
+    note: str | None = None  #: why nothing was compared (not a failure)
 
 
-def check(files: dict[Path, list[dict[str, Any]]], *, metrics: list[str] | None = None, alpha: float = 0.05,
-          max_drop: float = 0.0) -> tuple[list[Check], list[str]]:
-    """Compare each file's records with its snapshot; return the checks and notes on what was not compared."""
-    from .stats import compare_paired, holm, no_regression
+def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: float = 0.05,
+          max_drop: float = 0.0) -> Check:
+    """Compare *side* (the session's rows of one test file and variant) with the snapshot at *path*."""
+    from .compare import CompareError, compare_sides, load_results_file
+    from .gate import Subject, evaluate_gate, parse_rules
+    from .suite import GateConfig
+    from .summary import variant_summary
 
-    chosen = parse_metrics(metrics) if metrics else None
-    pending, notes, broken = [], [], []
-    for path, records in files.items():
-        try:
-            doc = read(path)
-        except SnapshotError as exc:
-            broken.append(Check(path, "", "snapshot", False, exc.format(), 0, math.nan, math.nan, [], math.nan))
-            continue
-        if doc is None:
-            notes.append(f"{path}: no baseline snapshot yet (create it with --promptgauge-update-baseline)")
-            continue
-        by_variant: dict[str, dict[str, dict[str, Any]]] = {}
-        for rec in records:
-            by_variant.setdefault(rec["variant"], {})[rec["row"]] = _cells(rec)
-        for variant, current in sorted(by_variant.items()):
-            base = doc["variants"].get(variant)
-            if base is None:
-                notes.append(f"{path}: variant '{variant}' has no baseline yet")
-                continue
-            rows = [r for r in current if r in base]
-            if not rows:
-                notes.append(f"{path}: none of the {len(current)} rows of '{variant}' is in the baseline")
-                continue
-            for evaluator, stat in chosen or _default_metrics(base, current, rows):
-                a = [_value(base[r], evaluator, stat) for r in rows]
-                b = [_value(current[r], evaluator, stat) for r in rows]
-                kind = "binary" if stat == "pass_rate" else "score"
-                comparison = compare_paired(a, b, kind=kind)
-                if comparison.n == 0:
-                    notes.append(f"{path}: {variant} {evaluator}.{stat} has no rows scored on both sides")
-                    continue
-                worse = sorted((r for r, x, y in zip(rows, a, b) if y < x), key=lambda r: rows.index(r))
-                pending.append((path, variant, f"{evaluator}.{stat}", comparison, worse, len(current) - len(rows)))
-    adjusted = holm([c.pvalue_regression for *_, c, _, _ in pending]) if pending else []
-    checks = broken
-    for (path, variant, metric, comparison, worse, new_rows), p in zip(pending, adjusted):
-        comparison = dataclasses.replace(comparison, pvalue_regression=float(p))
-        verdict = no_regression(comparison, max_drop=max_drop, alpha=alpha)
-        lines = [f"{variant} {metric}: {verdict.reason}" + (f" [p Holm-adjusted over {len(pending)} checks]"
-                                                             if len(pending) > 1 else "")]
-        if worse:
-            more = f" (+{len(worse) - SHOWN_ROWS} more)" if len(worse) > SHOWN_ROWS else ""
-            lines.append(f"rows worse than the baseline: {', '.join(worse[:SHOWN_ROWS])}{more}")
-        if new_rows:
-            lines.append(f"{new_rows} row(s) not in the baseline were not compared")
-        if not verdict.ok:
-            lines.append(f"If the change is intended, accept it: pytest --promptgauge-update-baseline "
-                         f"(updates {path.name})")
-        reason = "\n".join(lines)
-        kind = "regression" if not verdict.ok else "no significant drop" if p >= alpha else "drop within max_drop"
-        checks.append(Check(path, variant, metric, verdict.ok, reason, comparison.n, comparison.mean_a,
-                            comparison.mean_b, worse, float(p), kind))
-    return checks, notes
+    result = Check(path, side.variant)
+    if not path.is_file():
+        result.note = f"{path}: no baseline snapshot yet (create it with --promptgauge-update-baseline)"
+        return result
+    try:
+        base = load_results_file(path)
+    except CompareError as exc:
+        result.error = exc.format() + " (rewrite it with --promptgauge-update-baseline)"
+        return result
+    try:
+        comp = compare_sides(base, side, intersect=True, alpha=alpha)
+    except CompareError:
+        result.note = f"{path}: none of the {side.results['row_id'].nunique()} rows run is in the snapshot"
+        return result
+    table = side.table()
+    chosen = metrics or [e for e in side.evaluators if f"{e}.pass_rate" in table and comp.metric(f"{e}.pass_rate")]
+    try:
+        rules = parse_rules(GateConfig(rules=[f"{m}: no_regression(max_drop={max_drop}, alpha={alpha})"
+                                              for m in chosen]), side.evaluators, in_suite=False)
+    except UserError as exc:
+        result.error = f"promptgauge_baseline_metrics: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        return result
+    subject = Subject(side.variant, variant_summary(side.results, side.scores, side.evaluators), side, comp)
+    result.comparison = comp
+    result.rules = evaluate_gate(rules, [subject], baseline=base.label)["rules"]
+    for rule in result.rules:
+        rule["reason"] = _explain(rule, comp, path)
+    return result
 
 
-def _cells(rec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    errors = set(rec.get("errors", ()))
-    return {ev: {"score": rec["scores"][ev], "passed": rec["passed"].get(ev), "error": ev in errors}
-            for ev in rec["scores"]}
-
-
-def _default_metrics(base: dict[str, Any], current: dict[str, Any], rows: list[str]) -> list[tuple[str, str]]:
-    """Every evaluator scored on both sides that gives pass/fail, on its pass rate."""
-    evaluators: list[str] = []
-    for r in rows:
-        for ev in current[r]:
-            if ev not in evaluators and ev in base[r]:
-                evaluators.append(ev)
-    return [(ev, "pass_rate") for ev in evaluators
-            if any(current[r].get(ev, {}).get("passed") is not None for r in rows)
-            and any(base[r].get(ev, {}).get("passed") is not None for r in rows)]
+def _explain(rule: dict[str, Any], comp: Any, path: Path) -> str:
+    """The gate's reason, the rows that got worse, and how to accept an intended change."""
+    lines = [rule["reason"]]
+    evaluator = rule["metric"].rsplit(".", 1)[0]
+    worse = ([f.row_id for f in comp.flips if f.evaluator == evaluator and f.direction == "pass->fail"]
+             if rule["metric"].endswith(".pass_rate") else [d.row_id for d in comp.drops if d.metric == rule["metric"]])
+    if worse:
+        more = f" (+{len(worse) - SHOWN_ROWS} more)" if len(worse) > SHOWN_ROWS else ""
+        lines.append(f"rows worse than the baseline: {', '.join(worse[:SHOWN_ROWS])}{more}")
+    if comp.rows.only_candidate:
+        lines.append(f"{comp.rows.only_candidate} row(s) not in the baseline were not compared")
+    if not rule["passed"]:
+        lines.append(f"If the change is intended, accept it: pytest --promptgauge-update-baseline "
+                     f"(rewrites {path.parent.name}/{path.name})")
+    return "\n".join(lines)

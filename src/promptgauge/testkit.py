@@ -29,7 +29,7 @@ from . import __version__
 from .datasets import Dataset, Row, content_id, load_dataset
 from .errors import DatasetError, EvaluatorError, SuiteError, UserError
 from .evaluators.registry import BoundEvaluator, resolve
-from .gate import OPS, RULE
+from .gate import OPS, THRESHOLD
 from .prompts import load_prompt
 from .runner import Engine, Plan, new_run_id
 from .store import Store
@@ -164,13 +164,6 @@ class Result:
         lines.append(f"  output:  {_short(repr(self.output))}")
         return lines
 
-    def record(self, key: str) -> dict[str, Any]:
-        """What a test report carries about this result (for the session summary and baselines)."""
-        return {"variant": self.variant, "row": key,
-                "scores": {n: None if math.isnan(s) else float(s) for n, s in self.scores.items()},
-                "passed": {n: s.passed for n, s in self.scores.items()},
-                "errors": [n for n, s in self.scores.items() if s.error]}
-
 
 def _short(text: str, limit: int = SHOWN_CHARS) -> str:
     text = " ".join(str(text).split())
@@ -181,7 +174,7 @@ def parse_condition(condition: str | float) -> tuple[str, float]:
     """``">= 4"`` -> ``(">=", 4.0)``; a bare number means ``>=``."""
     if isinstance(condition, (int, float)) and not isinstance(condition, bool):
         return ">=", float(condition)
-    m = RULE.match(f"score {condition}") if isinstance(condition, str) else None
+    m = THRESHOLD.match(f"score {condition}") if isinstance(condition, str) else None
     if m is None:
         raise UserError(f"condition {condition!r} is not 'OP NUMBER'",
                         hint="e.g. '>= 4' or 0.6; OP is one of " + " ".join(OPS))
@@ -194,7 +187,7 @@ class Harness:
     def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
-        self.store = Store(Path(store) if store else self.suite.resolve(self.suite.store))
+        self.store = Store(Path(store) if store else session_store(self.suite))
         self.lock_path = lock_path(self.store.path, self.run_id)
         self.loop = asyncio.new_event_loop()
         self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout)
@@ -387,6 +380,15 @@ class Harness:
                 yield
             finally:
                 fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
+
+
+def session_store(suite: Suite) -> Path:
+    """pytest sessions are runs of their own store, next to the suite's (``pytest.db``).
+
+    So ``promptgauge compare``/``runs``/``run --resume`` on the suite's store never pick
+    a test session as the latest run; ``promptgauge runs --store .../pytest.db`` lists them.
+    """
+    return suite.resolve(suite.store).with_name("pytest.db")
 
 
 def lock_path(store: Path, run_id: str) -> Path:
