@@ -58,14 +58,20 @@ def run(
     reports_dir: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[str, int], None] | None = None,
+    evaluators: dict[str, Callable[..., Any]] | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
+
+    *evaluators* maps names to evaluator instances (any callable, e.g. an
+    azure-ai-evaluation ``RelevanceEvaluator(model_config)``): one named like a
+    suite entry replaces what it would build, keeping its column mapping; others
+    are added with default mappings.
 
     Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept).
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit)
+    plan = prepare(s, variants=variants, limit=limit, evaluators=evaluators)
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
@@ -174,12 +180,14 @@ def compare(
         pol, pol_file, in_suite = GateConfig(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
-    subject = Subject(cand.variant, variant_summary(cand.results, cand.scores, cand.evaluators), cand, comp)
+    subject = Subject(cand.variant, variant_summary(cand.results, cand.scores, cand.evaluators,
+                                                    cand.manifest.get("evaluators")), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
                             policy_file=pol_file if pol_file and not in_suite else None)
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
-        variants={f"baseline: {base.label}": variant_summary(base.results, base.scores, base.evaluators),
+        variants={f"baseline: {base.label}": variant_summary(base.results, base.scores, base.evaluators,
+                                                             base.manifest.get("evaluators")),
                   f"candidate: {cand.label}": subject.summary},
         comparisons=[comp], verdict=verdict, hashes={"baseline": base.hashes(), "candidate": cand.hashes()})
     out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))

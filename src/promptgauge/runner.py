@@ -25,10 +25,11 @@ from typing import Any
 from . import __version__
 from .datasets import Dataset, Row, load_dataset
 from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
+from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .prompts import Prompt, load_prompt
 from .store import Store
-from .suite import COLUMN_REF, Suite, Variant
+from .suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from .targets import Target, TargetFactory
 
 
@@ -58,6 +59,7 @@ class Plan:
     evaluators: list[BoundEvaluator]
     factory: TargetFactory
     limit: int | None = None
+    models: ModelPool | None = None
 
     @property
     def rows(self) -> list[Row]:
@@ -85,9 +87,7 @@ class Plan:
                 }
                 for v in self.variants
             },
-            "evaluators": {
-                e.name: {"source": e.source, "sha256": e.sha256, "threshold": e.threshold} for e in self.evaluators
-            },
+            "evaluators": {e.name: e.describe() for e in self.evaluators},
             "repeats": s.runner.repeats,
         }
 
@@ -103,8 +103,13 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None) -> Plan:
-    """Load and check everything a run needs, before any model call. Raises :class:`UserError`."""
+def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
+            evaluators: dict[str, Any] | None = None) -> Plan:
+    """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
+
+    *evaluators* (name -> callable) are evaluator instances from the Python API: one
+    named like a suite entry replaces what that entry would build; others are added.
+    """
     ds = suite.dataset
     dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format)
     chosen = [suite.variant(n) for n in variants] if variants else list(suite.variants)
@@ -125,17 +130,21 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
         _check_inputs(v, prompts[v.name], dataset, limit)
-    evaluators = []
-    for spec in suite.evaluators:
+    instances = dict(evaluators or {})
+    specs = list(suite.evaluators) + [EvaluatorSpec(name=n) for n in instances if n not in {e.name for e in suite.evaluators}]
+    models = ModelPool(factory, suite.judge)
+    bound_evaluators = []
+    for spec in specs:
         try:
-            bound = resolve(spec, root=suite.root, data_columns=dataset.columns)
+            bound = resolve(spec, root=suite.root, data_columns=dataset.columns, models=models,
+                            instance=instances.get(spec.name))
         except UserError as exc:
             if exc.file is None:
                 exc.file = str(suite.path)
             raise _refresh(exc) from None
         _check_rows_have(dataset, bound.data_columns, f"evaluators.{spec.name}.column_mapping", limit)
-        evaluators.append(bound)
-    return Plan(suite, dataset, chosen, prompts, targets, evaluators, factory, limit)
+        bound_evaluators.append(bound)
+    return Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit, models=models)
 
 
 def _refresh(exc: UserError) -> UserError:
@@ -211,6 +220,8 @@ class Engine:
         self.concurrency = concurrency or cfg.concurrency
         self.rng = random.Random(seed)
         self._serial_locks: dict[str, asyncio.Lock] = {}
+        if plan.models:  # judges and embeddings endpoints call their targets through _call, like variants
+            plan.models.bind(self._call)
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         progress = Progress(total=self.plan.total())

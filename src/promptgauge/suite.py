@@ -90,6 +90,12 @@ class EvaluatorSpec(_Model):
     column_mapping: dict[str, str] = {}
     params: dict[str, Any] = {}
     threshold: float | None = None
+    model: str | None = Field(
+        None, description="target this evaluator calls (an LLM judge's model, an embeddings endpoint); "
+        "default for judges: the suite's judge"
+    )
+    repeats: int = Field(1, ge=1, le=20, description="score each row this many times; reports agreement")
+    human_label: str | None = Field(None, description="dataset column with a human score to agree with")
 
     @property
     def kind(self) -> str:
@@ -170,6 +176,7 @@ class Suite(_Model, FileBacked):
     gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
+    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'model'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
 

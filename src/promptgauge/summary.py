@@ -5,21 +5,27 @@ Metric names, as gate rules and reports use them:
 - ``<evaluator>.mean`` / ``.std`` / ``.min`` / ``.max`` / ``.median`` -- of the primary score over scored rows;
 - ``<evaluator>.pass_rate`` -- passed / (scored + errors): an error counts as a failure;
 - ``<evaluator>.n``, ``<evaluator>.errors``, ``<evaluator>.error_rate``;
+- ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an
+  evaluator with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` --
+  agreement with the dataset's ``human_label`` column (see :mod:`.evaluators.reliability`);
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.p50|p95|mean|max``;
   ``tokens.prompt|completion|total`` (sums).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import numpy as np
 
+from .evaluators.reliability import human_agreement, repeat_agreement
 from .store import Store
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
 EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
+AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
 RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
 
 
@@ -47,14 +53,24 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None) ->
         "manifest": info.manifest,
         "variants": {},
     }
+    configs = info.manifest.get("evaluators", {})
+    per_row = any(_agreement_wanted(c) for c in configs.values())
     for variant in variants:
-        out["variants"][variant] = variant_summary(
-            results[results["variant"] == variant], scores[scores["variant"] == variant], evaluators)
+        if per_row:  # agreement needs the scores' details and the rows' inputs
+            res, sv = store.variant_frames(run_id, variant)
+        else:
+            res, sv = results[results["variant"] == variant], scores[scores["variant"] == variant]
+        out["variants"][variant] = variant_summary(res, sv, evaluators, configs)
     return out
 
 
-def variant_summary(res: Any, sv: Any, evaluators: list[str]) -> dict[str, Any]:
-    """Call statistics and per-evaluator metrics of one variant, from its results and scores frames."""
+def variant_summary(res: Any, sv: Any, evaluators: list[str],
+                    configs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call statistics and per-evaluator metrics of one variant, from its results and scores frames.
+
+    *configs* (the manifest's ``evaluators``) adds agreement statistics to evaluators with
+    ``repeats`` or a ``human_label``; the frames then need ``details`` and ``inputs`` columns.
+    """
     ok = res[res["error"].isna()]
     lat = ok["latency_ms"].dropna().to_numpy(dtype=float)
     n_calls = len(res)
@@ -95,8 +111,33 @@ def variant_summary(res: Any, sv: Any, evaluators: list[str]) -> dict[str, Any]:
             "errors": errors,
             "error_rate": errors / attempted if attempted else 0.0,
         }
+        cfg = (configs or {}).get(ev) or {}
+        if _agreement_wanted(cfg):
+            m.update(_agreement(res, s[s["error"].isna()], cfg))
         metrics[ev] = m
     return {"calls": calls, "metrics": metrics}
+
+
+def _agreement_wanted(cfg: dict[str, Any]) -> bool:
+    return (cfg.get("repeats") or 1) > 1 or bool(cfg.get("human_label"))
+
+
+def _agreement(res: Any, scored: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``reliability`` (across repeats) and ``human_agreement`` (with the human label column)."""
+    out: dict[str, Any] = {}
+    if (cfg.get("repeats") or 1) > 1:
+        out["reliability"] = repeat_agreement((_obj(d) or {}).get("repeat_scores", []) for d in scored["details"])
+    if label := cfg.get("human_label"):
+        labels = {(r, k): (_obj(i) or {}).get(label) for r, k, i in zip(res["row_id"], res["repeat"], res["inputs"])}
+        out["human_agreement"] = human_agreement(
+            (_f(score), None if _f(passed) is None else bool(passed), labels.get((r, k)))
+            for r, k, score, passed in zip(scored["row_id"], scored["repeat"], scored["score"], scored["passed"]))
+    return out
+
+
+def _obj(value: Any) -> Any:
+    """A details/inputs cell: parsed already (a dict), JSON text, or missing."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | None:
@@ -113,6 +154,8 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
                 raise KeyError(metric)
             node = node[p]
         return _f(node)
+    if len(parts) == 3 and parts[0] in v["metrics"] and parts[2] in AGREEMENT_STATS.get(parts[1], ()):
+        return _f((v["metrics"][parts[0]].get(parts[1]) or {}).get(parts[2]))
     if len(parts) != 2 or parts[0] not in v["metrics"] or parts[1] not in EVALUATOR_STATS:
         raise KeyError(metric)
     return _f(v["metrics"][parts[0]][parts[1]])
@@ -121,6 +164,7 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
 def known_metrics(evaluators: list[str]) -> list[str]:
     """Every metric name a gate rule may use, for error hints."""
     names = [f"{e}.{s}" for e in evaluators for s in EVALUATOR_STATS]
+    names += [f"{e}.{group}.{s}" for e in evaluators for group, stats in AGREEMENT_STATS.items() for s in stats]
     names.append("error_rate")
     names += [f"latency_ms.{s}" for s in RUN_METRICS["latency_ms"]]
     names += [f"tokens.{s}" for s in RUN_METRICS["tokens"]]

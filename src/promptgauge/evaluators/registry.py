@@ -2,10 +2,17 @@
 
 An evaluator is a plain callable ``(**columns) -> dict`` -- the azure-ai-evaluation
 contract -- so builtins, the project's own ``evaluators/*.py`` and
-azure-ai-evaluation classes (``azure.ai.evaluation:F1ScoreEvaluator``) plug in
-the same way. Lookup order for a suite's ``type:``: builtin name, then a
-callable of that name in the suite's ``evaluators/`` folder, then
-``module:attribute``.
+azure-ai-evaluation classes (``azure.ai.evaluation:RelevanceEvaluator``) plug in
+the same way. Lookup order for a suite's ``type:``: builtin name (``not-NAME``
+negates a deterministic builtin), then ``module:attribute``, then in the suite's
+``evaluators/`` folder: ``NAME.py``, ``NAME.prompty`` (a rubric judge), any
+other ``*.py`` defining ``NAME``.
+
+A class is built with the entry's ``params`` plus what its constructor asks
+for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``model:``
+or the suite's ``judge:``), ``embedder`` (one for ``model:``, if set),
+``model_config`` (azure-ai-evaluation classes: the judge as a model
+configuration) and ``threshold`` (the entry's ``threshold:``).
 """
 
 from __future__ import annotations
@@ -16,21 +23,31 @@ import hashlib
 import importlib.util
 import inspect
 import math
+import re
+import statistics
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EvaluatorError
+from ..errors import EvaluatorError, UserError
 from ..suite import COLUMN_REF, EvaluatorSpec
+from .azure import AzureEvaluator, is_azure_evaluator, model_config
+from .builtin import BUILTINS
+from .judge import JUDGES, RubricJudge
+from .models import EvaluatorModel, ModelPool, repeat_index
 
-#: Builtin evaluators: name -> class. Filled lazily so optional families load only when used.
+_NOT = re.compile(r"^not[-_]")
+
+
 def builtin_evaluators() -> dict[str, type]:
-    from .builtin import BUILTINS
+    """Builtin evaluators: name -> class (the heavier families imported when first asked for)."""
+    from .embedding import EmbeddingSimilarityEvaluator
     from .nlp import EVALUATORS as NLP
     from .refusal import EVALUATORS as REFUSAL
 
-    return {**BUILTINS, **NLP, **REFUSAL}
+    return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
 
 
 @dataclass
@@ -55,6 +72,10 @@ class BoundEvaluator:
     source: str = "builtin"
     sha256: str | None = None
     data_columns: set[str] = field(default_factory=set)
+    model: EvaluatorModel | None = None
+    repeats: int = 1
+    human_label: str | None = None
+    negate: bool = False
 
     def arguments(self, data: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments for one row; a missing ``${target.x}`` raises ``KeyError``."""
@@ -69,21 +90,77 @@ class BoundEvaluator:
                 kwargs[param] = _lookup(outputs, m.group(2), ref)
         return kwargs
 
+    def describe(self) -> dict[str, Any]:
+        """What the run manifest records about this evaluator."""
+        return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
+                "model": self.model.describe() if self.model else None, "repeats": self.repeats,
+                "human_label": self.human_label}
+
     async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
-        """Score one row; any failure is returned as an :class:`Outcome` error, never raised."""
+        """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
         try:
             kwargs = self.arguments(data, outputs)
+        except KeyError as exc:
+            return Outcome(error=f"KeyError: {exc}")
+        outcomes = []
+        for i in range(self.repeats):
+            token = repeat_index.set(i)
+            try:
+                outcomes.append(await self._once(kwargs))
+            finally:
+                repeat_index.reset(token)
+        return outcomes[0] if self.repeats == 1 else combine(outcomes, self.threshold)
+
+    async def _once(self, kwargs: dict[str, Any]) -> Outcome:
+        try:
             if self.is_async:
                 raw = await self.func(**kwargs)
             elif self.source == "builtin":
                 raw = self.func(**kwargs)
             else:
                 raw = await asyncio.to_thread(self.func, **kwargs)
-            return normalise(raw, self.threshold)
+            outcome = normalise(raw, self.threshold)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an evaluator failing on one row must not stop the run
-            return Outcome(error=f"{type(exc).__name__}: {exc}")
+            details = getattr(exc, "details", None)
+            return Outcome(error=f"{type(exc).__name__}: {exc}", details=details if isinstance(details, dict) else None)
+        return negated(outcome) if self.negate else outcome
+
+
+def negated(outcome: Outcome) -> Outcome:
+    """The ``not-`` modifier: pass becomes fail and back; the score is 1.0 for a pass, else 0.0."""
+    if outcome.error is not None:
+        return outcome
+    if outcome.passed is None:
+        return Outcome(error="ValueError: nothing to negate: the evaluator gave no pass/fail", details=outcome.details)
+    return Outcome(score=float(not outcome.passed), passed=not outcome.passed, details=outcome.details)
+
+
+def combine(outcomes: list[Outcome], threshold: float | None = None) -> Outcome:
+    """Repeats of one evaluator on one row -> one outcome.
+
+    The score is the mean of the scored repeats; pass/fail is the suite
+    ``threshold`` on that mean, else the majority of the repeats' verdicts (a
+    tie fails). ``repeat_scores`` in the details keeps every repeat's score
+    (``None`` for a repeat that failed), for agreement statistics.
+    """
+    repeat_scores = [o.score if o.error is None else None for o in outcomes]
+    errors = [o.error for o in outcomes if o.error is not None]
+    scored = [o for o in outcomes if o.error is None and o.score is not None]
+    if not scored:
+        first = next((o for o in outcomes if o.error is not None), outcomes[0])
+        return Outcome(error=first.error, details={**(first.details or {}), "repeat_scores": repeat_scores})
+    score = statistics.fmean(o.score for o in scored)  # type: ignore[misc]
+    if threshold is not None:
+        passed: bool | None = score >= threshold
+    else:
+        votes = [o.passed for o in scored if o.passed is not None]
+        passed = sum(votes) * 2 > len(votes) if votes else None
+    details = {**(scored[0].details or {}), "score": score, "repeat_scores": repeat_scores}
+    if errors:
+        details["repeat_errors"] = errors
+    return Outcome(score=score, passed=passed, details=details)
 
 
 def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
@@ -145,14 +222,24 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str]) -> BoundEvaluator:
-    """Build the evaluator a suite entry names and check its mapping against the dataset."""
+def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models: ModelPool | None = None,
+            instance: Any = None) -> BoundEvaluator:
+    """Build the evaluator a suite entry names (or wrap *instance*) and check its mapping against the dataset."""
     kind = spec.kind
-    obj, source, sha = _find(kind, root)
-    func = _instantiate(obj, spec, kind)
+    negate = False
+    if instance is not None:
+        cls = type(instance)
+        found = _Found(instance, f"instance:{cls.__module__}.{cls.__qualname__}", None, factory=False)
+    else:
+        if _NOT.match(kind) and kind not in builtin_evaluators() and kind[4:] in BUILTINS:
+            negate, kind = True, kind[4:]
+        found = _find(kind, root)
+    func, model = _instantiate(found, spec, kind, models)
+    if is_azure_evaluator(func):
+        func = AzureEvaluator(func, _signature(func) or inspect.Signature())
     params = _call_params(func)
     mapping: dict[str, Any] = {}
-    defaults = getattr(obj, "inputs", None) or {}
+    defaults = getattr(found.obj, "inputs", None) or getattr(func, "inputs", None) or {}
     for param in params:
         if param in spec.column_mapping:
             mapping[param] = spec.column_mapping[param]
@@ -176,7 +263,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str]) -> Boun
                 hint=f"add e.g. {param}: ${{data.{param}}}; dataset columns: {', '.join(data_columns)}",
             )
     data_cols = set()
-    for param, ref in mapping.items():
+    for param, ref in list(mapping.items()):
         m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
         if m and m.group(1) == "data":
             data_cols.add(m.group(2).split(".")[0])
@@ -188,19 +275,36 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str]) -> Boun
                         hint="dataset columns: " + ", ".join(data_columns),
                     )
                 del mapping[param]  # optional parameter whose default column is absent
+                data_cols.discard(m.group(2).split(".")[0])
+    if spec.human_label is not None and spec.human_label not in data_columns:
+        raise EvaluatorError(
+            f"human_label names column '{spec.human_label}', which the dataset does not have",
+            field=f"evaluators.{spec.name}.human_label", hint="dataset columns: " + ", ".join(data_columns),
+        )
     is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
     if hasattr(func, "__acall__"):
         func, is_async = func.__acall__, True
     return BoundEvaluator(
         name=spec.name, func=func, mapping=mapping, threshold=spec.threshold, is_async=is_async,
-        source=source, sha256=sha, data_columns=data_cols,
+        source=found.source, sha256=found.sha256, data_columns=data_cols, model=model, repeats=spec.repeats,
+        human_label=spec.human_label, negate=negate,
     )
 
 
-def _find(kind: str, root: Path) -> tuple[Any, str, str | None]:
+@dataclass
+class _Found:
+    """What a ``type:`` names: a class or factory to build (``factory``), or a ready callable."""
+
+    obj: Any
+    source: str
+    sha256: str | None
+    factory: bool
+
+
+def _find(kind: str, root: Path) -> _Found:
     builtins = builtin_evaluators()
     if kind in builtins:
-        return builtins[kind], "builtin", None
+        return _Found(builtins[kind], "builtin", None, factory=True)
     folder = root / "evaluators"
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
@@ -209,21 +313,28 @@ def _find(kind: str, root: Path) -> tuple[Any, str, str | None]:
                 sys.path.insert(0, str(root))
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise EvaluatorError(f"cannot import '{module_name}' for evaluator '{kind}': {exc}") from None
+            hint = "install it with: pip install 'promptgauge[azure]'" if module_name.startswith("azure.ai") else None
+            raise EvaluatorError(f"cannot import '{module_name}' for evaluator '{kind}': {exc}", hint=hint) from None
         obj = _getattr_path(module, attr, kind)
-        return obj, kind, _file_sha(getattr(module, "__file__", None))
+        return _Found(obj, kind, _file_sha(getattr(module, "__file__", None)), factory=inspect.isclass(obj))
     if folder.is_dir():
-        candidates = [folder / f"{kind}.py"] + sorted(p for p in folder.glob("*.py") if p.stem != kind)
+        prompty = folder / f"{kind}.prompty"
+        candidates = [folder / f"{kind}.py", prompty] + sorted(p for p in folder.glob("*.py") if p.stem != kind)
         for path in candidates:
             if not path.is_file():
                 continue
+            source, sha = str(path.relative_to(root)), _file_sha(str(path))
+            if path == prompty:
+                return _Found(functools.partial(RubricJudge, path), source, sha, factory=True)
             module = _load_module(path)
             if hasattr(module, kind):
-                return getattr(module, kind), str(path.relative_to(root)), _file_sha(str(path))
+                obj = getattr(module, kind)
+                return _Found(obj, source, sha, factory=inspect.isclass(obj))
     known = sorted(builtins)
     raise EvaluatorError(
         f"unknown evaluator '{kind}'",
-        hint=f"builtins: {', '.join(known)}; or define '{kind}' in {folder}/*.py; or use module:attribute",
+        hint=f"builtins: {', '.join(known)}; or define '{kind}' in {folder}/*.py or {folder}/{kind}.prompty; "
+        "or use module:attribute",
     )
 
 
@@ -260,36 +371,83 @@ def _file_sha(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _instantiate(obj: Any, spec: EvaluatorSpec, kind: str) -> Callable[..., Any]:
-    if inspect.isclass(obj):
+def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
+                 models: ModelPool | None) -> tuple[Callable[..., Any], EvaluatorModel | None]:
+    """The evaluator callable, and the model it calls (if any)."""
+    field = f"evaluators.{spec.name}"
+    if not found.factory:
+        if spec.model:
+            raise EvaluatorError(f"evaluator '{kind}' is already built, so 'model:' cannot apply",
+                                 field=field + ".model")
+        if not callable(found.obj):
+            raise EvaluatorError(f"'{kind}' is not callable")
+        return (functools.partial(found.obj, **spec.params) if spec.params else found.obj), None
+    try:
+        accepts = inspect.signature(found.obj).parameters
+    except (TypeError, ValueError):
+        accepts = {}
+    kwargs = dict(spec.params)
+    model = None
+    pool = models or ModelPool(None)
+    if "judge" in accepts and "judge" not in kwargs:
+        model = kwargs["judge"] = pool.judge(spec.model, spec.name)
+    elif "model_config" in accepts and "model_config" not in kwargs:
+        model = pool.judge(spec.model, spec.name)
         try:
-            return obj(**spec.params)
-        except TypeError as exc:
-            raise EvaluatorError(f"cannot build evaluator '{kind}': {exc}", field=f"evaluators.{spec.name}.params") from None
-        except ValueError as exc:
-            raise EvaluatorError(str(exc), field=f"evaluators.{spec.name}.params") from None
-    if callable(obj):
-        return functools.partial(obj, **spec.params) if spec.params else obj
-    raise EvaluatorError(f"'{kind}' is not callable")
+            kwargs["model_config"] = model_config(model)
+        except EvaluatorError as exc:
+            exc.field = field + ".model" if spec.model else "judge"
+            raise
+    elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
+        model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
+        try:
+            model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
+        except EvaluatorError as exc:
+            exc.field = field + ".model"
+            raise
+    elif spec.model:
+        raise EvaluatorError(f"evaluator '{kind}' calls no model, so 'model:' does not apply", field=field + ".model")
+    if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
+        kwargs["threshold"] = spec.threshold
+    try:
+        return found.obj(**kwargs), model
+    except UserError as exc:
+        exc.field = exc.field or field + ".params"
+        raise
+    except TypeError as exc:
+        raise EvaluatorError(f"cannot build evaluator '{kind}': {exc}", field=field + ".params") from None
+    except ValueError as exc:
+        raise EvaluatorError(str(exc), field=field + ".params") from None
 
 
-def _call_params(func: Callable[..., Any]) -> dict[str, bool]:
-    """Keyword parameters of an evaluator call -> whether each is required."""
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    """The keyword signature an evaluator is called with.
+
+    ``__acall__`` wins over ``__call__``; a bare ``(*args, **kwargs)`` call is
+    read from the class's first ``__call__`` overload (azure-ai-evaluation's style).
+    """
     target = getattr(func, "__acall__", None) or func
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError):
+        return None
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        overloads = typing.get_overloads(getattr(type(func), "__call__", None))
+        if overloads:
+            first = inspect.signature(overloads[0])
+            sig = first.replace(parameters=[p for p in first.parameters.values() if p.name != "self"])
+    return sig
+
+
+def _call_params(func: Callable[..., Any]) -> dict[str, bool]:
+    """Keyword parameters of an evaluator call -> whether each is required."""
+    sig = _signature(func)
+    if sig is None:
         return {}
-    out = {}
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self":
-            continue
-        out[p.name] = p.default is p.empty
-    return out
+    return {p.name: p.default is p.empty for p in sig.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"}
 
 
 def _takes_kwargs(func: Callable[..., Any]) -> bool:
-    try:
-        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return False
+    sig = _signature(func)
+    return sig is not None and any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())

@@ -1,0 +1,156 @@
+"""The targets evaluators call: LLM judges and embeddings endpoints.
+
+An evaluator whose constructor takes ``judge`` (a chat model) or ``embedder``
+(an embeddings endpoint) is given an :class:`EvaluatorModel` wrapping a suite
+target. The runner binds every such model to its own call path
+(``Engine._call``: timeout, retries with backoff, ``Retry-After``, and whatever
+else that path does -- caching, rate limits, cost), so a judge's calls are
+accounted for exactly like a variant's. Unbound (an evaluator used on its own),
+the target is called once, directly.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import CallError, EvaluatorError
+from ..targets.base import Completion, Target
+
+#: Which repeat of an evaluator is running (0-based); set by the registry for ``repeats: n``.
+repeat_index: contextvars.ContextVar[int] = contextvars.ContextVar("promptgauge_repeat", default=0)
+
+#: ``(target, messages, parameters, inputs) -> (completion, error, latency_ms, attempts)``: ``Engine._call``.
+CallPath = Callable[[Any, Any, dict[str, Any], dict[str, Any]], Awaitable[tuple[Any, Any, Any, int]]]
+
+
+class EvaluatorModel:
+    """A suite target used by an evaluator, called through the engine once bound."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._call: CallPath | None = None
+        self._embeddings: EmbeddingsTarget | None = None
+
+    def bind(self, call: CallPath) -> None:
+        """Route calls through *call* (the runner's ``Engine._call``)."""
+        self._call = call
+
+    def describe(self) -> dict[str, Any]:
+        return {"target": self.target.name, **self.target.describe()}
+
+    async def complete(self, messages: list[dict[str, str]], parameters: dict[str, Any]) -> Completion:
+        """One chat completion; a failed call (after the engine's retries) raises :class:`CallError`.
+
+        Repeats of an evaluator get distinct seeds, so that they are distinct calls
+        (for the model and for any response cache).
+        """
+        rep = repeat_index.get()
+        if rep:
+            parameters = {**parameters, "seed": int(parameters.get("seed", 0)) + rep}
+        return await self._run(self.target, messages, parameters)
+
+    @property
+    def embeddings(self) -> EmbeddingsTarget:
+        """The target's ``/embeddings`` endpoint; :class:`EvaluatorError` if it has none."""
+        if self._embeddings is None:
+            self._embeddings = EmbeddingsTarget(self.target)
+        return self._embeddings
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of *texts* from an OpenAI-compatible ``/embeddings`` endpoint."""
+        messages = [{"role": "user", "content": t} for t in texts]
+        completion = await self._run(self.embeddings, messages, {})
+        return completion.extra["embeddings"]
+
+    async def _run(self, target: Any, messages: list[dict[str, str]], parameters: dict[str, Any]) -> Completion:
+        if self._call is None:
+            return await target.complete(messages, parameters, {})
+        completion, error, _, _ = await self._call(target, messages, parameters, {})
+        if completion is None:
+            raise CallError(f"{self.target.name}: {error}")
+        return completion
+
+
+class EmbeddingsTarget:
+    """The embeddings endpoint of an OpenAI-compatible chat target, as a target the engine can call.
+
+    The texts travel as user messages, so anything keyed on a call's messages
+    (a response cache) sees them; the vectors come back in ``extra["embeddings"]``.
+    """
+
+    serial = False
+    cacheable = True
+
+    def __init__(self, chat: Target) -> None:
+        if not hasattr(chat, "client") or not hasattr(chat, "model"):
+            raise EvaluatorError(
+                f"target '{chat.name}' has no embeddings endpoint",
+                hint="use an openai/azure target (e.g. NAME:text-embedding-3-small), or no model for the local one",
+            )
+        self.chat = chat
+        self.name = chat.name + "#embeddings"
+
+    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+        import openai
+
+        from ..targets.openai_chat import to_call_error
+
+        texts = [m["content"] for m in messages]
+        try:
+            resp = await self.chat.client.embeddings.create(model=self.chat.model, input=texts, **parameters)
+        except (openai.OpenAIError, ValueError) as exc:
+            raise to_call_error(exc) from exc
+        vectors = [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+        if len(vectors) != len(texts):
+            raise CallError(f"embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts", retryable=True)
+        usage = resp.usage
+        return Completion(text="", prompt_tokens=usage.prompt_tokens if usage else None, completion_tokens=0,
+                          model=resp.model, extra={"embeddings": vectors})
+
+    async def aclose(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        info = self.chat.describe()
+        return {**info, "kind": f"{info.get('kind')}-embeddings"}
+
+
+class ModelPool:
+    """The :class:`EvaluatorModel` of each target reference a suite's evaluators use, built once each."""
+
+    def __init__(self, factory: Any, default_judge: str | None = None) -> None:
+        self.factory = factory
+        self.default_judge = default_judge
+        self._models: dict[str, EvaluatorModel] = {}
+
+    def get(self, ref: str, *, field: str) -> EvaluatorModel:
+        if self.factory is None:
+            raise EvaluatorError("an evaluator that calls a model can only be built for a suite", field=field)
+        if ref not in self._models:
+            from ..errors import UserError
+
+            try:
+                self._models[ref] = EvaluatorModel(self.factory.get(ref))
+            except UserError as exc:
+                exc.field = exc.field or field
+                raise
+        return self._models[ref]
+
+    def judge(self, ref: str | None, evaluator: str) -> EvaluatorModel:
+        """The judge model of an evaluator: its own ``model:``, else the suite's ``judge:``."""
+        if ref:
+            return self.get(ref, field=f"evaluators.{evaluator}.model")
+        if self.default_judge:
+            return self.get(self.default_judge, field="judge")
+        raise EvaluatorError(
+            f"evaluator '{evaluator}' asks a model to judge, but no judge model is set",
+            field=f"evaluators.{evaluator}.model",
+            hint="set 'judge: TARGET' in the suite (e.g. judge: local:smollm2) or 'model: TARGET' on the evaluator",
+        )
+
+    def bind(self, call: CallPath) -> None:
+        """Route every model's calls through *call*."""
+        for model in self._models.values():
+            model.bind(call)
