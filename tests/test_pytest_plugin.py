@@ -309,35 +309,49 @@ def test_mapping_passes_columns_as_arguments(pytester: pytest.Pytester, project:
     assert list(snap.results["row_id"]) == ["extra/fr", "extra/x1"]
 
 
-def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.Pytester, project: SuiteBuilder) -> None:
-    (pytester.path / "evaluators").mkdir()
-    (pytester.path / "evaluators" / "judge.py").write_text(
-        "def relevance(*, response, question):\n"
-        "    score = 5 if 'capital' in question and response.istitle() else 2\n"
-        "    return {'relevance': score, 'relevance_reason': f'the answer {response!r} is judged {score}/5'}\n")
+def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.Pytester, project: SuiteBuilder,
+                                                              fake_openai: FakeOpenAIServer) -> None:
+    project.suite(judge="fake", evaluators=[{"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}])
+
+    def respond(request: dict) -> str:  # the judge model answers the relevance prompt; variants get capitals
+        if "relevance" in json.dumps(request["messages"]).lower():
+            return '{"score": 2, "reason": "names the city but rambles"}'
+        return fake_openai.default_reply(request)
+
+    fake_openai.responder = respond
     pytester.makepyfile(test_judge="""
         from promptgauge.pytest_plugin import assert_score
 
         def test_result(evaluate):
-            result = evaluate({"id": "q", "question": "What is the capital of Peru?", "ground_truth": "Lima"})
-            assert assert_score(result, "relevance", ">= 4") == 5   # evaluators outside the suite work too
+            result = evaluate({"id": "pe", "question": "What is the capital of Peru?", "ground_truth": "Lima"})
+            assert assert_score(result, "contains") == 1   # the suite's score of the result
+            assert_score(result, "relevance", ">= 4", query=result.row.data["question"])   # a judge
 
         def test_plain_output():
-            assert_score("lima, peru", "relevance", ">= 4", question="What is the capital of Peru?")
+            assert_score("lima, peru", "relevance", 2, query="What is the capital of Peru?")
+            assert_score("lima, peru", "relevance", "> 2", query="What is the capital of Peru?")
 
         def test_bad_condition():
             assert_score("Lima", "contains", "at least 4", ground_truth="Lima")
     """)
+    fake_openai.replies["What is the capital of Peru?"] = "Lima"
     res = run(pytester)
-    res.assert_outcomes(passed=1, failed=2)
+    res.assert_outcomes(failed=3)
     res.stdout.fnmatch_lines([
-        ">       assert_score(\"lima, peru\", \"relevance\", \">= 4\", question=*",
-        "E       AssertionError: promptgauge: relevance = 2, needed >= 4",
-        "E         input:   question='What is the capital of Peru?'",
+        ">       assert_score(result, \"relevance\", \">= 4\", query=*",
+        "E       AssertionError: promptgauge: relevance = 2, needed >= 4 (evaluator says: fail)",
+        "E         row:     pe",
+        "E         variant: b",
+        "E         input:   id='pe', question='What is the capital of Peru?', ground_truth='Lima'",
+        "E         output:  'Lima'",
+        "E         reason:  names the city but rambles",
+        ">       assert_score(\"lima, peru\", \"relevance\", \"> 2\", query=*",
+        "E       AssertionError: promptgauge: relevance = 2, needed > 2 (evaluator says: fail)",
+        "E         input:   query='What is the capital of Peru?'",
         "E         output:  'lima, peru'",
-        "E         reason:  the answer 'lima, peru' is judged 2/5",
         "*promptgauge: condition 'at least 4' is not 'OP NUMBER' (e.g. '>= 4' or 0.6; OP is one of >= > <= < == !=)",
     ])
+    assert sum("relevance" in json.dumps(r.body).lower() for r in fake_openai.requests) == 3  # the judge's calls
 
 
 def test_targets_built_in_code(pytester: pytest.Pytester, project: SuiteBuilder, fake_openai: FakeOpenAIServer) -> None:

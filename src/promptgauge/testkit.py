@@ -28,6 +28,7 @@ from typing import Any
 from . import __version__
 from .datasets import Dataset, Row, content_id, load_dataset
 from .errors import DatasetError, EvaluatorError, SuiteError, UserError
+from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .gate import OPS, THRESHOLD
 from .prompts import load_prompt
@@ -191,6 +192,7 @@ class Harness:
         self.lock_path = lock_path(self.store.path, self.run_id)
         self.loop = asyncio.new_event_loop()
         self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout)
+        self.models = ModelPool(self.factory, self.suite.judge)  # judges' models, called through the engine
         self.calls = 0  #: model calls this process made
         self.hits = 0  #: results this process took from the session's store instead
         self._variants: dict[str, tuple[Variant, Any, Target]] = {}
@@ -280,7 +282,7 @@ class Harness:
             key = (spec.name, tuple(sorted(columns)))
             if key not in self._evaluators:
                 try:
-                    bound = resolve(spec, root=self.suite.root, data_columns=columns)
+                    bound = resolve(spec, root=self.suite.root, data_columns=columns, models=self.models)
                 except UserError as exc:
                     exc.file = exc.file or (str(self.suite.path) if spec in self.suite.evaluators else None)
                     exc.args = (exc.format(),)
@@ -311,7 +313,8 @@ class Harness:
         with self._lock(key, v.name):
             item = self._stored(key, v.name, row)
             if item is None or item["error"]:  # a failed call is tried again, not cached
-                plan = Plan(self.suite, dataset, [v], {v.name: prompt}, {v.name: target}, bound, self.factory)
+                plan = Plan(self.suite, dataset, [v], {v.name: prompt}, {v.name: target}, bound, self.factory,
+                            models=self.models)
                 self.loop.run_until_complete(Engine(plan, self.store, self.run_id)._process(stored_row, v, 0))
                 self.calls += 1
                 item = self._stored(key, v.name, row)
@@ -351,14 +354,20 @@ class Harness:
                                            details=s["details"], result=result)
         return result
 
-    def score_output(self, output: str, evaluator: str, data: dict[str, Any]) -> Score:
-        """Score a plain *output* (no model call) with one evaluator; *data* fills ``${data.*}``."""
+    def score_output(self, output: str, evaluator: str, data: dict[str, Any], *,
+                     outputs: dict[str, Any] | None = None, result: Result | None = None) -> Score:
+        """Score an *output* with one evaluator, without calling the variant; *data* fills ``${data.*}``.
+
+        A judge's model is called through the engine (retries, timeout) like any call.
+        """
         [ev] = self.evaluators([evaluator], list(data))
-        outcome = self.loop.run_until_complete(ev.evaluate(data, {"response": output}))
-        result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
-        result.scores[evaluator] = Score(evaluator, outcome.score, passed=outcome.passed, error=outcome.error,
-                                         details=outcome.details, result=result)
-        return result.scores[evaluator]
+        bind = Plan(self.suite, Dataset(Path("."), [], [], ""), [], {}, {}, [ev], self.factory, models=self.models)
+        Engine(bind, self.store, self.run_id)  # routes the judge's calls through the engine
+        outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
+        if result is None:
+            result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
+        return Score(evaluator, outcome.score, passed=outcome.passed, error=outcome.error, details=outcome.details,
+                     result=result)
 
     def _note_dataset(self, path: Path) -> None:
         rel = _relative(path, self.suite.root)
@@ -419,9 +428,11 @@ def assert_score(output: Result | str, evaluator: str, condition: str | float = 
                  row: Row | dict[str, Any] | None = None, **columns: Any) -> Score:
     """Assert that *evaluator*'s score of *output* meets *condition* (``">= 4"``, ``"< 0.2"``, ``0.6``).
 
-    *output* is a :class:`Result` from ``evaluate`` or a plain string; for a string
-    the evaluator's ``${data.*}`` columns come from *row* and *columns*. A failure
-    names the input, the output, the score, the threshold and the evaluator's
+    *output* is a :class:`Result` from ``evaluate`` (its score, if the suite's
+    evaluators gave one) or a plain string. The evaluator's ``${data.*}`` columns come
+    from the result's row (or *row*), with *columns* added (a judge's ``query=...``).
+    Any evaluator works, the suite's or not (an LLM judge calls the suite's ``judge:``).
+    A failure names the input, the output, the score, the threshold and the evaluator's
     reason. Returns the score.
     """
     __tracebackhide__ = True
@@ -443,19 +454,14 @@ def assert_score(output: Result | str, evaluator: str, condition: str | float = 
 def _score_for(output: Result | str, evaluator: str, condition: str | float, row: Row | dict[str, Any] | None,
                columns: dict[str, Any]) -> tuple[Score, str, float]:
     op, threshold = parse_condition(condition)
-    if isinstance(output, Result):
-        score = output[evaluator] if evaluator in output.scores else None
-        if score is None:
-            data = output.row.data if output.row is not None else {}
-            harness = _active()
-            [ev] = harness.evaluators([evaluator], list(data))
-            outcome = harness.loop.run_until_complete(ev.evaluate(data, {**output.outputs, "response": output.output}))
-            score = Score(evaluator, outcome.score, passed=outcome.passed, error=outcome.error,
-                          details=outcome.details, result=output)
-            output.scores[evaluator] = score
-    else:
+    if not isinstance(output, Result):
         data = {**(row.data if isinstance(row, Row) else row or {}), **columns}
-        score = _active().score_output(str(output), evaluator, data)
+        return _active().score_output(str(output), evaluator, data), op, threshold
+    if evaluator in output.scores and not columns:
+        return output.scores[evaluator], op, threshold
+    data = {**(output.row.data if output.row is not None else {}), **columns}
+    score = _active().score_output(output.output or "", evaluator, data, outputs=output.outputs, result=output)
+    output.scores[evaluator] = score
     return score, op, threshold
 
 
