@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .evaluators.reliability import human_agreement, repeat_agreement
 from .store import Store
@@ -86,8 +87,8 @@ def variant_summary(res: Any, sv: Any, evaluators: list[str],
             "max": _f(lat.max()) if lat.size else None,
         },
         "tokens": {
-            "prompt": int(ok["prompt_tokens"].fillna(0).sum()),
-            "completion": int(ok["completion_tokens"].fillna(0).sum()),
+            "prompt": int(pd.to_numeric(ok["prompt_tokens"]).sum()),
+            "completion": int(pd.to_numeric(ok["completion_tokens"]).sum()),
         },
     }
     calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]

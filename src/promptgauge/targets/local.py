@@ -95,7 +95,10 @@ class LocalTarget:
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
         loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(_executor, self._call, messages, parameters)
+        try:
+            out = await loop.run_in_executor(_executor, self._call, messages, parameters)
+        except ValueError as exc:  # llama.cpp: e.g. "Requested tokens (...) exceed context window"
+            raise CallError(f"local model: {exc}") from None
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Completion(
