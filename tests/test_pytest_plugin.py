@@ -303,7 +303,8 @@ def test_mapping_passes_columns_as_arguments(pytester: pytest.Pytester, project:
     res = run(pytester, "-v", "--promptgauge-update-baseline")
     res.assert_outcomes(passed=1, failed=1)
     res.stdout.fnmatch_lines(["*test_city?fr? PASSED*", "*test_city?x1? FAILED*",
-                              "E       AssertionError: assert 'Poseidonia' in 'echo: What is the capital of Atlantis?'"])
+                              "E       AssertionError: assert 'Poseidonia' in 'echo: What is the capital of "
+                              "Atlantis?'"])
     # rows of a file other than the suite's dataset are keyed by file name, so ids of two files never clash
     snap = load_results_file(pytester.path / "cases" / "baselines" / "test_extra.b.json")
     assert list(snap.results["row_id"]) == ["extra/fr", "extra/x1"]

@@ -32,7 +32,8 @@ def test_ci_writes_junit_markdown_and_reports_and_exits_with_the_gate(builder: S
     assert (gate.get("tests"), gate.get("failures")) == ("2", "1")
     cases = {c.get("name"): c for c in gate.iter("testcase")}
     assert cases["exact_match.pass_rate >= 0.5"].find("failure") is None
-    assert cases["contains.pass_rate >= 0.9"].find("failure").get("message") == "contains.pass_rate = 0.75 misses >= 0.9"
+    failure = cases["contains.pass_rate >= 0.9"].find("failure")
+    assert failure.get("message") == "contains.pass_rate = 0.75 misses >= 0.9"
     summary = json.loads((out / "summary.json").read_text())
     run_dir = builder.root / "reports" / summary["run_id"]
     assert all((out / p.name).read_bytes() == p.read_bytes() for p in run_dir.iterdir())  # the run's own reports

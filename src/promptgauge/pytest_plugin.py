@@ -271,7 +271,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             text = []
             for _, r in results:
                 text += r.describe()
-                text += [f"  scores:  " + ", ".join(
+                text += ["  scores:  " + ", ".join(
                     f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
                     for n, s in r.scores.items())]
                 text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]

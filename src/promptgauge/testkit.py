@@ -20,14 +20,14 @@ import json
 import math
 import platform
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .datasets import Dataset, Row, content_id, load_dataset
-from .errors import DatasetError, EvaluatorError, SuiteError, UserError
+from .errors import DatasetError, SuiteError, UserError
 from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .gate import OPS, THRESHOLD
@@ -185,7 +185,8 @@ def parse_condition(condition: str | float) -> tuple[str, float]:
 class Harness:
     """One test process's way into the engine: suite, session store and run, one event loop."""
 
-    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None) -> None:
+    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *,
+                 store: str | Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
         self.store = Store(Path(store) if store else session_store(self.suite))
@@ -269,9 +270,16 @@ class Harness:
         if prompt is None and target.__class__.__name__ != "PythonTarget":
             raise SuiteError(f"variant '{v.name}' has no prompt", hint="set prompt: flows/....prompty")
         self._variants[v.name] = (v, prompt, target)
-        plan = Plan(self.suite, Dataset(Path("."), [], [], ""), [v], {v.name: prompt}, {v.name: target}, [], self.factory)
-        self.store.update_manifest(self.run_id, "variants", plan.manifest()["variants"])
+        self.store.update_manifest(self.run_id, "variants", self._plan((v, prompt, target)).manifest()["variants"])
         return self._variants[v.name]
+
+    def _plan(self, variant: tuple[Variant, Any, Target] | None = None, evaluators: Sequence[BoundEvaluator] = (),
+              dataset: Dataset | None = None) -> Plan:
+        """A plan of one variant (or none) for the engine: what it renders, calls and scores."""
+        v, prompt, target = variant or (None, None, None)
+        return Plan(self.suite, dataset or Dataset(Path("."), [], [], ""), [v] if v else [],
+                    {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.factory,
+                    models=self.models)
 
     def evaluators(self, names: list[str] | None, columns: list[str]) -> list[BoundEvaluator]:
         """The suite's evaluators (or those named; a name not in the suite is a builtin or custom one)."""
@@ -303,7 +311,8 @@ class Harness:
         model call failed after the runner's retries.
         """
         key, row = self.row_key(row)
-        v, prompt, target = self.variant(variant)
+        chosen = self.variant(variant)
+        v = chosen[0]
         bound = self.evaluators(evaluators, list(row.data))
         source = getattr(row, "source", None)
         dataset = Dataset(source or Path("<test>"), [row], list(row.data), "")
@@ -313,9 +322,8 @@ class Harness:
         with self._lock(key, v.name):
             item = self._stored(key, v.name, row)
             if item is None or item["error"]:  # a failed call is tried again, not cached
-                plan = Plan(self.suite, dataset, [v], {v.name: prompt}, {v.name: target}, bound, self.factory,
-                            models=self.models)
-                self.loop.run_until_complete(Engine(plan, self.store, self.run_id)._process(stored_row, v, 0))
+                engine = Engine(self._plan(chosen, bound, dataset), self.store, self.run_id)
+                self.loop.run_until_complete(engine._process(stored_row, v, 0))
                 self.calls += 1
                 item = self._stored(key, v.name, row)
                 assert item is not None, "the engine stores every result it processes"
@@ -361,8 +369,7 @@ class Harness:
         A judge's model is called through the engine (retries, timeout) like any call.
         """
         [ev] = self.evaluators([evaluator], list(data))
-        bind = Plan(self.suite, Dataset(Path("."), [], [], ""), [], {}, {}, [ev], self.factory, models=self.models)
-        Engine(bind, self.store, self.run_id)  # routes the judge's calls through the engine
+        Engine(self._plan(evaluators=[ev]), self.store, self.run_id)  # routes a judge's calls through the engine
         outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
         if result is None:
             result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
