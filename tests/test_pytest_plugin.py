@@ -178,9 +178,11 @@ def test_shared_cache_no_repeated_calls_across_tests_and_xdist_workers(
             evaluate(row)
             evaluate(row, evaluators=["contains"])
     """)
-    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--junitxml=junit.xml")
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--junitxml=junit.xml",
+                                        "--promptgauge-update-baseline")
     res.assert_outcomes(passed=12)
     assert fake_openai.request_count == 10
+    assert len(load_results_file(baseline_of(pytester)).results) == 10  # written by the controller
     with store_of(pytester) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         [(run_id, status, manifest)] = db.execute("SELECT run_id, status, manifest FROM runs").fetchall()
