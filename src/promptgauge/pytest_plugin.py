@@ -379,7 +379,7 @@ class _State:
         for module, variants in self.records.items():
             for variant, rows in variants.items():
                 path = snapshots.snapshot_path(config.rootpath / module, variant)
-                side = snapshots.session_side(store, self.run_id, variant, rows)
+                side = snapshots.session_side(store, self.run_id, variant, rows, module)
                 if update:
                     n = snapshots.write(path, side)
                     self.lines.append(f"baseline snapshot written: {path} ({n} rows)")

@@ -18,6 +18,8 @@ pass rate; any metric ``no_regression`` takes can be named instead (``f1.mean``,
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +49,27 @@ def check_metric_names(names: list[str]) -> None:
                                 field="promptgauge_baseline_metrics")
 
 
-def session_side(store: Any, run_id: str, variant: str, rows: set[str]) -> Any:
-    """The session's results of *variant* on *rows* (one test file's), as a comparison side."""
+def session_side(store: Any, run_id: str, variant: str, rows: set[str], test_file: str) -> Any:
+    """The session's results of *variant* on *rows* (those of *test_file*), as a comparison side."""
     from .compare import load_side
 
     side = load_side(store, run_id, variant)
-    return dataclasses.replace(side, results=side.results[side.results["row_id"].isin(rows)].reset_index(drop=True),
-                               scores=side.scores[side.scores["row_id"].isin(rows)].reset_index(drop=True),
-                               _table=None)
+    keep_results, keep_scores = side.results["row_id"].isin(rows), side.scores["row_id"].isin(rows)
+    return _with_rows(side, side.results[keep_results], side.scores[keep_scores], test_file)
+
+
+def _with_rows(side: Any, results: Any, scores: Any, test_file: str) -> Any:
+    """*side* with these rows; its ``dataset`` is the rows themselves (a test file draws on several files)."""
+    digest = hashlib.sha256()
+    for row_id, inputs in sorted(zip(results["row_id"], results["inputs"].map(_canonical), strict=True)):
+        digest.update(f"{row_id}\0{inputs}\0".encode())
+    dataset = {"path": test_file, "sha256": digest.hexdigest(), "rows": int(results["row_id"].nunique())}
+    return dataclasses.replace(side, results=results.reset_index(drop=True), scores=scores.reset_index(drop=True),
+                               manifest={**side.manifest, "dataset": dataset}, _table=None)
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def write(path: Path, side: Any) -> int:
@@ -72,8 +87,8 @@ def write(path: Path, side: Any) -> int:
             kept = set(old.results["row_id"]) - set(side.results["row_id"])
             results = pd.concat([old.results[old.results["row_id"].isin(kept)], side.results], ignore_index=True)
             scores = pd.concat([old.scores[old.scores["row_id"].isin(kept)], side.scores], ignore_index=True)
-            side = dataclasses.replace(side, results=results.sort_values("row_index", kind="stable"), scores=scores,
-                                       _table=None)
+            side = _with_rows(side, results.sort_values("row_index", kind="stable"), scores,
+                              side.manifest["dataset"]["path"])
     write_results_file(side, path)
     return int(side.results["row_id"].nunique())
 
