@@ -67,6 +67,8 @@ def test_one_test_per_row_with_row_ids(pytester: pytest.Pytester, project: Suite
             result = evaluate(row)
             assert result.contains >= 1
     """)
+    assert run(pytester, "--collect-only").ret == pytest.ExitCode.OK
+    assert not (pytester.path / ".promptgauge").exists()  # collecting makes no run
     res = run(pytester, "-v")
     res.assert_outcomes(passed=9, failed=1)
     res.stdout.fnmatch_lines(["*test_capital?fr? PASSED*", "*test_capital?es? FAILED*"])

@@ -144,7 +144,7 @@ def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> 
     state = _state(metafunc.config)
     path = _dataset_path(metafunc, dataset, where) if dataset else None
     if path is None:
-        suite = state.get_harness().suite
+        suite = state.suite()
         path = suite.resolve(suite.dataset.path)
     missing = [a for a in mapping if a not in metafunc.fixturenames]
     if missing:
@@ -159,7 +159,7 @@ def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> 
     metafunc.parametrize(argnames, values, ids=[row.id for row, _ in cases])
     variants = marker.kwargs.get("variants")
     if variants is not None:
-        suite = state.get_harness().suite
+        suite = state.suite()
         names = [v.name for v in suite.variants] if variants == "all" else list(variants)
         for name in names:
             suite.variant(name)  # unknown names fail here, at collection
@@ -293,6 +293,7 @@ class _State:
         self.worker = hasattr(config, "workerinput")
         self.run_id: str | None = config.workerinput.get("promptgauge_run_id") if self.worker else None
         self.harness: Any = None
+        self._suite: Any = None
         self.records: dict[str, dict[str, set[str]]] = {}  # test file -> variant -> row keys
         self.checks: list[Any] = []
         self.lines: list[str] = []
@@ -324,13 +325,21 @@ class _State:
             self.run_id = new_run_id()
         return self.run_id
 
+    def suite(self) -> Any:
+        """The session's suite, loaded once; raises :class:`promptgauge.errors.UserError` if it is bad."""
+        if self._suite is None:
+            from .suite import load_suite
+
+            self._suite = load_suite(self.suite_path())
+        return self._suite
+
     def get_harness(self) -> Any:
         if self.harness is None:
             from . import testkit
             from .errors import UserError
 
             try:
-                self.harness = testkit.Harness(self.suite_path(), self.run_id)
+                self.harness = testkit.Harness(self.suite(), self.run_id)
             except UserError as exc:
                 error = str(exc)
             else:
@@ -361,10 +370,9 @@ class _State:
             yield self.harness.suite, self.harness.store
             return
         from .store import Store
-        from .suite import load_suite
         from .testkit import session_store
 
-        suite = load_suite(self.suite_path())
+        suite = self.suite()
         store = Store(session_store(suite))
         try:
             yield suite, store

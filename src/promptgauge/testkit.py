@@ -198,9 +198,13 @@ class Harness:
         self.hits = 0  #: results this process took from the session's store instead
         self._variants: dict[str, tuple[Variant, Any, Target]] = {}
         self._evaluators: dict[tuple[str, tuple[str, ...]], BoundEvaluator] = {}
-        self._ensure_run()
+        self._run_created = False
 
     def _ensure_run(self) -> None:
+        """Create the session's run on first use (``--collect-only`` leaves no run behind)."""
+        if self._run_created:
+            return
+        self._run_created = True
         s = self.suite
         manifest = {"promptgauge": __version__, "python": platform.python_version(), "source": "pytest",
                     "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
@@ -310,6 +314,7 @@ class Harness:
         :class:`UserError` for bad input and :class:`CallFailed` when the
         model call failed after the runner's retries.
         """
+        self._ensure_run()
         key, row = self.row_key(row)
         chosen = self.variant(variant)
         v = chosen[0]
@@ -368,6 +373,7 @@ class Harness:
 
         A judge's model is called through the engine (retries, timeout) like any call.
         """
+        self._ensure_run()
         [ev] = self.evaluators([evaluator], list(data))
         Engine(self._plan(evaluators=[ev]), self.store, self.run_id)  # routes a judge's calls through the engine
         outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
