@@ -61,7 +61,7 @@ def test_compare_statistics_flips_and_reproducibility(ab, capsys):
     assert code == 0, err
     code, out, err = cli(capsys, ab.root, "compare", "a", "b")
     assert code == 0, err
-    assert "exact_match.pass_rate" in out and "worse" in out, out
+    assert "exact_match.pass_rate" in out and "regressed" in out, out
 
     st = Store(ab.root / ".promptgauge/promptgauge.db")
     run_id = st.runs()[0].run_id
@@ -75,7 +75,7 @@ def test_compare_statistics_flips_and_reproducibility(ab, capsys):
     b = np.array([0.0 if 2 <= i < 24 else 1.0 for i in range(60)])
     ref = stats.mcnemar_exact(a, b)
     assert m.p_value == pytest.approx(ref.pvalue) and (m.rows_better, m.rows_worse) == (ref.b01, ref.b10) == (2, 20)
-    assert m.p_holm >= m.p_value and m.change == "worse"
+    assert m.p_holm >= m.p_value and m.change == "regressed"
     low, high = stats.paired_proportion_diff_ci(a, b)
     assert (m.ci_low, m.ci_high) == pytest.approx((low, high))
     flips = {(f.row_id, f.direction) for f in first.comparison.flips if f.evaluator == "exact_match"}
@@ -110,7 +110,7 @@ def test_gate_rules_in_run_and_reports(ab, capsys):
     assert code == 1, out + err
     run_dir = next(p for p in (ab.root / "reports").iterdir() if not p.name.startswith("compare"))
     doc = ReportDoc.model_validate_json((run_dir / "report.json").read_text())
-    assert doc.schema_ == "promptgauge.report/1" and doc.kind == "run"
+    assert doc.schema_ == "promptgauge.report/2" and doc.kind == "run"
     rules = {r.rule: r for r in doc.verdict.rules}
     assert rules["exact_match.pass_rate >= 0.5"].passed and rules["exact_match.pass_rate >= 0.5"].value == 28 / 40
     lo, hi = stats.proportion_ci(28, 40)
@@ -157,7 +157,7 @@ def test_promote_writes_record_and_moves_baseline(ab, capsys):
     run = st.runs()[0]
     st.close()
     v = run.manifest["variants"]["b"]
-    assert latest["schema"] == "promptgauge.promotion/1" and latest["promoted"]["variant"] == "b"
+    assert latest["schema"] == "promptgauge.promotion/2" and latest["promoted"]["variant"] == "b"
     assert latest["promoted"]["prompt"] == {"path": "b.prompty", "sha256": v["prompt_sha256"]}
     assert latest["promoted"]["model"] == v["target_info"] and latest["promoted"]["parameters"] == v["parameters"]
     assert latest["dataset"]["sha256"] == run.manifest["dataset"]["sha256"]

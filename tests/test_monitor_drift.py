@@ -118,10 +118,11 @@ def test_threshold_min_n_and_error_rate_ceiling(tmp_path):
     assert [a["rule"] for a in r.report["alerts"]] == ["traffic"]
 
 
-def test_previous_period_reference_and_lower_is_better(tmp_path):
+@pytest.mark.parametrize("direction", [{"direction": "lower"}, {}], ids=["said", "the evaluator's"])
+def test_previous_period_reference_and_lower_is_better(tmp_path, direction):
     """A rolling reference (the 6h before each window) and a lower-is-better metric (latency)."""
     cfg = write_config(tmp_path, evaluators=["json_valid", "latency"], reference={"previous": "6h"},
-                       alerts=[{"metric": "latency.mean", "direction": "lower", "relative_drop": 0.2}])
+                       alerts=[{"metric": "latency.mean", "relative_drop": 0.2, **direction}])
     rng = random.Random(5)
     lines = [line for h in range(8) for line in hour_lines(h, 60, p_valid=0.9, rng=rng)]
     for line in lines[-60:]:

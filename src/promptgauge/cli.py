@@ -125,17 +125,24 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
-    """The terminal view: one table per run, the gate rules, the verdict."""
+    """The terminal view: one table per run (with judges' agreement when measured), comparisons, the verdict."""
+    from .report.markdown import agreement
+
+    texts = {(vname, ename): agreement(m, "\n")
+             for vname, v in summary["variants"].items() for ename, m in v["metrics"].items()}
+    cols = ("variant", "evaluator", "n", "mean", "pass rate", "errors", "agreement")
     table = Table(title=f"run {summary['run_id']} · suite {summary['suite']}", title_justify="left")
-    for col in ("variant", "evaluator", "n", "mean", "pass rate", "errors"):
-        table.add_column(col, justify="left" if col in ("variant", "evaluator") else "right")
+    for col in cols[: len(cols) if any(texts.values()) else -1]:
+        table.add_column(col, justify="left" if col in ("variant", "evaluator", "agreement") else "right")
     for vname, v in summary["variants"].items():
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
-        table.add_row(f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
-                      str(calls["errors"]))
-        for ename, m in v["metrics"].items():
-            table.add_row("", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]))
+        rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
+                 str(calls["errors"]), ""]]
+        rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
+                  escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
+        for row in rows:
+            table.add_row(*row[: len(table.columns)])
     console.print(table)
     for comp in comparisons:
         print_comparison(comp)
@@ -156,17 +163,23 @@ def print_verdict(gate: dict[str, Any] | None) -> None:
 
 
 def print_comparison(comp: Any) -> None:
-    """Per metric: both aggregates, the delta with its CI, the Holm-adjusted p-value, the change."""
+    """Per metric: both aggregates, the delta with its CI, the two-sided Holm-adjusted p-value, the change."""
+    from .report.markdown import LOWER
+
     for w in comp.warnings:
         err_console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
     table = Table(title=f"{escape(comp.candidate.label)} vs. baseline {escape(comp.baseline.label)} "
-                        f"({comp.rows.matched} rows)", title_justify="left")
-    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p (Holm)", "change"):
+                        f"({comp.rows.matched} rows)", title_justify="left",
+                  caption=f"p: two-sided paired test (did it change?), Holm-adjusted over {len(comp.metrics)} "
+                          f"metrics; a change needs p < {comp.alpha:g}. The gate's no_regression uses a one-sided "
+                          "test (is it worse?), shown with its rule.", caption_justify="left")
+    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p 2-sided (Holm)", "change"):
         table.add_column(col, justify="left" if col in ("metric", "change") else "right", no_wrap=col == "metric")
-    style = {"better": "[green]better[/]", "worse": "[bold red]worse[/]", "unchanged": "[dim]unchanged[/]"}
+    style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
-        table.add_row(m.metric, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
+        name = m.metric + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
+        table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
                       ci, _fmt(m.p_holm, 4), style[m.change])
     console.print(table)
     flipped = list(dict.fromkeys(f.row_id for f in comp.flips if f.direction == "pass->fail"))

@@ -6,14 +6,17 @@ lives in git). Rows are matched by their stable row id (dataset id column or
 content hash) and identical inputs.
 
 For every metric (each evaluator's ``pass_rate`` and ``mean``, the run's
-``error_rate`` and ``latency_ms.mean``) :func:`compare_sides` reports both
-aggregates on the matched rows, ``delta = candidate - baseline``, a CI of the
-delta, the paired test that fits (exact McNemar for pass/fail rows, Wilcoxon
-signed-rank for scores; see :mod:`promptgauge.stats`), Holm-adjusted p-values
-across the comparison's metrics, and an effect size oriented so that > 0 (> 1
-for an odds ratio) means the candidate is better. Per row: flips (pass -> fail,
-fail -> pass) and the biggest score drops. Seeded: the same inputs give the
-same numbers.
+``error_rate`` and ``latency_ms.mean``; a metric equal row by row to another is
+shown once) :func:`compare_sides` reports both aggregates on the matched rows,
+``delta = candidate - baseline``, a CI of the delta, the paired test that fits
+(exact McNemar for pass/fail rows, Wilcoxon signed-rank for scores; see
+:mod:`promptgauge.stats`) with its two-sided p-value, Holm-adjusted across the
+comparison's metrics (it decides ``change``), the one-sided p-value that the
+candidate is worse (what the gate's ``no_regression`` uses), and an effect size
+oriented so that > 0 (> 1 for an odds ratio) means the candidate is better.
+Which way is better comes from :func:`promptgauge.summary.higher_is_better`.
+Per row: flips (pass -> fail, fail -> pass) and the biggest worsenings of
+scores. Seeded: the same inputs give the same numbers.
 """
 
 from __future__ import annotations
@@ -28,17 +31,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
 from . import stats
 from .errors import CompareError, StoreError
 from .store import Store
+from .summary import higher_is_better
 
 RESULTS_SCHEMA = "promptgauge.results/1"
-#: Evaluator kinds whose score is better when lower (everything else: higher is better).
-LOWER_IS_BETTER = {"latency"}
-#: Run metrics compared besides the evaluators': name -> (column, higher is better).
-RUN_METRICS = {"error_rate": False, "latency_ms.mean": False}
+#: Run metrics compared besides the evaluators'.
+RUN_METRICS = ("error_rate", "latency_ms.mean")
 MAX_DROPS = 20
 
 
@@ -68,6 +70,11 @@ class Side:
     @property
     def evaluators(self) -> list[str]:
         return list(self.manifest.get("evaluators", {}))
+
+    @property
+    def directions(self) -> dict[str, bool]:
+        """Evaluator -> whether its higher scores are better, as the run recorded it."""
+        return {ev: bool(e.get("higher_is_better", True)) for ev, e in self.manifest.get("evaluators", {}).items()}
 
     def hashes(self) -> dict[str, Any]:
         """What this side's numbers rest on, by content hash."""
@@ -262,22 +269,27 @@ def _metric_specs(base: Side, cand: Side, evaluators: list[str]) -> tuple[list[t
     """(metric, evaluator, higher_is_better) for every metric both sides have, and aliases.
 
     An evaluator whose score is its pass/fail (exact_match: 1.0 or 0.0) gets only
-    ``EV.pass_rate``; ``EV.mean`` is then an alias of it.
+    ``EV.pass_rate``; ``EV.mean`` is then an alias of it. An ``EV.mean`` equal row by
+    row to a run metric (the ``latency`` evaluator's to ``latency_ms.mean``) is an
+    alias of that metric. Directions: the candidate's record, else the baseline's.
     """
     tb, tc = base.table(), cand.table()
-    specs: list[tuple[str, str | None, bool]] = []
+    directions = {**base.directions, **cand.directions}
+    names: list[tuple[str, str | None]] = []
     aliases: dict[str, str] = {}
     for ev in evaluators:
-        hib = (cand.evaluator_kinds.get(ev) or base.evaluator_kinds.get(ev) or ev) not in LOWER_IS_BETTER
+        mean = f"{ev}.mean"
         has_pass = f"{ev}.pass_rate" in tb and f"{ev}.pass_rate" in tc
         if has_pass:
-            specs.append((f"{ev}.pass_rate", ev, hib))
+            names.append((f"{ev}.pass_rate", ev))
         if has_pass and _scores_are_pass(base, ev) and _scores_are_pass(cand, ev):
-            aliases[f"{ev}.mean"] = f"{ev}.pass_rate"
-        elif tb[f"{ev}.mean"].notna().any() or tc[f"{ev}.mean"].notna().any():
-            specs.append((f"{ev}.mean", ev, hib))
-    specs += [(m, None, hib) for m, hib in RUN_METRICS.items()]
-    return specs, aliases
+            aliases[mean] = f"{ev}.pass_rate"
+        elif same := next((m for m in RUN_METRICS if tb[mean].equals(tb[m]) and tc[mean].equals(tc[m])), None):
+            aliases[mean] = same
+        elif tb[mean].notna().any() or tc[mean].notna().any():
+            names.append((mean, ev))
+    names += [(m, None) for m in RUN_METRICS]
+    return [(m, ev, higher_is_better(m, directions)) for m, ev in names], aliases
 
 
 def _scores_are_pass(side: Side, ev: str) -> bool:
@@ -330,12 +342,16 @@ class MetricComparison(BaseModel):
     delta: float | None
     ci_low: float | None
     ci_high: float | None
-    p_value: float | None
-    p_holm: float | None
+    p_value: float | None = Field(description="two-sided p-value of the paired test: did the metric change?")
+    p_holm: float | None = Field(description="p_value, Holm-adjusted over the comparison's metrics")
+    p_regression: float | None = Field(
+        description="one-sided p-value that the candidate is worse (unadjusted; the gate's no_regression "
+        "Holm-adjusts it over its own rules)")
     test: str
     effect_size: float | None
     effect_name: str
-    change: Literal["better", "worse", "unchanged"]
+    change: Literal["improved", "regressed", "unchanged"] = Field(
+        description="improved / regressed when p_holm < alpha, in the metric's direction; else unchanged")
     rows_better: int
     rows_worse: int
 
@@ -460,7 +476,8 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
             metric=name, evaluator=ev, kind=pc.kind, higher_is_better=hib, n=pc.n, n_missing=pc.n_missing,
             baseline=_num(a[keep].mean()) if pc.n else None, candidate=_num(b[keep].mean()) if pc.n else None,
             delta=_num(sign * pc.delta + 0.0), ci_low=_num(ci[0]), ci_high=_num(ci[1]), p_value=_num(pc.pvalue),
-            test=pc.test, effect_size=_num(pc.effect_size), effect_name=pc.effect_name,
+            p_regression=_num(pc.pvalue_regression), test=pc.test, effect_size=_num(pc.effect_size),
+            effect_name=pc.effect_name,
             rows_better=int((d > 0).sum()), rows_worse=int((d < 0).sum()),
         ))
     adjusted = stats.holm([m["p_value"] if m["p_value"] is not None else math.nan for m in metrics])
@@ -469,7 +486,7 @@ def compare_sides(base: Side, cand: Side, *, intersect: bool = False, alpha: flo
         sig = not math.isnan(p_holm) and p_holm < alpha
         better = paired[name].delta > 0
         m["p_holm"] = _num(p_holm)
-        m["change"] = ("better" if better else "worse") if sig and paired[name].delta != 0 else "unchanged"
+        m["change"] = ("improved" if better else "regressed") if sig and paired[name].delta != 0 else "unchanged"
         out.append(MetricComparison(**m))
     flips, drops = _flips_and_drops(tb, tc, out)
     comp = Comparison(baseline=_info(base), candidate=_info(cand), rows=counts, warnings=warnings, alpha=alpha,

@@ -16,8 +16,11 @@ or ``--policy``). One rule grammar:
 
 ``METRIC: no_regression(max_drop=0.02, alpha=0.05)`` -- no significant regression vs. the
 baseline (``EV``, ``EV.pass_rate``, ``EV.mean``, ``error_rate``, ``latency_ms.mean``): fails iff
-the one-sided paired test, Holm-adjusted over the variant's no_regression rules, is below
-alpha *and* the metric got worse by more than max_drop (see :func:`promptgauge.stats.no_regression`).
+the one-sided paired test that the candidate is worse, Holm-adjusted over the variant's
+no_regression rules, is below alpha *and* the metric got worse by more than max_drop (see
+:func:`promptgauge.stats.no_regression`). Worse follows the metric's direction
+(:func:`promptgauge.summary.higher_is_better`): for latency, cost or an evaluator with
+``higher_is_better: false``, worse is higher.
 In YAML, ``- exact_match: no_regression(max_drop=0.02)`` is the same rule.
 
 ``gate.required: [EV, ...]`` -- each evaluator must have scored rows.
@@ -275,8 +278,9 @@ def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
                                     max_drop=rule.params["max_drop"], alpha=rule.params["alpha"])
         worse = "rose" if not mc.higher_is_better else "fell"
         change = (f"{metric} {_fmt(mc.baseline)} -> {_fmt(mc.candidate)} (delta {_fmt(mc.delta)}, "
-                  f"{comp.confidence:.0%} CI [{_fmt(mc.ci_low)}, {_fmt(mc.ci_high)}], n={mc.n}); one-sided "
-                  f"{mc.test} p={_fmt(pc.pvalue_regression)}, Holm {_fmt(p_adj)}")
+                  f"{comp.confidence:.0%} CI [{_fmt(mc.ci_low)}, {_fmt(mc.ci_high)}], n={mc.n}"
+                  f"{'' if mc.higher_is_better else ', lower is better'}); {mc.test} one-sided p (worse) "
+                  f"{_fmt(pc.pvalue_regression)}, Holm over {len(found)} no_regression rule(s) {_fmt(p_adj)}")
         if check.ok:
             reason = f"no regression: {change}"
         else:

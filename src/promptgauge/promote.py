@@ -1,6 +1,6 @@
 """Promotion: after a passing gate, the record a deployment pipeline consumes, and the baseline moved.
 
-The record (JSON, ``promptgauge.promotion/1``) says what was promoted -- prompt file,
+The record (JSON, ``promptgauge.promotion/2``) says what was promoted -- prompt file,
 model, parameters, each with its hash -- on which dataset (hash), on what evidence (the
 run, the baseline it beat, the comparison's headline numbers and report) and the verdict
 with every rule. It is written to ``<promotions_dir>/<suite>/<time>-<variant>.json`` and
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .api import CompareReport
     from .suite import Suite
 
-PROMOTION_SCHEMA = "promptgauge.promotion/1"
+PROMOTION_SCHEMA = "promptgauge.promotion/2"
 
 
 @dataclass

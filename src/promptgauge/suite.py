@@ -96,6 +96,9 @@ class EvaluatorSpec(_Model):
     )
     repeats: int = Field(1, ge=1, le=20, description="score each row this many times; reports agreement")
     human_label: str | None = Field(None, description="dataset column with a human score to agree with")
+    higher_is_better: bool | None = Field(
+        None, description="whether a larger score is better; default: the evaluator's own say (false for "
+        "latency, cost, refusal), else true")
 
     @property
     def kind(self) -> str:

@@ -10,12 +10,15 @@ Metric names, as gate rules and reports use them:
   agreement with the dataset's ``human_label`` column (see :mod:`.evaluators.reliability`);
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.p50|p95|mean|max``;
   ``tokens.prompt|completion|total`` (sums).
+
+Which way each metric is better: :func:`higher_is_better`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,26 @@ SUMMARY_SCHEMA = "promptgauge.summary/1"
 EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
 AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
 RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
+#: Statistics of an evaluator's score: they follow the evaluator's direction.
+SCORE_STATS = ("mean", "median", "min", "max", "p95")
+#: Metric families where less is better, whatever the evaluators say.
+LESS_IS_BETTER = ("latency_ms", "tokens", "cost")
+
+
+def higher_is_better(metric: str, directions: Mapping[str, bool] | None = None) -> bool:
+    """Whether a larger value of *metric* is better -- the one place that says so.
+
+    ``EV.mean`` / ``.median`` / ``.min`` / ``.max`` / ``.p95`` follow the evaluator's
+    direction in *directions* (evaluator -> higher is better, as the run manifest
+    records it; default higher). Error rates, latencies, tokens and costs are better
+    lower; pass rates, agreement and everything else higher.
+    """
+    parts = metric.split(".")
+    if parts[-1] in ("error_rate", "errors"):
+        return False
+    if directions is not None and parts[0] in directions:
+        return bool(directions[parts[0]]) if len(parts) == 2 and parts[1] in SCORE_STATS else True
+    return parts[0] not in LESS_IS_BETTER
 
 
 def _f(x: Any) -> float | None:

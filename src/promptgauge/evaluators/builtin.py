@@ -3,8 +3,9 @@
 Each is a class built with its parameters and called with mapped columns,
 returning a dict (the azure-ai-evaluation contract) with a score and a
 ``<key>_result`` of ``pass``/``fail``. ``inputs`` gives the default column
-mapping used when the suite does not map a column. Any of them can be negated
-with a ``not-`` prefix in the suite (``type: not-contains``).
+mapping used when the suite does not map a column; ``higher_is_better = False``
+says a smaller score is better (a suite entry's ``higher_is_better`` overrides it).
+Any of them can be negated with a ``not-`` prefix in the suite (``type: not-contains``).
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ class JsonSchemaEvaluator:
 
 
 class LengthEvaluator:
-    """Length of ``response`` in ``chars`` or ``words``; passes within ``min``..``max`` (each optional)."""
+    """Length of ``response`` in ``chars`` or ``words``; passes within ``min``..``max`` (each optional).
+
+    With a ``max`` a shorter response is better, with only a ``min`` a longer one.
+    """
 
     inputs = {"response": "${target.response}"}
 
@@ -202,6 +206,7 @@ class LengthEvaluator:
         if min is None and max is None:
             raise ValueError("length needs 'min', 'max' or both")
         self.min, self.max, self.unit = min, max, unit
+        self.higher_is_better = max is None
 
     def __call__(self, *, response: Any) -> dict[str, Any]:
         text = "" if response is None else str(response)
@@ -214,6 +219,7 @@ class LatencyEvaluator:
     """The call's latency in milliseconds; passes under ``budget_ms`` when given."""
 
     inputs = {"latency_ms": "${target.latency_ms}"}
+    higher_is_better = False
 
     def __init__(self, *, budget_ms: float | None = None) -> None:
         self.budget_ms = budget_ms
@@ -230,6 +236,7 @@ class CostEvaluator:
     """The call's cost from its token counts and prices per million tokens; passes under ``budget``."""
 
     inputs = {"prompt_tokens": "${target.prompt_tokens}", "completion_tokens": "${target.completion_tokens}"}
+    higher_is_better = False
 
     def __init__(self, *, prompt_price: float, completion_price: float, budget: float | None = None) -> None:
         self.prompt_price, self.completion_price, self.budget = prompt_price, completion_price, budget

@@ -24,6 +24,7 @@ class RefusalEvaluator:
     """
 
     inputs = {"response": "${target.response}"}
+    higher_is_better = False
 
     def __init__(self, *, patterns: list[str] | None = None, window: int = 300) -> None:
         try:

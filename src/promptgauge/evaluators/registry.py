@@ -13,6 +13,10 @@ for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``model:``
 or the suite's ``judge:``), ``embedder`` (one for ``model:``, if set),
 ``model_config`` (azure-ai-evaluation classes: the judge as a model
 configuration) and ``threshold`` (the entry's ``threshold:``).
+
+Which way a score is better is the entry's ``higher_is_better:``, else the
+evaluator's own ``higher_is_better`` (azure-ai-evaluation's ``_higher_is_better``)
+attribute, else higher; the run manifest records it for comparisons and the gate.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class BoundEvaluator:
     repeats: int = 1
     human_label: str | None = None
     negate: bool = False
+    higher_is_better: bool = True
 
     def arguments(self, data: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
         """Keyword arguments for one row; a missing ``${target.x}`` raises ``KeyError``."""
@@ -94,7 +99,7 @@ class BoundEvaluator:
         """What the run manifest records about this evaluator."""
         return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
                 "model": self.model.describe() if self.model else None, "repeats": self.repeats,
-                "human_label": self.human_label}
+                "human_label": self.human_label, "higher_is_better": self.higher_is_better}
 
     async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
         """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
@@ -109,7 +114,7 @@ class BoundEvaluator:
                 outcomes.append(await self._once(kwargs))
             finally:
                 repeat_index.reset(token)
-        return outcomes[0] if self.repeats == 1 else combine(outcomes, self.threshold)
+        return outcomes[0] if self.repeats == 1 else combine(outcomes, self.threshold, self.higher_is_better)
 
     async def _once(self, kwargs: dict[str, Any]) -> Outcome:
         try:
@@ -119,7 +124,7 @@ class BoundEvaluator:
                 raw = self.func(**kwargs)
             else:
                 raw = await asyncio.to_thread(self.func, **kwargs)
-            outcome = normalise(raw, self.threshold)
+            outcome = normalise(raw, self.threshold, self.higher_is_better)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an evaluator failing on one row must not stop the run
@@ -137,11 +142,11 @@ def negated(outcome: Outcome) -> Outcome:
     return Outcome(score=float(not outcome.passed), passed=not outcome.passed, details=outcome.details)
 
 
-def combine(outcomes: list[Outcome], threshold: float | None = None) -> Outcome:
+def combine(outcomes: list[Outcome], threshold: float | None = None, higher_is_better: bool = True) -> Outcome:
     """Repeats of one evaluator on one row -> one outcome.
 
     The score is the mean of the scored repeats; pass/fail is the suite
-    ``threshold`` on that mean, else the majority of the repeats' verdicts (a
+    ``threshold`` on that mean (see :func:`meets`), else the majority of the repeats' verdicts (a
     tie fails). ``repeat_scores`` in the details keeps every repeat's score
     (``None`` for a repeat that failed), for agreement statistics.
     """
@@ -153,7 +158,7 @@ def combine(outcomes: list[Outcome], threshold: float | None = None) -> Outcome:
         return Outcome(error=first.error, details={**(first.details or {}), "repeat_scores": repeat_scores})
     score = statistics.fmean(o.score for o in scored)  # type: ignore[misc]
     if threshold is not None:
-        passed: bool | None = score >= threshold
+        passed: bool | None = meets(score, threshold, higher_is_better)
     else:
         votes = [o.passed for o in scored if o.passed is not None]
         passed = sum(votes) * 2 > len(votes) if votes else None
@@ -173,14 +178,19 @@ def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
     return cur
 
 
-def normalise(raw: Any, threshold: float | None = None) -> Outcome:
+def meets(score: float, threshold: float, higher_is_better: bool = True) -> bool:
+    """A suite ``threshold``: the score passes at or above it (at or below it when lower is better)."""
+    return score >= threshold if higher_is_better else score <= threshold
+
+
+def normalise(raw: Any, threshold: float | None = None, higher_is_better: bool = True) -> Outcome:
     """Primary score and pass/fail from whatever an evaluator returned.
 
     - a bool is pass/fail (score 1.0/0.0); a number is the score;
     - a dict: ``score`` if present, else its first numeric value that is not a
       ``*_threshold``; ``passed`` if present, else the first ``*_result`` equal to
       ``pass``/``fail``, else the first bool value;
-    - a suite ``threshold`` decides pass/fail when the evaluator gave none.
+    - a suite ``threshold`` decides pass/fail (see :func:`meets`).
     """
     score: float | None = None
     passed: bool | None = None
@@ -214,7 +224,7 @@ def normalise(raw: Any, threshold: float | None = None) -> Outcome:
     if score is not None and math.isnan(score):
         score = None
     if threshold is not None and score is not None:
-        passed = score >= threshold
+        passed = meets(score, threshold, higher_is_better)
     return Outcome(score=score, passed=passed, details=details)
 
 
@@ -235,6 +245,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
             negate, kind = True, kind[4:]
         found = _find(kind, root)
     func, model = _instantiate(found, spec, kind, models)
+    own_direction = _higher_is_better(func, found.obj)
     if is_azure_evaluator(func):
         func = AzureEvaluator(func, _signature(func) or inspect.Signature())
     params = _call_params(func)
@@ -288,7 +299,17 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
         name=spec.name, func=func, mapping=mapping, threshold=spec.threshold, is_async=is_async,
         source=found.source, sha256=found.sha256, data_columns=data_cols, model=model, repeats=spec.repeats,
         human_label=spec.human_label, negate=negate,
+        higher_is_better=spec.higher_is_better if spec.higher_is_better is not None else negate or own_direction,
     )
+
+
+def _higher_is_better(*objs: Any) -> bool:
+    """What an evaluator (instance, class or function) says: ``higher_is_better``, or azure's ``_higher_is_better``."""
+    for obj in objs:
+        for attr in ("higher_is_better", "_higher_is_better"):
+            if isinstance(value := getattr(obj, attr, None), bool):
+                return value
+    return True
 
 
 @dataclass

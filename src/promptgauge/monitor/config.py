@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ..errors import MonitorError
 from ..suite import EvaluatorSpec, FileBacked, RunnerConfig, TargetConfig, require_unique
+from ..summary import higher_is_better
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
 
@@ -156,7 +157,8 @@ class AlertRule(_Model):
     alpha: float | None = Field(None, gt=0, lt=1)
     min_n: int | None = Field(None, ge=1)
     direction: Literal["higher", "lower"] | None = Field(
-        None, description="which way is better; default higher, lower for error rates")
+        None, description="which way is better; default: the evaluator's for its score statistics (lower for "
+        "latency, cost, refusal), lower for error rates, else higher")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "AlertRule":
@@ -177,7 +179,7 @@ class AlertRule(_Model):
     def lower_is_better(self) -> bool:
         if self.direction is not None:
             return self.direction == "lower"
-        return self.metric.split(".")[-1] == "error_rate"
+        return not higher_is_better(self.metric)
 
     @property
     def label(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import MonitorError, UserError
 from ..evaluators.registry import BoundEvaluator, resolve
 from ..store import Store
+from ..summary import higher_is_better
 from .config import MonitorConfig, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
 from .ingest import Ingestor, PassStats
@@ -73,7 +74,10 @@ def _exclusive(store_path: Path, name: str) -> Iterator[None]:
 
 
 def prepare(cfg: MonitorConfig) -> tuple[list[BoundEvaluator], dict[str, Reader]]:
-    """Evaluators and readers, checked before anything is read. Raises :class:`UserError`."""
+    """Evaluators and readers, checked before anything is read; rules without a direction get their metric's.
+
+    Raises :class:`UserError`.
+    """
     columns = DATA_COLUMNS + sorted({c for s in cfg.sources for c in s.columns if c != "response"})
     evaluators = []
     for spec in cfg.evaluators:
@@ -84,6 +88,10 @@ def prepare(cfg: MonitorConfig) -> tuple[list[BoundEvaluator], dict[str, Reader]
             exc.args = (exc.format(),)
             raise
     readers = {s.name: reader_for(s.type, root=str(cfg.root), field=f"sources.{s.name}.type") for s in cfg.sources}
+    directions = {e.name: e.higher_is_better for e in evaluators}
+    for rule in cfg.alerts:
+        if rule.direction is None:
+            rule.direction = "higher" if higher_is_better(rule.metric, directions) else "lower"
     return evaluators, readers
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..compare import Comparison
 
-REPORT_SCHEMA = "promptgauge.report/1"
+REPORT_SCHEMA = "promptgauge.report/2"
 
 
 class RuleVerdict(BaseModel):
@@ -28,7 +28,8 @@ class RuleVerdict(BaseModel):
     value: float | None = Field(description="the measured value (the delta for no_regression); null if unmeasurable")
     passed: bool
     reason: str = Field(description="why it passed or failed, with the numbers")
-    p_value: float | None = Field(None, description="Holm-adjusted one-sided p-value (no_regression only)")
+    p_value: float | None = Field(None, description="one-sided p-value that the candidate is worse, Holm-adjusted "
+                                  "over the variant's no_regression rules (no_regression only)")
 
 
 class Verdict(BaseModel):
@@ -44,7 +45,7 @@ class ReportDoc(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    schema_: Literal["promptgauge.report/1"] = Field(REPORT_SCHEMA, alias="schema")
+    schema_: Literal["promptgauge.report/2"] = Field(REPORT_SCHEMA, alias="schema")
     kind: Literal["run", "compare"]
     title: str
     generated_at: str = Field(description="ISO 8601, UTC")

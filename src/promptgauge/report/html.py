@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from .document import ReportDoc
-from .markdown import flatten, fmt
+from .markdown import LOWER, agreement_rows, flatten, fmt
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("promptgauge.report", "templates"),
@@ -51,7 +51,7 @@ def metric_chart(m) -> Markup:  # noqa: ANN001 -- a compare.MetricComparison
     w, label_w, bar_w = 360, 78, 270
     vals = [v for v in (m.baseline, m.candidate) if v is not None]
     top = 1.0 if m.metric.endswith("pass_rate") or m.metric == "error_rate" else max([abs(v) for v in vals] + [1e-9])
-    color = {"better": "#1a7f37", "worse": "#cf222e", "unchanged": "#57606a"}[m.change]
+    color = {"improved": "#1a7f37", "regressed": "#cf222e", "unchanged": "#57606a"}[m.change]
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {w} 92" width="{w}" height="92" '
              f'xmlns="http://www.w3.org/2000/svg">']
     for i, (name, v, fill) in enumerate((("baseline", m.baseline, "#8c959f"), ("candidate", m.candidate, color))):
@@ -107,5 +107,6 @@ def _signed(x: float | None, digits: int = 3) -> str:
 
 def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
-    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst, search_text=_search_text,
+    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst,
+                           search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])

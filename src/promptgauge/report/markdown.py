@@ -42,6 +42,31 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:+.3f}"
 
 
+CHANGE = {"improved": "▲ improved", "regressed": "▼ **regressed**", "unchanged": "no significant change"}
+LOWER = "lower is better"
+
+
+def agreement(m: dict[str, Any], sep: str = "; ") -> str:
+    """An evaluator's agreement, by the gate's metric names ('' when it has neither kind)."""
+    parts = []
+    for group in ("reliability", "human_agreement"):
+        if group not in m:
+            continue
+        a = m[group]
+        if a is None:
+            parts.append(f"{group}: no rows to compare")
+            continue
+        stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff") if k in a)
+        parts.append(f"{group}: {stats} ({a['rows']} rows)")
+    return sep.join(parts)
+
+
+def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
+    """(variant, evaluator, agreement) for every evaluator with repeats or human labels."""
+    return [(name, ev, text) for name, var in doc.variants.items() for ev, m in var["metrics"].items()
+            if (text := agreement(m))]
+
+
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
@@ -56,15 +81,16 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     for c in doc.comparisons:
         head += [f"## `{_cell(c.candidate.label)}` vs. baseline `{_cell(c.baseline.label)}`", ""]
         head += [f"> ⚠️ **{_cell(w, 1000)}**" for w in c.warnings] + ([""] if c.warnings else [])
-        head += [f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p-values Holm-adjusted over "
-                 f"{len(c.metrics)} metrics · seed {c.seed}", "",
-                 "| metric | baseline | candidate | delta | CI of delta | p (Holm) | effect | change |",
+        head += [f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
+                 f"change?), Holm-adjusted over {len(c.metrics)} metrics; a change needs p < {c.alpha:g} · "
+                 f"seed {c.seed}", "",
+                 "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change |",
                  "|---|---|---|---|---|---|---|---|"]
         for m in c.metrics:
-            mark = {"better": "▲ better", "worse": "▼ **worse**", "unchanged": "no significant change"}[m.change]
-            head.append(f"| `{m.metric}` | {fmt(m.baseline)} | {fmt(m.candidate)} | {_pct(m.delta)} | "
+            name = f"`{m.metric}`" + ("" if m.higher_is_better else f" ({LOWER})")
+            head.append(f"| {name} | {fmt(m.baseline)} | {fmt(m.candidate)} | {_pct(m.delta)} | "
                         f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
-                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {mark} |")
+                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} |")
         head.append("")
     if not doc.comparisons and doc.variants:
         evaluators = list(next(iter(doc.variants.values()))["metrics"])
@@ -78,11 +104,16 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
             row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
             head.append("| " + " | ".join(row) + " |")
         head.append("")
+    if agreed := agreement_rows(doc):
+        head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
+        head += [f"| `{_cell(name)}` | `{_cell(ev)}` | {_cell(text)} |" for name, ev, text in agreed] + [""]
     if v is not None and v.rules:
-        head += ["## Gate rules", "", "| | rule | variant | value | why |", "|---|---|---|---|---|"]
+        head += ["## Gate rules", "", "| | rule | variant | value | p one-sided (Holm) | why |",
+                 "|---|---|---|---|---|---|"]
         for r in v.rules:
             head.append(f"| {'✅' if r.passed else '❌'} | `{_cell(r.rule)}` | `{_cell(r.variant)}` | "
-                        f"{fmt(r.value, 4)} | {_cell(r.reason, 400)} |")
+                        f"{fmt(r.value, 4)} | {fmt(r.p_value, 4) if r.kind == 'no_regression' else ''} | "
+                        f"{_cell(r.reason, 400)} |")
         head.append("")
     tail = ["## What was compared", "", "| item | value |", "|---|---|"]
     tail += [f"| {_cell(k)} | `{_cell(val)}` |" for k, val in flatten(doc.hashes) if val is not None]
