@@ -189,8 +189,10 @@ class Harness:
                  store: str | Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
-        self.store = Store(Path(store) if store else session_store(self.suite))
-        self.lock_path = lock_path(self.store.path, self.run_id)
+        path = Path(store) if store else session_store(self.suite)
+        self.lock_path = lock_path(path, self.run_id)
+        with locked(self.lock_path, "open"):  # xdist workers: SQLite may refuse two first switches to WAL at once
+            self.store = Store(path)
         self.loop = asyncio.new_event_loop()
         self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout)
         self.models = ModelPool(self.factory, self.suite.judge)  # judges' models, called through the engine
@@ -324,7 +326,7 @@ class Harness:
         if source is not None:
             self._note_dataset(source)
         stored_row = Row(key, row.index, row.line, row.data)
-        with self._lock(key, v.name):
+        with locked(self.lock_path, f"{v.name}\0{key}"):
             item = self._stored(key, v.name, row)
             if item is None or item["error"]:  # a failed call is tried again, not cached
                 engine = Engine(self._plan(chosen, bound, dataset), self.store, self.run_id)
@@ -389,20 +391,6 @@ class Harness:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             self.store.update_manifest(self.run_id, "datasets", {rel: digest})
 
-    @contextlib.contextmanager
-    def _lock(self, key: str, variant: str) -> Iterator[None]:
-        """Hold a lock for (row, variant) across processes: one byte of the run's lock file."""
-        if fcntl is None:
-            yield
-            return
-        offset = int(hashlib.sha256(f"{variant}\0{key}".encode()).hexdigest()[:12], 16)
-        with open(self.lock_path, "a+b") as f:
-            fcntl.lockf(f, fcntl.LOCK_EX, 1, offset)
-            try:
-                yield
-            finally:
-                fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
-
 
 def session_store(suite: Suite) -> Path:
     """pytest sessions are runs of their own store, next to the suite's (``pytest.db``).
@@ -416,6 +404,22 @@ def session_store(suite: Suite) -> Path:
 def lock_path(store: Path, run_id: str) -> Path:
     """The file whose byte locks keep a session's processes from calling the model twice for one row."""
     return store.parent / f".{run_id}.lock"
+
+
+@contextlib.contextmanager
+def locked(path: Path, name: str) -> Iterator[None]:
+    """Hold the lock *name* across processes: one byte of the file at *path* (POSIX; elsewhere a no-op)."""
+    if fcntl is None:
+        yield
+        return
+    offset = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX, 1, offset)
+        try:
+            yield
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
 
 
 class CallFailed(Exception):
