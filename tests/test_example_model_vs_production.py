@@ -43,8 +43,8 @@ def test_candidate_model_is_gated_and_promoted(tmp_path, fake_openai):
     assert not (root / "promotions").exists() and not (root / "baselines").exists()
 
     # a candidate as good as production passes every rule and is promoted
-    fake_openai.responder = responder(set())
-    proc = run_cli("run", "--no-progress", cwd=root, env=env)
+    fake_openai.responder = responder(set())  # the same requests now answer differently: bypass the cache
+    proc = run_cli("run", "--no-progress", "--no-cache", cwd=root, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_cli("promote", cwd=root, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import run_cli
 from promptgauge import api
+from promptgauge.runner import Options
 from promptgauge.errors import UserError
 from promptgauge.evaluators.judge import JudgeReplyError, parse_reply
 from promptgauge.store import Store
@@ -162,7 +163,8 @@ def test_judge_calls_go_through_the_engine_retry_path(judged, fake_openai, build
     fake_openai.reset()
     fake_openai.responder = lambda req: '{"score": 5, "reason": "fine"}'
     fake_openai.fail_next("500", 3)
-    report = api.run(builder.root / "promptgauge.yaml", limit=2, concurrency=1)
+    # (without the response cache, which holds the first run's answer for "fr")
+    report = api.run(builder.root / "promptgauge.yaml", limit=2, concurrency=1, options=Options(cache=False))
     scores = results(report)
     assert "HTTP 500" in scores["fr"]["relevance"]["error"] and "after 3 attempts" in scores["fr"]["relevance"]["error"]
     assert scores["jp"]["relevance"]["score"] == 5.0

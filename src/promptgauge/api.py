@@ -13,7 +13,7 @@ from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .report import ReportDoc, build_document, run_hashes, write_reports
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
-from .runner import Progress, execute, prepare
+from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
 from .summary import metric_value, summarize, variant_summary
@@ -32,6 +32,7 @@ class RunReport:
     reports: dict[str, Path]
     store_path: Path
     comparisons: list[Comparison] = field(default_factory=list)
+    progress: Progress | None = None
 
     @property
     def gate(self) -> dict[str, Any]:
@@ -58,26 +59,29 @@ def run(
     reports_dir: str | Path | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[str, int], None] | None = None,
+    options: Options | None = None,
     evaluators: dict[str, Callable[..., Any]] | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
-    *evaluators* maps names to evaluator instances (any callable, e.g. an
-    azure-ai-evaluation ``RelevanceEvaluator(model_config)``): one named like a
-    suite entry replaces what it would build, keeping its column mapping; others
-    are added with default mappings.
+    *options* chooses cache use, record/replay cassettes and a cost budget. *evaluators*
+    maps names to evaluator instances (any callable, e.g. an azure-ai-evaluation
+    ``RelevanceEvaluator(model_config)``): one named like a suite entry replaces what
+    it would build, keeping its column mapping; others are added with default mappings.
 
     Raises :class:`promptgauge.errors.UserError` for bad input (before any model
-    call) and ``KeyboardInterrupt`` when stopped (results so far are kept).
+    call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
+    stopped by its budget has status ``budget`` and can be continued with ``resume``.
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit, evaluators=evaluators)
+    plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators)
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency)
+        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
+                          options=options)
         summary = summarize(st, outcome.run_id)
         summary["gate"], comparisons = _judge_run(s, st, summary, rules)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
@@ -85,7 +89,8 @@ def run(
                              run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
                              comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]))
         reports = write_reports(doc, out_dir / outcome.run_id, summary=summary, store=st)
-        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, comparisons)
+        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, comparisons,
+                         outcome.progress)
     finally:
         st.close()
 
@@ -256,6 +261,15 @@ def trend(
         return points
     finally:
         st.close()
+
+
+def dry_run(suite: str | Path | Suite | None = None, *, variants: list[str] | None = None,
+            limit: int | None = None, store: str | Path | None = None) -> Estimate:
+    """What a run would do -- calls, estimated tokens and cost -- without calling any model."""
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    plan = prepare(s, variants=variants, limit=limit, offline=True)
+    store_path = Path(store) if store else s.resolve(s.store)
+    return estimate(plan, store_path.parent / "cache.db")
 
 
 def ci(

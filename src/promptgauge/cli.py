@@ -56,12 +56,36 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
 @click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--dry-run", is_flag=True, help="Print calls, estimated tokens and cost; call nothing.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--refresh", is_flag=True, help="Call the models again and overwrite cached responses.")
+@click.option("--record", type=click.Path(path_type=Path), metavar="CASSETTE",
+              help="Write every model exchange to this JSONL file.")
+@click.option("--replay", type=click.Path(path_type=Path), metavar="CASSETTE",
+              help="Answer every model call from this file, offline; a request not in it stops the run.")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Stop cleanly before the run spends more (needs a price for every model).")
 @click.pass_obj
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
-        concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool) -> None:
-    """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict."""
+        concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
+        no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None) -> None:
+    """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
+
+    --variant takes names or glob patterns (e.g. 'terse.*').
+    """
     from . import api
-    from .runner import Progress
+    from .runner import Options, Progress
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    if dry_run:
+        try:
+            est = api.dry_run(suite, variants=list(variants) or None, limit=limit, store=store)
+        except UserError as exc:
+            _fail_user(exc, obj.debug)
+        print_estimate(est)
+        sys.exit(EXIT_PASS)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
 
     bar: dict[str, Any] = {}
 
@@ -82,7 +106,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     try:
         report = api.run(suite, variants=list(variants) or None, resume=resume is not None,
                          run_id=resume or None, limit=limit, concurrency=concurrency, store=store,
-                         reports_dir=reports_dir, on_progress=on_progress, on_start=on_start)
+                         reports_dir=reports_dir, on_progress=on_progress, on_start=on_start, options=options)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
@@ -94,21 +118,57 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             bar["bar"].stop()
     print_summary(report.summary, report.comparisons)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
+    p = report.progress
+    if p is not None and p.reused:
+        console.print(f"{p.reused} results reused from an earlier run of the same unchanged variants")
+    if p is not None and p.cached:
+        console.print(f"{p.cached} of {p.done - p.skipped} calls answered from the cache")
+    if report.status == "budget":
+        console.print(f"[yellow]stopped at the cost budget[/] (${p.cost_usd:.4f} spent; {p.done} of {p.total} done): "
+                      f"finished results are kept; continue with: promptgauge run --resume {report.run_id} "
+                      "--max-cost HIGHER")
+        sys.exit(EXIT_FAIL)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
-@cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store")])
+def print_estimate(est: Any) -> None:
+    """The --dry-run table: calls, cached calls, estimated tokens and cost per variant."""
+    table = Table(title=f"dry run: {est.rows} rows x {len(est.variants)} variants x {est.repeats} repeats",
+                  title_justify="left")
+    for col in ("variant", "model", "calls", "cached", "prompt tokens", "completion tokens", "cost (USD)"):
+        table.add_column(col, justify="left" if col in ("variant", "model") else "right")
+    for v in est.variants:
+        cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
+        table.add_row(v["variant"], v["model"] or "–", str(v["calls"]), str(v["cached"]),
+                      f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
+    console.print(table)
+    total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
+    console.print(f"total: {est.calls} calls, estimated cost {total}")
+    console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
+                  "evaluator (judge) calls are not counted[/]")
+
+
+@cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
+                                                          "no_cache", "refresh", "record", "replay", "max_cost")])
 @click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
               help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
 @click.pass_obj
 def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
-       store: Path | None, out: Path) -> None:
-    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out."""
-    from . import api
+       store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
+       max_cost: float | None, out: Path) -> None:
+    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
 
+    With --replay CASSETTE it runs offline, without API keys.
+    """
+    from . import api
+    from .runner import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
     try:
         report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
-                        store=store)
+                        store=store, options=options)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
@@ -117,6 +177,9 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
     print_summary(report.summary, report.comparisons)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
+    if report.status == "budget":
+        console.print("[yellow]stopped at the cost budget[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 

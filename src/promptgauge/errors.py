@@ -96,10 +96,17 @@ class CallError(PromptGaugeError):
     """A model call failed on one row (recorded in the store, never raised to the user).
 
     ``retryable`` tells the runner whether another attempt may succeed;
-    ``retry_after`` is the server's requested wait in seconds, if any.
+    ``retry_after`` is the server's requested wait in seconds, if any;
+    ``throttled`` marks a rate-limit answer (HTTP 429), which slows the endpoint down.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+                 throttled: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.throttled = throttled
+
+
+class CassetteMiss(UserError):
+    """A replayed run asked for a model exchange its cassette does not hold."""

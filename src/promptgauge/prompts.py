@@ -1,78 +1,210 @@
 """Prompt files: ``.prompty`` (YAML front matter + role sections) rendered with jinja2.
 
+The whole prompty spec that promptflow users write is read: ``model.api``
+(chat or completion), ``model.configuration`` (``azure_openai`` / ``openai``,
+with ``${env:VAR}`` references, resolved only when a call is made and never
+stored), ``model.parameters``, ``model.response`` (``first`` or ``all``),
+``inputs`` with types and defaults, ``outputs`` and JSON response formats,
+``sample`` (inline, a file, or ``${file:...}``).
+
 Rendering uses a sandboxed jinja2 environment with ``StrictUndefined``: a
 template variable missing from the row is an error naming the variable, the
-prompt file and the row. Row values are inserted as data and never evaluated
-as templates; each role section is rendered separately, so a value containing
-``system:`` cannot inject a new message.
+prompt file and the row -- also for a variable the prompty does not declare
+under ``inputs:`` (promptflow would render it empty). The whole body is rendered
+at once and then split into role sections, so loops over ``chat_history`` can
+emit messages; role lines inside row values are escaped first, so a value
+containing ``system:`` cannot inject a new message.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import TemplateError
+from .errors import CallError, TemplateError
 
 ROLE_LINE = re.compile(r"^\s*#?\s*(system|user|assistant|function|tool|developer)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
+#: Marks a role line that came from a row value (not the template); removed after splitting.
+_ESCAPE = "\u2063"
+_ESCAPABLE = re.compile(r"^(\s*#?\s*(?:system|user|assistant|function|tool|developer)\s*:\s*)$",
+                        re.IGNORECASE | re.MULTILINE)
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+APIS = ("chat", "completion")
+RESPONSES = ("first", "all")
+INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "int": (int,), "integer": (int,), "float": (int, float), "number": (int, float),
+    "double": (int, float), "bool": (bool,), "boolean": (bool,), "list": (list,), "array": (list,),
+    "object": (dict,), "dict": (dict,), "image": (str, dict),
+}
 
 
 @dataclass
 class Prompt:
-    """A parsed prompt file: role sections as compiled templates, plus its front matter."""
+    """A parsed prompt file: its body as one compiled template, plus its front matter."""
 
     path: Path
     sha256: str
     front: dict[str, Any]
-    sections: list[tuple[str, jinja2.Template, int, str]] = field(repr=False)
+    template: jinja2.Template
+    source: str
+    body_line: int
+
+    @property
+    def model(self) -> dict[str, Any]:
+        model = self.front.get("model") or {}
+        return model if isinstance(model, dict) else {}
+
+    @property
+    def api(self) -> str:
+        return self.model.get("api") or "chat"
+
+    @property
+    def response(self) -> str:
+        return self.model.get("response") or "first"
+
+    @property
+    def configuration(self) -> dict[str, Any]:
+        """``model.configuration`` as written (``${env:VAR}`` unresolved; may hold a key reference)."""
+        return dict(self.model.get("configuration") or {})
 
     @property
     def parameters(self) -> dict[str, Any]:
         """``model.parameters`` from the front matter (temperature, max_tokens, ...)."""
-        model = self.front.get("model") or {}
-        return dict(model.get("parameters") or {})
+        params = dict(self.model.get("parameters") or {})
+        params.pop("deployment_name", None)  # promptflow's older spelling of the model; see deployment
+        return params
+
+    @property
+    def deployment(self) -> str | None:
+        """The model / deployment this prompty names, if any."""
+        cfg = self.configuration
+        params = self.model.get("parameters") or {}
+        return cfg.get("azure_deployment") or cfg.get("model") or params.get("deployment_name")
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        inputs = self.front.get("inputs") or {}
+        return inputs if isinstance(inputs, dict) else {}
 
     @property
     def input_defaults(self) -> dict[str, Any]:
-        inputs = self.front.get("inputs") or {}
-        return {k: v["default"] for k, v in inputs.items() if isinstance(v, dict) and "default" in v}
+        return {k: v["default"] for k, v in self.inputs.items() if isinstance(v, dict) and "default" in v}
 
-    def variables(self) -> set[str]:
-        """Every variable the templates use (for checking a dataset before the run)."""
+    @property
+    def outputs(self) -> list[str]:
+        outputs = self.front.get("outputs") or {}
+        return list(outputs) if isinstance(outputs, dict) else []
+
+    @property
+    def json_output(self) -> bool:
+        fmt = self.parameters.get("response_format") or {}
+        return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+    @cached_property
+    def used(self) -> frozenset[str]:
+        """Every variable the template uses."""
         from jinja2 import meta
 
-        names: set[str] = set()
-        for _, _, _, source in self.sections:
-            names |= meta.find_undeclared_variables(_ENV.parse(source))
-        return names
+        return frozenset(meta.find_undeclared_variables(_ENV.parse(self.source)))
 
-    def render(self, variables: dict[str, Any], *, where: str = "") -> list[dict[str, str]]:
-        """Chat messages for one row. *where* ('file:line') names the row in errors."""
-        values = {**self.input_defaults, **variables}
-        messages = []
-        for role, tmpl, line, _ in self.sections:
-            try:
-                content = tmpl.render(values)
-            except jinja2.UndefinedError as exc:
-                name = _undefined_name(exc)
-                have = ", ".join(sorted(values)) or "none"
+    def variables(self) -> set[str]:
+        """Every variable the template needs from a row (for checking a dataset before the run)."""
+        return set(self.used)
+
+    @cached_property
+    def typed_inputs(self) -> list[tuple[str, str, tuple[type, ...]]]:
+        """``(name, declared type, Python types accepted)`` of each input declared with a type."""
+        out = []
+        for name, spec in self.inputs.items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind is not None:
+                out.append((name, str(kind), INPUT_TYPES[str(kind).lower()]))
+        return out
+
+    def check_row(self, values: dict[str, Any], where: Callable[[], str]) -> None:
+        """Declared inputs have their declared type; *where* names the row in the error."""
+        for name, kind, allowed in self.typed_inputs:
+            value = values.get(name)
+            if value is not None and (not isinstance(value, allowed) or allowed == (int,) and isinstance(value, bool)):
                 raise TemplateError(
-                    f"template variable '{name}' is undefined for {where or 'this row'}",
-                    file=self.path, line=line, hint=f"row has: {have}",
-                ) from None
-            except jinja2.TemplateError as exc:
-                raise TemplateError(f"template error: {exc}", file=self.path, line=line) from None
-            messages.append({"role": role, "content": content.strip()})
-        return messages
+                    f"input '{name}' is declared as {kind} but {where()} has {type(value).__name__} {value!r:.60}",
+                    file=self.path, field=f"inputs.{name}.type",
+                )
+
+    def render(self, variables: dict[str, Any], *, where: str = "") -> list[dict[str, str]] | str:
+        """Chat messages (or, for ``api: completion``, the prompt text) for one row."""
+        values = {**self.input_defaults, **variables}
+        try:
+            text = self.template.render(_escape(values))
+        except jinja2.UndefinedError as exc:
+            name = _undefined_name(exc)
+            have = ", ".join(sorted(values)) or "none"
+            raise TemplateError(
+                f"template variable '{name}' is undefined for {where or 'this row'}",
+                file=self.path, line=self._line_of(name), hint=f"row has: {have}",
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template error: {exc}", file=self.path, line=self.body_line) from None
+        if self.api == "completion":
+            return text.replace(_ESCAPE, "").strip()
+        return _split_roles(text)
+
+    def finish(self, completion: Any) -> Any:
+        """Apply ``response: all`` and JSON output parsing to a target's completion (in place)."""
+        if self.response == "all" and completion.choices:
+            completion.extra["choices"] = list(completion.choices)
+        if self.json_output and self.response == "first":
+            try:
+                parsed = json.loads(completion.text)
+            except ValueError:
+                raise CallError(f"response is not the JSON the prompty asks for: {completion.text[:80]!r}") from None
+            if isinstance(parsed, dict):
+                keep = self.outputs or list(parsed)
+                completion.extra.update({k: parsed.get(k) for k in keep if k != "response"})
+        return completion
+
+    def _line_of(self, name: str) -> int:
+        for i, line in enumerate(self.source.splitlines()):
+            if re.search(r"\b" + re.escape(name) + r"\b", line):
+                return self.body_line + i
+        return self.body_line
+
+
+def _escape(value: Any) -> Any:
+    """Mark role lines inside row values so that they stay text."""
+    if isinstance(value, str):
+        return _ESCAPABLE.sub(_ESCAPE + r"\1", value) if ":" in value else value
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _split_roles(text: str) -> list[dict[str, str]]:
+    matches = list(ROLE_LINE.finditer(text))
+    chunks: list[tuple[str, str]] = []
+    if not matches:
+        chunks.append(("user", text))
+    else:
+        lead = text[: matches[0].start()]
+        if lead.strip():
+            chunks.append(("system", lead))
+        for i, m in enumerate(matches):
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            chunks.append((m.group(1).lower(), text[m.end():end]))
+    return [{"role": role, "content": body.replace(_ESCAPE, "").strip()} for role, body in chunks]
 
 
 def _undefined_name(exc: jinja2.UndefinedError) -> str:
@@ -105,29 +237,55 @@ def load_prompt(path: str | Path) -> Prompt:
             raise TemplateError("front matter must be a YAML mapping", file=path, line=1)
         body = parts[2]
         body_line = parts[0].count("\n") + parts[1].count("\n") + 1  # the closing --- line
-    sections = _split_roles(path, body, body_line)
-    return Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, sections=sections)
+    try:
+        template = _ENV.from_string(body)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", file=path,
+                            line=body_line + (exc.lineno or 1) - 1) from None
+    prompt = Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, template=template,
+                    source=body, body_line=body_line)
+    _check_front(prompt)
+    return prompt
 
 
-def _split_roles(path: Path, body: str, first_line: int) -> list[tuple[str, jinja2.Template, int, str]]:
-    matches = list(ROLE_LINE.finditer(body))
-    chunks: list[tuple[str, str, int]] = []
-    if not matches:
-        chunks.append(("user", body, first_line))
-    else:
-        lead = body[: matches[0].start()]
-        if lead.strip():
-            chunks.append(("system", lead, first_line))
-        for i, m in enumerate(matches):
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
-            line = first_line + body[: m.start(1)].count("\n")
-            chunks.append((m.group(1).lower(), body[m.end():end], line))
-    out = []
-    for role, source, line in chunks:
-        try:
-            out.append((role, _ENV.from_string(source), line, source))
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}", file=path, line=line + (exc.lineno or 1) - 1) from None
-    if not out:
-        raise TemplateError("prompt file has no content", file=path)
-    return out
+def _check_front(prompt: Prompt) -> None:
+    """The front matter fields promptgauge acts on must have valid values."""
+    if prompt.api not in APIS:
+        raise TemplateError(f"model.api is '{prompt.api}'", file=prompt.path, field="model.api",
+                            hint="valid: " + ", ".join(APIS))
+    if prompt.response not in RESPONSES:
+        raise TemplateError(f"model.response is '{prompt.response}'", file=prompt.path, field="model.response",
+                            hint="valid: " + ", ".join(RESPONSES))
+    cfg_type = prompt.configuration.get("type")
+    if cfg_type not in (None, "azure_openai", "openai"):
+        raise TemplateError(f"model.configuration.type is '{cfg_type}'", file=prompt.path,
+                            field="model.configuration.type", hint="valid: azure_openai, openai")
+    for name, spec in prompt.inputs.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind is not None and str(kind).lower() not in INPUT_TYPES:
+            raise TemplateError(f"input '{name}' has unknown type '{kind}'", file=prompt.path,
+                                field=f"inputs.{name}.type", hint="valid: " + ", ".join(INPUT_TYPES))
+
+
+def load_sample(prompt: Prompt) -> dict[str, Any] | None:
+    """The prompty's ``sample`` inputs: inline mapping, a JSON/JSONL/YAML file, or ``${file:...}``."""
+    sample = prompt.front.get("sample")
+    if sample is None or isinstance(sample, dict):
+        return sample
+    if not isinstance(sample, str):
+        raise TemplateError("sample must be a mapping or a file name", file=prompt.path, field="sample")
+    ref = sample.strip()
+    m = re.fullmatch(r"\$\{file:(.+)\}", ref)
+    path = prompt.path.parent / (m.group(1) if m else ref)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TemplateError(f"sample file not found: {path}", file=prompt.path, field="sample") from None
+    try:
+        data = json.loads(text.splitlines()[0] if path.suffix == ".jsonl" else text) if path.suffix != ".yaml" \
+            else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, IndexError) as exc:
+        raise TemplateError(f"sample file is not valid: {exc}", file=path) from None
+    if not isinstance(data, dict):
+        raise TemplateError("sample file must hold one mapping of input -> value", file=path)
+    return data

@@ -24,8 +24,10 @@ also across pytest-xdist workers).
 
 Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgauge.yaml`` in the
 rootdir or where pytest started), ``--promptgauge-update-baseline`` (baseline snapshots, see
-:mod:`promptgauge.snapshots`), ``--promptgauge-report DIR``; ini ``promptgauge_alpha``,
-``promptgauge_max_drop``, ``promptgauge_baseline_metrics``.
+:mod:`promptgauge.snapshots`), ``--promptgauge-report DIR``, ``--promptgauge-record`` /
+``--promptgauge-replay CASSETTE``; ini ``promptgauge_alpha``, ``promptgauge_max_drop``,
+``promptgauge_baseline_metrics``. Model calls go through the engine's response cache, so a
+rerun calls no model for a request it has seen.
 
 At the end of the session the controller (the only process without pytest-xdist) checks or
 writes the baseline snapshots (each check is reported as a test), marks the session's run
@@ -66,6 +68,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="store this run's per-row scores as the baseline snapshot next to each test file")
     group.addoption("--promptgauge-report", metavar="DIR",
                     help="write the session's reports here (default: the suite's reports/<run-id>/)")
+    group.addoption("--promptgauge-record", metavar="CASSETTE", type=Path,
+                    help="write every model exchange to this JSONL file (record without -n)")
+    group.addoption("--promptgauge-replay", metavar="CASSETTE", type=Path,
+                    help="answer every model call from this file, offline (no API key); a request not in it fails")
     parser.addini("promptgauge_suite", "suite file, relative to the ini file's directory")
     parser.addini("promptgauge_alpha", "significance level of the baseline regression check", default="0.05")
     parser.addini("promptgauge_max_drop", "drops up to this much never fail the baseline check", default="0")
@@ -88,6 +94,8 @@ def _check_ini(config: pytest.Config) -> None:
     """Bad promptgauge settings stop pytest at the start, as a usage error."""
     from .snapshots import SnapshotError, check_metric_names
 
+    if config.getoption("promptgauge_record") and config.getoption("promptgauge_replay"):
+        raise pytest.UsageError("promptgauge: --promptgauge-record and --promptgauge-replay exclude each other")
     try:
         check_metric_names(config.getini("promptgauge_baseline_metrics"))
     except SnapshotError as exc:
@@ -339,7 +347,9 @@ class _State:
             from .errors import UserError
 
             try:
-                self.harness = testkit.Harness(self.suite(), self.run_id)
+                self.harness = testkit.Harness(self.suite(), self.run_id,
+                                               record=self.config.getoption("promptgauge_record"),
+                                               replay=self.config.getoption("promptgauge_replay"))
             except UserError as exc:
                 error = str(exc)
             else:

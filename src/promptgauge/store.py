@@ -8,6 +8,7 @@ model and endpoint only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -84,6 +85,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -100,8 +102,18 @@ class Store:
                     file=self.path, hint="upgrade promptgauge",
                 )
 
-    def transaction(self) -> "_Tx":
-        return _Tx(self.db)
+    def transaction(self) -> "_Tx | contextlib.nullcontext":
+        return contextlib.nullcontext(self.db) if self._batched else _Tx(self.db)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every write inside one commit (the runner groups results written within a few ms)."""
+        with self.transaction():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
 
     def close(self) -> None:
         self.db.close()
@@ -158,7 +170,8 @@ class Store:
     def put_result(self, run_id: str, row_id: str, variant: str, repeat: int, *, row_index: int,
                    inputs: dict, output: str | None, outputs: dict | None, error: str | None,
                    latency_ms: float | None, prompt_tokens: int | None, completion_tokens: int | None,
-                   attempts: int) -> None:
+                   attempts: int, scores: list[dict[str, Any]] | None = None) -> None:
+        """Store one result (replacing an older one and its scores), with its *scores* in the same commit."""
         with self.transaction():
             # A retried result replaces the old one and its (stale) scores.
             self.db.execute(
@@ -171,16 +184,43 @@ class Store:
                  output, json.dumps(outputs, ensure_ascii=False, default=str) if outputs is not None else None,
                  error, latency_ms, prompt_tokens, completion_tokens, attempts, time.time()),
             )
+            for sc in scores or ():
+                self._insert_score(run_id, row_id, variant, repeat, **sc)
+
+    def copy_results(self, src: str, dst: str, variant: str) -> int:
+        """Copy *variant*'s successful results and their scores from run *src* into run *dst*.
+
+        The copies are marked ``cached`` at no cost in their outputs; errors are never copied.
+        """
+        now = time.time()
+        with self.transaction():
+            n = self.db.execute(
+                "INSERT OR REPLACE INTO results SELECT ?, row_id, variant, repeat, row_index, inputs, output, "
+                "json_set(outputs, '$.cached', json('true'), '$.cost_usd', 0), error, latency_ms, prompt_tokens, "
+                "completion_tokens, attempts, ? FROM results WHERE run_id=? AND variant=? AND error IS NULL",
+                (dst, now, src, variant),
+            ).rowcount
+            self.db.execute(
+                "INSERT OR REPLACE INTO scores SELECT ?, s.row_id, s.variant, s.repeat, s.evaluator, s.score, "
+                "s.passed, s.error, s.details, ? FROM scores s JOIN results r USING (run_id, row_id, variant, repeat) "
+                "WHERE s.run_id=? AND s.variant=? AND r.error IS NULL", (dst, now, src, variant),
+            )
+        return n
 
     def put_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
                   score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
         with self.transaction():
-            self.db.execute(
-                "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, row_id, variant, repeat, evaluator, score,
-                 None if passed is None else int(bool(passed)), error,
-                 json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
-            )
+            self._insert_score(run_id, row_id, variant, repeat, evaluator, score=score, passed=passed, error=error,
+                               details=details)
+
+    def _insert_score(self, run_id: str, row_id: str, variant: str, repeat: int, evaluator: str, *,
+                      score: float | None, passed: bool | None, error: str | None, details: dict | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, row_id, variant, repeat, evaluator, score,
+             None if passed is None else int(bool(passed)), error,
+             json.dumps(details, ensure_ascii=False, default=str) if details is not None else None, time.time()),
+        )
 
     def completed(self, run_id: str, evaluators: list[str]) -> set[tuple[str, str, int]]:
         """(row_id, variant, repeat) that have an output and a score from every evaluator."""

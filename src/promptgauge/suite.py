@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import SuiteError
 from .yamlutil import load_yaml, validate_model
@@ -52,7 +52,7 @@ class FileBacked(BaseModel):
 class TargetConfig(_Model):
     """A named endpoint under ``targets:``; variants refer to it as ``NAME`` or ``NAME:MODEL``."""
 
-    type: Literal["openai", "azure", "local", "python"] = "openai"
+    type: Literal["openai", "azure", "local", "python", "http", "flow"] = "openai"
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
@@ -61,13 +61,22 @@ class TargetConfig(_Model):
     model_path: str | None = None
     function: str | None = Field(None, description="module:function for python targets")
     headers: dict[str, str] = {}
+    rpm: int | None = Field(None, gt=0, description="requests per minute this endpoint allows")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute this endpoint allows")
+    url: str | None = Field(None, description="http targets: the URL that gets each row's inputs as a JSON POST")
+    response: str | None = Field(None, description="http targets: dotted path of the answer in the reply JSON")
+    flow: str | None = Field(None, description="flow targets: flow.dag.yaml, flow.flex.yaml or their folder")
+    variant: str | None = Field(None, description="flow targets: node variant, ${node.variant_id}")
+    connections: dict[str, str] = Field(
+        default_factory=dict, description="flow targets: promptflow connection name -> a target of this suite")
+    init: dict[str, Any] = Field(default_factory=dict, description="flow targets: a flex flow class's init arguments")
 
 
 class Variant(_Model):
     """One thing to score: a prompt rendered per row and sent to a target."""
 
     name: str
-    target: str
+    target: str | None = Field(None, description="default: the prompty's own model.configuration")
     prompt: str | None = None
     parameters: dict[str, Any] = {}
     inputs: dict[str, str] = Field(
@@ -80,6 +89,25 @@ class Variant(_Model):
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
             raise ValueError("variant names use letters, digits, '_', '-', '.' only")
         return v
+
+
+class Matrix(_Model):
+    """Variants as a product: every prompt x every target x every parameter set, each named by its keys."""
+
+    prompts: dict[str, str] = Field(default_factory=lambda: {"": ""})
+    targets: dict[str, str | None] = Field(default_factory=lambda: {"": None})
+    parameters: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"": {}})
+    name: str = Field("{prompt}.{target}.{parameters}", description="format of the variant names")
+
+    def expand(self) -> list[Variant]:
+        out = []
+        for pk, prompt in self.prompts.items():
+            for tk, target in self.targets.items():
+                for xk, params in self.parameters.items():
+                    name = self.name.format(prompt=pk, target=tk, parameters=xk)
+                    name = ".".join(part for part in name.split(".") if part)
+                    out.append(Variant(name=name, prompt=prompt or None, target=target, parameters=params))
+        return out
 
 
 class EvaluatorSpec(_Model):
@@ -158,6 +186,8 @@ class RunnerConfig(_Model):
     backoff_base: float = Field(0.5, ge=0)
     backoff_max: float = Field(30.0, ge=0)
     repeats: int = Field(1, ge=1, le=100)
+    cache: bool = Field(True, description="answer repeated model requests from the cache")
+    max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")
 
 
 class DatasetSpec(_Model):
@@ -171,8 +201,9 @@ class Suite(_Model, FileBacked):
 
     name: str
     description: str = ""
-    dataset: DatasetSpec
-    variants: list[Variant] = Field(min_length=1)
+    dataset: DatasetSpec | None = Field(None, description="default: the variants' prompty samples")
+    matrix: list[Matrix] = []
+    variants: list[Variant] = []
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
     gate: GateConfig = GateConfig()
@@ -191,6 +222,18 @@ class Suite(_Model, FileBacked):
     def _dataset_shorthand(cls, v: Any) -> Any:
         return {"path": v} if isinstance(v, str) else v
 
+    @field_validator("matrix", mode="before")
+    @classmethod
+    def _matrix_shorthand(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    @field_validator("variants")
+    @classmethod
+    def _some_variant(cls, v: list[Variant], info: ValidationInfo) -> list[Variant]:
+        if not v and not info.data.get("matrix"):
+            raise ValueError("a suite needs at least one variant: write 'variants:' or 'matrix:'")
+        return v
+
     @field_validator("evaluators", mode="before")
     @classmethod
     def _evaluator_shorthand(cls, v: Any) -> Any:
@@ -200,6 +243,9 @@ class Suite(_Model, FileBacked):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Suite":
+        for m in self.matrix:
+            self.variants.extend(m.expand())
+        self.matrix = []
         names = [v.name for v in self.variants]
         require_unique("variant", names)
         if self.baseline is not None and self.baseline not in names:

@@ -32,6 +32,8 @@ from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .gate import OPS, THRESHOLD
 from .prompts import load_prompt
+from .cache import Cache
+from .cassette import Cassette
 from .runner import Engine, Plan, new_run_id
 from .store import Store
 from .suite import COLUMN_REF, EvaluatorSpec, Suite, Variant, load_suite
@@ -47,9 +49,9 @@ SHOWN_CHARS = 400
 
 @dataclass(frozen=True)
 class DatasetRow(Row):
-    """A dataset row handed to a test; remembers its file so rows of different datasets stay apart."""
+    """A dataset row handed to a test; remembers its dataset, so rows of different files stay apart."""
 
-    source: Path | None = field(default=None, repr=False)
+    dataset: Dataset | None = field(default=None, repr=False, compare=False)
 
 
 def load_rows(path: Path, mapping: dict[str, str] | None = None) -> list[tuple[DatasetRow, dict[str, Any]]]:
@@ -68,14 +70,14 @@ def load_rows(path: Path, mapping: dict[str, str] | None = None) -> list[tuple[D
                                hint="write ${data.<column>}; columns: " + ", ".join(dataset.columns))
         refs[arg] = m.group(2)
     out = []
-    for row in dataset.rows:
+    for row in dataset.iter_rows():
         values = {}
         for arg, column in refs.items():
             if column not in row.data:
                 raise DatasetError(f"column '{column}' (mapped to test argument '{arg}') is missing", file=path,
                                    line=row.line, hint="columns present: " + ", ".join(row.data))
             values[arg] = row.data[column]
-        out.append((DatasetRow(row.id, row.index, row.line, row.data, source=dataset.path.resolve()), values))
+        out.append((DatasetRow(row.id, row.index, row.line, row.data, dataset=dataset), values))
     return out
 
 
@@ -183,21 +185,29 @@ def parse_condition(condition: str | float) -> tuple[str, float]:
 
 
 class Harness:
-    """One test process's way into the engine: suite, session store and run, one event loop."""
+    """One test process's way into the engine: suite, session store and run, one event loop.
 
-    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *,
-                 store: str | Path | None = None) -> None:
+    Model calls go through the engine's response cache (the suite store's ``cache.db``,
+    shared with ``promptgauge run``: a rerun calls no model for an unchanged request),
+    or answer from a cassette (*replay*, offline, no API key) or record into one.
+    """
+
+    def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None,
+                 record: Path | None = None, replay: Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
         path = Path(store) if store else session_store(self.suite)
         self.lock_path = lock_path(path, self.run_id)
         with locked(self.lock_path, "open"):  # xdist workers: SQLite may refuse two first switches to WAL at once
             self.store = Store(path)
+        use_cache = self.suite.runner.cache and replay is None
+        self.cache = Cache(self.suite.resolve(self.suite.store).parent / "cache.db") if use_cache else None
+        self.cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
         self.loop = asyncio.new_event_loop()
-        self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout)
+        self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout, offline=replay is not None)
         self.models = ModelPool(self.factory, self.suite.judge)  # judges' models, called through the engine
         self.calls = 0  #: model calls this process made
-        self.hits = 0  #: results this process took from the session's store instead
+        self.hits = 0  #: results this process took from the session's store or the response cache instead
         self._variants: dict[str, tuple[Variant, Any, Target]] = {}
         self._evaluators: dict[tuple[str, tuple[str, ...]], BoundEvaluator] = {}
         self._run_created = False
@@ -221,6 +231,9 @@ class Harness:
         finally:
             self.loop.close()
             self.store.close()
+            for part in (self.cache, self.cassette):
+                if part is not None:
+                    part.close()
 
     # -- what to evaluate ---------------------------------------------------------------------
     def row_key(self, row: Row | dict[str, Any]) -> tuple[str, Row]:
@@ -234,10 +247,10 @@ class Harness:
             return rid, Row(rid, 0, 0, dict(row))
         if not isinstance(row, Row):
             raise UserError(f"evaluate() takes a dataset row or a dict of inputs, not {type(row).__name__}")
-        source = getattr(row, "source", None)
-        if source is None or source == self.suite.resolve(self.suite.dataset.path).resolve():
+        dataset = getattr(row, "dataset", None)
+        if dataset is None or dataset.path.resolve() == self.suite.resolve(self.suite.dataset.path).resolve():
             return row.id, row
-        return f"{source.stem}/{row.id}", row
+        return f"{dataset.path.stem}/{row.id}", row
 
     def variant(self, variant: str | Variant | Callable[..., Any]) -> tuple[Variant, Any, Target]:
         """A suite variant by name, a :class:`Variant` built in code, or a Python callable as target."""
@@ -283,9 +296,13 @@ class Harness:
               dataset: Dataset | None = None) -> Plan:
         """A plan of one variant (or none) for the engine: what it renders, calls and scores."""
         v, prompt, target = variant or (None, None, None)
-        return Plan(self.suite, dataset or Dataset(Path("."), [], [], ""), [v] if v else [],
+        return Plan(self.suite, dataset or _rows_dataset(Path("<test>"), []), [v] if v else [],
                     {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.factory,
                     models=self.models)
+
+    def _engine(self, plan: Plan) -> Engine:
+        """The runner's engine for *plan*: its call path (cache, cassette, retries) and its store writes."""
+        return Engine(plan, self.store, self.run_id, cache=self.cache, cassette=self.cassette)
 
     def evaluators(self, names: list[str] | None, columns: list[str]) -> list[BoundEvaluator]:
         """The suite's evaluators (or those named; a name not in the suite is a builtin or custom one)."""
@@ -321,17 +338,20 @@ class Harness:
         chosen = self.variant(variant)
         v = chosen[0]
         bound = self.evaluators(evaluators, list(row.data))
-        source = getattr(row, "source", None)
-        dataset = Dataset(source or Path("<test>"), [row], list(row.data), "")
-        if source is not None:
-            self._note_dataset(source)
+        dataset = getattr(row, "dataset", None)
+        if dataset is not None:
+            self._note_dataset(dataset.path)
         stored_row = Row(key, row.index, row.line, row.data)
         with locked(self.lock_path, f"{v.name}\0{key}"):
             item = self._stored(key, v.name, row)
             if item is None or item["error"]:  # a failed call is tried again, not cached
-                engine = Engine(self._plan(chosen, bound, dataset), self.store, self.run_id)
-                self.loop.run_until_complete(engine._process(stored_row, v, 0))
-                self.calls += 1
+                engine = self._engine(self._plan(chosen, bound, dataset))
+                done = self.loop.run_until_complete(engine._process(stored_row, v, 0))
+                engine.flush()
+                if done is not None and done[1]:
+                    self.hits += 1
+                else:
+                    self.calls += 1
                 item = self._stored(key, v.name, row)
                 assert item is not None, "the engine stores every result it processes"
             else:
@@ -339,7 +359,7 @@ class Harness:
                 self._score_missing(item, row, stored_row, v, bound)
         if item["error"]:
             raise CallFailed(f"the model call failed for row {row.id} (variant {v.name}): {item['error']}")
-        return key, self._result(item, row, v.name, bound, dataset.where(row) if source else "")
+        return key, self._result(item, row, v.name, bound, dataset.where(row) if dataset else "")
 
     def _stored(self, key: str, variant: str, row: Row) -> dict[str, Any] | None:
         item = next(self.store.iter_results(self.run_id, row_id=key, variant=variant), None)
@@ -377,7 +397,7 @@ class Harness:
         """
         self._ensure_run()
         [ev] = self.evaluators([evaluator], list(data))
-        Engine(self._plan(evaluators=[ev]), self.store, self.run_id)  # routes a judge's calls through the engine
+        self._engine(self._plan(evaluators=[ev]))  # routes a judge's calls through the engine
         outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
         if result is None:
             result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
@@ -390,6 +410,11 @@ class Harness:
             self._datasets.add(rel)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             self.store.update_manifest(self.run_id, "datasets", {rel: digest})
+
+
+def _rows_dataset(path: Path, rows: list[Row]) -> Dataset:
+    """A dataset of rows already read, for the engine (it names a row by *path* in messages)."""
+    return Dataset(path, list(rows[0].data) if rows else [], "", len(rows), "sample", records=[r.data for r in rows])
 
 
 def session_store(suite: Suite) -> Path:

@@ -254,7 +254,7 @@ class RubricJudge(PromptyJudge):
             threshold = front.get("threshold", math.ceil((self.low + self.high) / 2))
         super().__init__(judge=judge, threshold=threshold, parameters=parameters)
         self.key = path.stem
-        self.blank = all(not source.strip() for _, _, _, source in self.prompt.sections)
+        self.blank = not self.prompt.source.strip()
         declared = front.get("inputs") or ({} if not self.blank else {"response": {"type": "string"}})
         if not isinstance(declared, dict):
             raise EvaluatorError("'inputs:' must be a mapping of input names", file=path, field="inputs")

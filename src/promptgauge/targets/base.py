@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 
@@ -16,10 +16,25 @@ class Completion:
     model: str | None = None
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Every choice's text (several when the request asked for ``n > 1``).
+    choices: list[str] | None = None
+    #: Set by the runner, not stored in the cache: answered from cache/cassette, and what the call cost.
+    cached: bool = field(default=False, compare=False)
+    cost_usd: float | None = field(default=None, compare=False)
 
     @property
     def outputs(self) -> dict[str, Any]:
         return {"response": self.text, **self.extra}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the cache and cassettes keep it."""
+        data = asdict(self)
+        del data["cached"], data["cost_usd"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Completion":
+        return cls(**data)
 
 
 class Target(Protocol):
@@ -28,8 +43,12 @@ class Target(Protocol):
     name: str
     #: True when calls must not overlap (an in-process model); the runner serialises them.
     serial: bool
+    #: True when equal requests may be answered from the cache (models yes; user code and apps no).
+    cacheable: bool
 
-    async def complete(self, messages: list[dict[str, str]] | None, parameters: dict[str, Any], inputs: dict[str, Any]) -> Completion:
+    async def complete(self, messages: list[dict[str, str]] | str | None, parameters: dict[str, Any],
+                       inputs: dict[str, Any]) -> Completion:
+        """*messages* is a chat, or a prompt string for a completion API, or None (flows get *inputs*)."""
         ...
 
     async def aclose(self) -> None:

@@ -76,6 +76,7 @@ class LocalTarget:
     """Chat completion on an in-process GGUF model."""
 
     serial = True
+    cacheable = True
 
     def __init__(self, name: str, path: Path, label: str) -> None:
         self.name = name

@@ -1,4 +1,4 @@
-"""Chat completions through the openai SDK: OpenAI, Azure OpenAI, any OpenAI-compatible server.
+"""Chat (and legacy text) completions through the openai SDK: OpenAI, Azure OpenAI, any compatible server.
 
 The SDK's own retries are off (``max_retries=0``): the runner owns retries so
 that backoff, ``Retry-After`` and error accounting are the same for every
@@ -47,7 +47,8 @@ def to_call_error(exc: Exception) -> CallError:
         status = exc.status_code
         retry_after = retry_after_seconds(exc.response.headers)
         retryable = status in (408, 409, 429) or status >= 500
-        return CallError(f"HTTP {status}: {_short(exc.message)}", retryable=retryable, retry_after=retry_after)
+        return CallError(f"HTTP {status}: {_short(exc.message)}", retryable=retryable, retry_after=retry_after,
+                         throttled=status == 429)
     if isinstance(exc, openai.APIResponseValidationError):
         return CallError(f"invalid response from server: {_short(str(exc))}", retryable=True)
     if isinstance(exc, ValueError):  # JSONDecodeError on a malformed body
@@ -64,35 +65,42 @@ class OpenAIChatTarget:
     """``openai:MODEL``, ``azure:DEPLOYMENT`` or a named ``targets:`` entry of type openai/azure."""
 
     serial = False
+    cacheable = True
 
-    def __init__(self, name: str, client: openai.AsyncOpenAI, model: str, *, kind: str, endpoint: str | None) -> None:
+    def __init__(self, name: str, client: openai.AsyncOpenAI, model: str, *, kind: str, endpoint: str | None,
+                 rpm: int | None = None, tpm: int | None = None) -> None:
         self.name = name
-        self.client = client
+        self.client = client  # owned by the TargetFactory, shared per endpoint
         self.model = model
         self.kind = kind
         self.endpoint = endpoint
+        self.rpm = rpm
+        self.tpm = tpm
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+        """A chat completion; a prompt string (``api: completion``) goes to the legacy completions API."""
         try:
-            resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
-        except openai.OpenAIError as exc:
-            raise to_call_error(exc) from exc
-        except ValueError as exc:
+            if isinstance(messages, str):
+                resp = await self.client.completions.create(model=self.model, prompt=messages, **parameters)
+            else:
+                resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
+        except (openai.OpenAIError, ValueError) as exc:
             raise to_call_error(exc) from exc
         if not getattr(resp, "choices", None):
             raise CallError("response has no choices", retryable=True)
-        choice = resp.choices[0]
+        texts = [(c.text if isinstance(messages, str) else c.message.content) or "" for c in resp.choices]
         usage = resp.usage
         return Completion(
-            text=choice.message.content or "",
+            text=texts[0],
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             model=resp.model,
-            finish_reason=choice.finish_reason,
+            finish_reason=resp.choices[0].finish_reason,
+            choices=texts,
         )
 
     async def aclose(self) -> None:
-        await self.client.close()
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "endpoint": self.endpoint}

@@ -1,8 +1,11 @@
 """Any Python callable as a target: ``python:module:function`` (sync or async).
 
-The callable receives the row's inputs as keyword arguments (plus ``messages``
-when the variant has a prompt) -- those its signature accepts -- and returns a string
+The callable receives the row's inputs it accepts as keyword arguments (plus
+``messages`` when the variant has a prompt and the callable accepts it) and returns a string
 or a dict; a dict's keys become ``${target.<key>}`` columns (``response`` first).
+An exception is recorded on its row with the callable's traceback. A sync
+callable runs in a daemon thread of its own, so one that hangs past the
+timeout is abandoned without blocking the others or the end of the process.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import asyncio
 import importlib
 import inspect
 import sys
+import threading
+import traceback
 from typing import Any, Callable
 
 from ..errors import CallError, TargetError
@@ -40,6 +45,7 @@ def import_callable(ref: str, *, search_path: str | None = None) -> Callable[...
 
 class PythonTarget:
     serial = False
+    cacheable = False
 
     def __init__(self, name: str, func: Callable[..., Any], ref: str) -> None:
         self.name = name
@@ -49,29 +55,64 @@ class PythonTarget:
             params = inspect.signature(func).parameters
         except (TypeError, ValueError):
             params = {}
-        # Row columns the callable does not take are not passed (unless it takes **kwargs).
-        self._accepts: set[str] | None = None if any(
-            p.kind is p.VAR_KEYWORD for p in params.values()) else set(params)
+        #: The keyword arguments it takes (None: any, through **kwargs or an unknown signature).
+        self._accepts = None if not params or any(p.kind is p.VAR_KEYWORD for p in params.values()) \
+            else set(params)
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
-        kwargs = {**inputs, "messages": messages} if messages is not None else dict(inputs)
-        if self._accepts is not None:
-            kwargs = {k: v for k, v in kwargs.items() if k in self._accepts}
+        kwargs = dict(inputs) if self._accepts is None else {k: v for k, v in inputs.items() if k in self._accepts}
+        if messages is not None and (self._accepts is None or "messages" in self._accepts):
+            kwargs["messages"] = messages
         try:
             if inspect.iscoroutinefunction(self.func):
                 out = await self.func(**kwargs)
             else:
-                out = await asyncio.to_thread(self.func, **kwargs)
+                out = await in_daemon_thread(self.func, kwargs)
         except Exception as exc:  # the user's code: record, never crash the run
-            raise CallError(f"{type(exc).__name__}: {exc}") from exc
-        if isinstance(out, dict):
-            text = out.get("response", out.get("output", ""))
-            extra = {k: v for k, v in out.items() if k != "response"}
-            return Completion(text="" if text is None else str(text), extra=extra)
-        return Completion(text="" if out is None else str(out))
+            raise CallError(f"{type(exc).__name__}: {exc}\n{user_traceback(exc)}") from exc
+        return to_completion(out)
 
     async def aclose(self) -> None:
         return None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "python", "function": self.ref}
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of *exc* without promptgauge's own frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/promptgauge/" not in f.filename.replace("\\", "/")]
+    return "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames)) + \
+        "".join(traceback.format_exception_only(exc)).rstrip()
+
+
+async def in_daemon_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``func(**kwargs)`` in a new daemon thread; cancelling the await abandons the thread."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def work() -> None:
+        try:
+            outcome = (True, func(**kwargs))
+        except BaseException as exc:  # handed to the awaiting coroutine
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the run ended (the loop is closed) while this call hung
+            pass
+
+    threading.Thread(target=work, daemon=True, name="promptgauge-python-target").start()
+    return await future
+
+
+def to_completion(out: Any) -> Completion:
+    """A callable's return value as a :class:`Completion` (dict keys become outputs)."""
+    if isinstance(out, dict):
+        text = out.get("response", out.get("output", ""))
+        extra = {k: v for k, v in out.items() if k != "response"}
+        return Completion(text="" if text is None else str(text), extra=extra)
+    return Completion(text="" if out is None else str(out))

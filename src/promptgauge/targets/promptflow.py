@@ -1,0 +1,175 @@
+"""promptflow flows as targets: ``flow.dag.yaml`` (DAG) and ``flow.flex.yaml`` (flex), run in process.
+
+Needs the optional extra ``promptgauge[promptflow]``; promptflow is imported
+only when a suite uses a flow. Flows run through promptflow's executor (the
+same one ``pf flow test`` uses), one line per row, inside this process and
+event loop -- never through its batch engine: no worker processes, no trace
+service, no telemetry (``PF_DISABLE_TRACING`` is set and no exporter is set up).
+
+A DAG flow's node variants are chosen with ``variant: ${node.variant_id}``;
+its LLM nodes' connections map to this suite's targets (``connections:
+{open_ai_connection: NAME}``), with keys from the environment. A flex flow's
+class entry gets ``init:`` as its constructor arguments. The flow's first
+output (or ``answer`` / ``response`` / ``output``) is the response text; every
+output is a ``${target.<name>}`` column. Token usage comes from the line's
+metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ..errors import CallError, TargetError
+from .base import Completion
+
+if TYPE_CHECKING:
+    from ..suite import TargetConfig
+    from . import TargetFactory
+
+FLOW_FILES = ("flow.dag.yaml", "flow.dag.yml", "flow.flex.yaml", "flow.flex.yml")
+INSTALL_HINT = "install promptflow support with: pip install 'promptgauge[promptflow]'"
+_VARIANT = re.compile(r"^\$\{([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)\}$")
+_NODE_REF = re.compile(r"\$\{([A-Za-z_][\w-]*)\.output")
+
+
+def _quiet_promptflow() -> None:
+    """No tracing, no exporter, no telemetry -- before promptflow is first imported."""
+    os.environ["PF_DISABLE_TRACING"] = "true"
+    os.environ.setdefault("PF_LOGGING_LEVEL", "WARNING")
+
+
+def flow_file(path: Path) -> Path:
+    if path.is_dir():
+        for name in FLOW_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise TargetError(f"no flow file in {path}", hint="expected one of: " + ", ".join(FLOW_FILES))
+    if not path.is_file():
+        raise TargetError(f"flow file not found: {path}")
+    return path
+
+
+def load_flow_target(ref: str, path: Path, cfg: "TargetConfig", factory: "TargetFactory", field: str) -> "FlowTarget":
+    """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    path = flow_file(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TargetError(f"flow file is not valid YAML: {exc}", file=path) from None
+    if not isinstance(data, dict) or not ("nodes" in data or "entry" in data):
+        raise TargetError("unknown flow type: a flow file has 'nodes:' (DAG flow) or 'entry:' (flex flow)",
+                          file=path, hint="promptgauge runs flow.dag.yaml and flow.flex.yaml flows; "
+                          "use a .prompty file as a variant's prompt")
+    if "nodes" in data:
+        data = _check_dag(data, path, cfg.variant)
+    elif cfg.variant:
+        raise TargetError("node variants exist only in DAG flows", file=path, field=field + ".variant")
+    connections = {name: _connection(factory, target, f"{field}.connections.{name}")
+                   for name, target in cfg.connections.items()}
+    _quiet_promptflow()
+    try:
+        from promptflow.contracts.flow import Flow
+        from promptflow.executor import FlowExecutor
+    except ImportError:
+        raise TargetError("promptflow is not installed", hint=INSTALL_HINT) from None
+    try:
+        if "nodes" in data:
+            flow = Flow._from_dict(flow_data=data, working_dir=path.parent)
+            executor = FlowExecutor._create_from_flow(flow=flow, flow_file=path, connections=connections,
+                                                      working_dir=path.parent, raise_ex=False)
+        else:
+            executor = FlowExecutor.create(path, connections, path.parent, raise_ex=False,
+                                           init_kwargs=cfg.init or None, env_exporter_setup=False)
+    except Exception as exc:  # promptflow's own validation: missing tool, bad reference, bad entry...
+        raise TargetError(f"promptflow cannot load this flow: {type(exc).__name__}: {exc}", file=path) from None
+    return FlowTarget(ref, path, executor, data)
+
+
+def _check_dag(data: dict[str, Any], path: Path, variant: str | None) -> dict[str, Any]:
+    """Apply the chosen node variant; every ``${node.output}`` must name a node."""
+    nodes = data.get("nodes") or []
+    names = {n.get("name") for n in nodes if isinstance(n, dict)}
+    node_variants = data.get("node_variants") or {}
+    if variant:
+        m = _VARIANT.match(variant)
+        if not m:
+            raise TargetError(f"variant '{variant}' is not ${{node.variant_id}}", file=path)
+        node, vid = m.groups()
+        choices = (node_variants.get(node) or {}).get("variants") or {}
+        if vid not in choices:
+            known = ", ".join(f"${{{n}.{v}}}" for n, nv in node_variants.items() for v in (nv.get("variants") or {}))
+            raise TargetError(f"flow has no node variant {variant}", file=path, hint="variants: " + (known or "none"))
+        data = {**data, "node_variants": {**node_variants, node: {**node_variants[node], "default_variant_id": vid}}}
+    for n in nodes:
+        if not isinstance(n, dict):
+            continue
+        for ref in _NODE_REF.findall(yaml.safe_dump(n.get("inputs") or {})):
+            if ref not in names:
+                raise TargetError(f"node '{n.get('name')}' references node '{ref}', which the flow does not have",
+                                  file=path, hint="nodes: " + ", ".join(sorted(filter(None, names))))
+        source = n.get("source") or {}
+        if source.get("type") == "code" and source.get("path") and not (path.parent / source["path"]).is_file():
+            raise TargetError(f"node '{n.get('name')}' uses missing file {source['path']}", file=path)
+    for name, out in (data.get("outputs") or {}).items():
+        ref = _NODE_REF.search(str((out or {}).get("reference", "")))
+        if ref and ref.group(1) not in names:
+            raise TargetError(f"output '{name}' references node '{ref.group(1)}', which the flow does not have",
+                              file=path)
+    return data
+
+
+def _connection(factory: "TargetFactory", target: str, field: str) -> dict[str, Any]:
+    """A promptflow connection (as its executor takes it) built from a suite target."""
+    cfg = factory.suite.targets.get(target)
+    if cfg is None or cfg.type not in ("openai", "azure"):
+        raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
+    client, endpoint = factory._client(cfg, field)
+    if cfg.type == "azure":
+        return {"type": "AzureOpenAIConnection", "value": {
+            "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
+    return {"type": "OpenAIConnection", "value": {"api_key": client.api_key, "base_url": endpoint}}
+
+
+class FlowTarget:
+    serial = False
+    cacheable = False  # a flow is the application under test; its LLM nodes call their models themselves
+
+    def __init__(self, name: str, path: Path, executor: Any, data: dict[str, Any]) -> None:
+        self.name = name
+        self.path = path
+        self.executor = executor
+        self.inputs = set(data.get("inputs") or {})
+        self.kind = "dag" if "nodes" in data else "flex"
+
+    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+        values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
+        result = await self.executor.exec_line_async(values)
+        info = result.run_info
+        if info.error:
+            err = info.error
+            raise CallError(f"flow failed: {err.get('message') if isinstance(err, dict) else err}")
+        output = result.output
+        outputs = dict(output) if isinstance(output, dict) else {"response": output}
+        metrics = info.system_metrics or {}
+        # promptflow counts tokens only when tracing is on: 0 here means "not counted".
+        return Completion(text=_text(outputs), prompt_tokens=metrics.get("prompt_tokens") or None,
+                          completion_tokens=metrics.get("completion_tokens") or None,
+                          extra={k: v for k, v in outputs.items() if k != "response"})
+
+    async def aclose(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "flow", "flow": self.kind, "file": self.path.name}
+
+
+def _text(outputs: dict[str, Any]) -> str:
+    for key in ("response", "answer", "output"):
+        if key in outputs:
+            return "" if outputs[key] is None else str(outputs[key])
+    return str(next(iter(outputs.values()), ""))
