@@ -37,18 +37,23 @@ def replies(wrong: set[str] = frozenset()) -> dict[str, str]:
     return {question(c): (WRONG[city] if rid in wrong else city) for rid, (c, city) in CAPITALS.items()}
 
 
+RUNNER = {"concurrency": 4, "timeout": 2, "retries": 2, "backoff_base": 0.01, "backoff_max": 0.1}
+EVALUATORS = [{"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}},
+              {"name": "exact_match", "params": {"ignore_case": True}}]
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester, fake_openai: FakeOpenAIServer) -> SuiteBuilder:
-    """A suite on the fake server: 10 capitals rows, variants a (baseline) and b (gated)."""
+    """A suite on the fake server: 10 capitals rows, variants a (baseline) and b (gated).
+
+    The response cache is off: these tests change the server's answers between sessions.
+    """
     fake_openai.replies = replies()
     b = SuiteBuilder(pytester.path, fake_openai.base_url)
     b.dataset([{"id": rid, "question": question(c), "ground_truth": city} for rid, (c, city) in CAPITALS.items()])
     b.prompt("a.prompty", "system:\nAnswer briefly.\n\nuser:\n{{question}}\n")
     b.prompt("b.prompty", "user:\n{{question}}\n")
-    b.suite(evaluators=[
-        {"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}},
-        {"name": "exact_match", "params": {"ignore_case": True}},
-    ])
+    b.suite(evaluators=EVALUATORS, runner={**RUNNER, "cache": False})
     return b
 
 
@@ -166,7 +171,7 @@ def test_shared_cache_no_repeated_calls_across_tests_and_xdist_workers(
         def every_row(evaluate, promptgauge_suite):
             from promptgauge.datasets import load_dataset
             dataset = load_dataset(promptgauge_suite.resolve(promptgauge_suite.dataset.path))
-            return [evaluate(row) for row in dataset.rows]
+            return [evaluate(row) for row in dataset.iter_rows()]
 
         def test_a(evaluate, promptgauge_suite):
             assert len(every_row(evaluate, promptgauge_suite)) == 10
@@ -194,6 +199,42 @@ def test_shared_cache_no_repeated_calls_across_tests_and_xdist_workers(
     res.stdout.fnmatch_lines(["*= promptgauge =*", f"run {run_id} (suite t, finished)",
                               "b * contains * 10 * 1.000 * 1.000 * 0"])
     assert len(ET.parse(pytester.path / "junit.xml").findall(".//testcase")) == 12
+
+
+def test_response_cache_and_cassettes_make_reruns_free_and_ci_offline(
+        pytester: pytest.Pytester, project: SuiteBuilder, fake_openai: FakeOpenAIServer) -> None:
+    project.suite(evaluators=EVALUATORS, runner=RUNNER)  # the response cache on, as by default
+    pytester.makepyfile(test_rows="""
+        import pytest
+
+        @pytest.mark.promptgauge()
+        def test_capital(row, evaluate):
+            assert evaluate(row).contains.passed
+
+        def test_counts(promptgauge_cache, request):
+            calls, hits = request.config.getoption("--expect").split(",")
+            assert (promptgauge_cache.calls, promptgauge_cache.hits) == (int(calls), int(hits))
+    """)
+    pytester.makeconftest("def pytest_addoption(parser):\n    parser.addoption('--expect')\n")
+    run(pytester, "--expect=10,0", "--promptgauge-record=capitals.cassette.jsonl").assert_outcomes(passed=11)
+    assert fake_openai.request_count == 10
+    run(pytester, "--expect=0,10").assert_outcomes(passed=11)  # a rerun: every answer from the cache
+    assert fake_openai.request_count == 10
+
+    # CI: no cache, no server, no API key -- the cassette answers
+    (pytester.path / ".promptgauge" / "cache.db").unlink()
+    project.suite(evaluators=EVALUATORS, runner=RUNNER,
+                  targets={"fake": {"type": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1",
+                                    "api_key_env": "PROMPTGAUGE_TEST_UNSET_KEY"}})
+    res = run(pytester, "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl")
+    res.assert_outcomes(passed=11)
+    assert fake_openai.request_count == 10
+    with (pytester.path / "data.jsonl").open("a") as f:  # a row the cassette never saw
+        f.write('{"id": "xx", "question": "Capital of Atlantis?", "ground_truth": "?"}\n')
+    res = run(pytester, "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl", "-k", "xx")
+    res.assert_outcomes(failed=1, deselected=11)
+    res.stdout.fnmatch_lines(["*promptgauge: *capitals.cassette.jsonl: request not in the cassette: *Capital of "
+                              "Atlantis?*"])
 
 
 def test_cache_counts_calls_and_hits_in_one_process(pytester: pytest.Pytester, project: SuiteBuilder,
@@ -315,7 +356,7 @@ def test_mapping_passes_columns_as_arguments(pytester: pytest.Pytester, project:
 
 def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.Pytester, project: SuiteBuilder,
                                                               fake_openai: FakeOpenAIServer) -> None:
-    project.suite(judge="fake", evaluators=[{"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}])
+    project.suite(judge="fake", evaluators=EVALUATORS[:1], runner={**RUNNER, "cache": False})
 
     def respond(request: dict) -> str:  # the judge model answers the relevance prompt; variants get capitals
         if "relevance" in json.dumps(request["messages"]).lower():
