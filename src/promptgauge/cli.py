@@ -148,6 +148,41 @@ def print_estimate(est: Any) -> None:
                   "evaluator (judge) calls are not counted[/]")
 
 
+@cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
+                                                          "no_cache", "refresh", "record", "replay", "max_cost")])
+@click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
+              help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
+@click.pass_obj
+def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
+       store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
+       max_cost: float | None, out: Path) -> None:
+    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
+
+    With --replay CASSETTE it runs offline, without API keys.
+    """
+    from . import api
+    from .runner import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    try:
+        report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
+                        store=store, options=options)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished results are kept in the store")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary, report.comparisons)
+    for fmt, path in sorted(report.reports.items()):
+        console.print(f"{fmt}: {path}")
+    if report.status == "budget":
+        console.print("[yellow]stopped at the cost budget[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
