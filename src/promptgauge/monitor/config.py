@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
-from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, require_unique
+from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, require_unique, safe_name
 from ..summary import higher_is_better
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
@@ -65,9 +65,7 @@ class SourceSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
-            raise ValueError("source names use letters, digits, '_', '-', '.' only")
-        return v
+        return safe_name("source", v)
 
 
 class SamplingConfig(_Model):
