@@ -43,9 +43,9 @@ def rows(n: int) -> list[dict]:
 
 
 def suite(builder, n: int, **overrides):
-    (builder.root / "app.py").write_text(APP)
+    (builder.root / "scale_app.py").write_text(APP)  # a module name no other test imports
     builder.dataset(rows(n))
-    doc = dict(variants=[{"name": "a", "target": "python:app:a"}, {"name": "b", "target": "python:app:b"}],
+    doc = dict(variants=[{"name": "a", "target": "python:scale_app:a"}, {"name": "b", "target": "python:scale_app:b"}],
                evaluators=[{"name": "exact_match"},
                            {"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}],
                gate={"rules": ["exact_match: no_regression(max_drop=0.02)"]},

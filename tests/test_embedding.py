@@ -96,9 +96,10 @@ def test_embedding_similarity_in_a_run_local_and_endpoint(builder, fake_openai):
     assert rows["it"]["api"]["score"] == pytest.approx(1 / np.sqrt(3), abs=1e-5)
     assert rows["es"]["api"]["score"] == pytest.approx(float(np.dot(embed_text("Barcelona"), embed_text("Madrid"))))
     embedding_requests = [r for r in fake_openai.requests if r.path.endswith("/embeddings")]
-    assert 1 <= len(embedding_requests) < 4  # batched across rows
-    assert {t for r in embedding_requests for t in r.body["input"]} == {
-        "Paris", "Tokyo", "Rome, of course.", "Barcelona", "Rome", "Madrid"}
+    # At most one request per row (how many rows share a batch depends on timing), no text sent twice.
+    assert 1 <= len(embedding_requests) <= 4
+    sent = [t for r in embedding_requests for t in r.body["input"]]
+    assert sorted(sent) == sorted({"Paris", "Tokyo", "Rome, of course.", "Barcelona", "Rome", "Madrid"})
     assert report.summary["manifest"]["evaluators"]["api"]["model"]["model"] == "text-embedding-3-small"
 
 

@@ -79,3 +79,16 @@ def test_normalise(raw, threshold, expected):
 def test_normalise_rejects_strings():
     with pytest.raises(TypeError):
         normalise("great answer")
+
+
+def test_public_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    code = ("import sys, promptgauge as pg\n"
+            "assert 'pandas' not in sys.modules and 'openai' not in sys.modules\n"
+            "missing = [n for n in pg.__all__ if not hasattr(pg, n)]\n"
+            "assert not missing, missing\n"
+            "assert callable(pg.run) and issubclass(pg.UserError, pg.PromptGaugeError)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,3 +269,23 @@ def dry_run(suite: str | Path | Suite | None = None, *, variants: list[str] | No
     plan = prepare(s, variants=variants, limit=limit, offline=True)
     store_path = Path(store) if store else s.resolve(s.store)
     return estimate(plan, store_path.parent / "cache.db")
+
+
+def ci(
+    suite: str | Path | Suite | None = None,
+    *,
+    out: str | Path = "promptgauge-report",
+    **options: Any,
+) -> RunReport:
+    """Run a suite for a pipeline: :func:`run` (its ``options``), its reports copied into *out*.
+
+    *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
+    failing rows), ``report.md`` (a pull-request comment), ``report.html``,
+    ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    """
+    report = run(suite, **options)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}
+    return report

@@ -148,6 +148,41 @@ def print_estimate(est: Any) -> None:
                   "evaluator (judge) calls are not counted[/]")
 
 
+@cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
+                                                          "no_cache", "refresh", "record", "replay", "max_cost")])
+@click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
+              help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
+@click.pass_obj
+def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
+       store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
+       max_cost: float | None, out: Path) -> None:
+    """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
+
+    With --replay CASSETTE it runs offline, without API keys.
+    """
+    from . import api
+    from .runner import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    try:
+        report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
+                        store=store, options=options)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished results are kept in the store")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary, report.comparisons)
+    for fmt, path in sorted(report.reports.items()):
+        console.print(f"{fmt}: {path}")
+    if report.status == "budget":
+        console.print("[yellow]stopped at the cost budget[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
@@ -328,9 +363,13 @@ def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path |
 @click.option("--once", is_flag=True, help="One pass, then exit (for cron); default: a pass every 'interval'.")
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the monitor file).")
 @click.option("--reports-dir", type=click.Path(path_type=Path), help="Where monitor.{html,md,json} go.")
+@click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="Each pass stops scoring before its judges spend more (default: runner.max_cost).")
 @click.pass_obj
-def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None) -> None:
-    """Score new production records and judge the latest window: exit 0 healthy, 1 alert, 2 input error."""
+def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None,
+            max_cost: float | None) -> None:
+    """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
+    cost budget, 2 input error."""
     from . import api
     from .monitor.report import when
 
@@ -345,9 +384,13 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
             console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
             err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+        if p.stopped == "budget":
+            console.print(f"[yellow]stopped at the cost budget[/] (${r['pass']['cost_usd']:.4f} of "
+                          f"${r['pass']['max_cost']:g}): scored records are kept; the next pass goes on from there")
 
     try:
-        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass)
+        result = api.monitor(config, once=once, store=store, reports_dir=reports_dir, on_pass=on_pass,
+                             max_cost=max_cost)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:

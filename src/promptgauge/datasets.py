@@ -111,7 +111,7 @@ def load_dataset(path: str | Path, *, id_column: str | None = None, format: str 
             check(row, lambda row=row: _where(path, fmt, row))
     if not count:
         raise DatasetError("dataset is empty: no rows to evaluate", file=path)
-    return Dataset(path=path, columns=list(columns), sha256=_sha256(path), count=count, format=fmt,
+    return Dataset(path=path, columns=list(columns), sha256=file_sha256(path), count=count, format=fmt,
                    id_column=id_column, common=frozenset(common or ()))
 
 
@@ -133,12 +133,10 @@ def sample_dataset(samples: dict[Path, dict[str, Any]], *, check: RowCheck | Non
     return ds
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _records(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -40,7 +40,7 @@ from .evaluators.registry import BoundEvaluator, resolve
 from .prompts import Prompt, load_prompt, load_sample
 from .ratelimit import Limiter
 from .store import Store
-from .suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
+from .suite import COLUMN_REF, EvaluatorSpec, RunnerConfig, Suite, Variant
 from .targets import Target, TargetFactory
 
 #: Target kinds whose calls are model calls, priced by model.
@@ -283,35 +283,153 @@ class RunOutcome:
     plan: Plan = field(repr=False)
 
 
-class Engine:
-    """Runs a :class:`Plan` into the store."""
+class Caller:
+    """The single path of every model call (:meth:`_call`): a run's variants, LLM judges and embeddings
+    endpoints alike. Without a plan, it serves evaluators' models alone (the monitor's judges)."""
 
-    def __init__(self, plan: Plan, store: Store, run_id: str, *,
-                 on_progress: Callable[[Progress], None] | None = None, concurrency: int | None = None,
-                 seed: int | None = None, cache: Cache | None = None, cassette: Cassette | None = None,
-                 max_cost: float | None = None) -> None:
-        self.plan = plan
-        self.store = store
-        self.run_id = run_id
-        self.on_progress = on_progress
-        cfg = plan.suite.runner
-        self.cfg = cfg
-        self.concurrency = concurrency or cfg.concurrency
+    def __init__(self, runner: RunnerConfig, prices: PriceTable, *, models: ModelPool | None = None,
+                 concurrency: int | None = None, seed: int | None = None, cache: Cache | None = None,
+                 cassette: Cassette | None = None, max_cost: float | None = None) -> None:
+        self.cfg = runner
+        self.prices = prices
+        self.concurrency = concurrency or runner.concurrency
         self.rng = random.Random(seed)
         self.cache = cache
         self.cassette = cassette
         self.max_cost = max_cost
         self.spent = 0.0
         self._reserved = 0.0
-        #: Why the run stopped before its end ("budget"), or None.
+        #: Why calls stopped before the end ("budget"), or None.
         self.stop_reason: str | None = None
         self._serial_locks: dict[str, asyncio.Lock] = {}
         self._limiters: dict[str, Limiter] = {}
         self._info: dict[str, dict[str, Any]] = {}
+        if models:  # judges and embeddings endpoints call their targets through _call, like variants
+            models.bind(self._call)
+
+    def describe(self, target: Target) -> dict[str, Any]:
+        """``target.describe()``, asked once per target."""
+        if target.name not in self._info:
+            self._info[target.name] = target.describe()
+        return self._info[target.name]
+
+    async def _call(self, target: Target, messages, params, inputs, *, repeat: int = 0):  # noqa: ANN001
+        """Every model call: replay, cache, budget, rate limits, timeout, retries.
+
+        Returns ``(completion, error, latency_ms, attempts)``; ``completion.cached`` and
+        ``completion.cost_usd`` say where it came from and what it cost.
+        """
+        start = time.perf_counter()
+        req = key = None
+        if target.cacheable and (self.cache or self.cassette):
+            req = cache_mod.request(self.describe(target), messages, params, repeat)
+            key = cache_mod.key_of(req)
+            hit = None
+            if self.cassette and self.cassette.mode == "replay":
+                hit = self.cassette.replay(key, req)
+            elif self.cache:
+                hit = self.cache.get(key)
+            if hit is not None:
+                hit.cached, hit.cost_usd = True, 0.0
+                if self.cassette and self.cassette.mode == "record":
+                    self.cassette.record(key, req, hit)
+                return hit, None, (time.perf_counter() - start) * 1000.0, 0
+        info = self.describe(target)
+        model = info.get("model") if info.get("kind") in MODEL_KINDS else None
+        limiter = self._limiter(target)
+        prompt_est = estimate_tokens(messages) if (limiter.tpm or self.max_cost) else 0
+        tokens = prompt_est + completion_budget(params) if limiter.tpm else 0
+        reserve = 0.0
+        if self.max_cost is not None and model:
+            reserve = self.prices.cost(model, prompt_est, completion_budget(params)) or 0.0
+            if self.spent + self._reserved + reserve > self.max_cost:
+                self.stop_reason = "budget"
+                return None, "stopped: cost budget reached", None, 0
+        self._reserved += reserve
+        try:
+            completion, error, latency, attempts = await self._attempts(target, messages, params, inputs, limiter,
+                                                                        tokens)
+        finally:
+            self._reserved -= reserve
+        if completion is None:
+            return None, error, latency, attempts
+        completion.cost_usd = self.prices.cost(model, completion.prompt_tokens, completion.completion_tokens)
+        self.spent += completion.cost_usd or 0.0
+        if key is not None:
+            if self.cache:
+                self.cache.put(key, completion)
+            if self.cassette:
+                self.cassette.record(key, req, completion)
+        return completion, None, latency, attempts
+
+    async def _attempts(self, target: Target, messages, params, inputs, limiter: Limiter, tokens: int):  # noqa: ANN001
+        """The call itself with timeout and retries -> (completion, error, latency_ms, attempts)."""
+        attempts = 0
+        last_error = None
+        for attempt in range(self.cfg.retries + 1):
+            attempts += 1
+            lock = self._serial_locks.setdefault(target.name, asyncio.Lock()) if target.serial else None
+            await limiter.acquire(tokens)
+            err: CallError
+            try:
+                if lock:
+                    await lock.acquire()
+                start = time.perf_counter()
+                try:
+                    completion = await asyncio.wait_for(target.complete(messages, params, inputs), self.cfg.timeout)
+                finally:
+                    if lock:
+                        lock.release()
+            except asyncio.TimeoutError:
+                err = CallError(f"timeout after {self.cfg.timeout:g}s", retryable=True)
+            except CallError as exc:
+                err = exc
+            except BaseException:
+                await limiter.release(ok=False, reserved=tokens)
+                raise
+            else:
+                used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
+                await limiter.release(ok=True, reserved=tokens, used=used or None)
+                return completion, None, (time.perf_counter() - start) * 1000.0, attempts
+            await limiter.release(ok=False, throttled=err.throttled, retry_after=err.retry_after, reserved=tokens)
+            last_error = str(err)
+            if not err.retryable or attempt == self.cfg.retries:
+                break
+            await asyncio.sleep(self._backoff(attempt, err.retry_after))
+        return None, f"{last_error} (after {attempts} attempt{'s' if attempts > 1 else ''})", None, attempts
+
+    def _limiter(self, target: Target) -> Limiter:
+        """The limiter of the target's endpoint (one per endpoint, shared by targets and judges)."""
+        key = self.describe(target).get("endpoint") or target.name
+        if key not in self._limiters:
+            self._limiters[key] = Limiter(self.concurrency, rpm=getattr(target, "rpm", None),
+                                          tpm=getattr(target, "tpm", None))
+        return self._limiters[key]
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with equal jitter, never shorter than the server's Retry-After."""
+        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_base * (2 ** attempt))
+        delay = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, max(self.cfg.backoff_max, retry_after)))
+        return delay
+
+
+class Engine(Caller):
+    """Runs a :class:`Plan` into the store."""
+
+    def __init__(self, plan: Plan, store: Store, run_id: str, *,
+                 on_progress: Callable[[Progress], None] | None = None, concurrency: int | None = None,
+                 seed: int | None = None, cache: Cache | None = None, cassette: Cassette | None = None,
+                 max_cost: float | None = None) -> None:
+        super().__init__(plan.suite.runner, plan.prices, models=plan.models, concurrency=concurrency, seed=seed,
+                         cache=cache, cassette=cassette, max_cost=max_cost)
+        self.plan = plan
+        self.store = store
+        self.run_id = run_id
+        self.on_progress = on_progress
         self._pending: list[dict[str, Any]] = []
         self._pending_since = 0.0
-        if plan.models:  # judges and embeddings endpoints call their targets through _call, like variants
-            plan.models.bind(self._call)
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         progress = Progress(total=self.plan.total())
@@ -340,12 +458,6 @@ class Engine:
         self._pending.append(item)
         if len(self._pending) >= COMMIT_ITEMS or time.monotonic() - self._pending_since >= COMMIT_SECONDS:
             self.flush()
-
-    def describe(self, target: Target) -> dict[str, Any]:
-        """``target.describe()``, asked once per run."""
-        if target.name not in self._info:
-            self._info[target.name] = target.describe()
-        return self._info[target.name]
 
     def _items(self, skip: set[tuple[str, str, int]], progress: Progress) -> Iterator[tuple[Row, Variant, int]]:
         if self.plan.limit is None and len(skip) >= progress.total:  # all done (same dataset and suite)
@@ -416,107 +528,6 @@ class Engine:
             scores=scores,
         ))
         return completion is not None, bool(completion and completion.cached)
-
-    async def _call(self, target: Target, messages, params, inputs, *, repeat: int = 0):  # noqa: ANN001
-        """Every model call: replay, cache, budget, rate limits, timeout, retries.
-
-        Returns ``(completion, error, latency_ms, attempts)``; ``completion.cached`` and
-        ``completion.cost_usd`` say where it came from and what it cost.
-        """
-        start = time.perf_counter()
-        req = key = None
-        if target.cacheable and (self.cache or self.cassette):
-            req = cache_mod.request(self.describe(target), messages, params, repeat)
-            key = cache_mod.key_of(req)
-            hit = None
-            if self.cassette and self.cassette.mode == "replay":
-                hit = self.cassette.replay(key, req)
-            elif self.cache:
-                hit = self.cache.get(key)
-            if hit is not None:
-                hit.cached, hit.cost_usd = True, 0.0
-                if self.cassette and self.cassette.mode == "record":
-                    self.cassette.record(key, req, hit)
-                return hit, None, (time.perf_counter() - start) * 1000.0, 0
-        info = self.describe(target)
-        model = info.get("model") if info.get("kind") in MODEL_KINDS else None
-        limiter = self._limiter(target)
-        prompt_est = estimate_tokens(messages) if (limiter.tpm or self.max_cost) else 0
-        tokens = prompt_est + completion_budget(params) if limiter.tpm else 0
-        reserve = 0.0
-        if self.max_cost is not None and model:
-            reserve = self.plan.prices.cost(model, prompt_est, completion_budget(params)) or 0.0
-            if self.spent + self._reserved + reserve > self.max_cost:
-                self.stop_reason = "budget"
-                return None, "stopped: cost budget reached", None, 0
-        self._reserved += reserve
-        try:
-            completion, error, latency, attempts = await self._attempts(target, messages, params, inputs, limiter,
-                                                                        tokens)
-        finally:
-            self._reserved -= reserve
-        if completion is None:
-            return None, error, latency, attempts
-        completion.cost_usd = self.plan.prices.cost(model, completion.prompt_tokens, completion.completion_tokens)
-        self.spent += completion.cost_usd or 0.0
-        if key is not None:
-            if self.cache:
-                self.cache.put(key, completion)
-            if self.cassette:
-                self.cassette.record(key, req, completion)
-        return completion, None, latency, attempts
-
-    async def _attempts(self, target: Target, messages, params, inputs, limiter: Limiter, tokens: int):  # noqa: ANN001
-        """The call itself with timeout and retries -> (completion, error, latency_ms, attempts)."""
-        attempts = 0
-        last_error = None
-        for attempt in range(self.cfg.retries + 1):
-            attempts += 1
-            lock = self._serial_locks.setdefault(target.name, asyncio.Lock()) if target.serial else None
-            await limiter.acquire(tokens)
-            err: CallError
-            try:
-                if lock:
-                    await lock.acquire()
-                start = time.perf_counter()
-                try:
-                    completion = await asyncio.wait_for(target.complete(messages, params, inputs), self.cfg.timeout)
-                finally:
-                    if lock:
-                        lock.release()
-            except asyncio.TimeoutError:
-                err = CallError(f"timeout after {self.cfg.timeout:g}s", retryable=True)
-            except CallError as exc:
-                err = exc
-            except BaseException:
-                await limiter.release(ok=False, reserved=tokens)
-                raise
-            else:
-                used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
-                await limiter.release(ok=True, reserved=tokens, used=used or None)
-                return completion, None, (time.perf_counter() - start) * 1000.0, attempts
-            await limiter.release(ok=False, throttled=err.throttled, retry_after=err.retry_after, reserved=tokens)
-            last_error = str(err)
-            if not err.retryable or attempt == self.cfg.retries:
-                break
-            await asyncio.sleep(self._backoff(attempt, err.retry_after))
-        return None, f"{last_error} (after {attempts} attempt{'s' if attempts > 1 else ''})", None, attempts
-
-    def _limiter(self, target: Target) -> Limiter:
-        """The limiter of the target's endpoint (one per endpoint, shared by targets and judges)."""
-        key = self.describe(target).get("endpoint") or target.name
-        if key not in self._limiters:
-            self._limiters[key] = Limiter(self.concurrency, rpm=getattr(target, "rpm", None),
-                                          tpm=getattr(target, "tpm", None))
-        return self._limiters[key]
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with equal jitter, never shorter than the server's Retry-After."""
-        ceiling = min(self.cfg.backoff_max, self.cfg.backoff_base * (2 ** attempt))
-        delay = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, max(self.cfg.backoff_max, retry_after)))
-        return delay
 
 
 @dataclass

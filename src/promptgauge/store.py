@@ -87,7 +87,19 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._init_schema()
+
+    def _init_schema(self) -> None:
+        # Two processes creating a new store at once: switching to WAL can report "locked"
+        # without waiting on the busy handler, so that step is retried.
+        for attempt in range(100):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         with self.transaction():
@@ -150,6 +162,16 @@ class Store:
             what = f"run '{run_id}'" if run_id else "any run" + (f" of suite '{suite}'" if suite else "")
             raise StoreError(f"no {what} in the store", file=self.path, hint="list runs with: promptgauge runs")
         return _run_info(row)
+
+    def update_manifest(self, run_id: str, section: str, entries: dict[str, Any]) -> None:
+        """Add *entries* to one section of a run's manifest (atomic: several processes may add)."""
+        with self.transaction():
+            row = self.db.execute("SELECT manifest FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no run '{run_id}' in the store", file=self.path)
+            manifest = json.loads(row[0])
+            manifest.setdefault(section, {}).update(entries)
+            self.db.execute("UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest), run_id))
 
     def runs(self, *, suite: str | None = None, limit: int = 50) -> list[RunInfo]:
         sql = "SELECT * FROM runs" + (" WHERE suite=?" if suite else "") + " ORDER BY created_at DESC LIMIT ?"
@@ -230,12 +252,18 @@ class Store:
                 "SELECT row_id, variant, repeat FROM results WHERE run_id=? AND error IS NULL", (run_id,))}
         return done
 
-    def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """Results of a run with their scores, in dataset order (streamed, not loaded at once)."""
+    def iter_results(self, run_id: str, *, row_id: str | None = None, variant: str | None = None,
+                     ) -> Iterator[dict[str, Any]]:
+        """Results of a run (optionally of one row and/or variant) with their scores, in dataset order.
+
+        Streamed, not loaded at once.
+        """
+        where = "run_id=?" + (" AND row_id=?" if row_id is not None else "") + (" AND variant=?" if variant else "")
+        args = (run_id,) + ((row_id,) if row_id is not None else ()) + ((variant,) if variant else ())
         cur = self.db.execute(
             "SELECT row_id, variant, repeat, row_index, inputs, output, outputs, error, latency_ms, "
-            "prompt_tokens, completion_tokens, attempts FROM results WHERE run_id=? "
-            "ORDER BY row_index, variant, repeat", (run_id,)
+            f"prompt_tokens, completion_tokens, attempts FROM results WHERE {where} "
+            "ORDER BY row_index, variant, repeat", args
         )
         cols = [d[0] for d in cur.description]
         for rec in cur:

@@ -27,6 +27,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def safe_name(what: str, value: str) -> str:
+    """A name used in file names and reports: letters, digits, '_', '-', '.' only."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", value):
+        raise ValueError(f"{what} names use letters, digits, '_', '-', '.' only")
+    return value
+
+
 def require_unique(what: str, names: list[str]) -> None:
     """Raise ``ValueError`` naming the repeated entries of *names*."""
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -86,9 +93,7 @@ class Variant(_Model):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
-            raise ValueError("variant names use letters, digits, '_', '-', '.' only")
-        return v
+        return safe_name("variant", v)
 
 
 class Matrix(_Model):

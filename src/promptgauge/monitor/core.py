@@ -16,10 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cache import Cache
+from ..cost import PriceTable
 from ..errors import MonitorError, UserError
+from ..evaluators.models import ModelPool
 from ..evaluators.registry import BoundEvaluator, resolve
+from ..runner import MODEL_KINDS, Caller
 from ..store import Store
 from ..summary import higher_is_better
+from ..targets import TargetFactory
 from .config import MonitorConfig, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
 from .ingest import Ingestor, PassStats
@@ -35,7 +40,11 @@ REPORT_SCHEMA = "promptgauge.monitor/1"
 
 @dataclass
 class PassResult:
-    """What one monitor pass found: ``status`` healthy / alert, the report data and files."""
+    """What one monitor pass found: ``status`` healthy / alert, the report data and files.
+
+    ``stopped`` is ``"budget"`` when the pass stopped scoring at its cost budget (the
+    records it did not reach are read by the next pass).
+    """
 
     pass_id: str
     status: str
@@ -48,8 +57,12 @@ class PassResult:
         return self.status == "alert"
 
     @property
+    def stopped(self) -> str | None:
+        return self.report["pass"]["stopped"]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.alerting else 0
+        return 1 if self.alerting or self.stopped else 0
 
 
 def new_pass_id() -> str:
@@ -73,55 +86,89 @@ def _exclusive(store_path: Path, name: str) -> Iterator[None]:
         os.close(fd)
 
 
-def prepare(cfg: MonitorConfig) -> tuple[list[BoundEvaluator], dict[str, Reader]]:
-    """Evaluators and readers, checked before anything is read; rules without a direction get their metric's.
+def prepare(cfg: MonitorConfig, max_cost: float | None = None
+            ) -> tuple[list[BoundEvaluator], dict[str, Reader], ModelPool]:
+    """Evaluators (and the models they call), readers, checked before anything is read; rules without a
+    direction get their metric's. A *max_cost* budget needs a price for every model the evaluators call.
 
     Raises :class:`UserError`.
     """
     columns = DATA_COLUMNS + sorted({c for s in cfg.sources for c in s.columns if c != "response"})
+    models = ModelPool(TargetFactory(cfg, timeout=cfg.runner.timeout), cfg.judge)
+    prices = price_table(cfg)
     evaluators = []
     for spec in cfg.evaluators:
         try:
-            evaluators.append(resolve(spec, root=cfg.root, data_columns=columns))
+            ev = resolve(spec, root=cfg.root, data_columns=columns, models=models)
+            info = ev.model.describe() if ev.model else {}
+            model = info.get("model") if info.get("kind") in MODEL_KINDS else None
+            if max_cost is not None and model and prices.get(model) is None:
+                raise MonitorError(f"a cost budget needs a price for model '{model}' (evaluators.{spec.name})",
+                                   field="prices",
+                                   hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
         except UserError as exc:
             exc.file = exc.file or (str(cfg.path) if cfg.path else None)
             exc.args = (exc.format(),)
             raise
+        evaluators.append(ev)
     readers = {s.name: reader_for(s.type, root=str(cfg.root), field=f"sources.{s.name}.type") for s in cfg.sources}
     directions = {e.name: e.higher_is_better for e in evaluators}
     for rule in cfg.alerts:
         if rule.direction is None:
             rule.direction = "higher" if higher_is_better(rule.metric, directions) else "lower"
-    return evaluators, readers
+    return evaluators, readers, models
+
+
+def price_table(cfg: MonitorConfig) -> PriceTable:
+    """The built-in prices with the monitor file's ``prices:``."""
+    return PriceTable({k: p.model_dump() for k, p in cfg.prices.items()})
 
 
 def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir: str | Path | None = None,
-             batch_size: int = 64) -> PassResult:
+             batch_size: int = 64, max_cost: float | None = None) -> PassResult:
     """One pass: new records in, latest window judged, alerts delivered, reports written.
+
+    Evaluators' model calls (LLM judges, embeddings endpoints) go through the
+    engine's call path (:class:`~promptgauge.runner.Caller`): the response cache
+    next to the store, rate limits, retries, and the cost budget -- *max_cost*,
+    else ``runner.max_cost``, in USD for this pass. At the budget the pass stops
+    scoring and keeps the records scored so far; the next pass goes on from there.
 
     Raises :class:`UserError` for bad input and ``KeyboardInterrupt`` when
     stopped (Ctrl-C or SIGTERM); every committed batch is kept either way.
     """
-    evaluators, readers = prepare(cfg)
+    max_cost = max_cost if max_cost is not None else cfg.runner.max_cost
+    evaluators, readers, models = prepare(cfg, max_cost)
     store_path = Path(store) if store else cfg.resolve(cfg.store)
     with _exclusive(store_path, cfg.name):
         st = Store(store_path)
+        cache = Cache(store_path.parent / "cache.db") if cfg.runner.cache else None
         try:
             ms = MonitorStore(st, cfg.name)
             reference = Reference(cfg, st, ms)
             pass_id = new_pass_id()
             ms.start_pass(pass_id)
-            ingestor = Ingestor(cfg, ms, evaluators, readers, pass_id, batch_size=batch_size)
+            caller = Caller(cfg.runner, price_table(cfg), models=models, cache=cache, max_cost=max_cost)
+            ingestor = Ingestor(cfg, ms, evaluators, readers, pass_id, batch_size=batch_size, caller=caller)
             status = "failed"
+
+            async def ingest() -> None:
+                try:
+                    await ingestor.run()
+                finally:
+                    await models.factory.aclose()
+
             try:
-                _run_async(ingestor.run())
-                status = "finished"
+                _run_async(ingest())
+                status = caller.stop_reason or "finished"
             except (KeyboardInterrupt, asyncio.CancelledError):
                 status = "interrupted"
                 raise KeyboardInterrupt from None
             finally:
-                ms.finish_pass(pass_id, status, {k: v.as_dict() for k, v in ingestor.stats.items()})
-            report = analyse(cfg, ms, reference, pass_id, ingestor.stats)
+                ms.finish_pass(pass_id, status, {"sources": {k: v.as_dict() for k, v in ingestor.stats.items()},
+                                                 "cost_usd": caller.spent})
+            spend = {"cost_usd": caller.spent, "max_cost": max_cost, "stopped": caller.stop_reason}
+            report = analyse(cfg, ms, reference, pass_id, ingestor.stats, spend)
             _alert(cfg, ms, pass_id, report)
             from .report import write_reports
 
@@ -129,6 +176,8 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
             files = write_reports(report, out_dir)
             return PassResult(pass_id, report["status"], report, files, store_path)
         finally:
+            if cache:
+                cache.close()
             st.close()
 
 
@@ -151,8 +200,11 @@ def _run_async(coro: Any) -> Any:
 
 
 def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id: str,
-            stats: dict[str, PassStats]) -> dict[str, Any]:
-    """The report data: windows with metrics and rule results, the latest window's verdict."""
+            stats: dict[str, PassStats], spend: dict[str, Any]) -> dict[str, Any]:
+    """The report data: windows with metrics and rule results, the latest window's verdict.
+
+    *spend*: the pass's ``cost_usd``, its budget ``max_cost`` and why it ``stopped`` early (or None).
+    """
     size = cfg.window_seconds
     reference.load()
     buckets = load_buckets(ms, size, cfg.history)
@@ -206,7 +258,7 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
         "metrics": metrics,
         "windows": windows,
         "examples": examples,
-        "pass": {"total": total.as_dict(), "sources": {k: v.as_dict() for k, v in stats.items()}},
+        "pass": {"total": total.as_dict(), "sources": {k: v.as_dict() for k, v in stats.items()}, **spend},
         "malformed": ms.malformed(pass_id),
     }
 
@@ -252,9 +304,11 @@ def _alert(cfg: MonitorConfig, ms: MonitorStore, pass_id: str, report: dict[str,
 
 def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = True,
             store: str | Path | None = None, reports_dir: str | Path | None = None,
-            on_pass: Callable[[PassResult], None] | None = None, max_passes: int | None = None) -> PassResult:
+            on_pass: Callable[[PassResult], None] | None = None, max_passes: int | None = None,
+            max_cost: float | None = None) -> PassResult:
     """Run passes of a monitor: one with ``once``, else every ``interval`` until stopped.
 
+    *max_cost* (USD) is each pass's budget for evaluators' model calls (default ``runner.max_cost``).
     Returns the last pass; Ctrl-C / SIGTERM between passes ends the loop with it.
     """
     from .config import seconds
@@ -265,7 +319,7 @@ def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = Tr
     with _sigterm_interrupts():
         while True:
             try:
-                result = run_pass(cfg, store=store, reports_dir=reports_dir)
+                result = run_pass(cfg, store=store, reports_dir=reports_dir, max_cost=max_cost)
             except KeyboardInterrupt:
                 if result is None:
                     raise

@@ -4,7 +4,8 @@ Files are read from their checkpoint in batches; each batch (its records, their
 scores, its malformed lines and the advanced checkpoint) is committed in one
 transaction. A pass that is killed loses at most the batch in flight, which
 the next pass reads again; a record already stored (an overlapping or rotated
-file, a re-read batch) is recognised by its id and skipped.
+file, a re-read batch) is recognised by its id and skipped. A pass stopped by
+its cost budget commits the batch up to its first record left unscored.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..evaluators.registry import BoundEvaluator, Outcome
+from ..evaluators.registry import BoundEvaluator
+from ..runner import Caller
 from .config import MonitorConfig, SourceSpec
 from .redact import Found, Redactor
 from .sampling import Sampler, window_start
@@ -127,7 +129,8 @@ class Ingestor:
     """Reads every source of a monitor into the store for one pass."""
 
     def __init__(self, cfg: MonitorConfig, mstore: MonitorStore, evaluators: list[BoundEvaluator],
-                 readers: dict[str, Reader], pass_id: str, *, batch_size: int = 64) -> None:
+                 readers: dict[str, Reader], pass_id: str, *, batch_size: int = 64,
+                 caller: Caller | None = None) -> None:
         self.cfg = cfg
         self.mstore = mstore
         self.evaluators = evaluators
@@ -140,6 +143,12 @@ class Ingestor:
         self.window = cfg.window_seconds
         self.stats: dict[str, PassStats] = {}
         self._sem = asyncio.Semaphore(cfg.runner.concurrency)
+        self.caller = caller
+
+    @property
+    def stopped(self) -> str | None:
+        """Why scoring stopped before the end ("budget": the caller's cost budget), or None."""
+        return self.caller.stop_reason if self.caller else None
 
     def files(self, source: SourceSpec) -> list[Path]:
         pattern = str(self.cfg.resolve(source.path))
@@ -149,6 +158,8 @@ class Ingestor:
         for source in self.cfg.sources:
             stats = self.stats.setdefault(source.name, PassStats())
             for path in self.files(source):
+                if self.stopped:
+                    return self.stats
                 stats.files += 1
                 await self.read_file(source, path, stats)
         return self.stats
@@ -173,18 +184,24 @@ class Ingestor:
             if len(batch) >= self.batch_size:
                 cp = await self._flush(source, key, path, batch, cp, Checkpoint() if final else None, stats)
                 batch = []
+                if self.stopped:
+                    return
         await self._flush(source, key, path, batch, cp, final, stats)
 
     async def _flush(self, source: SourceSpec, key: str, path: Path, batch: list[Doc], cp: Checkpoint,
                      done: Checkpoint | None, stats: PassStats) -> Checkpoint:
-        """Score and commit one batch; the checkpoint moves past it (*done*: a whole-file checkpoint)."""
+        """Score and commit one batch; the checkpoint moves past it (*done*: a whole-file checkpoint).
+
+        When the cost budget stops scoring, only the documents before the first one
+        with a record left unscored are committed, and the checkpoint moves past
+        those alone: the next pass scores the rest.
+        """
         reader = self.readers[source.name]
         malformed: list[tuple[int, str]] = []
         found: list[tuple[Doc, Record]] = []
         for doc in batch:
             if doc.value is None and doc.error is None:
                 continue
-            stats.documents += 1
             if doc.error is not None:
                 malformed.append((doc.line, doc.error))
                 continue
@@ -201,8 +218,15 @@ class Ingestor:
                 malformed.append((doc.line, f"reader failed: {type(exc).__name__}: {exc}"))
                 continue
             found += [(doc, r) for r in recs]
-        rows = self._prepare([r for _, r in found], source, stats)
+        rows, dupes = self._prepare(found)
         await asyncio.gather(*(self._score(row) for row in rows if row["sampled"] and not row["failed"]))
+        cut = min((row["line"] for row in rows if row.get("cut")), default=None)
+        if cut is not None:
+            batch = [d for d in batch if d.line < cut]
+            rows = [r for r in rows if r["line"] < cut]
+            malformed = [m for m in malformed if m[0] < cut]
+            dupes = [line for line in dupes if line < cut]
+            done = None if done is None else Checkpoint()  # a whole file: read again, ids skip what is stored
         if done is not None:
             new_cp = done
         else:
@@ -212,9 +236,10 @@ class Ingestor:
                 head = f.read(min(end, HEAD_BYTES))
             new_cp = Checkpoint(end, line, len(head), _sha(head))
         new = self.mstore.commit_batch(self.pass_id, source.name, key, rows, malformed, new_cp)
+        stats.documents += sum(d.value is not None or d.error is not None for d in batch)
         stats.malformed += len(malformed)
         stats.records += new
-        stats.duplicates += len(rows) - new
+        stats.duplicates += len(rows) - new + len(dupes)
         for row in rows:
             stats.sampled += row["sampled"]
             stats.failed += row["failed"]
@@ -229,26 +254,28 @@ class Ingestor:
             if value is not None:
                 (r.outputs if column == "response" else r.data)[column] = value
 
-    def _prepare(self, records: list[Record], source: SourceSpec, stats: PassStats) -> list[dict[str, Any]]:
-        """Drop what is stored already, decide sampling (in log order), redact.
+    def _prepare(self, records: list[tuple[Doc, Record]]) -> tuple[list[dict[str, Any]], list[int]]:
+        """Drop what is stored already, decide sampling (in log order), redact -> (new rows, duplicates' lines).
 
         Only what is stored is redacted: the id and stratum of every record, the
         text of sampled ones (records not sampled keep no text).
         """
         pending: list[tuple[dict[str, Any], Record, Found]] = []
+        dupes: list[int] = []
         ids: set[str] = set()
         strat = self.cfg.sampling.stratify_by
-        for r in records:
+        for doc, r in records:
             found = Found()
             rid = self.redactor.text(r.id, found)
             if rid != r.id:  # an id that holds personal data is stored as its hash
                 rid = "sha256:" + _sha(r.id.encode())[:32]
             if rid in ids:
-                stats.duplicates += 1
+                dupes.append(doc.line)
                 continue
             ids.add(rid)
             value = r.lookup(strat) if strat else None
-            row = {"id": rid, "ts": r.ts, "win": window_start(r.ts, self.window), "failed": r.error is not None,
+            row = {"id": rid, "line": doc.line, "ts": r.ts, "win": window_start(r.ts, self.window),
+                   "failed": r.error is not None,
                    "stratum": None if value is None else self.redactor.text(str(value), found), "scores": {},
                    "data": None, "outputs": None, "error": None}
             pending.append((row, r, found))
@@ -256,7 +283,7 @@ class Ingestor:
         fresh = []
         for row, r, found in pending:
             if row["id"] in already:
-                stats.duplicates += 1
+                dupes.append(row["line"])
                 continue
             row["sampled"] = self.sampler.take(row["id"], row["win"], row["stratum"])
             if row["sampled"]:
@@ -265,14 +292,23 @@ class Ingestor:
                 row["error"] = self.redactor.text(r.error, found) if r.error else None
             row["redactions"] = found.counts()
             fresh.append(row)
-        return fresh
+        return fresh, dupes
 
     async def _score(self, row: dict[str, Any]) -> None:
+        """Every evaluator on one record.
+
+        A record is ``cut`` (left for the next pass) when the budget stopped calls
+        before it was scored, or while it was: then any error may be a refused call.
+        """
         async with self._sem:
             for ev in self.evaluators:
+                if self.stopped:
+                    row["cut"] = True
+                    return
                 try:
                     ev.arguments(row["data"], row["outputs"])
                 except KeyError:
                     continue  # this record lacks what the evaluator reads (e.g. no logged context)
-                outcome: Outcome = await ev.evaluate(row["data"], row["outputs"])
-                row["scores"][ev.name] = outcome
+                row["scores"][ev.name] = await ev.evaluate(row["data"], row["outputs"])
+            row["cut"] = self.stopped is not None and any(
+                o.error is not None or "repeat_errors" in (o.details or {}) for o in row["scores"].values())

@@ -26,6 +26,19 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def spend(report: dict[str, Any]) -> str:
+    """What this pass's model calls (judges, embeddings endpoints) cost, against its budget; '' if nothing."""
+    p = report["pass"]
+    if not p["cost_usd"] and p["max_cost"] is None:
+        return ""
+    text = f"Model calls of this pass: ${p['cost_usd']:.4f}"
+    if p["max_cost"] is not None:
+        text += f" of a ${p['max_cost']:g} budget"
+    if p["stopped"] == "budget":
+        text += ". STOPPED at the cost budget: the records not scored yet are left for the next pass"
+    return text + "."
+
+
 def _cell(text: Any, limit: int = 160) -> str:
     s = " ".join(str(text if text is not None else "").split())
     s = s if len(s) <= limit else s[: limit - 1] + "…"
@@ -39,7 +52,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [report["description"], ""]
     lines += [f"- latest window: {when(report['latest_window'], size)} ({report['window']})",
               f"- reference: {report['reference']}",
-              f"- alpha {report['alpha']:g} per window (Holm over comparison rules), min_n {report['min_n']}", ""]
+              f"- alpha {report['alpha']:g} per window (Holm over comparison rules), min_n {report['min_n']}"]
+    lines += [f"- {spend(report)}", ""] if spend(report) else [""]
     if report["alerts"]:
         lines += ["## Alerts (latest window)", "", "| rule | value | reference | n | reason |", "|---|---:|---:|---:|---|"]
         for a in report["alerts"]:

@@ -1,9 +1,10 @@
 """HTML report: one self-contained file (inline CSS, JS and SVG; no network), safe for any model text.
 
 The first screen tells a non-technical reader the verdict, the headline changes with their
-CIs and a chart per metric; below, every gate rule and every row, with filter, sort and a
-drill-down showing both outputs side by side with the differences marked. All dataset and
-model text goes through jinja2's autoescaping: a reply containing ``<script>`` is shown as text.
+CIs and a chart per metric; below, every gate rule and the rows of the document (every row, or
+for a huge run the most changed, with a note), with filter, sort and a drill-down showing both
+outputs side by side with the differences marked. All dataset and model text goes through
+jinja2's autoescaping: a reply containing ``<script>`` is shown as text.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ..monitor.report import fmt, when
+from ..monitor.report import fmt, spend, when
 
 W, H = 760, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 14, 34
@@ -113,4 +113,4 @@ def render_monitor_html(report: dict[str, Any]) -> str:
         examples.append({"window": when(float(start), size), "rule": rule, "rows": rows})
     template = _env.get_template("monitor.html.j2")
     return template.render(r=report, charts=charts, examples=examples, when=lambda t: when(t, size), fmt=fmt,
-                           latest=report["windows"][-1] if report["windows"] else None)
+                           latest=report["windows"][-1] if report["windows"] else None, spend=spend(report))

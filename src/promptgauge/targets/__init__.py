@@ -66,7 +66,8 @@ class _Lazy:
 
 
 class TargetFactory:
-    """Builds targets for a suite, sharing one HTTP client per endpoint."""
+    """Builds targets for a suite (or a monitor file: its ``targets:`` and root), sharing one HTTP client per
+    endpoint."""
 
     def __init__(self, suite: "Suite", *, timeout: float, offline: bool = False) -> None:
         self.suite = suite

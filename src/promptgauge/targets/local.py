@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import hashlib
 import importlib.util
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..datasets import file_sha256
 from ..errors import CallError, TargetError
 from .base import Completion
 
@@ -64,14 +64,6 @@ def _close_all() -> None:
         llm.close()
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class LocalTarget:
     """Chat completion on an in-process GGUF model."""
 
@@ -115,5 +107,5 @@ class LocalTarget:
 
     def describe(self) -> dict[str, Any]:
         if self._digest is None:
-            self._digest = file_digest(self.path)
+            self._digest = file_sha256(self.path)
         return {"kind": "local", "model": self.label, "file": self.path.name, "sha256": self._digest}
