@@ -102,15 +102,19 @@ class Store:
                 time.sleep(0.05)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
+        self.apply_schema(SCHEMA, "schema_version", SCHEMA_VERSION, "store schema")
+
+    def apply_schema(self, schema: str, key: str, version: int, what: str) -> None:
+        """Create *schema*'s tables and record *version* under *key* in ``meta``; refuse a newer one."""
         with self.transaction():
-            for stmt in filter(str.strip, SCHEMA.split(";")):
+            for stmt in filter(str.strip, schema.split(";")):
                 self.db.execute(stmt)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+                self.db.execute("INSERT INTO meta VALUES (?, ?)", (key, str(version)))
+            elif int(row[0]) > version:
                 raise StoreError(
-                    f"store schema version {row[0]} is newer than this promptgauge understands ({SCHEMA_VERSION})",
+                    f"{what} version {row[0]} is newer than this promptgauge understands ({version})",
                     file=self.path, hint="upgrade promptgauge",
                 )
 

@@ -34,6 +34,13 @@ def safe_name(what: str, value: str) -> str:
     return value
 
 
+def evaluator_shorthand(v: Any) -> Any:
+    """``evaluators: [f1, {name: ...}]``: a bare string is an evaluator with that name."""
+    if isinstance(v, list):
+        return [{"name": e} if isinstance(e, str) else e for e in v]
+    return v
+
+
 def require_unique(what: str, names: list[str]) -> None:
     """Raise ``ValueError`` naming the repeated entries of *names*."""
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -242,9 +249,7 @@ class Suite(_Model, FileBacked):
     @field_validator("evaluators", mode="before")
     @classmethod
     def _evaluator_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"name": e} if isinstance(e, str) else e for e in v]
-        return v
+        return evaluator_shorthand(v)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Suite":

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
-from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, require_unique, safe_name
+from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, evaluator_shorthand, require_unique, safe_name
 from ..summary import higher_is_better
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
@@ -243,9 +243,7 @@ class MonitorConfig(_Model, FileBacked):
     @field_validator("evaluators", mode="before")
     @classmethod
     def _evaluator_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"name": e} if isinstance(e, str) else e for e in v]
-        return v
+        return evaluator_shorthand(v)
 
     @field_validator("alerts")
     @classmethod

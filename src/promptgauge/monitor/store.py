@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StoreError
 from ..store import Store
 
 MONITOR_SCHEMA_VERSION = 1
@@ -110,15 +109,7 @@ class MonitorStore:
         self.store = store
         self.db = store.db
         self.monitor = monitor
-        with store.transaction():
-            for stmt in filter(str.strip, SCHEMA.split(";")):
-                self.db.execute(stmt)
-            row = self.db.execute("SELECT value FROM meta WHERE key='monitor_schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('monitor_schema_version', ?)", (str(MONITOR_SCHEMA_VERSION),))
-            elif int(row[0]) > MONITOR_SCHEMA_VERSION:
-                raise StoreError(f"monitor tables are version {row[0]}, newer than this promptgauge understands",
-                                 file=store.path, hint="upgrade promptgauge")
+        store.apply_schema(SCHEMA, "monitor_schema_version", MONITOR_SCHEMA_VERSION, "monitor tables")
 
     # -- passes --------------------------------------------------------------------------------
     def start_pass(self, pass_id: str) -> None:
