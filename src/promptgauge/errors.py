@@ -11,6 +11,8 @@ they are recorded per row in the store (see :mod:`promptgauge.runner`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -37,7 +39,23 @@ class UserError(PromptGaugeError):
         self.row = row
         self.field = field
         self.hint = hint
-        super().__init__(self.format())
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def locate(self, *, file: str | Path | None = None, line: int | None = None, row: int | None = None,
+               field: str | None = None) -> UserError:
+        """Fill in where this happened, keeping what the error already says; returns itself."""
+        if self.file is None and file is not None:
+            self.file = str(file)
+        if self.line is None:
+            self.line = line
+        if self.row is None:
+            self.row = row
+        if self.field is None:
+            self.field = field
+        return self
 
     def format(self) -> str:
         where = []
@@ -54,6 +72,17 @@ class UserError(PromptGaugeError):
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+@contextmanager
+def located(*, file: str | Path | None = None, line: int | None = None, row: int | None = None,
+            field: str | None = None) -> Iterator[None]:
+    """A :class:`UserError` raised inside gets this location where it does not name its own."""
+    try:
+        yield
+    except UserError as exc:
+        exc.locate(file=file, line=line, row=row, field=field)
+        raise
 
 
 class SuiteError(UserError):

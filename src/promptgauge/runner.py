@@ -34,7 +34,7 @@ from .cache import Cache
 from .cassette import Cassette
 from .cost import PriceTable, completion_budget, estimate_tokens
 from .datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
-from .errors import CallError, DatasetError, SuiteError, TemplateError, UserError
+from .errors import CallError, DatasetError, SuiteError, TemplateError, located
 from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .prompts import Prompt, load_prompt, load_sample
@@ -159,21 +159,14 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
     prompts: dict[str, Prompt | None] = {}
     targets: dict[str, Target] = {}
     for v in chosen:
-        try:
+        with located(file=suite.path, field=f"variants.{v.name}"):
             prompts[v.name] = load_prompt(suite.resolve(v.prompt)) if v.prompt else None
             if v.target:
                 targets[v.name] = factory.get(v.target)
             elif prompts[v.name] is not None:
                 targets[v.name] = factory.for_prompt(prompts[v.name], f"prompty:{v.name}")
             else:
-                raise SuiteError(f"variant '{v.name}' needs a target: or a .prompty prompt with model.configuration",
-                                 field=f"variants.{v.name}")
-        except UserError as exc:
-            if exc.field is None:
-                exc.field = f"variants.{v.name}"
-            if exc.file is None:
-                exc.file = str(suite.path)
-            raise _refresh(exc) from None
+                raise SuiteError(f"variant '{v.name}' needs a target: or a .prompty prompt with model.configuration")
         if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
@@ -190,14 +183,9 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
     models = ModelPool(factory, suite.judge)
     bound_evaluators = []
     for spec in specs:
-        try:
-            bound = resolve(spec, root=suite.root, data_columns=dataset.columns, models=models,
-                            instance=instances.get(spec.name))
-        except UserError as exc:
-            if exc.file is None:
-                exc.file = str(suite.path)
-            raise _refresh(exc) from None
-        bound_evaluators.append(bound)
+        with located(file=suite.path):
+            bound_evaluators.append(resolve(spec, root=suite.root, data_columns=dataset.columns, models=models,
+                                            instance=instances.get(spec.name)))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit,
                 PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}), models=models)
     _check_columns(plan)
@@ -214,11 +202,6 @@ def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dat
                              field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
         samples[prompt.path] = sample
     return sample_dataset(samples, check=check)
-
-
-def _refresh(exc: UserError) -> UserError:
-    exc.args = (exc.format(),)
-    return exc
 
 
 def template_inputs(variant: Variant, row: Row) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import __version__
 from .datasets import Dataset, Row, content_id, load_dataset
-from .errors import DatasetError, SuiteError, UserError
+from .errors import DatasetError, SuiteError, UserError, located
 from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
 from .gate import OPS, THRESHOLD
@@ -279,13 +279,9 @@ class Harness:
                 raise SuiteError(f"two different variants are named '{v.name}' in this test session",
                                  hint="give variants built in code their own names")
             return known
-        try:
+        with located(field=f"variants.{v.name}"):
             prompt = load_prompt(self.suite.resolve(v.prompt)) if v.prompt else None
             target = target or self.factory.get(v.target)
-        except UserError as exc:
-            exc.field = exc.field or f"variants.{v.name}"
-            exc.args = (exc.format(),)
-            raise
         if prompt is None and target.__class__.__name__ != "PythonTarget":
             raise SuiteError(f"variant '{v.name}' has no prompt", hint="set prompt: flows/....prompty")
         self._variants[v.name] = (v, prompt, target)
@@ -312,12 +308,8 @@ class Harness:
         for spec in chosen:
             key = (spec.name, tuple(sorted(columns)))
             if key not in self._evaluators:
-                try:
+                with located(file=self.suite.path if spec in self.suite.evaluators else None):
                     bound = resolve(spec, root=self.suite.root, data_columns=columns, models=self.models)
-                except UserError as exc:
-                    exc.file = exc.file or (str(self.suite.path) if spec in self.suite.evaluators else None)
-                    exc.args = (exc.format(),)
-                    raise
                 self._evaluators[key] = bound
                 self.store.update_manifest(self.run_id, "evaluators", {
                     bound.name: {"source": bound.source, "sha256": bound.sha256, "threshold": bound.threshold}})

@@ -15,7 +15,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import CallError, EvaluatorError
+from ..errors import CallError, EvaluatorError, located
 from ..targets.base import Completion, Target
 
 #: Which repeat of an evaluator is running (0-based); set by the registry for ``repeats: n``.
@@ -129,13 +129,8 @@ class ModelPool:
         if self.factory is None:
             raise EvaluatorError("an evaluator that calls a model can only be built for a suite", field=field)
         if ref not in self._models:
-            from ..errors import UserError
-
-            try:
+            with located(field=field):
                 self._models[ref] = EvaluatorModel(self.factory.get(ref))
-            except UserError as exc:
-                exc.field = exc.field or field
-                raise
         return self._models[ref]
 
     def judge(self, ref: str | None, evaluator: str) -> EvaluatorModel:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EvaluatorError, UserError
+from ..errors import EvaluatorError, UserError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
 from .azure import AzureEvaluator, is_azure_evaluator, model_config
 from .builtin import BUILTINS
@@ -414,27 +414,19 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
         model = kwargs["judge"] = pool.judge(spec.model, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
         model = pool.judge(spec.model, spec.name)
-        try:
+        with located(field=field + ".model" if spec.model else "judge"):
             kwargs["model_config"] = model_config(model)
-        except EvaluatorError as exc:
-            exc.field = field + ".model" if spec.model else "judge"
-            raise
     elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
         model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
-        try:
+        with located(field=field + ".model"):
             model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
-        except EvaluatorError as exc:
-            exc.field = field + ".model"
-            raise
     elif spec.model:
         raise EvaluatorError(f"evaluator '{kind}' calls no model, so 'model:' does not apply", field=field + ".model")
     if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
         kwargs["threshold"] = spec.threshold
     try:
-        return found.obj(**kwargs), model
-    except UserError as exc:
-        exc.field = exc.field or field + ".params"
-        raise
+        with located(field=field + ".params"):
+            return found.obj(**kwargs), model
     except TypeError as exc:
         raise EvaluatorError(f"cannot build evaluator '{kind}': {exc}", field=field + ".params") from None
     except ValueError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..cache import Cache
 from ..cost import PriceTable
-from ..errors import MonitorError, UserError
+from ..errors import MonitorError, UserError, located
 from ..evaluators.models import ModelPool
 from ..evaluators.registry import BoundEvaluator, resolve
 from ..runner import MODEL_KINDS, Caller
@@ -98,7 +98,7 @@ def prepare(cfg: MonitorConfig, max_cost: float | None = None
     prices = price_table(cfg)
     evaluators = []
     for spec in cfg.evaluators:
-        try:
+        with located(file=cfg.path):
             ev = resolve(spec, root=cfg.root, data_columns=columns, models=models)
             info = ev.model.describe() if ev.model else {}
             model = info.get("model") if info.get("kind") in MODEL_KINDS else None
@@ -106,10 +106,6 @@ def prepare(cfg: MonitorConfig, max_cost: float | None = None
                 raise MonitorError(f"a cost budget needs a price for model '{model}' (evaluators.{spec.name})",
                                    field="prices",
                                    hint=f"add prices: {{{model}: {{input: USD_PER_1M, output: USD_PER_1M}}}}")
-        except UserError as exc:
-            exc.file = exc.file or (str(cfg.path) if cfg.path else None)
-            exc.args = (exc.format(),)
-            raise
         evaluators.append(ev)
     readers = {s.name: reader_for(s.type, root=str(cfg.root), field=f"sources.{s.name}.type") for s in cfg.sources}
     directions = {e.name: e.higher_is_better for e in evaluators}

@@ -21,7 +21,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TargetError
+from ..errors import TargetError, located
 from .base import Completion, Target
 
 if TYPE_CHECKING:
@@ -109,11 +109,8 @@ class TargetFactory:
         tc = TargetConfig(type="azure" if cfg["type"] == "azure_openai" else "openai", model=model,
                           base_url=cfg.get("base_url"), azure_endpoint=cfg.get("azure_endpoint"),
                           api_version=cfg.get("api_version"), api_key_env=key_env)
-        try:
+        with located(file=prompt.path, field=field):
             return self._from_config(name, tc, None)
-        except TargetError as exc:
-            exc.file, exc.field = str(prompt.path), field
-            raise
 
     async def aclose(self) -> None:
         for target in self._built.values():
