@@ -14,8 +14,8 @@ import pytest
 
 from promptgauge import api, stats
 from promptgauge.cli import main
-from promptgauge.compare import load_side
 from promptgauge.report import ReportDoc, json_schema
+from promptgauge.results import load_results as load_side
 from promptgauge.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from promptgauge import api
-from promptgauge.compare import MAX_ROWS, compare_sides, load_results_file, load_side, write_results_file
+from promptgauge.compare import MAX_ROWS, compare_sides
 from promptgauge.report import ReportDoc, build_document, write_csv
+from promptgauge.results import load_results as load_side, load_results_file, write_results_file
 from promptgauge.store import Store
 from promptgauge.summary import summarize, variant_summary
 from promptgauge.testing.browser import Browser

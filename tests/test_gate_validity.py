@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from promptgauge import stats
-from promptgauge.compare import Side, compare_sides
+from promptgauge.compare import compare_sides
 from promptgauge.gate import Subject, evaluate_gate, parse_rules
 from promptgauge.report import build_document, render_markdown
 from promptgauge.report.markdown import GITHUB_LIMIT
+from promptgauge.results import Side
 from promptgauge.suite import GateConfig
 from promptgauge.summary import variant_summary
 

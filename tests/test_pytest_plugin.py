@@ -14,7 +14,7 @@ from conftest import SuiteBuilder
 
 import promptgauge.snapshots  # noqa: F401
 import promptgauge.testkit  # noqa: F401
-from promptgauge.compare import load_results_file
+from promptgauge.results import load_results_file
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
 pytest_plugins = ["pytester"]

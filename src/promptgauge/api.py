@@ -4,43 +4,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .compare import Comparison, Side, compare_sides, load_side, resolve_side
+from .compare import Comparison, compare_sides
 from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
-from .report import ReportDoc, build_document, run_hashes, write_reports
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
+from .outcomes import CompareReport, PromotionResult, RunReport
+from .report import build_document, run_hashes, write_reports
+from .results import Results, load_results, resolve_results
 from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
 from .summary import metric_value, summarize
-
-if TYPE_CHECKING:
-    from .promote import PromotionResult
-
-
-@dataclass
-class RunReport:
-    """What a finished run produced: its id, summary (with the gate verdict) and report files."""
-
-    run_id: str
-    status: str
-    summary: dict[str, Any]
-    reports: dict[str, Path]
-    store_path: Path
-    comparisons: list[Comparison] = field(default_factory=list)
-    progress: Progress | None = None
-
-    @property
-    def gate(self) -> dict[str, Any]:
-        return self.summary["gate"]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.summary["gate"]["passed"])
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -82,7 +59,7 @@ def run(
             on_start(run_id or "", plan.total())
         outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
                           options=options)
-        sides = {v.name: load_side(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
+        sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
         summary["gate"], comparisons = _judge_run(s, summary, sides, rules)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
@@ -96,7 +73,7 @@ def run(
         st.close()
 
 
-def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Side],
+def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
                rules: list) -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
     present = list(summary["variants"])
@@ -111,22 +88,6 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Side],
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
                             policy_file=suite.gate_file)
     return verdict, comparisons
-
-
-@dataclass
-class CompareReport:
-    """A comparison of a candidate with a baseline, the gate's verdict on it, and its report files."""
-
-    comparison: Comparison
-    verdict: dict[str, Any]
-    document: ReportDoc
-    reports: dict[str, Path]
-    baseline: Side
-    candidate: Side
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.verdict["passed"])
 
 
 def _find_suite(suite: str | Path | Suite | None) -> Suite | None:
@@ -166,13 +127,13 @@ def compare(
     st = Store(store_path) if store_path and store_path.is_file() else None
     try:
         name = s.name if s else None
-        cand = resolve_side(candidate, st, suite=name, role="candidate")
+        cand = resolve_results(candidate, st, suite=name, role="candidate")
         if baseline is None and s and baseline_file(s).is_file():
             baseline = str(baseline_file(s))
         if baseline is None and cand.source != "store":
             raise CompareError("no baseline given, and no promoted baseline file",
                                hint="name one: promptgauge compare BASELINE CANDIDATE")
-        base = resolve_side(baseline, st, suite=name, role="baseline", default_run=cand.run_id)
+        base = resolve_results(baseline, st, suite=name, role="baseline", default_run=cand.run_id)
     finally:
         if st:
             st.close()
@@ -208,10 +169,10 @@ def promote(
     policy: str | Path | None = None,
     intersect: bool = False,
     reports_dir: str | Path | None = None,
-) -> "PromotionResult":
+) -> PromotionResult:
     """Gate CANDIDATE against the baseline; only if it passes, write a promotion record and move the
     baseline pointer (the suite's baseline file) to the candidate's results."""
-    from .promote import PromotionResult, write_promotion
+    from .promote import write_promotion
 
     s = _find_suite(suite)
     if s is None:

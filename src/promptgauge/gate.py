@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 
 from . import stats
-from .compare import RUN_METRICS as COMPARED_RUN_METRICS, Comparison, Side
+from .compare import RUN_METRICS as COMPARED_RUN_METRICS, Comparison
 from .errors import GateError
+from .results import Side
 from .suite import GateConfig, GateRuleSpec, Suite
 from .summary import known_metrics, metric_value
 from .yamlutil import line_of, load_yaml

@@ -15,27 +15,17 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compare import load_results_file, results_text, write_results_file
 from .errors import CompareError
+from .outcomes import CompareReport, PromotionResult
+from .results import load_results_file, results_text, write_results_file
 
 if TYPE_CHECKING:
-    from .api import CompareReport
     from .suite import Suite
 
 PROMOTION_SCHEMA = "promptgauge.promotion/2"
-
-
-@dataclass
-class PromotionResult:
-    promoted: bool
-    evidence: "CompareReport"
-    record: dict[str, Any] | None
-    record_path: Path | None
-    baseline_path: Path | None
 
 
 def _sha_file(path: Path) -> str:
@@ -56,7 +46,7 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def write_promotion(suite: "Suite", evidence: "CompareReport", pointer: Path) -> PromotionResult:
+def write_promotion(suite: Suite, evidence: CompareReport, pointer: Path) -> PromotionResult:
     """Write the promotion record and move the baseline pointer to the candidate (gate already passed)."""
     cand, base, comp = evidence.candidate, evidence.baseline, evidence.comparison
     if not evidence.passed:

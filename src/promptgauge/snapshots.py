@@ -2,7 +2,7 @@
 
 ``pytest --promptgauge-update-baseline`` writes, for each test file and variant the
 session evaluated, ``baselines/<test file stem>.<variant>.json`` next to the test
-file: a results file (``promptgauge.results/1``, see :mod:`promptgauge.compare`)
+file: a results file (``promptgauge.results/1``, see :mod:`promptgauge.results`)
 with every row's inputs, output and scores. Rows the session did not run (``-k``)
 keep their old entry.
 
@@ -51,9 +51,9 @@ def check_metric_names(names: list[str]) -> None:
 
 def session_side(store: Any, run_id: str, variant: str, rows: set[str], test_file: str) -> Any:
     """The session's results of *variant* on *rows* (those of *test_file*), as a comparison side."""
-    from .compare import load_side
+    from .results import load_results
 
-    side = load_side(store, run_id, variant)
+    side = load_results(store, run_id, variant)
     keep_results, keep_scores = side.results["row_id"].isin(rows), side.scores["row_id"].isin(rows)
     return _with_rows(side, side.results[keep_results], side.scores[keep_scores], test_file)
 
@@ -76,7 +76,8 @@ def write(path: Path, side: Any) -> int:
     """Write *side* as the snapshot at *path*, keeping the old entries of rows it lacks; return its rows."""
     import pandas as pd
 
-    from .compare import CompareError, load_results_file, write_results_file
+    from .errors import CompareError
+    from .results import load_results_file, write_results_file
 
     if path.is_file():
         try:
@@ -108,8 +109,10 @@ class Check:
 def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: float = 0.05,
           max_drop: float = 0.0) -> Check:
     """Compare *side* (the session's rows of one test file and variant) with the snapshot at *path*."""
-    from .compare import CompareError, compare_sides, load_results_file
+    from .compare import compare_sides
+    from .errors import CompareError
     from .gate import Subject, evaluate_gate, parse_rules
+    from .results import load_results_file
     from .suite import GateConfig
     from .summary import variant_summary
 

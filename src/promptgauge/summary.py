@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .columns import Columns, EvaluatorColumns
 from .evaluators.reliability import human_agreement, repeat_agreement
+from .results import Columns, EvaluatorColumns, read_columns
 from .store import Store
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
@@ -65,12 +65,10 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
     """The run's summary as plain JSON-ready data (``summary.json``), from each variant's compact columns
     (*columns*, when already read: variant -> its columns with *evaluators*)."""
     info = store.run(run_id)
-    variants = list(info.manifest.get("variants", {})) or [
-        v for (v,) in store.db.execute("SELECT DISTINCT variant FROM results WHERE run_id=? ORDER BY variant",
-                                       (run_id,))]
+    variants = list(info.manifest.get("variants", {})) or store.variants(run_id)
     evaluators = evaluators if evaluators is not None else list(info.manifest.get("evaluators", {}))
     configs = info.manifest.get("evaluators", {})
-    columns = {v: (columns or {}).get(v) or Columns.read(store.db, run_id, v, evaluators, configs) for v in variants}
+    columns = {v: (columns or {}).get(v) or read_columns(store, run_id, v, evaluators, configs) for v in variants}
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,

@@ -22,14 +22,13 @@ from ..errors import MonitorError, UserError, located
 from ..evaluators.models import ModelPool
 from ..evaluators.registry import BoundEvaluator, resolve
 from ..runner import MODEL_KINDS, Caller
-from ..store import Store
+from ..store import MonitorStore, Store
 from ..summary import higher_is_better
 from ..targets import TargetFactory
 from .config import MonitorConfig, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
 from .ingest import Ingestor, PassStats
 from .sources import Reader, reader_for
-from .store import MonitorStore
 from .webhook import deliver
 
 #: The ``${data.*}`` columns every record may have (sources add more with ``columns:``).

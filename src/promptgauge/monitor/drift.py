@@ -22,9 +22,8 @@ import numpy as np
 
 from .. import stats
 from ..errors import MonitorError
-from ..store import Store
+from ..store import MonitorStore, Store
 from .config import AlertRule, MonitorConfig, seconds
-from .store import MonitorStore
 
 RATE_STATS = ("pass_rate", "error_rate")
 
@@ -182,11 +181,9 @@ class Reference:
     @staticmethod
     def _from_run(store: Store, run_id: str, variant: str) -> Bucket:
         b = Bucket()
-        for n, failed in store.db.execute(
-                "SELECT COUNT(*), COUNT(error) FROM results WHERE run_id=? AND variant=?", (run_id, variant)):
-            b.records, b.sampled, b.failed = n, n - failed, failed
-        for ev, score, passed, error in store.db.execute(
-                "SELECT evaluator, score, passed, error FROM scores WHERE run_id=? AND variant=?", (run_id, variant)):
+        n, failed = store.call_counts(run_id, variant)
+        b.records, b.sampled, b.failed = n, n - failed, failed
+        for ev, score, passed, error in store.score_records(run_id, variant):
             b.add_score(ev, score, passed, error)
         return b
 

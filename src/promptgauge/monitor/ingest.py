@@ -23,11 +23,11 @@ from typing import Any
 
 from ..evaluators.registry import BoundEvaluator
 from ..runner import Caller
+from ..store import Checkpoint, MonitorStore
 from .config import MonitorConfig, SourceSpec
 from .redact import Found, Redactor
 from .sampling import Sampler, window_start
 from .sources import BadRecord, Reader, Record
-from .store import Checkpoint, MonitorStore
 
 HEAD_BYTES = 4096
 

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from ..compare import ROW_CHUNK, Comparison, RowView
+from ..compare import ROW_CHUNK, Comparison
+from ..results import RowView
 from .document import ReportDoc
 
 PROVENANCE = ("baseline_run", "candidate_run", "dataset_sha256", "baseline_prompt_sha256",

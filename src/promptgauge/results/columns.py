@@ -5,6 +5,9 @@ failure aligned with them: numpy arrays of numbers, the row ids and a 16-byte di
 row's inputs. The texts -- inputs, outputs, evaluator details -- stay in the store (or in a
 results file's frames) and are read only for the rows a report shows, so 100,000 results with
 three evaluators take ~10 MB, not a Python object per value.
+
+:func:`row_table` condenses them to one line per row (repeats averaged), the table the
+comparisons and the gate pair rows on.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .store import to_json
+from ..store import to_json
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 #: Results fetched from SQLite at a time.
 FETCH = 10_000
@@ -130,6 +136,41 @@ class Columns:
             error=results["error"].notna().to_numpy(), latency_ms=_floats(results["latency_ms"]),
             prompt_tokens=_floats(results["prompt_tokens"]), completion_tokens=_floats(results["completion_tokens"]),
             evaluators=per_ev, labels={k: [i.get(k) for i in inputs] for k in _labels(evaluators, configs)})
+
+
+def read_columns(store: Store, run_id: str, variant: str, evaluators: Sequence[str],
+                 configs: dict[str, Any] | None = None) -> Columns:
+    """A variant's columns from an open store (:meth:`Columns.read` on its connection)."""
+    return Columns.read(store.db, run_id, variant, evaluators, configs)
+
+
+def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
+    """One line per row id (dataset order), one column per metric; repeats averaged.
+
+    Columns: ``error_rate``, ``latency_ms.mean``, and per evaluator ``EV.pass_rate`` (when it
+    gives pass/fail; a failed call or evaluator counts as a fail) and ``EV.mean``.
+    """
+    codes, row_ids = pd.factorize(cols.row_id)  # results come in dataset order
+
+    def per_row(values: np.ndarray) -> np.ndarray:
+        """Mean over a row's repeats, ignoring NaN; NaN when a row has no value."""
+        ok = ~np.isnan(values)
+        total = np.bincount(codes, weights=np.where(ok, values, 0.0), minlength=len(row_ids))
+        count = np.bincount(codes, weights=ok.astype(float), minlength=len(row_ids))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan)
+
+    call_err = cols.error
+    out = pd.DataFrame(index=pd.Index(row_ids, name="row_id"))
+    out["error_rate"] = per_row(call_err.astype(float))
+    out["latency_ms.mean"] = per_row(np.where(call_err, np.nan, cols.latency_ms))
+    for ev in evaluators:
+        e = cols.evaluators[ev]
+        failed = call_err | (e.present & e.error)
+        if not np.isnan(e.passed).all():
+            out[f"{ev}.pass_rate"] = per_row(np.where(failed, 0.0, e.passed))
+        out[f"{ev}.mean"] = per_row(np.where(failed, np.nan, e.score))
+    return out
 
 
 def inputs_digest(text: str) -> bytes:

@@ -1,6 +1,6 @@
 """Monitoring tables in the run store: records seen, their scores (the time series), checkpoints, alerts.
 
-Added to the same SQLite file as runs (``CREATE TABLE IF NOT EXISTS``; the
+The monitor's only SQL (:class:`MonitorStore`, one monitor name). Added to the same SQLite file as runs (``CREATE TABLE IF NOT EXISTS``; the
 run store's schema is untouched). Only redacted text is ever written here;
 records that were not sampled keep no text at all.
 """
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Store
+from .runs import Store
 
 MONITOR_SCHEMA_VERSION = 1
 

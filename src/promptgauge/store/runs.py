@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import StoreError
+from ..errors import StoreError
 
 SCHEMA_VERSION = 1
 
@@ -118,7 +118,7 @@ class Store:
                     file=self.path, hint="upgrade promptgauge",
                 )
 
-    def transaction(self) -> "_Tx | contextlib.nullcontext":
+    def transaction(self) -> _Tx | contextlib.nullcontext:
         return contextlib.nullcontext(self.db) if self._batched else _Tx(self.db)
 
     @contextlib.contextmanager
@@ -176,6 +176,11 @@ class Store:
             manifest = json.loads(row[0])
             manifest.setdefault(section, {}).update(entries)
             self.db.execute("UPDATE runs SET manifest=? WHERE run_id=?", (json.dumps(manifest), run_id))
+
+    def variants(self, run_id: str) -> list[str]:
+        """The variants that have results in a run, by name."""
+        return [v for (v,) in self.db.execute("SELECT DISTINCT variant FROM results WHERE run_id=? ORDER BY variant",
+                                              (run_id,))]
 
     def runs(self, *, suite: str | None = None, limit: int = 50) -> list[RunInfo]:
         sql = "SELECT * FROM runs" + (" WHERE suite=?" if suite else "") + " ORDER BY created_at DESC LIMIT ?"
@@ -256,6 +261,17 @@ class Store:
                 "SELECT row_id, variant, repeat FROM results WHERE run_id=? AND error IS NULL", (run_id,))}
         return done
 
+    def call_counts(self, run_id: str, variant: str) -> tuple[int, int]:
+        """(results, failed calls) of one variant of a run."""
+        n, failed = self.db.execute("SELECT COUNT(*), COUNT(error) FROM results WHERE run_id=? AND variant=?",
+                                    (run_id, variant)).fetchone()
+        return n, failed
+
+    def score_records(self, run_id: str, variant: str) -> Iterator[tuple[str, float | None, int | None, str | None]]:
+        """(evaluator, score, passed, error) of every score of one variant of a run, streamed."""
+        yield from self.db.execute("SELECT evaluator, score, passed, error FROM scores WHERE run_id=? AND variant=?",
+                                   (run_id, variant))
+
     def iter_results(self, run_id: str, *, row_id: str | None = None, variant: str | None = None,
                      ) -> Iterator[dict[str, Any]]:
         """Results of a run (optionally of one row and/or variant) with their scores, in dataset order.
@@ -296,7 +312,7 @@ class _Tx:
         self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
