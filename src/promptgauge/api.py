@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 from .compare import Comparison, Side, compare_sides, load_side, resolve_side
 from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
+from .metrics import metric_value
 from .report import ReportDoc, build_document, run_hashes, write_reports
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
-from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
-from .summary import metric_value, summarize
+from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .summary import summarize
 
 if TYPE_CHECKING:
     from .promote import PromotionResult
@@ -184,7 +185,7 @@ def compare(
     elif s:
         pol, pol_file, in_suite = s.gate, Path(s.gate_file or s.path), s.gate_file is None
     else:
-        pol, pol_file, in_suite = GateConfig(), None, False
+        pol, pol_file, in_suite = GatePolicy(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)

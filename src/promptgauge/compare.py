@@ -44,12 +44,11 @@ from pydantic import BaseModel, Field, PrivateAttr
 from . import stats
 from .columns import Columns
 from .errors import CompareError, StoreError
+from .metrics import COMPARED_RUN_METRICS as RUN_METRICS, higher_is_better
 from .store import Store, reader, variant_frames
-from .summary import columns_summary, higher_is_better
+from .summary import columns_summary
 
 RESULTS_SCHEMA = "promptgauge.results/1"
-#: Run metrics compared besides the evaluators'.
-RUN_METRICS = ("error_rate", "latency_ms.mean")
 MAX_DROPS = 20
 #: Rows a comparison's per-row view (``row_diffs``) holds at most; also the flips kept per evaluator and direction.
 MAX_ROWS = 2000

@@ -9,8 +9,8 @@ negates a deterministic builtin), then ``module:attribute``, then in the suite's
 other ``*.py`` defining ``NAME``.
 
 A class is built with the entry's ``params`` plus what its constructor asks
-for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``model:``
-or the suite's ``judge:``), ``embedder`` (one for ``model:``, if set),
+for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``target:``
+or the suite's ``judge:``), ``embedder`` (one for ``target:``, if set),
 ``model_config`` (azure-ai-evaluation classes: the judge as a model
 configuration) and ``threshold`` (the entry's ``threshold:``).
 
@@ -31,11 +31,12 @@ import re
 import statistics
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import EvaluatorError, UserError, located
+from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
 from .azure import AzureEvaluator, is_azure_evaluator, model_config
 from .builtin import BUILTINS
@@ -127,7 +128,7 @@ class BoundEvaluator:
             outcome = normalise(raw, self.threshold, self.higher_is_better)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an evaluator failing on one row must not stop the run
+        except Exception as exc:  # noqa: BLE001 - an evaluator failing on one row must not stop the run
             details = getattr(exc, "details", None)
             return Outcome(error=f"{type(exc).__name__}: {exc}", details=details if isinstance(details, dict) else None)
         return negated(outcome) if self.negate else outcome
@@ -259,7 +260,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
         elif param == "response":
             mapping[param] = "${target.response}"
         elif param in data_columns:
-            mapping[param] = "${data.%s}" % param
+            mapping[param] = f"${{data.{param}}}"
     unknown = set(spec.column_mapping) - set(params) if not _takes_kwargs(func) else set()
     if unknown:
         raise EvaluatorError(
@@ -292,7 +293,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
             f"human_label names column '{spec.human_label}', which the dataset does not have",
             field=f"evaluators.{spec.name}.human_label", hint="dataset columns: " + ", ".join(data_columns),
         )
-    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
     if hasattr(func, "__acall__"):
         func, is_async = func.__acall__, True
     return BoundEvaluator(
@@ -371,7 +372,7 @@ def _load_module(path: Path) -> Any:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the user's module raises is reported
             raise EvaluatorError(f"cannot load evaluator file: {type(exc).__name__}: {exc}", file=path) from None
         _modules[path] = module
     return _modules[path]
@@ -396,10 +397,10 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
                  models: ModelPool | None) -> tuple[Callable[..., Any], EvaluatorModel | None]:
     """The evaluator callable, and the model it calls (if any)."""
     field = f"evaluators.{spec.name}"
+    target_field, key = spec.target_field, spec.target_field.rpartition(".")[2]
     if not found.factory:
-        if spec.model:
-            raise EvaluatorError(f"evaluator '{kind}' is already built, so 'model:' cannot apply",
-                                 field=field + ".model")
+        if spec.target:
+            raise EvaluatorError(f"evaluator '{kind}' is already built, so '{key}:' cannot apply", field=target_field)
         if not callable(found.obj):
             raise EvaluatorError(f"'{kind}' is not callable")
         return (functools.partial(found.obj, **spec.params) if spec.params else found.obj), None
@@ -411,17 +412,17 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     model = None
     pool = models or ModelPool(None)
     if "judge" in accepts and "judge" not in kwargs:
-        model = kwargs["judge"] = pool.judge(spec.model, spec.name)
+        model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
-        model = pool.judge(spec.model, spec.name)
-        with located(field=field + ".model" if spec.model else "judge"):
+        model = pool.judge(spec.target, spec.name)
+        with located(field=target_field if spec.target else "judge"):
             kwargs["model_config"] = model_config(model)
-    elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
-        model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
-        with located(field=field + ".model"):
+    elif "embedder" in accepts and "embedder" not in kwargs and spec.target:
+        model = kwargs["embedder"] = pool.get(spec.target, field=target_field)
+        with located(field=target_field):
             model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
-    elif spec.model:
-        raise EvaluatorError(f"evaluator '{kind}' calls no model, so 'model:' does not apply", field=field + ".model")
+    elif spec.target:
+        raise EvaluatorError(f"evaluator '{kind}' calls no model, so '{key}:' does not apply", field=target_field)
     if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
         kwargs["threshold"] = spec.threshold
     try:
@@ -445,7 +446,7 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
     except (TypeError, ValueError):
         return None
     if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
-        overloads = typing.get_overloads(getattr(type(func), "__call__", None))
+        overloads = typing.get_overloads(getattr(type(func), "__call__", None))  # noqa: B004
         if overloads:
             first = inspect.signature(overloads[0])
             sig = first.replace(parameters=[p for p in first.parameters.values() if p.name != "self"])
