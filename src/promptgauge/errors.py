@@ -5,9 +5,12 @@ unknown evaluator...) is a :class:`UserError`: the CLI prints its message as
 one paragraph and exits with code 2, without a traceback unless ``--debug``.
 Messages say *where* (file, line/row, field) and *what would be valid*.
 
-Errors of a model call or an evaluator on one row are not raised to the user:
-they are recorded per row in the store (see :mod:`promptgauge.runner`). An HTTP
-answer becomes a :class:`CallError` in one place, :func:`call_error_for_status`.
+Errors of a model call or an evaluator on one row (:class:`CallError`,
+:class:`JudgeReplyError`) are not raised to the user: they are recorded per row in
+the store (see :mod:`promptgauge.runner`); a production log line the monitor cannot
+use (:class:`BadRecord`) is reported and skipped. An HTTP error answer becomes a
+:class:`CallError` in one place, :func:`call_error_for_status`. A file using an old
+field name gets a :class:`DeprecatedField` warning.
 """
 
 from __future__ import annotations
@@ -155,6 +158,15 @@ class CallFailed(PromptGaugeError):
 
 class BadRecord(PromptGaugeError, ValueError):
     """A production log document that cannot become a monitor record (reported with its line, then skipped)."""
+
+
+class JudgeReplyError(PromptGaugeError, ValueError):
+    """An LLM judge's reply holds no usable score (that row's error); ``details`` keeps the raw reply."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        excerpt = raw if len(raw) <= 200 else raw[:199] + "…"
+        super().__init__(f"{message}; reply was {excerpt!r}")
+        self.details = {"raw_reply": raw}
 
 
 class DeprecatedField(FutureWarning):

@@ -13,7 +13,16 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import DeprecatedField, SuiteError
 from .yamlutil import line_of, load_yaml, validate_model
@@ -174,6 +183,11 @@ class EvaluatorSpec(_Model):
         if old:
             spec._target_key = OLD_TARGET_KEY
         return spec
+
+    @model_serializer(mode="wrap")
+    def _stored_names(self, handler: Any) -> dict[str, Any]:
+        """Dumped (into a run's stored config) under the old name ``model``, as runs already stored have it."""
+        return {(OLD_TARGET_KEY if k == "target" else k): v for k, v in handler(self).items()}
 
     @property
     def kind(self) -> str:
