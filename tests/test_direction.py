@@ -8,7 +8,7 @@ import re
 import pytest
 
 from promptgauge import api
-from promptgauge.summary import higher_is_better
+from promptgauge.metrics import higher_is_better
 from test_compare import ab, ab_rows, cli  # noqa: F401 -- the fixture and helpers of the comparison tests
 
 WORDS = '''

@@ -10,14 +10,15 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
+from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .report import build_document, run_hashes, write_reports
 from .results import Results, load_results, resolve_results
 from .runner import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
-from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
-from .summary import metric_value, summarize
+from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .summary import summarize
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -145,7 +146,7 @@ def compare(
     elif s:
         pol, pol_file, in_suite = s.gate, Path(s.gate_file or s.path), s.gate_file is None
     else:
-        pol, pol_file, in_suite = GateConfig(), None, False
+        pol, pol_file, in_suite = GatePolicy(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)

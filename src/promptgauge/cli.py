@@ -371,7 +371,7 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
     """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
     cost budget, 2 input error."""
     from . import api
-    from .monitor.report import when
+    from .report.monitor import when
 
     def on_pass(p: Any) -> None:
         r = p.report

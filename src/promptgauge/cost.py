@@ -2,14 +2,16 @@
 
 Prices are USD per million tokens, ``{input: ..., output: ...}``, looked up by
 model name: exact match first, then the longest known prefix (so
-``gpt-4o-mini-2024-07-18`` is priced as ``gpt-4o-mini``). The suite's
-``gate.prices`` (the same table the gate's ``cost.*`` rules use) adds to and
-overrides :data:`DEFAULT_PRICES`. A model with
-no price has an unknown cost (``None``), never a guessed one.
+``gpt-4o-mini-2024-07-18`` is priced as ``gpt-4o-mini``). A configured table --
+the suite's ``gate.prices`` (used by the run's budget and the gate's ``cost.*``
+rules), the monitor's ``prices:`` -- adds to and overrides :data:`DEFAULT_PRICES`
+(:meth:`PriceTable.from_config`). A model with no price has an unknown cost
+(``None``), never a guessed one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +35,36 @@ ASSUMED_COMPLETION_TOKENS = 256
 
 @dataclass(frozen=True)
 class Price:
+    """USD per million input (prompt) and output (completion) tokens."""
+
     input: float
     output: float
 
     def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float:
         return ((prompt_tokens or 0) * self.input + (completion_tokens or 0) * self.output) / 1e6
 
+    @classmethod
+    def of(cls, value: Any) -> Price:
+        """A price from a :class:`Price`, a ``{input, output}`` mapping or an object with those attributes."""
+        if isinstance(value, Price):
+            return value
+        if isinstance(value, Mapping):
+            return cls(**dict(value))
+        return cls(float(value.input), float(value.output))
+
 
 class PriceTable:
-    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+    """:data:`DEFAULT_PRICES` with *overrides* (name -> price) on top; see :meth:`get` for the lookup."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         self.prices = {name: Price(**p) for name, p in DEFAULT_PRICES.items()}
-        for name, p in (overrides or {}).items():
-            self.prices[name] = p if isinstance(p, Price) else Price(**dict(p))
+        self.configured = {name: Price.of(p) for name, p in (overrides or {}).items()}
+        self.prices.update(self.configured)
+
+    @classmethod
+    def from_config(cls, prices: Mapping[str, Any] | None) -> PriceTable:
+        """The table of a file's ``prices:`` section (``gate.prices`` of a suite, ``prices:`` of a monitor)."""
+        return cls(prices)
 
     def get(self, model: str | None) -> Price | None:
         if not model:
@@ -57,6 +77,10 @@ class PriceTable:
     def cost(self, model: str | None, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         price = self.get(model)
         return None if price is None else price.cost(prompt_tokens, completion_tokens)
+
+    def for_variant(self, variant: str, model: str | None) -> Price | None:
+        """A variant's price: its own entry in the configured prices (exact name), else its model's."""
+        return self.configured.get(variant) or self.get(model)
 
 
 def estimate_tokens(messages: Any) -> int:

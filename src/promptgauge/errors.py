@@ -5,15 +5,22 @@ unknown evaluator...) is a :class:`UserError`: the CLI prints its message as
 one paragraph and exits with code 2, without a traceback unless ``--debug``.
 Messages say *where* (file, line/row, field) and *what would be valid*.
 
-Errors of a model call or an evaluator on one row are not raised to the user:
-they are recorded per row in the store (see :mod:`promptgauge.runner`).
+Errors of a model call or an evaluator on one row (:class:`CallError`,
+:class:`JudgeReplyError`) are not raised to the user: they are recorded per row in
+the store (see :mod:`promptgauge.runner`); a production log line the monitor cannot
+use (:class:`BadRecord`) is reported and skipped. An HTTP error answer becomes a
+:class:`CallError` in one place, :func:`call_error_for_status`. A file using an old
+field name gets a :class:`DeprecatedField` warning.
 """
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 class PromptGaugeError(Exception):
@@ -139,3 +146,54 @@ class CallError(PromptGaugeError):
 
 class CassetteMiss(UserError):
     """A replayed run asked for a model exchange its cassette does not hold."""
+
+
+class SnapshotError(UserError):
+    """A pytest baseline snapshot setting is malformed."""
+
+
+class CallFailed(PromptGaugeError):
+    """The model call behind the pytest harness's ``evaluate()`` failed after the runner's retries."""
+
+
+class BadRecord(PromptGaugeError, ValueError):
+    """A production log document that cannot become a monitor record (reported with its line, then skipped)."""
+
+
+class JudgeReplyError(PromptGaugeError, ValueError):
+    """An LLM judge's reply holds no usable score (that row's error); ``details`` keeps the raw reply."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        excerpt = raw if len(raw) <= 200 else raw[:199] + "…"
+        super().__init__(f"{message}; reply was {excerpt!r}")
+        self.details = {"raw_reply": raw}
+
+
+class DeprecatedField(FutureWarning):
+    """A suite or monitor file uses the old name of a field; it still works."""
+
+
+def call_error_for_status(status: int, message: str, retry_after: float | None = None) -> CallError:
+    """An HTTP error answer as a :class:`CallError`: 408, 409, 429 and 5xx may succeed on retry; 429 throttles."""
+    return CallError(f"HTTP {status}: {message}", retryable=status in (408, 409, 429) or status >= 500,
+                     retry_after=retry_after, throttled=status == 429)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None

@@ -5,36 +5,39 @@ or ``--policy``). One rule grammar:
 
 ``METRIC OP NUMBER`` -- a threshold (OP: ``>= > <= < == !=``). METRIC is
 
-- a metric of the judged variant (:mod:`promptgauge.summary`): ``contains.pass_rate``,
+- a metric of the gated variant (:mod:`promptgauge.metrics`): ``contains.pass_rate``,
   ``f1.mean``, ``error_rate``, ``latency_ms.p95``, ``tokens.total``...;
 - a CI bound at ``gate.confidence`` (default 95 %): ``f1.ci_low`` (of ``f1.mean``),
   ``contains.pass_rate.ci_low``, ``f1.mean.ci_high``;
 - a change vs. the baseline (candidate - baseline): ``f1.mean.delta``,
   ``contains.pass_rate.delta.ci_low``; ``EV.delta`` is the change of the evaluator's primary
   metric (``pass_rate`` when it has pass/fail, else ``mean``);
-- a cost from tokens and ``gate.prices`` (per million tokens): ``cost.total``, ``cost.per_row``.
+- a cost from tokens and prices (per million tokens): ``cost.total``, ``cost.per_row``; the price is
+  the variant's own entry in ``gate.prices``, else its model's (``gate.prices`` over the built-in
+  table, by exact name then longest prefix: :class:`promptgauge.cost.PriceTable`).
 
 ``METRIC: no_regression(max_drop=0.02, alpha=0.05)`` -- no significant regression vs. the
 baseline (``EV``, ``EV.pass_rate``, ``EV.mean``, ``error_rate``, ``latency_ms.mean``): fails iff
 the one-sided paired test that the candidate is worse, Holm-adjusted over the variant's
 no_regression rules, is below alpha *and* the metric got worse by more than max_drop (see
 :func:`promptgauge.stats.no_regression`). Worse follows the metric's direction
-(:func:`promptgauge.summary.higher_is_better`): for latency, cost or an evaluator with
+(:func:`promptgauge.metrics.higher_is_better`): for latency, cost or an evaluator with
 ``higher_is_better: false``, worse is higher.
 In YAML, ``- exact_match: no_regression(max_drop=0.02)`` is the same rule.
 
 ``gate.required: [EV, ...]`` -- each evaluator must have scored rows.
 
-Rules apply to every judged variant (all but the baseline, or ``gate.variants``), or to the
+Rules apply to every gated variant (all but the baseline, or ``gate.variants``), or to the
 one a ``{rule, variant}`` entry names. A value that cannot be measured fails its rule.
+Metric names and the rule grammar live in :mod:`promptgauge.metrics`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
-import operator
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,22 +47,25 @@ from typing import Any
 import numpy as np
 
 from . import stats
-from .compare import RUN_METRICS as COMPARED_RUN_METRICS, Comparison
+from .compare import Comparison
+from .cost import PriceTable
 from .errors import GateError
+from .metrics import (
+    CALL,
+    FUNCTIONS,
+    GRAMMAR,
+    NUMBER,
+    OPS,
+    THRESHOLD,
+    comparable,
+    metric_hint,
+    metric_value,
+    split_metric,
+)
+from .report.format import sig
 from .results import Side
-from .suite import GateConfig, GateRuleSpec, Suite
-from .summary import known_metrics, metric_value
+from .suite import GatePolicy, GateRuleSpec, Suite
 from .yamlutil import line_of, load_yaml
-
-OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
-NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER})\s*$")
-CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
-FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
-COST = ("cost.total", "cost.per_row")
-GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
-           "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
-           + " ".join(OPS))
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class RuleResult:
 
 @dataclass
 class Subject:
-    """A judged variant: its metrics, its rows and (when there is a baseline) its comparison."""
+    """A gated variant: its metrics, its rows and (when there is a baseline) its comparison."""
 
     variant: str
     summary: dict[str, Any]  # summary.variant_summary() of the variant
@@ -100,38 +106,7 @@ class Subject:
 # ------------------------------------------------------------------------------ parsing
 
 
-def _comparable(evaluators: list[str]) -> set[str]:
-    names = {f"{e}{s}" for e in evaluators for s in ("", ".mean", ".pass_rate")}
-    return names | set(COMPARED_RUN_METRICS)
-
-
-def _split_metric(metric: str, evaluators: list[str]) -> tuple[str, str, str | None] | None:
-    """``METRIC`` -> (source, base metric, CI bound) or None when unknown."""
-    if metric in known_metrics(evaluators):
-        return "summary", metric, None
-    if metric in COST:
-        return "cost", metric, None
-    bound = None
-    base = metric
-    for b in (".ci_low", ".ci_high"):
-        if base.endswith(b):
-            base, bound = base[: -len(b)], b[1:]
-    source = "ci"
-    if base.endswith(".delta"):
-        base, source = base[: -len(".delta")], "delta"
-    if base not in _comparable(evaluators) or (source == "ci" and bound is None):
-        return None
-    return source, base, bound
-
-
-def _metric_hint(evaluators: list[str]) -> str:
-    ev = evaluators[0] if evaluators else "EV"
-    return (f"metrics: {', '.join(known_metrics(evaluators)[:30])}; CI bounds like {ev}.ci_low, "
-            f"{ev}.pass_rate.ci_low; changes like {ev}.mean.delta, {ev}.pass_rate.delta.ci_low; "
-            f"{', '.join(COST)}")
-
-
-def parse_rules(policy: GateConfig, evaluators: list[str], *, variants: list[str] | None = None,
+def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
                 file: str | Path | None = None, in_suite: bool = True) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
@@ -143,10 +118,8 @@ def parse_rules(policy: GateConfig, evaluators: list[str], *, variants: list[str
         loc: tuple[Any, ...] = ("gate", "rules", i) if in_suite else ("rules", i)
         line = None
         if file:
-            try:
+            with contextlib.suppress(Exception):  # the line is a nicety; the message must still come out
                 line = line_of(load_yaml(Path(file))[1], loc)
-            except Exception:  # the line is a nicety; the message must still come out
-                pass
         return {"file": file, "line": line, "field": ".".join(map(str, loc[:-1])) + f"[{i}]"}
 
     for i, raw in enumerate(policy.rules):
@@ -170,8 +143,8 @@ def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], d
     text = spec.rule.strip()
     if m := THRESHOLD.match(text):
         metric, op, number = m.groups()
-        if _split_metric(metric, evaluators) is None:
-            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=_metric_hint(evaluators))
+        if split_metric(metric, evaluators) is None:
+            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=metric_hint(evaluators))
         return Rule(text, "threshold", metric, op, float(number), spec.variant)
     if m := CALL.match(text):
         metric, fn, args = m.groups()
@@ -179,9 +152,9 @@ def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], d
             raise GateError(f"rule '{text}' calls unknown function '{fn}'", **where(),
                             hint="functions: " + ", ".join(f"{k}({', '.join(f'{a}={d}' for a, d in v.items())})"
                                                            for k, v in FUNCTIONS.items()))
-        if metric not in _comparable(evaluators):
+        if metric not in comparable(evaluators):
             raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(),
-                            hint="no_regression takes one of: " + ", ".join(sorted(_comparable(evaluators))))
+                            hint="no_regression takes one of: " + ", ".join(sorted(comparable(evaluators))))
         params = dict(FUNCTIONS[fn])
         for arg in filter(None, (a.strip() for a in args.split(","))):
             name, eq, value = (p.strip() for p in arg.partition("="))
@@ -216,21 +189,21 @@ def _ci(subject: Subject, metric: str, confidence: float) -> tuple[float, float]
     return stats.mean_ci(x, confidence=confidence, seed=0)
 
 
-def _cost(subject: Subject, metric: str, policy: GateConfig) -> tuple[float | None, str]:
+def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | None, str]:
     hashes = subject.side.hashes()
     model = hashes["model"].get("model") or hashes["model"].get("target")
-    price = policy.prices.get(subject.variant) or policy.prices.get(str(model))
+    price = PriceTable.from_config(policy.prices).for_variant(subject.variant, model and str(model))
     if price is None:
         return None, f"no price for variant '{subject.variant}' or model '{model}' in gate.prices"
     tokens = subject.summary["calls"]["tokens"]
-    total = (tokens["prompt"] * price.input + tokens["completion"] * price.output) / 1e6
+    total = price.cost(tokens["prompt"], tokens["completion"])
     n = subject.summary["calls"]["n"]
     return (total if metric == "cost.total" else (total / n if n else None)), ""
 
 
-def _measure(rule: Rule, subject: Subject, policy: GateConfig) -> tuple[float | None, str]:
+def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
-    source, base, bound = _split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
+    source, base, bound = split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
     if source == "summary":
         try:
             return metric_value({"variants": {subject.variant: subject.summary}}, subject.variant, base), \
@@ -254,10 +227,6 @@ def _measure(rule: Rule, subject: Subject, policy: GateConfig) -> tuple[float | 
         f"{base} has no paired rows"
 
 
-def _fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.4g}"
-
-
 def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
     """no_regression rules of one variant, Holm-adjusted together."""
     comp = subject.comparison
@@ -278,10 +247,10 @@ def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
         check = stats.no_regression(dataclasses.replace(pc, pvalue_regression=p_adj),
                                     max_drop=rule.params["max_drop"], alpha=rule.params["alpha"])
         worse = "rose" if not mc.higher_is_better else "fell"
-        change = (f"{metric} {_fmt(mc.baseline)} -> {_fmt(mc.candidate)} (delta {_fmt(mc.delta)}, "
-                  f"{comp.confidence:.0%} CI [{_fmt(mc.ci_low)}, {_fmt(mc.ci_high)}], n={mc.n}"
+        change = (f"{metric} {sig(mc.baseline)} -> {sig(mc.candidate)} (delta {sig(mc.delta)}, "
+                  f"{comp.confidence:.0%} CI [{sig(mc.ci_low)}, {sig(mc.ci_high)}], n={mc.n}"
                   f"{'' if mc.higher_is_better else ', lower is better'}); {mc.test} one-sided p (worse) "
-                  f"{_fmt(pc.pvalue_regression)}, Holm over {len(found)} no_regression rule(s) {_fmt(p_adj)}")
+                  f"{sig(pc.pvalue_regression)}, Holm over {len(found)} no_regression rule(s) {sig(p_adj)}")
         if check.ok:
             reason = f"no regression: {change}"
         else:
@@ -297,10 +266,10 @@ def _num(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GateConfig | None = None, *,
+def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy | None = None, *,
                   baseline: str | None = None, policy_file: str | Path | None = None) -> dict[str, Any]:
     """The verdict: ``{"passed", "variants", "baseline", "policy", "rules": [...]}``."""
-    policy = policy or GateConfig()
+    policy = policy or GatePolicy()
     results: list[RuleResult] = []
     for subject in subjects:
         mine = [r for r in rules if r.variant in (None, subject.variant)]

@@ -92,7 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_ini(config: pytest.Config) -> None:
     """Bad promptgauge settings stop pytest at the start, as a usage error."""
-    from .snapshots import SnapshotError, check_metric_names
+    from .errors import SnapshotError
+    from .snapshots import check_metric_names
 
     if config.getoption("promptgauge_record") and config.getoption("promptgauge_replay"):
         raise pytest.UsageError("promptgauge: --promptgauge-record and --promptgauge-replay exclude each other")
@@ -219,8 +220,7 @@ def promptgauge_variant(request: pytest.FixtureRequest, promptgauge_suite: Any) 
 @pytest.fixture
 def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge_variant: Any) -> Any:
     """``evaluate(row, variant=None, *, evaluators=None) -> Result``: score a row (or a dict of inputs)."""
-    from .errors import UserError
-    from .testkit import CallFailed
+    from .errors import CallFailed, UserError
 
     results = request.node.stash.setdefault(_RESULTS, [])
 

@@ -187,7 +187,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             bound_evaluators.append(resolve(spec, root=suite.root, data_columns=dataset.columns, models=models,
                                             instance=instances.get(spec.name)))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, factory, limit,
-                PriceTable({k: p.model_dump() for k, p in suite.gate.prices.items()}), models=models)
+                PriceTable.from_config(suite.gate.prices), models=models)
     _check_columns(plan)
     return plan
 

@@ -25,15 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import SnapshotError, UserError
 
 FOLDER = "baselines"
 METRIC = re.compile(r"^[A-Za-z_][\w.\-]*$")
 SHOWN_ROWS = 5
-
-
-class SnapshotError(UserError):
-    """A baseline snapshot setting is malformed."""
 
 
 def snapshot_path(module: Path, variant: str) -> Path:
@@ -113,7 +109,7 @@ def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: flo
     from .errors import CompareError
     from .gate import Subject, evaluate_gate, parse_rules
     from .results import load_results_file
-    from .suite import GateConfig
+    from .suite import GatePolicy
     from .summary import variant_summary
 
     result = Check(path, side.variant)
@@ -133,7 +129,7 @@ def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: flo
     table = side.table()
     chosen = metrics or [e for e in side.evaluators if f"{e}.pass_rate" in table and comp.metric(f"{e}.pass_rate")]
     try:
-        rules = parse_rules(GateConfig(rules=[f"{m}: no_regression(max_drop={max_drop}, alpha={alpha})"
+        rules = parse_rules(GatePolicy(rules=[f"{m}: no_regression(max_drop={max_drop}, alpha={alpha})"
                                               for m in chosen]), side.evaluators, in_suite=False)
     except UserError as exc:
         result.error = f"promptgauge_baseline_metrics: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from .errors import SuiteError
-from .yamlutil import load_yaml, validate_model
+from .errors import DeprecatedField, SuiteError
+from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
 
 #: ``${data.question}`` / ``${target.response}`` -- promptflow-style column references.
 COLUMN_REF = re.compile(r"^\$\{(data|target)\.([A-Za-z_][\w.-]*)\}$")
+#: The old name of an evaluator's ``target:`` key, still read.
+OLD_TARGET_KEY = "model"
+#: Per file, the old-name messages already shown in this process: each is shown once.
+_WARNED: dict[str, dict[Any, Any]] = {}
 
 
 class _Model(BaseModel):
@@ -39,6 +53,17 @@ def evaluator_shorthand(v: Any) -> Any:
     if isinstance(v, list):
         return [{"name": e} if isinstance(e, str) else e for e in v]
     return v
+
+
+def warn_old_fields(data: Any, node: Any, path: Path) -> None:
+    """Say once per file line that ``evaluators[i].model`` is now ``target`` (it still works)."""
+    evaluators = data.get("evaluators") if isinstance(data, dict) else None
+    for i, e in enumerate(evaluators if isinstance(evaluators, list) else []):
+        if isinstance(e, dict) and OLD_TARGET_KEY in e and "target" not in e:
+            warnings.warn_explicit(
+                f"evaluators[{i}].model is now 'target' (model: still works)", DeprecatedField,
+                str(path), line_of(node, ("evaluators", i, OLD_TARGET_KEY)) or 1,
+                registry=_WARNED.setdefault(str(path), {}))
 
 
 def require_unique(what: str, names: list[str]) -> None:
@@ -123,26 +148,60 @@ class Matrix(_Model):
 
 
 class EvaluatorSpec(_Model):
-    """An evaluator instance: ``type`` (builtin or custom name) built with ``params``."""
+    """An evaluator instance: ``type`` (builtin or custom name) built with ``params``.
+
+    ``target`` is what the evaluator calls (an LLM judge's model, an embeddings endpoint); its old
+    name ``model:`` is still read (:func:`warn_old_fields` says so once per file line).
+    """
 
     name: str
     type: str | None = None
     column_mapping: dict[str, str] = {}
     params: dict[str, Any] = {}
     threshold: float | None = None
-    model: str | None = Field(
+    target: str | None = Field(
         None, description="target this evaluator calls (an LLM judge's model, an embeddings endpoint); "
-        "default for judges: the suite's judge"
+        "default for judges: the suite's judge; old name: model"
     )
     repeats: int = Field(1, ge=1, le=20, description="score each row this many times; reports agreement")
     human_label: str | None = Field(None, description="dataset column with a human score to agree with")
     higher_is_better: bool | None = Field(
         None, description="whether a larger score is better; default: the evaluator's own say (false for "
         "latency, cost, refusal), else true")
+    _target_key: str = PrivateAttr("target")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _old_target_key(cls, data: Any, handler: Any) -> EvaluatorSpec:
+        """``model:`` is the old name of ``target:``."""
+        old = isinstance(data, dict) and OLD_TARGET_KEY in data
+        if old:
+            if "target" in data:
+                raise ValueError("write 'target:' only ('model:' is its old name)")
+            data = {("target" if k == OLD_TARGET_KEY else k): v for k, v in data.items()}
+        spec = handler(data)
+        if old:
+            spec._target_key = OLD_TARGET_KEY
+        return spec
+
+    @model_serializer(mode="wrap")
+    def _stored_names(self, handler: Any) -> dict[str, Any]:
+        """Dumped (into a run's stored config) under the old name ``model``, as runs already stored have it."""
+        return {(OLD_TARGET_KEY if k == "target" else k): v for k, v in handler(self).items()}
 
     @property
     def kind(self) -> str:
         return self.type or self.name
+
+    @property
+    def model(self) -> str | None:
+        """The old name of :attr:`target`."""
+        return self.target
+
+    @property
+    def target_field(self) -> str:
+        """``evaluators.NAME.target`` (or ``.model`` when the file used the old name), for messages."""
+        return f"evaluators.{self.name}.{self._target_key}"
 
     @field_validator("column_mapping")
     @classmethod
@@ -170,11 +229,11 @@ class Price(_Model):
     output: float = Field(ge=0)
 
 
-class GateConfig(_Model):
+class GatePolicy(_Model):
     """The gate policy: in the suite under ``gate:``, or its own YAML file (``gate: policy.yaml``)."""
 
     rules: list[str | GateRuleSpec] = []
-    variants: list[str] | None = Field(None, description="variants the gate judges; default: all but the baseline")
+    variants: list[str] | None = Field(None, description="the gated variants; default: all but the baseline")
     required: list[str] = Field([], description="evaluators that must have scored rows")
     confidence: float = Field(0.95, gt=0, lt=1, description="level of the CIs in ci_low / ci_high rules")
     prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
@@ -189,6 +248,10 @@ class GateConfig(_Model):
             return [f"{next(iter(r))}: {next(iter(r.values()))}"
                     if isinstance(r, dict) and len(r) == 1 and "rule" not in r else r for r in v]
         return v
+
+
+#: The old name of :class:`GatePolicy`.
+GateConfig = GatePolicy
 
 
 class RunnerConfig(_Model):
@@ -218,11 +281,11 @@ class Suite(_Model, FileBacked):
     variants: list[Variant] = []
     evaluators: list[EvaluatorSpec] = []
     baseline: str | None = None
-    gate: GateConfig = GateConfig()
+    gate: GatePolicy = GatePolicy()
     gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
-    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'model'")
+    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
 
@@ -252,7 +315,7 @@ class Suite(_Model, FileBacked):
         return evaluator_shorthand(v)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "Suite":
+    def _cross_checks(self) -> Suite:
         for m in self.matrix:
             self.variants.extend(m.expand())
         self.matrix = []
@@ -288,6 +351,7 @@ def load_suite(path: str | Path | None = None) -> Suite:
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a suite file is a YAML mapping (name:, dataset:, variants:, ...)", file=path, line=1)
+    warn_old_fields(data, node, path)
     gate_file = None
     if isinstance(data.get("gate"), str):
         gate_file = path.parent / data["gate"]
@@ -299,10 +363,10 @@ def load_suite(path: str | Path | None = None) -> Suite:
     return suite
 
 
-def load_policy(path: str | Path) -> GateConfig:
+def load_policy(path: str | Path) -> GatePolicy:
     """Read a gate policy file (the ``gate:`` section of a suite, on its own)."""
     path = Path(path)
     data, node = load_yaml(path, SuiteError)
     if not isinstance(data, dict):
         raise SuiteError("a gate policy file is a YAML mapping (rules:, required:, ...)", file=path, line=1)
-    return validate_model(GateConfig, data, node, path, SuiteError)
+    return validate_model(GatePolicy, data, node, path, SuiteError)

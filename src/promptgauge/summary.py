@@ -1,17 +1,6 @@
 """Aggregates of one run: per variant, call statistics and per-evaluator metrics.
 
-Metric names, as gate rules and reports use them:
-
-- ``<evaluator>.mean`` / ``.std`` / ``.min`` / ``.max`` / ``.median`` -- of the primary score over scored rows;
-- ``<evaluator>.pass_rate`` -- passed / (scored + errors): an error counts as a failure;
-- ``<evaluator>.n``, ``<evaluator>.errors``, ``<evaluator>.error_rate``;
-- ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an
-  evaluator with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` --
-  agreement with the dataset's ``human_label`` column (see :mod:`.evaluators.reliability`);
-- ``error_rate`` -- failed model calls / calls; ``latency_ms.p50|p95|mean|max``;
-  ``tokens.prompt|completion|total`` (sums).
-
-Which way each metric is better: :func:`higher_is_better`.
+Metric names, their grammar and which way each is better: :mod:`promptgauge.metrics`.
 """
 
 from __future__ import annotations
@@ -28,29 +17,6 @@ from .results import Columns, EvaluatorColumns, read_columns
 from .store import Store
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
-EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
-AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
-RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
-#: Statistics of an evaluator's score: they follow the evaluator's direction.
-SCORE_STATS = ("mean", "median", "min", "max", "p95")
-#: Metric families where less is better, whatever the evaluators say.
-LESS_IS_BETTER = ("latency_ms", "tokens", "cost")
-
-
-def higher_is_better(metric: str, directions: Mapping[str, bool] | None = None) -> bool:
-    """Whether a larger value of *metric* is better -- the one place that says so.
-
-    ``EV.mean`` / ``.median`` / ``.min`` / ``.max`` / ``.p95`` follow the evaluator's
-    direction in *directions* (evaluator -> higher is better, as the run manifest
-    records it; default higher). Error rates, latencies, tokens and costs are better
-    lower; pass rates, agreement and everything else higher.
-    """
-    parts = metric.split(".")
-    if parts[-1] in ("error_rate", "errors"):
-        return False
-    if directions is not None and parts[0] in directions:
-        return bool(directions[parts[0]]) if len(parts) == 2 and parts[1] in SCORE_STATS else True
-    return parts[0] not in LESS_IS_BETTER
 
 
 def _f(x: Any) -> float | None:
@@ -159,34 +125,3 @@ def _agreement(cols: Columns, e: EvaluatorColumns, cfg: dict[str, Any]) -> dict[
         out["human_agreement"] = human_agreement(
             (_f(e.score[i]), None if np.isnan(e.passed[i]) else bool(e.passed[i]), labels[i]) for i in scored)
     return out
-
-
-def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | None:
-    """Look up ``exact_match.pass_rate``, ``error_rate``, ``latency_ms.p95``... for a variant.
-
-    Raises ``KeyError`` with a helpful message when the metric does not exist.
-    """
-    v = summary["variants"][variant]
-    parts = metric.split(".")
-    if parts[0] in RUN_METRICS:
-        node: Any = v["calls"]
-        for p in parts:
-            if not isinstance(node, dict) or p not in node:
-                raise KeyError(metric)
-            node = node[p]
-        return _f(node)
-    if len(parts) == 3 and parts[0] in v["metrics"] and parts[2] in AGREEMENT_STATS.get(parts[1], ()):
-        return _f((v["metrics"][parts[0]].get(parts[1]) or {}).get(parts[2]))
-    if len(parts) != 2 or parts[0] not in v["metrics"] or parts[1] not in EVALUATOR_STATS:
-        raise KeyError(metric)
-    return _f(v["metrics"][parts[0]][parts[1]])
-
-
-def known_metrics(evaluators: list[str]) -> list[str]:
-    """Every metric name a gate rule may use, for error hints."""
-    names = [f"{e}.{s}" for e in evaluators for s in EVALUATOR_STATS]
-    names += [f"{e}.{group}.{s}" for e in evaluators for group, stats in AGREEMENT_STATS.items() for s in stats]
-    names.append("error_rate")
-    names += [f"latency_ms.{s}" for s in RUN_METRICS["latency_ms"]]
-    names += [f"tokens.{s}" for s in RUN_METRICS["tokens"]]
-    return names

@@ -27,10 +27,10 @@ from typing import Any
 
 from . import __version__
 from .datasets import Dataset, Row, content_id, load_dataset
-from .errors import DatasetError, SuiteError, UserError, located
+from .errors import CallFailed, DatasetError, SuiteError, UserError, located
 from .evaluators.models import ModelPool
 from .evaluators.registry import BoundEvaluator, resolve
-from .gate import OPS, THRESHOLD
+from .metrics import OPS, THRESHOLD
 from .prompts import load_prompt
 from .cache import Cache
 from .cassette import Cassette
@@ -437,10 +437,6 @@ def locked(path: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN, 1, offset)
-
-
-class CallFailed(Exception):
-    """The model call behind ``evaluate()`` failed after the runner's retries."""
 
 
 def _canonical(data: Any) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
+
+from ..cost import Price
 
 
 def _norm(text: Any, *, ignore_case: bool, strip: bool) -> str:
@@ -36,7 +38,7 @@ def _needle(fixed: Any, column: Any, name: str) -> Any:
 class ExactMatchEvaluator:
     """``response`` equals ``ground_truth`` (after optional strip / case folding). Score 1.0 or 0.0."""
 
-    inputs = {"response": "${target.response}", "ground_truth": "${data.ground_truth}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}", "ground_truth": "${data.ground_truth}"}
 
     def __init__(self, *, ignore_case: bool = False, strip: bool = True) -> None:
         self.ignore_case, self.strip = ignore_case, strip
@@ -50,7 +52,7 @@ class ExactMatchEvaluator:
 class ContainsEvaluator:
     """``response`` contains ``value`` (a column or a fixed parameter). Case-insensitive by default."""
 
-    inputs = {"response": "${target.response}", "value": "${data.ground_truth}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}", "value": "${data.ground_truth}"}
 
     def __init__(self, *, value: str | None = None, ignore_case: bool = True) -> None:
         self.value, self.ignore_case = value, ignore_case
@@ -66,7 +68,7 @@ class _ContainsMany:
     """Shared by contains_any / contains_all: ``values`` is a list (parameter or column) or a comma-separated string."""
 
     key = ""
-    inputs = {"response": "${target.response}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}"}
 
     def __init__(self, *, values: list[str] | str | None = None, ignore_case: bool = True) -> None:
         self.values, self.ignore_case = values, ignore_case
@@ -107,7 +109,7 @@ class ContainsAllEvaluator(_ContainsMany):
 class StartsWithEvaluator:
     """``response`` (leading whitespace ignored) starts with ``value``. Case-sensitive by default."""
 
-    inputs = {"response": "${target.response}", "value": "${data.ground_truth}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}", "value": "${data.ground_truth}"}
 
     def __init__(self, *, value: str | None = None, ignore_case: bool = False) -> None:
         self.value, self.ignore_case = value, ignore_case
@@ -120,7 +122,7 @@ class StartsWithEvaluator:
 class RegexEvaluator:
     """``response`` matches ``pattern`` (``re.search``, or the whole stripped text with ``fullmatch``)."""
 
-    inputs = {"response": "${target.response}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}"}
 
     def __init__(self, *, pattern: str, ignore_case: bool = False, fullmatch: bool = False) -> None:
         try:
@@ -151,7 +153,7 @@ def _parse_json(response: Any, allow_fence: bool) -> tuple[Any, str | None]:
 class JsonValidEvaluator:
     """``response`` parses as JSON (optionally inside a ```json fenced block)."""
 
-    inputs = {"response": "${target.response}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}"}
 
     def __init__(self, *, allow_fence: bool = True) -> None:
         self.allow_fence = allow_fence
@@ -164,7 +166,7 @@ class JsonValidEvaluator:
 class JsonSchemaEvaluator:
     """``response`` is JSON valid against ``schema`` (a JSON Schema given inline, any draft)."""
 
-    inputs = {"response": "${target.response}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}"}
 
     def __init__(self, *, schema: dict[str, Any] | str, allow_fence: bool = True) -> None:
         import jsonschema
@@ -198,9 +200,9 @@ class LengthEvaluator:
     With a ``max`` a shorter response is better, with only a ``min`` a longer one.
     """
 
-    inputs = {"response": "${target.response}"}
+    inputs: ClassVar[dict[str, str]] = {"response": "${target.response}"}
 
-    def __init__(self, *, min: int | None = None, max: int | None = None, unit: str = "chars") -> None:  # noqa: A002
+    def __init__(self, *, min: int | None = None, max: int | None = None, unit: str = "chars") -> None:
         if unit not in ("chars", "words"):
             raise ValueError(f"unit must be 'chars' or 'words', not {unit!r}")
         if min is None and max is None:
@@ -218,7 +220,7 @@ class LengthEvaluator:
 class LatencyEvaluator:
     """The call's latency in milliseconds; passes under ``budget_ms`` when given."""
 
-    inputs = {"latency_ms": "${target.latency_ms}"}
+    inputs: ClassVar[dict[str, str]] = {"latency_ms": "${target.latency_ms}"}
     higher_is_better = False
 
     def __init__(self, *, budget_ms: float | None = None) -> None:
@@ -233,18 +235,19 @@ class LatencyEvaluator:
 
 
 class CostEvaluator:
-    """The call's cost from its token counts and prices per million tokens; passes under ``budget``."""
+    """The call's cost from its token counts and prices per million tokens (a :class:`~promptgauge.cost.Price`);
+    passes under ``budget``."""
 
-    inputs = {"prompt_tokens": "${target.prompt_tokens}", "completion_tokens": "${target.completion_tokens}"}
+    inputs: ClassVar[dict[str, str]] = {"prompt_tokens": "${target.prompt_tokens}", "completion_tokens": "${target.completion_tokens}"}
     higher_is_better = False
 
     def __init__(self, *, prompt_price: float, completion_price: float, budget: float | None = None) -> None:
-        self.prompt_price, self.completion_price, self.budget = prompt_price, completion_price, budget
+        self.price, self.budget = Price(input=prompt_price, output=completion_price), budget
 
     def __call__(self, *, prompt_tokens: Any, completion_tokens: Any) -> dict[str, Any]:
         if prompt_tokens is None or completion_tokens is None:
             raise ValueError("the target reported no token counts, so the cost is unknown")
-        cost = (int(prompt_tokens) * self.prompt_price + int(completion_tokens) * self.completion_price) / 1e6
+        cost = self.price.cost(int(prompt_tokens), int(completion_tokens))
         out: dict[str, Any] = {"cost": cost}
         if self.budget is not None:
             out["cost_result"] = "pass" if cost <= self.budget else "fail"

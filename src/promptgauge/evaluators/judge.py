@@ -27,7 +27,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ..errors import EvaluatorError
+from ..errors import EvaluatorError, JudgeReplyError
 from ..prompts import Prompt, load_prompt
 from .models import EvaluatorModel
 
@@ -35,15 +35,6 @@ __all__ = [
     "JudgeReplyError", "parse_reply", "PromptyJudge", "RelevanceJudge", "CoherenceJudge", "FluencyJudge",
     "GroundednessJudge", "SimilarityJudge", "RetrievalJudge", "RubricJudge", "JUDGES",
 ]
-
-
-class JudgeReplyError(ValueError):
-    """The judge's reply holds no usable score; ``details`` keeps the raw reply."""
-
-    def __init__(self, message: str, raw: str) -> None:
-        excerpt = raw if len(raw) <= 200 else raw[:199] + "…"
-        super().__init__(f"{message}; reply was {excerpt!r}")
-        self.details = {"raw_reply": raw}
 
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?"

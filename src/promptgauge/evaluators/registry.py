@@ -1,4 +1,4 @@
-"""Finding evaluators by name, binding their column mappings, normalising their outputs.
+"""Finding evaluators by name and binding their column mappings (their outputs: :mod:`.outcome`).
 
 An evaluator is a plain callable ``(**columns) -> dict`` -- the azure-ai-evaluation
 contract -- so builtins, the project's own ``evaluators/*.py`` and
@@ -9,8 +9,8 @@ negates a deterministic builtin), then ``module:attribute``, then in the suite's
 other ``*.py`` defining ``NAME``.
 
 A class is built with the entry's ``params`` plus what its constructor asks
-for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``model:``
-or the suite's ``judge:``), ``embedder`` (one for ``model:``, if set),
+for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``target:``
+or the suite's ``judge:``), ``embedder`` (one for ``target:``, if set),
 ``model_config`` (azure-ai-evaluation classes: the judge as a model
 configuration) and ``threshold`` (the entry's ``threshold:``).
 
@@ -26,21 +26,21 @@ import functools
 import hashlib
 import importlib.util
 import inspect
-import math
 import re
-import statistics
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import EvaluatorError, UserError, located
+from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
 from .azure import AzureEvaluator, is_azure_evaluator, model_config
 from .builtin import BUILTINS
 from .judge import JUDGES, RubricJudge
 from .models import EvaluatorModel, ModelPool, repeat_index
+from .outcome import Outcome, combine, negated, normalise
 
 _NOT = re.compile(r"^not[-_]")
 
@@ -52,16 +52,6 @@ def builtin_evaluators() -> dict[str, type]:
     from .refusal import EVALUATORS as REFUSAL
 
     return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
-
-
-@dataclass
-class Outcome:
-    """A normalised evaluator result for one row."""
-
-    score: float | None = None
-    passed: bool | None = None
-    error: str | None = None
-    details: dict[str, Any] | None = None
 
 
 @dataclass
@@ -127,45 +117,10 @@ class BoundEvaluator:
             outcome = normalise(raw, self.threshold, self.higher_is_better)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an evaluator failing on one row must not stop the run
+        except Exception as exc:  # noqa: BLE001 - an evaluator failing on one row must not stop the run
             details = getattr(exc, "details", None)
             return Outcome(error=f"{type(exc).__name__}: {exc}", details=details if isinstance(details, dict) else None)
         return negated(outcome) if self.negate else outcome
-
-
-def negated(outcome: Outcome) -> Outcome:
-    """The ``not-`` modifier: pass becomes fail and back; the score is 1.0 for a pass, else 0.0."""
-    if outcome.error is not None:
-        return outcome
-    if outcome.passed is None:
-        return Outcome(error="ValueError: nothing to negate: the evaluator gave no pass/fail", details=outcome.details)
-    return Outcome(score=float(not outcome.passed), passed=not outcome.passed, details=outcome.details)
-
-
-def combine(outcomes: list[Outcome], threshold: float | None = None, higher_is_better: bool = True) -> Outcome:
-    """Repeats of one evaluator on one row -> one outcome.
-
-    The score is the mean of the scored repeats; pass/fail is the suite
-    ``threshold`` on that mean (see :func:`meets`), else the majority of the repeats' verdicts (a
-    tie fails). ``repeat_scores`` in the details keeps every repeat's score
-    (``None`` for a repeat that failed), for agreement statistics.
-    """
-    repeat_scores = [o.score if o.error is None else None for o in outcomes]
-    errors = [o.error for o in outcomes if o.error is not None]
-    scored = [o for o in outcomes if o.error is None and o.score is not None]
-    if not scored:
-        first = next((o for o in outcomes if o.error is not None), outcomes[0])
-        return Outcome(error=first.error, details={**(first.details or {}), "repeat_scores": repeat_scores})
-    score = statistics.fmean(o.score for o in scored)  # type: ignore[misc]
-    if threshold is not None:
-        passed: bool | None = meets(score, threshold, higher_is_better)
-    else:
-        votes = [o.passed for o in scored if o.passed is not None]
-        passed = sum(votes) * 2 > len(votes) if votes else None
-    details = {**(scored[0].details or {}), "score": score, "repeat_scores": repeat_scores}
-    if errors:
-        details["repeat_errors"] = errors
-    return Outcome(score=score, passed=passed, details=details)
 
 
 def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
@@ -176,60 +131,6 @@ def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
         else:
             raise KeyError(f"{ref} is not available for this row")
     return cur
-
-
-def meets(score: float, threshold: float, higher_is_better: bool = True) -> bool:
-    """A suite ``threshold``: the score passes at or above it (at or below it when lower is better)."""
-    return score >= threshold if higher_is_better else score <= threshold
-
-
-def normalise(raw: Any, threshold: float | None = None, higher_is_better: bool = True) -> Outcome:
-    """Primary score and pass/fail from whatever an evaluator returned.
-
-    - a bool is pass/fail (score 1.0/0.0); a number is the score;
-    - a dict: ``score`` if present, else its first numeric value that is not a
-      ``*_threshold``; ``passed`` if present, else the first ``*_result`` equal to
-      ``pass``/``fail``, else the first bool value;
-    - a suite ``threshold`` decides pass/fail (see :func:`meets`).
-    """
-    score: float | None = None
-    passed: bool | None = None
-    details: dict[str, Any] | None = None
-    if isinstance(raw, bool):
-        score, passed = float(raw), raw
-    elif isinstance(raw, (int, float)):
-        score = float(raw)
-    elif isinstance(raw, dict):
-        details = raw
-        if _is_number(raw.get("score")):
-            score = float(raw["score"])
-        else:
-            for key, value in raw.items():
-                if _is_number(value) and not key.endswith("_threshold"):
-                    score = float(value)
-                    break
-        if isinstance(raw.get("passed"), bool):
-            passed = raw["passed"]
-        else:
-            for key, value in raw.items():
-                if key.endswith("_result") and value in ("pass", "fail"):
-                    passed = value == "pass"
-                    break
-            else:
-                passed = next((v for v in raw.values() if isinstance(v, bool)), None)
-        if score is None and passed is not None:
-            score = float(passed)
-    else:
-        raise TypeError(f"evaluator returned {type(raw).__name__}; expected a dict, a number or a bool")
-    if score is not None and math.isnan(score):
-        score = None
-    if threshold is not None and score is not None:
-        passed = meets(score, threshold, higher_is_better)
-    return Outcome(score=score, passed=passed, details=details)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models: ModelPool | None = None,
@@ -259,7 +160,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
         elif param == "response":
             mapping[param] = "${target.response}"
         elif param in data_columns:
-            mapping[param] = "${data.%s}" % param
+            mapping[param] = f"${{data.{param}}}"
     unknown = set(spec.column_mapping) - set(params) if not _takes_kwargs(func) else set()
     if unknown:
         raise EvaluatorError(
@@ -292,7 +193,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
             f"human_label names column '{spec.human_label}', which the dataset does not have",
             field=f"evaluators.{spec.name}.human_label", hint="dataset columns: " + ", ".join(data_columns),
         )
-    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
     if hasattr(func, "__acall__"):
         func, is_async = func.__acall__, True
     return BoundEvaluator(
@@ -371,7 +272,7 @@ def _load_module(path: Path) -> Any:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the user's module raises is reported
             raise EvaluatorError(f"cannot load evaluator file: {type(exc).__name__}: {exc}", file=path) from None
         _modules[path] = module
     return _modules[path]
@@ -396,10 +297,10 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
                  models: ModelPool | None) -> tuple[Callable[..., Any], EvaluatorModel | None]:
     """The evaluator callable, and the model it calls (if any)."""
     field = f"evaluators.{spec.name}"
+    target_field, key = spec.target_field, spec.target_field.rpartition(".")[2]
     if not found.factory:
-        if spec.model:
-            raise EvaluatorError(f"evaluator '{kind}' is already built, so 'model:' cannot apply",
-                                 field=field + ".model")
+        if spec.target:
+            raise EvaluatorError(f"evaluator '{kind}' is already built, so '{key}:' cannot apply", field=target_field)
         if not callable(found.obj):
             raise EvaluatorError(f"'{kind}' is not callable")
         return (functools.partial(found.obj, **spec.params) if spec.params else found.obj), None
@@ -411,17 +312,17 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     model = None
     pool = models or ModelPool(None)
     if "judge" in accepts and "judge" not in kwargs:
-        model = kwargs["judge"] = pool.judge(spec.model, spec.name)
+        model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
-        model = pool.judge(spec.model, spec.name)
-        with located(field=field + ".model" if spec.model else "judge"):
+        model = pool.judge(spec.target, spec.name)
+        with located(field=target_field if spec.target else "judge"):
             kwargs["model_config"] = model_config(model)
-    elif "embedder" in accepts and "embedder" not in kwargs and spec.model:
-        model = kwargs["embedder"] = pool.get(spec.model, field=field + ".model")
-        with located(field=field + ".model"):
+    elif "embedder" in accepts and "embedder" not in kwargs and spec.target:
+        model = kwargs["embedder"] = pool.get(spec.target, field=target_field)
+        with located(field=target_field):
             model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
-    elif spec.model:
-        raise EvaluatorError(f"evaluator '{kind}' calls no model, so 'model:' does not apply", field=field + ".model")
+    elif spec.target:
+        raise EvaluatorError(f"evaluator '{kind}' calls no model, so '{key}:' does not apply", field=target_field)
     if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
         kwargs["threshold"] = spec.threshold
     try:
@@ -445,7 +346,7 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
     except (TypeError, ValueError):
         return None
     if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
-        overloads = typing.get_overloads(getattr(type(func), "__call__", None))
+        overloads = typing.get_overloads(getattr(type(func), "__call__", None))  # noqa: B004
         if overloads:
             first = inspect.signature(overloads[0])
             sig = first.replace(parameters=[p for p in first.parameters.values() if p.name != "self"])

@@ -6,9 +6,10 @@ stores the scores as a time series in the run store, compares the latest
 window with a reference, and writes a trend report.
 """
 
+from ..errors import BadRecord
 from .config import MonitorConfig, load_monitor_config
 from .core import PassResult, monitor, run_pass
-from .sources import BadRecord, Reader, Record
+from .sources import Reader, Record
 
 __all__ = ["BadRecord", "MonitorConfig", "PassResult", "Reader", "Record", "load_monitor_config", "monitor",
            "run_pass"]

@@ -16,8 +16,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import MonitorError
-from ..suite import EvaluatorSpec, FileBacked, Price, RunnerConfig, TargetConfig, evaluator_shorthand, require_unique, safe_name
-from ..summary import higher_is_better
+from ..metrics import higher_is_better, window_metric_error
+from ..suite import (
+    EvaluatorSpec,
+    FileBacked,
+    Price,
+    RunnerConfig,
+    TargetConfig,
+    evaluator_shorthand,
+    require_unique,
+    safe_name,
+    warn_old_fields,
+)
 from ..yamlutil import load_yaml, validate_model
 from .redact import KINDS
 
@@ -26,14 +36,8 @@ DEFAULT_MONITOR_FILE = "monitor.yaml"
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-#: Statistics a rule may name after ``<evaluator>.``; comparison rules only the testable ones.
-EVALUATOR_STATS = ("mean", "median", "p95", "pass_rate", "error_rate", "n")
-TESTABLE_STATS = ("mean", "median", "pass_rate", "error_rate")
-#: Metrics of the traffic itself.
-TRAFFIC_METRICS = ("records", "error_rate", "sampled")
 
-
-def seconds(text: str | int | float) -> int:
+def seconds(text: str | float) -> int:
     """``"90s"``, ``"15m"``, ``"1h"``, ``"7d"``, ``"1w"`` (or a number of seconds) -> seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = int(text)
@@ -124,7 +128,7 @@ class ReferenceConfig(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ReferenceConfig":
+    def _one_kind(self) -> ReferenceConfig:
         kinds = [k for k, on in (("run", self.run is not None), ("from/to", self.start or self.end),
                                  ("previous", self.previous is not None)) if on]
         if len(kinds) != 1:
@@ -144,7 +148,7 @@ class AlertRule(_Model):
     more than ``drop`` (absolute) and ``relative_drop`` (share of the reference
     value), and the one-sided test is significant at ``alpha`` (Holm-adjusted
     over the window's comparison rules). A window with fewer than ``min_n``
-    values is not judged.
+    values is not checked.
     """
 
     metric: str
@@ -160,7 +164,7 @@ class AlertRule(_Model):
         "latency, cost, refusal), lower for error rates, else higher")
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "AlertRule":
+    def _one_kind(self) -> AlertRule:
         threshold = self.below is not None or self.above is not None
         comparison = self.drop is not None or self.relative_drop is not None or self.alpha is not None
         if threshold and comparison:
@@ -213,7 +217,7 @@ class MonitorConfig(_Model, FileBacked):
     sources: list[SourceSpec] = Field(min_length=1)
     evaluators: list[EvaluatorSpec] = Field(min_length=1)
     targets: dict[str, TargetConfig] = {}
-    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'model'")
+    judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     runner: RunnerConfig = Field(RunnerConfig(), description="as in a suite; max_cost: USD per pass")
     prices: dict[str, Price] = Field({}, description="model -> price (USD per 1M tokens) of evaluators' model "
                                      "calls, added to the built-in table")
@@ -266,7 +270,7 @@ class MonitorConfig(_Model, FileBacked):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "MonitorConfig":
+    def _cross_checks(self) -> MonitorConfig:
         require_unique("source", [s.name for s in self.sources])
         require_unique("evaluator", [e.name for e in self.evaluators])
         return self
@@ -277,19 +281,9 @@ class MonitorConfig(_Model, FileBacked):
 
 
 def check_metric(rule: AlertRule, evaluators: list[str], *, where: str) -> None:
-    """Raise ``ValueError`` when a rule's metric does not exist or cannot be tested."""
-    metric = rule.metric
-    if metric in TRAFFIC_METRICS:
-        if rule.is_comparison and metric != "error_rate":
-            raise ValueError(f"{where}: '{metric}' can only have below/above rules")
-        return
-    ev, _, stat = metric.rpartition(".")
-    valid = list(TRAFFIC_METRICS) + [f"{e}.{s}" for e in evaluators for s in EVALUATOR_STATS]
-    if ev not in evaluators or stat not in EVALUATOR_STATS:
-        raise ValueError(f"{where}: unknown metric '{metric}'; valid: {', '.join(valid)}")
-    if rule.is_comparison and stat not in TESTABLE_STATS:
-        raise ValueError(f"{where}: '{metric}' has no test against the reference; "
-                         f"compare one of {', '.join(TESTABLE_STATS)}, or use below/above")
+    """Raise ``ValueError`` when a rule's metric does not exist or cannot be tested (:mod:`promptgauge.metrics`)."""
+    if why := window_metric_error(rule.metric, evaluators, comparison=rule.is_comparison):
+        raise ValueError(f"{where}: {why}")
 
 
 def load_monitor_config(path: str | Path | None = None) -> MonitorConfig:
@@ -301,6 +295,7 @@ def load_monitor_config(path: str | Path | None = None) -> MonitorConfig:
     if not isinstance(data, dict):
         raise MonitorError("a monitor file is a YAML mapping (name:, sources:, evaluators:, alerts:, ...)",
                            file=path, line=1)
+    warn_old_fields(data, node, path)
     cfg = validate_model(MonitorConfig, data, node, path, MonitorError)
     cfg.path = path.resolve()
     cfg.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -21,9 +21,9 @@ from ..cost import PriceTable
 from ..errors import MonitorError, UserError, located
 from ..evaluators.models import ModelPool
 from ..evaluators.registry import BoundEvaluator, resolve
+from ..metrics import higher_is_better
 from ..runner import MODEL_KINDS, Caller
 from ..store import MonitorStore, Store
-from ..summary import higher_is_better
 from ..targets import TargetFactory
 from .config import MonitorConfig, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
@@ -116,7 +116,7 @@ def prepare(cfg: MonitorConfig, max_cost: float | None = None
 
 def price_table(cfg: MonitorConfig) -> PriceTable:
     """The built-in prices with the monitor file's ``prices:``."""
-    return PriceTable({k: p.model_dump() for k, p in cfg.prices.items()})
+    return PriceTable.from_config(cfg.prices)
 
 
 def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir: str | Path | None = None,
@@ -165,7 +165,7 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
             spend = {"cost_usd": caller.spent, "max_cost": max_cost, "stopped": caller.stop_reason}
             report = analyse(cfg, ms, reference, pass_id, ingestor.stats, spend)
             _alert(cfg, ms, pass_id, report)
-            from .report import write_reports
+            from ..report.monitor import write_monitor_reports as write_reports
 
             out_dir = Path(reports_dir) if reports_dir else cfg.resolve(cfg.reports_dir) / cfg.name
             files = write_reports(report, out_dir)

@@ -161,7 +161,8 @@ class Reference:
             self.previous = seconds(ref.previous)
             self.description = f"the {ref.previous} before each window"
         else:
-            from .sources import BadRecord, parse_time
+            from ..errors import BadRecord
+            from .sources import parse_time
 
             try:
                 self.period = (parse_time(ref.start), parse_time(ref.end))

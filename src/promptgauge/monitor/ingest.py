@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadRecord
 from ..evaluators.registry import BoundEvaluator
 from ..runner import Caller
 from ..store import Checkpoint, MonitorStore
 from .config import MonitorConfig, SourceSpec
 from .redact import Found, Redactor
 from .sampling import Sampler, window_start
-from .sources import BadRecord, Reader, Record
+from .sources import Reader, Record
 
 HEAD_BYTES = 4096
 

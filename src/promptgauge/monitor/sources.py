@@ -25,13 +25,9 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import UserError
-
-
-class BadRecord(ValueError):
-    """A log document that cannot become a record (the reason is reported with its line)."""
+from ..errors import BadRecord, UserError
 
 
 @dataclass
@@ -78,7 +74,7 @@ def parse_time(value: Any) -> float:
             t = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise BadRecord(f"timestamp {value!r} is neither ISO 8601 nor epoch seconds") from None
-        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+        return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
     if isinstance(value, (int, float)):
         x = float(value)
         for limit, per_second in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):  # ns, µs, ms after ~1973
@@ -174,7 +170,7 @@ class Reader:
 class OpenAIChatReader(Reader):
     """Request/response logs an application writes around its ``openai`` chat calls."""
 
-    _KNOWN = {"id", "request_id", "record_id", "custom_id", "timestamp", "time", "ts", "created_at", "request",
+    _KNOWN: ClassVar[set[str]] = {"id", "request_id", "record_id", "custom_id", "timestamp", "time", "ts", "created_at", "request",
               "response", "messages", "metadata", "error", "latency_ms", "duration_ms", "context", "model",
               "cost", "cost_usd"}
 
@@ -293,7 +289,7 @@ def _otlp_attrs(items: Any) -> dict[str, Any]:
 
 def _hex_id(value: Any) -> str:
     text = str(value or "")
-    return text[2:] if text.startswith("0x") else text
+    return text.removeprefix("0x")
 
 
 def iter_spans(doc: Any) -> Iterator[Span]:

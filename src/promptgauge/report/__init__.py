@@ -3,40 +3,28 @@
 A run also writes ``summary.json`` and ``results.jsonl`` (every result, from the store). ``rows.csv``
 and ``results.jsonl`` are streamed (every row, in flat memory); the others render the document,
 whose per-row view is capped for huge runs (:data:`promptgauge.compare.MAX_ROWS`).
+
+Every number in them is written by :mod:`.format`; every file is written atomically
+(:func:`promptgauge.files.atomic_write`). A monitor's trend report: :mod:`.monitor`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from ..files import atomic_open, atomic_write
 from ..store import Store
 from .csv import write_csv
 from .document import REPORT_SCHEMA, ReportDoc, build_document, json_schema, run_hashes
+from .format import compact, fmt, sig, signed
 from .html import render_html
 from .junit import render_junit
 from .markdown import render_markdown
 
-__all__ = ["REPORT_SCHEMA", "ReportDoc", "build_document", "json_schema", "render_html", "render_junit",
-           "render_markdown", "run_hashes", "write_csv", "write_reports"]
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[TextIO]:
-    """A text file written under a temporary name and renamed into place once complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        yield f
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with _atomic(path) as f:
-        f.write(text)
+__all__ = ["REPORT_SCHEMA", "ReportDoc", "atomic_write", "build_document", "compact", "fmt", "json_schema",
+           "render_html", "render_junit", "render_markdown", "run_hashes", "sig", "signed", "write_csv", "write_reports"]
 
 
 def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | None = None,
@@ -45,18 +33,18 @@ def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | No
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "html": out_dir / "report.html", "markdown": out_dir / "report.md",
              "junit": out_dir / "junit.xml", "csv": out_dir / "rows.csv"}
-    _atomic_write(paths["json"], doc.model_dump_json(indent=2, by_alias=True) + "\n")
-    _atomic_write(paths["html"], render_html(doc))
-    _atomic_write(paths["markdown"], render_markdown(doc))
-    _atomic_write(paths["junit"], render_junit(doc))
-    with _atomic(paths["csv"]) as f:
+    atomic_write(paths["json"], doc.model_dump_json(indent=2, by_alias=True) + "\n")
+    atomic_write(paths["html"], render_html(doc))
+    atomic_write(paths["markdown"], render_markdown(doc))
+    atomic_write(paths["junit"], render_junit(doc))
+    with atomic_open(paths["csv"]) as f:
         write_csv(doc, f)
     if summary is not None:
         paths["summary"] = out_dir / "summary.json"
-        _atomic_write(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        atomic_write(paths["summary"], json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     if store is not None and doc.run_id:
         paths["jsonl"] = out_dir / "results.jsonl"
-        with _atomic(paths["jsonl"]) as f:
+        with atomic_open(paths["jsonl"]) as f:
             for item in store.iter_results(doc.run_id):
                 f.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
     return paths

@@ -10,14 +10,14 @@ jinja2's autoescaping: a reply containing ``<script>`` is shown as text.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 
 import jinja2
 from markupsafe import Markup, escape
 
 from .document import ReportDoc
-from .markdown import LOWER, agreement_rows, flatten, fmt
+from .format import fmt, signed
+from .markdown import LOWER, agreement_rows, flatten
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("promptgauge.report", "templates"),
@@ -47,14 +47,14 @@ def _x(value: float, lo: float, hi: float, x0: float, width: float) -> float:
     return x0 + (value - lo) / (hi - lo) * width if hi > lo else x0 + width / 2
 
 
-def metric_chart(m) -> Markup:  # noqa: ANN001 -- a compare.MetricComparison
+def metric_chart(m) -> Markup:
     """An inline SVG: baseline and candidate bars, and the delta with its CI against zero."""
     w, label_w, bar_w = 360, 78, 270
     vals = [v for v in (m.baseline, m.candidate) if v is not None]
     top = 1.0 if m.metric.endswith("pass_rate") or m.metric == "error_rate" else max([abs(v) for v in vals] + [1e-9])
     color = {"improved": "#1a7f37", "regressed": "#cf222e", "unchanged": "#57606a"}[m.change]
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {w} 92" width="{w}" height="92" '
-             f'xmlns="http://www.w3.org/2000/svg">']
+    parts = [(f'<svg class="chart" role="img" viewBox="0 0 {w} 92" width="{w}" height="92" '
+              f'xmlns="http://www.w3.org/2000/svg">')]
     for i, (name, v, fill) in enumerate((("baseline", m.baseline, "#8c959f"), ("candidate", m.candidate, color))):
         y = 4 + i * 22
         length = 0 if v is None else abs(v) / top * (bar_w - 48)
@@ -81,7 +81,7 @@ def metric_chart(m) -> Markup:  # noqa: ANN001 -- a compare.MetricComparison
     return Markup("".join(parts))
 
 
-def _worst(row, metrics) -> float:  # noqa: ANN001
+def _worst(row, metrics) -> float:
     """The row's largest worsening across evaluator metrics (0 when nothing got worse): for sorting."""
     worst = 0.0
     for m in metrics:
@@ -96,18 +96,14 @@ def _worst(row, metrics) -> float:  # noqa: ANN001
     return worst
 
 
-def _search_text(row) -> str:  # noqa: ANN001 -- a compare.RowDiff
+def _search_text(row) -> str:
     """Plain lower-cased text the row filter searches: id, input values, both outputs (escaped by the template)."""
     parts = [row.row_id, *map(str, row.inputs.values()), row.baseline.output or "", row.candidate.output or ""]
     return " ".join(parts).lower()
 
 
-def _signed(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
-
-
 def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
-    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=_signed, worst=_worst,
+    return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=signed, worst=_worst,
                            search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])

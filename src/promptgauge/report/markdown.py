@@ -9,16 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .document import REPORT_SCHEMA, ReportDoc
+from .format import fmt, signed
 
 GITHUB_LIMIT = 65_536
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
 
 
 def _cell(text: Any, limit: int = 200) -> str:
@@ -36,10 +29,6 @@ def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
             out += flatten(v, f"{prefix}.{k}" if prefix else str(k))
         return out
     return [(prefix, obj)]
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.3f}"
 
 
 CHANGE = {"improved": "▲ improved", "regressed": "▼ **regressed**", "unchanged": "no significant change"}
@@ -74,22 +63,22 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
         verdict = "✅ **PASS**" if v.passed else "❌ **FAIL**"
         against = f" against `{_cell(v.baseline)}`" if v.baseline else ""
         failed = sum(not r.passed for r in v.rules)
-        head += [f"Gate verdict: {verdict} — {len(v.rules) - failed} of {len(v.rules)} rules passed "
-                 f"(judged: {', '.join(v.variants) or 'none'}{against})", ""]
+        head += [(f"Gate verdict: {verdict} — {len(v.rules) - failed} of {len(v.rules)} rules passed "
+                  f"(gated: {', '.join(v.variants) or 'none'}{against})"), ""]
     if doc.status:
         head += [f"Run status: {doc.status}", ""]
     for c in doc.comparisons:
         head += [f"## `{_cell(c.candidate.label)}` vs. baseline `{_cell(c.baseline.label)}`", ""]
         head += [f"> ⚠️ **{_cell(w, 1000)}**" for w in c.warnings] + ([""] if c.warnings else [])
-        head += [f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
-                 f"change?), Holm-adjusted over {len(c.metrics)} metrics; a change needs p < {c.alpha:g} · "
-                 f"seed {c.seed}", "",
+        head += [(f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
+                  f"change?), Holm-adjusted over {len(c.metrics)} metrics; a change needs p < {c.alpha:g} · "
+                  f"seed {c.seed}"), "",
                  "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change |",
                  "|---|---|---|---|---|---|---|---|"]
         for m in c.metrics:
             name = f"`{m.metric}`" + ("" if m.higher_is_better else f" ({LOWER})")
-            head.append(f"| {name} | {fmt(m.baseline)} | {fmt(m.candidate)} | {_pct(m.delta)} | "
-                        f"[{_pct(m.ci_low)}, {_pct(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
+            head.append(f"| {name} | {fmt(m.baseline)} | {fmt(m.candidate)} | {signed(m.delta)} | "
+                        f"[{signed(m.ci_low)}, {signed(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
                         f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} |")
         head.append("")
     if not doc.comparisons and doc.variants:
@@ -159,8 +148,8 @@ def _fit(head: list[str], rows: list[str], tail: list[str], limit: int) -> str:
     for line in rows:
         if used + len(line) + 1 > budget:
             left = sum(1 for x in rows[len(kept):] if x.startswith("| `"))
-            kept += ["", f"_… {left} more rows not shown (comment size limit); "
-                         "see report.html or rows.csv for every row._", ""]
+            kept += ["", (f"_… {left} more rows not shown (comment size limit); "
+                          "see report.html or rows.csv for every row._"), ""]
             break
         kept.append(line)
         used += len(line) + 1

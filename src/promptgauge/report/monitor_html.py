@@ -14,7 +14,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ..monitor.report import fmt, spend, when
+from .format import compact
+from .monitor import spend, when
 
 W, H = 760, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 14, 34
@@ -53,11 +54,11 @@ def chart(report: dict[str, Any], metric: str) -> Markup | None:
         return PAD_L + (t + size / 2 - t0) / (t1 - t0) * (W - PAD_L - PAD_R)
     def y(v: float) -> float:
         return PAD_T + (hi - v) / (hi - lo) * (H - PAD_T - PAD_B)
-    out = [f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-           f'aria-label="{escape(metric)} per window" xmlns="http://www.w3.org/2000/svg">']
+    out = [(f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+            f'aria-label="{escape(metric)} per window" xmlns="http://www.w3.org/2000/svg">')]
     for v in _ticks(lo, hi):
         out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                   f'<text class="tick" x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{escape(fmt(v))}</text>')
+                   f'<text class="tick" x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{escape(compact(v))}</text>')
     # reference band and line
     band = [(t, m["band"]) for t, m in pts if m["band"]]
     if band:
@@ -78,7 +79,7 @@ def chart(report: dict[str, Any], metric: str) -> Markup | None:
     alerting = {w["start"]: [a for a in w["alerts"] if any(r["rule"] == a for r in rules)] for w in windows}
     for t, m in pts:
         hit = alerting.get(t)
-        tip = f"{when(t, size)}: {fmt(m['value'])} (n={m['n']})" + (f" · ALERT: {'; '.join(hit)}" if hit else "")
+        tip = f"{when(t, size)}: {compact(m['value'])} (n={m['n']})" + (f" · ALERT: {'; '.join(hit)}" if hit else "")
         out.append(f'<circle class="{"alert" if hit else "pt"}" cx="{x(t):.1f}" cy="{y(m["value"]):.1f}" '
                    f'r="{5 if hit else 3}"><title>{escape(tip)}</title></circle>')
     label_every = max(1, len(windows) // 6)
@@ -112,5 +113,5 @@ def render_monitor_html(report: dict[str, Any]) -> str:
         start, _, rule = key.partition("|")
         examples.append({"window": when(float(start), size), "rule": rule, "rows": rows})
     template = _env.get_template("monitor.html.j2")
-    return template.render(r=report, charts=charts, examples=examples, when=lambda t: when(t, size), fmt=fmt,
+    return template.render(r=report, charts=charts, examples=examples, when=lambda t: when(t, size), fmt=compact,
                            latest=report["windows"][-1] if report["windows"] else None, spend=spend(report))

@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx2
 
-from ..errors import CallError
+from ..errors import CallError, call_error_for_status, retry_after_seconds
 from .base import Completion
-from .openai_chat import retry_after_seconds
 
 
 class HttpTarget:
@@ -26,7 +25,7 @@ class HttpTarget:
         self.response = response
         self.client = httpx2.AsyncClient(headers=headers, timeout=timeout)
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:
         body: dict[str, Any] = dict(inputs)
         if messages is not None:
             body["messages"] = messages
@@ -37,9 +36,7 @@ class HttpTarget:
         except httpx2.HTTPError as exc:
             raise CallError(f"connection error: {exc}", retryable=True) from None
         if resp.status_code >= 400:
-            status = resp.status_code
-            raise CallError(f"HTTP {status}: {resp.text[:200]}", retryable=status in (408, 409, 429) or status >= 500,
-                            retry_after=retry_after_seconds(resp.headers), throttled=status == 429)
+            raise call_error_for_status(resp.status_code, resp.text[:200], retry_after_seconds(resp.headers))
         try:
             data = resp.json()
         except ValueError:

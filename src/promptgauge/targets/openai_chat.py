@@ -7,34 +7,12 @@ target. Lower-layer errors become :class:`CallError` here, in one place.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import openai
 
-from ..errors import CallError
+from ..errors import CallError, call_error_for_status, retry_after_seconds
 from .base import Completion
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 def to_call_error(exc: Exception) -> CallError:
@@ -44,11 +22,7 @@ def to_call_error(exc: Exception) -> CallError:
     if isinstance(exc, openai.APIConnectionError):
         return CallError(f"connection error: {exc}", retryable=True)
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = retry_after_seconds(exc.response.headers)
-        retryable = status in (408, 409, 429) or status >= 500
-        return CallError(f"HTTP {status}: {_short(exc.message)}", retryable=retryable, retry_after=retry_after,
-                         throttled=status == 429)
+        return call_error_for_status(exc.status_code, _short(exc.message), retry_after_seconds(exc.response.headers))
     if isinstance(exc, openai.APIResponseValidationError):
         return CallError(f"invalid response from server: {_short(str(exc))}", retryable=True)
     if isinstance(exc, ValueError):  # JSONDecodeError on a malformed body
@@ -77,7 +51,7 @@ class OpenAIChatTarget:
         self.rpm = rpm
         self.tpm = tpm
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:
         """A chat completion; a prompt string (``api: completion``) goes to the legacy completions API."""
         try:
             if isinstance(messages, str):

@@ -1,4 +1,7 @@
-"""The trend report of a monitor: ``monitor.json``, ``monitor.md`` and ``monitor.html``, rewritten each pass."""
+"""The trend report of a monitor: ``monitor.json``, ``monitor.md`` and ``monitor.html``, rewritten each pass.
+
+The monitor (:mod:`promptgauge.monitor`) hands over its report as plain data; nothing here imports it.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..report import _atomic_write as atomic_write
+from ..files import atomic_write
+from .format import compact
 
 
 def when(ts: float | None, size: int = 3600) -> str:
     """A window start as UTC text (date only for daily windows)."""
     if ts is None:
         return "–"
-    t = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ts, dt.UTC)
     return t.strftime("%Y-%m-%d" if size % 86400 == 0 else "%Y-%m-%d %H:%M") + ("" if size % 86400 == 0 else "Z")
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x else f"{x:.{digits}f}".rstrip("0").rstrip(".") or "0"
-    return str(x)
 
 
 def spend(report: dict[str, Any]) -> str:
@@ -45,7 +41,8 @@ def _cell(text: Any, limit: int = 160) -> str:
     return s.replace("|", "\\|")
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_monitor_markdown(report: dict[str, Any]) -> str:
+    """``monitor.md``: status, alerts, the latest window's rules, every window, examples, this pass."""
     size = report["window_seconds"]
     lines = [f"# Monitor `{report['monitor']}`: {report['status'].upper()}", ""]
     if report["description"]:
@@ -57,20 +54,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["alerts"]:
         lines += ["## Alerts (latest window)", "", "| rule | value | reference | n | reason |", "|---|---:|---:|---:|---|"]
         for a in report["alerts"]:
-            lines.append(f"| {_cell(a['rule'])} | {fmt(a['value'])} | {fmt(a['reference'])} | {a['n']} | {_cell(a['reason'], 300)} |")
+            lines.append(f"| {_cell(a['rule'])} | {compact(a['value'])} | {compact(a['reference'])} | {a['n']} | {_cell(a['reason'], 300)} |")
         lines.append("")
     latest = report["windows"][-1] if report["windows"] else None
     if latest:
         lines += ["## Rules on the latest window", "", "| rule | status | value | reference | reason |", "|---|---|---:|---:|---|"]
         for r in latest["rules"]:
-            lines.append(f"| {_cell(r['rule'])} | {r['status']} | {fmt(r['value'])} | {fmt(r['reference'])} | {_cell(r['reason'], 300)} |")
+            lines.append(f"| {_cell(r['rule'])} | {r['status']} | {compact(r['value'])} | {compact(r['reference'])} | {_cell(r['reason'], 300)} |")
         lines.append("")
     if report["windows"]:
         metrics = [m for m in report["metrics"] if m != "records"]
         lines += ["## Windows", "", "| window | records | sampled | " + " | ".join(metrics) + " | alerts |",
                   "|---|---:|---:|" + "---:|" * len(metrics) + "---|"]
         for w in report["windows"]:
-            vals = " | ".join(fmt(w["metrics"][m]["value"]) for m in metrics)
+            vals = " | ".join(compact(w["metrics"][m]["value"]) for m in metrics)
             lines.append(f"| {when(w['start'], size)} | {w['records']} | {w['sampled']} | {vals} | "
                          f"{_cell(', '.join(w['alerts'])) or ''} |")
         lines.append("")
@@ -81,14 +78,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += [f"### {when(float(start), size)} · {_cell(rule)}", "", "| record | score | query | response / error |",
                       "|---|---:|---|---|"]
             for e in rows:
-                lines.append(f"| {_cell(e['record_id'], 40)} | {fmt(e['score'])} | {_cell(e['query'])} | "
+                lines.append(f"| {_cell(e['record_id'], 40)} | {compact(e['score'])} | {_cell(e['query'])} | "
                              f"{_cell(e['error'] or e['response'])} |")
             lines.append("")
     t = report["pass"]["total"]
     lines += ["## This pass", "",
-              f"{t['files']} files, {t['documents']} documents: {t['records']} new records "
-              f"({t['duplicates']} already seen), {t['sampled']} sampled, {t['scored']} scored, "
-              f"{t['failed']} failed calls, {t['malformed']} malformed.", ""]
+              (f"{t['files']} files, {t['documents']} documents: {t['records']} new records "
+               f"({t['duplicates']} already seen), {t['sampled']} sampled, {t['scored']} scored, "
+               f"{t['failed']} failed calls, {t['malformed']} malformed."), ""]
     red = t["redactions"]
     lines += ["Redacted: " + (", ".join(f"{k} {v}" for k, v in sorted(red.items())) or "nothing") + ".", ""]
     if report["malformed"]:
@@ -98,18 +95,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report.get("webhook"):
         wh = report["webhook"]
-        lines += [f"Webhook: {'delivered' if wh['delivered'] else 'FAILED: ' + str(wh['error'])} "
-                  f"({wh['alerts']} alerts).", ""]
+        lines += [(f"Webhook: {'delivered' if wh['delivered'] else 'FAILED: ' + str(wh['error'])} "
+                   f"({wh['alerts']} alerts)."), ""]
     return "\n".join(lines)
 
 
-def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_monitor_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write the three reports into *out_dir*; return format -> path."""
-    from ..report.monitor_html import render_monitor_html
+    from .monitor_html import render_monitor_html
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "monitor.json", "markdown": out_dir / "monitor.md", "html": out_dir / "monitor.html"}
     atomic_write(paths["json"], json.dumps(report, indent=2, ensure_ascii=False, default=str))
-    atomic_write(paths["markdown"], render_markdown(report))
+    atomic_write(paths["markdown"], render_monitor_markdown(report))
     atomic_write(paths["html"], render_monitor_html(report))
     return paths
