@@ -467,7 +467,7 @@ def test_plugin_is_import_light(pytester: pytest.Pytester) -> None:
 
         def test_nothing_heavy_loaded(pytestconfig):
             assert pytestconfig.pluginmanager.has_plugin("promptgauge")
-            heavy = {"promptgauge.testkit", "promptgauge.runner", "pandas", "numpy", "openai", "llama_cpp", "jinja2"}
+            heavy = {"promptgauge.testkit", "promptgauge.engine", "pandas", "numpy", "openai", "llama_cpp", "jinja2"}
             assert heavy.isdisjoint(sys.modules)
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

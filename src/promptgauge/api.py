@@ -13,7 +13,7 @@ from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .report import ReportDoc, build_document, run_hashes, write_reports
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
-from .runner import Estimate, Options, Progress, estimate, execute, prepare
+from .engine import Estimate, Options, Progress, estimate, execute, prepare
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GateConfig, Suite, load_policy, load_suite
 from .summary import metric_value, summarize

@@ -274,16 +274,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     results = item.stash.get(_RESULTS, [])
     if report.when == "teardown" and results:
         report.promptgauge = [(r.variant, key) for key, r in results]
-    if report.when == "call" and report.failed and results and not any(r.explained for _, r in results):
-        if hasattr(report.longrepr, "addsection"):
-            text = []
-            for _, r in results:
-                text += r.describe()
-                text += ["  scores:  " + ", ".join(
-                    f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
-                    for n, s in r.scores.items())]
-                text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
-            report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
+    if (report.when == "call" and report.failed and results and not any(r.explained for _, r in results)
+            and hasattr(report.longrepr, "addsection")):
+        text = []
+        for _, r in results:
+            text += r.describe()
+            text += ["  scores:  " + ", ".join(
+                f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
+                for n, s in r.scores.items())]
+            text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
+        report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
     return report
 
 
@@ -328,7 +328,7 @@ class _State:
 
     def run_id_for_workers(self) -> str:
         if self.run_id is None:
-            from .runner import new_run_id
+            from .engine import new_run_id
 
             self.run_id = new_run_id()
         return self.run_id

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine import Caller
 from ..evaluators.registry import BoundEvaluator
-from ..runner import Caller
 from .config import MonitorConfig, SourceSpec
 from .redact import Found, Redactor
 from .sampling import Sampler, window_start
@@ -56,7 +56,7 @@ class PassStats:
     malformed: int = 0
     redactions: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: "PassStats") -> None:
+    def add(self, other: PassStats) -> None:
         for k, v in other.__dict__.items():
             if k == "redactions":
                 self.redactions.update(v)
@@ -214,7 +214,7 @@ class Ingestor:
             except BadRecord as exc:
                 malformed.append((doc.line, str(exc)))
                 continue
-            except Exception as exc:  # a reader's bug on one document must not stop the pass
+            except Exception as exc:  # noqa: BLE001 - a reader's bug on one document must not stop the pass
                 malformed.append((doc.line, f"reader failed: {type(exc).__name__}: {exc}"))
                 continue
             found += [(doc, r) for r in recs]
