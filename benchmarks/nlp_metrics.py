@@ -70,14 +70,12 @@ def _worker(side: str, rows_file: str) -> None:
             raise RuntimeError("nltk.download called")
 
         nltk.download = _no_download
-        from azure.ai.evaluation import (BleuScoreEvaluator, F1ScoreEvaluator, GleuScoreEvaluator,
-                                         MeteorScoreEvaluator, RougeScoreEvaluator)
+        from azure.ai.evaluation import BleuScoreEvaluator, F1ScoreEvaluator, GleuScoreEvaluator, MeteorScoreEvaluator, RougeScoreEvaluator
 
         def rouge_f1(out):
             return out["rouge_properties"]["rouge_f1_score"]
     else:
-        from promptgauge.evaluators.nlp import (BleuScoreEvaluator, F1ScoreEvaluator, GleuScoreEvaluator,
-                                                MeteorScoreEvaluator, RougeScoreEvaluator)
+        from promptgauge.evaluators.nlp import BleuScoreEvaluator, F1ScoreEvaluator, GleuScoreEvaluator, MeteorScoreEvaluator, RougeScoreEvaluator
 
         def rouge_f1(out):
             return out["rouge_f1_score"]

@@ -27,7 +27,6 @@ import yaml
 
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
-
 #: Byte-code caching on, as on a user's machine (this workplace sets PYTHONDONTWRITEBYTECODE).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 

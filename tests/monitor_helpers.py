@@ -10,12 +10,12 @@ from typing import Any
 
 import yaml
 
-T0 = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc).timestamp()
+T0 = dt.datetime(2025, 3, 1, tzinfo=dt.UTC).timestamp()
 HOUR = 3600
 
 
 def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def chat_line(rid: str | None, ts: float, question: str, answer: str | None, *, route: str = "faq",

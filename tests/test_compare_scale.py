@@ -13,9 +13,9 @@ import pytest
 from promptgauge import api
 from promptgauge.compare import MAX_ROWS, compare_sides
 from promptgauge.report import ReportDoc, build_document, write_csv
-from promptgauge.results import load_results as load_side, load_results_file, write_results_file
+from promptgauge.results import load_results as load_side
+from promptgauge.results import load_results_file, summarize, variant_summary, write_results_file
 from promptgauge.store import Store
-from promptgauge.summary import summarize, variant_summary
 from promptgauge.testing.browser import Browser
 
 APP = '''

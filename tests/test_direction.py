@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_compare import ab, ab_rows, cli  # noqa: F401 -- the fixture and helpers of the comparison tests
 
 from promptgauge import api
 from promptgauge.metrics import higher_is_better
-from test_compare import ab, ab_rows, cli  # noqa: F401 -- the fixture and helpers of the comparison tests
 
 WORDS = '''
 def words(*, response):

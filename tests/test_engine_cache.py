@@ -8,7 +8,7 @@ import sqlite3
 from conftest import run_cli
 
 from promptgauge import api
-from promptgauge.runner import Options
+from promptgauge.engine import Options
 
 
 def _run(builder, *, variants=None, **options):

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "model-vs-production"

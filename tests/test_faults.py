@@ -9,9 +9,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from conftest import run_cli
+
 from promptgauge import api
 
 

@@ -11,9 +11,8 @@ from promptgauge.compare import compare_sides
 from promptgauge.gate import Subject, evaluate_gate, parse_rules
 from promptgauge.report import build_document, render_markdown
 from promptgauge.report.markdown import GITHUB_LIMIT
-from promptgauge.results import Side
+from promptgauge.results import Side, variant_summary
 from promptgauge.suite import GateConfig
-from promptgauge.summary import variant_summary
 
 
 def make_side(variant: str, passed: np.ndarray, outputs: list[str] | None = None, run_id: str = "run") -> Side:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_cli
+
 from promptgauge import api
-from promptgauge.runner import Options
+from promptgauge.engine import Options
 from promptgauge.errors import UserError
 from promptgauge.evaluators.judge import JudgeReplyError, parse_reply
 from promptgauge.store import Store

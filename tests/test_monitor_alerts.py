@@ -10,9 +10,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from conftest import REPO, run_cli
 from monitor_helpers import HOUR, T0, append, chat_line, hour_lines, write_config
+
 from promptgauge import api
 from promptgauge.monitor import load_monitor_config, run_pass
 

@@ -6,8 +6,8 @@ import random
 
 import numpy as np
 import pytest
-
 from monitor_helpers import HOUR, T0, append, hour_lines, write_config
+
 from promptgauge.monitor import load_monitor_config, run_pass
 from promptgauge.monitor.drift import Bucket, judge
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from monitor_helpers import append, hour_lines, write_config
+
 from promptgauge.monitor import load_monitor_config, run_pass
 
 SLOW_EVALUATOR = '''

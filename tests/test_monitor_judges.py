@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_cli
 from monitor_helpers import HOUR, T0, append, chat_line, write_config
+
 from promptgauge.errors import UserError
 from promptgauge.monitor import load_monitor_config, run_pass
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from monitor_helpers import T0, append, chat_line, write_config
+
 from promptgauge.monitor import load_monitor_config, run_pass
 from promptgauge.monitor.redact import Found, Redactor, iban_ok, luhn_ok
 

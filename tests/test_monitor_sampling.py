@@ -6,6 +6,7 @@ import random
 import sqlite3
 
 from monitor_helpers import append, hour_lines, write_config
+
 from promptgauge.monitor import load_monitor_config, run_pass
 from promptgauge.monitor.config import SamplingConfig
 from promptgauge.monitor.sampling import Sampler

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from monitor_helpers import T0, append, chat_line, iso, write_config
+
 from promptgauge.errors import MonitorError, UserError
 from promptgauge.monitor import BadRecord, load_monitor_config, run_pass
 from promptgauge.monitor.sources import OpenAIChatReader, OTelGenAIReader, PromptflowTraceReader, parse_time

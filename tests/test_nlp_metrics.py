@@ -237,7 +237,7 @@ def test_runs_with_no_nltk_data_and_no_network(tmp_path):
     empty.mkdir()
     case = next(c for c in CASES if c["id"] == "synonyms_meteor")
     unicode_case = next(c for c in CASES if c["id"] == "unicode_accents")
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import json, socket, sys
         def refuse(*args, **kwargs):
             raise RuntimeError("network or NLTK data access attempted")
@@ -248,7 +248,7 @@ def test_runs_with_no_nltk_data_and_no_network(tmp_path):
         nltk.data.find = refuse
         nltk.data.load = refuse
         from promptgauge.evaluators import nlp
-        out = {{}}
+        out = {}
         for case in json.loads(sys.argv[1]):
             r, g = case["response"], case["ground_truth"]
             out[case["id"]] = [nlp.f1_score(r, g), nlp.bleu_score(r, g), nlp.gleu_score(r, g),

@@ -7,7 +7,6 @@ import sqlite3
 import textwrap
 
 import pytest
-
 from conftest import run_cli
 
 from promptgauge import api

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import SuiteBuilder
 
-import promptgauge.snapshots  # noqa: F401
-import promptgauge.testkit  # noqa: F401
+import promptgauge.pytest_plugin.harness  # noqa: F401
+import promptgauge.pytest_plugin.snapshots  # noqa: F401
 from promptgauge.results import load_results_file
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
@@ -456,7 +456,7 @@ def test_session_report_file(pytester: pytest.Pytester, project: SuiteBuilder, f
     assert {f["row_id"] for f in comparison["flips"] if f["evaluator"] == "contains"} == {"fr", "jp", "it", "es",
                                                                                           "de", "pt"}
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["manifest"]["datasets"] == {"data.jsonl": promptgauge.testkit.hashlib.sha256(
+    assert summary["manifest"]["datasets"] == {"data.jsonl": promptgauge.pytest_plugin.harness.hashlib.sha256(
         (pytester.path / "data.jsonl").read_bytes()).hexdigest()}
     assert summary["variants"]["b"]["metrics"]["contains"]["pass_rate"] == 0.4
 
@@ -467,7 +467,7 @@ def test_plugin_is_import_light(pytester: pytest.Pytester) -> None:
 
         def test_nothing_heavy_loaded(pytestconfig):
             assert pytestconfig.pluginmanager.has_plugin("promptgauge")
-            heavy = {"promptgauge.testkit", "promptgauge.runner", "pandas", "numpy", "openai", "llama_cpp", "jinja2"}
+            heavy = {"promptgauge.pytest_plugin.harness", "promptgauge.engine", "pandas", "numpy", "openai", "llama_cpp", "jinja2"}
             assert heavy.isdisjoint(sys.modules)
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from promptgauge.agreement import alpha, human_agreement, repeat_agreement
 from promptgauge.evaluators.registry import Outcome, combine
-from promptgauge.evaluators.reliability import alpha, human_agreement, repeat_agreement
 
 NAN = np.nan
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": 4 observers x 12 units, with gaps.

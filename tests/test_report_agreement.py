@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from promptgauge import api
-from promptgauge.testing.browser import Browser
 from test_compare import cli
 from test_judges import RELEVANCE, judged, row_of  # noqa: F401 -- the judge suite fixture
+
+from promptgauge import api
+from promptgauge.testing.browser import Browser
 
 # Repeat r of a row is sent with seed r (none for r = 0); human labels: fr 4, jp 2, it 3, es 2.
 PLAN = {"fr": [4, 4, 4], "jp": [2, 3, 2], "it": [5, 5, 5], "es": [1, 1, 3]}

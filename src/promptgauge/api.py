@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Comparison, compare_sides
+from .engine import Estimate, Options, Progress, estimate, execute, prepare
 from .errors import CompareError, GateError
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .report import build_document, run_hashes, write_reports
-from .results import Results, load_results, resolve_results
-from .runner import Estimate, Options, Progress, estimate, execute, prepare
+from .results import Results, load_results, resolve_results, summarize
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
-from .summary import summarize
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:

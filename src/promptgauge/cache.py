@@ -6,6 +6,9 @@ so a replay needs no endpoint configured) and hashed; the hash
 keys the stored completion. Only successful completions are stored, so an
 error is always retried on the next run. Writes are committed in small
 batches: a killed process loses at most the last few entries, never a result.
+
+This is the store layer: completions go in and come out as plain JSON-ready
+dicts (``Completion.to_dict()``); the engine's call path converts them.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any
-
-from .targets.base import Completion
 
 FLUSH_EVERY = 64
 FLUSH_SECONDS = 0.25
@@ -35,7 +36,7 @@ def key_of(req: dict[str, Any]) -> str:
 
 
 class Cache:
-    """``get``/``put`` completions by request key. ``refresh`` ignores old entries but stores new ones."""
+    """``get``/``put`` completions (as dicts) by request key. ``refresh`` ignores old entries but stores new ones."""
 
     def __init__(self, path: str | Path, *, refresh: bool = False) -> None:
         self.path = Path(path)
@@ -50,20 +51,20 @@ class Cache:
         self._last_flush = time.monotonic()
         self.hits = 0
 
-    def get(self, key: str) -> Completion | None:
+    def get(self, key: str) -> dict[str, Any] | None:
         if self.refresh:
             return None
         row = self.db.execute("SELECT completion FROM responses WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
         self.hits += 1
-        return Completion.from_dict(json.loads(row[0]))
+        return json.loads(row[0])
 
     def __contains__(self, key: str) -> bool:
         return not self.refresh and self.db.execute("SELECT 1 FROM responses WHERE key=?", (key,)).fetchone() is not None
 
-    def put(self, key: str, completion: Completion) -> None:
-        self._pending.append((key, json.dumps(completion.to_dict(), ensure_ascii=False), time.time()))
+    def put(self, key: str, completion: dict[str, Any]) -> None:
+        self._pending.append((key, json.dumps(completion, ensure_ascii=False), time.time()))
         if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
 

@@ -74,7 +74,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     --variant takes names or glob patterns (e.g. 'terse.*').
     """
     from . import api
-    from .runner import Options, Progress
+    from .engine import Options, Progress
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
@@ -92,7 +92,13 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     def on_start(_: str, total: int) -> None:
         if no_progress or not console.is_terminal and not sys.stderr.isatty():
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as Bar
 
         b = Bar(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[err]} errors"),
                 TimeElapsedColumn(), console=err_console, transient=True)
@@ -161,7 +167,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
     With --replay CASSETTE it runs offline, without API keys.
     """
     from . import api
-    from .runner import Options
+    from .engine import Options
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)

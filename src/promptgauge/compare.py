@@ -36,8 +36,10 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from . import stats
 from .errors import CompareError
-from .metrics import COMPARED_RUN_METRICS as RUN_METRICS, higher_is_better
+from .metrics import COMPARED_RUN_METRICS as RUN_METRICS
+from .metrics import higher_is_better
 from .results import Columns, Results, RowView
+
 MAX_DROPS = 20
 #: Rows a comparison's per-row view (``row_diffs``) holds at most; also the flips kept per evaluator and direction.
 MAX_ROWS = 2000

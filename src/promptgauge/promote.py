@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CompareError
+from .files import atomic_write, relative
 from .outcomes import CompareReport, PromotionResult
 from .results import load_results_file, results_text, write_results_file
 
@@ -34,16 +34,7 @@ def _sha_file(path: Path) -> str:
 
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_promotion(suite: Suite, evidence: CompareReport, pointer: Path) -> PromotionResult:
@@ -61,7 +52,7 @@ def write_promotion(suite: Suite, evidence: CompareReport, pointer: Path) -> Pro
     record = {
         "schema": PROMOTION_SCHEMA,
         "promoted_at": now.isoformat(timespec="seconds"),
-        "suite": {"name": suite.name, "path": _rel(suite.path, suite.root) if suite.path else None,
+        "suite": {"name": suite.name, "path": relative(suite.path, suite.root) if suite.path else None,
                   "sha256": suite.sha256},
         "promoted": {"variant": cand.variant, "run_id": cand.run_id, "prompt": h["prompt"], "model": h["model"],
                      "target": cand.manifest["variants"][cand.variant].get("target"),
@@ -71,16 +62,16 @@ def write_promotion(suite: Suite, evidence: CompareReport, pointer: Path) -> Pro
         "evidence": {
             "run_id": cand.run_id,
             "baseline": {"label": base.label, "run_id": base.run_id, "variant": base.variant,
-                         "source": base.source if base.source == "store" else _rel(Path(base.source), suite.root),
+                         "source": base.source if base.source == "store" else relative(Path(base.source), suite.root),
                          "hashes": base.hashes()},
             "rows_compared": comp.rows.matched,
             "metrics": [{k: getattr(m, k) for k in ("metric", "baseline", "candidate", "delta", "ci_low", "ci_high",
                                                     "p_holm", "change")} for m in comp.metrics],
             "warnings": comp.warnings,
-            "report": _rel(evidence.reports["json"], suite.root),
+            "report": relative(evidence.reports["json"], suite.root),
         },
         "verdict": evidence.verdict,
-        "baseline_file": {"path": _rel(pointer, suite.root), "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        "baseline_file": {"path": relative(pointer, suite.root), "sha256": hashlib.sha256(text.encode()).hexdigest()},
         "previous_baseline": previous,
     }
     folder = suite.resolve(suite.gate.promotions_dir) / suite.name

@@ -68,7 +68,7 @@ class Limiter:
                     break
                 try:
                     await asyncio.wait_for(self._cond.wait(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             self.in_flight += 1
             if self.rpm:

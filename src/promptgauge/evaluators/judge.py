@@ -105,7 +105,7 @@ def _in_range(value: Any, low: float, high: float, raw: str) -> float:
     return score
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_prompt(name: str) -> Prompt:
     """One of the judge prompts shipped in ``promptgauge/evaluators/prompts/``."""
     return load_prompt(Path(str(files("promptgauge.evaluators") / "prompts" / f"{name}.prompty")))

@@ -2,8 +2,8 @@
 
 An evaluator whose constructor takes ``judge`` (a chat model) or ``embedder``
 (an embeddings endpoint) is given an :class:`EvaluatorModel` wrapping a suite
-target. The runner binds every such model to its own call path
-(``Engine._call``: timeout, retries with backoff, ``Retry-After``, and whatever
+target. The engine binds every such model to its own call path
+(``Caller.call``: timeout, retries with backoff, ``Retry-After``, and whatever
 else that path does -- caching, rate limits, cost), so a judge's calls are
 accounted for exactly like a variant's. Unbound (an evaluator used on its own),
 the target is called once, directly.
@@ -21,7 +21,7 @@ from ..targets.base import Completion, Target
 #: Which repeat of an evaluator is running (0-based); set by the registry for ``repeats: n``.
 repeat_index: contextvars.ContextVar[int] = contextvars.ContextVar("promptgauge_repeat", default=0)
 
-#: ``(target, messages, parameters, inputs) -> (completion, error, latency_ms, attempts)``: ``Engine._call``.
+#: ``(target, messages, parameters, inputs) -> (completion, error, latency_ms, attempts)``: ``Caller.call``.
 CallPath = Callable[[Any, Any, dict[str, Any], dict[str, Any]], Awaitable[tuple[Any, Any, Any, int]]]
 
 
@@ -30,12 +30,12 @@ class EvaluatorModel:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self._call: CallPath | None = None
+        self._path: CallPath | None = None
         self._embeddings: EmbeddingsTarget | None = None
 
     def bind(self, call: CallPath) -> None:
-        """Route calls through *call* (the runner's ``Engine._call``)."""
-        self._call = call
+        """Route calls through *call* (the engine's ``Caller.call``)."""
+        self._path = call
 
     def describe(self) -> dict[str, Any]:
         return {"target": self.target.name, **self.target.describe()}
@@ -65,9 +65,9 @@ class EvaluatorModel:
         return completion.extra["embeddings"]
 
     async def _run(self, target: Any, messages: list[dict[str, str]], parameters: dict[str, Any]) -> Completion:
-        if self._call is None:
+        if self._path is None:
             return await target.complete(messages, parameters, {})
-        completion, error, _, _ = await self._call(target, messages, parameters, {})
+        completion, error, _, _ = await self._path(target, messages, parameters, {})
         if completion is None:
             raise CallError(f"{self.target.name}: {error}")
         return completion
@@ -92,7 +92,7 @@ class EmbeddingsTarget:
         self.chat = chat
         self.name = chat.name + "#embeddings"
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         import openai
 
         from ..targets.openai_chat import to_call_error
@@ -124,13 +124,17 @@ class ModelPool:
         self.factory = factory
         self.default_judge = default_judge
         self._models: dict[str, EvaluatorModel] = {}
+        self._path: CallPath | None = None
 
     def get(self, ref: str, *, field: str) -> EvaluatorModel:
         if self.factory is None:
             raise EvaluatorError("an evaluator that calls a model can only be built for a suite", field=field)
         if ref not in self._models:
             with located(field=field):
-                self._models[ref] = EvaluatorModel(self.factory.get(ref))
+                model = EvaluatorModel(self.factory.get(ref))
+            if self._path is not None:
+                model.bind(self._path)
+            self._models[ref] = model
         return self._models[ref]
 
     def judge(self, ref: str | None, evaluator: str) -> EvaluatorModel:
@@ -146,6 +150,7 @@ class ModelPool:
         )
 
     def bind(self, call: CallPath) -> None:
-        """Route every model's calls through *call*."""
+        """Route every model's calls through *call*, those built later included."""
+        self._path = call
         for model in self._models.values():
             model.bind(call)

@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cache import Cache
 from ..cost import PriceTable
-from ..errors import MonitorError, UserError, located
-from ..evaluators.models import ModelPool
-from ..evaluators.registry import BoundEvaluator, resolve
+from ..engine import Session, priced_model
+from ..errors import MonitorError, located
+from ..evaluators.registry import BoundEvaluator
 from ..metrics import higher_is_better
-from ..runner import MODEL_KINDS, Caller
 from ..store import MonitorStore, Store
-from ..targets import TargetFactory
 from .config import MonitorConfig, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
 from .ingest import Ingestor, PassStats
@@ -86,21 +83,21 @@ def _exclusive(store_path: Path, name: str) -> Iterator[None]:
 
 
 def prepare(cfg: MonitorConfig, max_cost: float | None = None
-            ) -> tuple[list[BoundEvaluator], dict[str, Reader], ModelPool]:
-    """Evaluators (and the models they call), readers, checked before anything is read; rules without a
-    direction get their metric's. A *max_cost* budget needs a price for every model the evaluators call.
+            ) -> tuple[list[BoundEvaluator], dict[str, Reader], Session]:
+    """Evaluators (and the session whose targets they call), readers, checked before anything is read;
+    rules without a direction get their metric's. A *max_cost* budget needs a price for every model the
+    evaluators call.
 
     Raises :class:`UserError`.
     """
     columns = DATA_COLUMNS + sorted({c for s in cfg.sources for c in s.columns if c != "response"})
-    models = ModelPool(TargetFactory(cfg, timeout=cfg.runner.timeout), cfg.judge)
-    prices = price_table(cfg)
+    session = Session(cfg.root, cfg.targets, judge=cfg.judge, runner=cfg.runner, prices=PriceTable.from_config(cfg.prices))
+    prices = session.prices
     evaluators = []
     for spec in cfg.evaluators:
         with located(file=cfg.path):
-            ev = resolve(spec, root=cfg.root, data_columns=columns, models=models)
-            info = ev.model.describe() if ev.model else {}
-            model = info.get("model") if info.get("kind") in MODEL_KINDS else None
+            ev = session.evaluator(spec, data_columns=columns)
+            model = priced_model(ev.model.describe() if ev.model else {})
             if max_cost is not None and model and prices.get(model) is None:
                 raise MonitorError(f"a cost budget needs a price for model '{model}' (evaluators.{spec.name})",
                                    field="prices",
@@ -111,12 +108,8 @@ def prepare(cfg: MonitorConfig, max_cost: float | None = None
     for rule in cfg.alerts:
         if rule.direction is None:
             rule.direction = "higher" if higher_is_better(rule.metric, directions) else "lower"
-    return evaluators, readers, models
+    return evaluators, readers, session
 
-
-def price_table(cfg: MonitorConfig) -> PriceTable:
-    """The built-in prices with the monitor file's ``prices:``."""
-    return PriceTable.from_config(cfg.prices)
 
 
 def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir: str | Path | None = None,
@@ -124,7 +117,7 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
     """One pass: new records in, latest window judged, alerts delivered, reports written.
 
     Evaluators' model calls (LLM judges, embeddings endpoints) go through the
-    engine's call path (:class:`~promptgauge.runner.Caller`): the response cache
+    engine's call path (:class:`~promptgauge.engine.Caller`): the response cache
     next to the store, rate limits, retries, and the cost budget -- *max_cost*,
     else ``runner.max_cost``, in USD for this pass. At the budget the pass stops
     scoring and keeps the records scored so far; the next pass goes on from there.
@@ -133,17 +126,16 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
     stopped (Ctrl-C or SIGTERM); every committed batch is kept either way.
     """
     max_cost = max_cost if max_cost is not None else cfg.runner.max_cost
-    evaluators, readers, models = prepare(cfg, max_cost)
+    evaluators, readers, session = prepare(cfg, max_cost)
     store_path = Path(store) if store else cfg.resolve(cfg.store)
     with _exclusive(store_path, cfg.name):
         st = Store(store_path)
-        cache = Cache(store_path.parent / "cache.db") if cfg.runner.cache else None
+        caller = session.open(cache=store_path.parent / "cache.db" if cfg.runner.cache else None, max_cost=max_cost)
         try:
             ms = MonitorStore(st, cfg.name)
             reference = Reference(cfg, st, ms)
             pass_id = new_pass_id()
             ms.start_pass(pass_id)
-            caller = Caller(cfg.runner, price_table(cfg), models=models, cache=cache, max_cost=max_cost)
             ingestor = Ingestor(cfg, ms, evaluators, readers, pass_id, batch_size=batch_size, caller=caller)
             status = "failed"
 
@@ -151,7 +143,7 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
                 try:
                     await ingestor.run()
                 finally:
-                    await models.factory.aclose()
+                    await session.aclose()
 
             try:
                 _run_async(ingest())
@@ -165,14 +157,13 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
             spend = {"cost_usd": caller.spent, "max_cost": max_cost, "stopped": caller.stop_reason}
             report = analyse(cfg, ms, reference, pass_id, ingestor.stats, spend)
             _alert(cfg, ms, pass_id, report)
-            from ..report.monitor import write_monitor_reports as write_reports
+            from ..report import write_monitor_reports as write_reports
 
             out_dir = Path(reports_dir) if reports_dir else cfg.resolve(cfg.reports_dir) / cfg.name
             files = write_reports(report, out_dir)
             return PassResult(pass_id, report["status"], report, files, store_path)
         finally:
-            if cache:
-                cache.close()
+            session.close()
             st.close()
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine import Caller
 from ..errors import BadRecord
 from ..evaluators.registry import BoundEvaluator
-from ..runner import Caller
 from ..store import Checkpoint, MonitorStore
 from .config import MonitorConfig, SourceSpec
 from .redact import Found, Redactor
@@ -57,7 +57,7 @@ class PassStats:
     malformed: int = 0
     redactions: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: "PassStats") -> None:
+    def add(self, other: PassStats) -> None:
         for k, v in other.__dict__.items():
             if k == "redactions":
                 self.redactions.update(v)
@@ -215,7 +215,7 @@ class Ingestor:
             except BadRecord as exc:
                 malformed.append((doc.line, str(exc)))
                 continue
-            except Exception as exc:  # a reader's bug on one document must not stop the pass
+            except Exception as exc:  # noqa: BLE001 - a reader's bug on one document must not stop the pass
                 malformed.append((doc.line, f"reader failed: {type(exc).__name__}: {exc}"))
                 continue
             found += [(doc, r) for r in recs]

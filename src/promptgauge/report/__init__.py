@@ -24,7 +24,8 @@ from .junit import render_junit
 from .markdown import render_markdown
 
 __all__ = ["REPORT_SCHEMA", "ReportDoc", "atomic_write", "build_document", "compact", "fmt", "json_schema",
-           "render_html", "render_junit", "render_markdown", "run_hashes", "sig", "signed", "write_csv", "write_reports"]
+           "render_html", "render_junit", "render_markdown", "run_hashes", "sig", "signed", "write_csv", "write_monitor_reports",
+           "write_reports"]
 
 
 def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | None = None,
@@ -47,4 +48,17 @@ def write_reports(doc: ReportDoc, out_dir: Path, *, summary: dict[str, Any] | No
         with atomic_open(paths["jsonl"]) as f:
             for item in store.iter_results(doc.run_id):
                 f.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
+    return paths
+
+
+def write_monitor_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write a monitor pass's three reports into *out_dir*; return format -> path."""
+    from .monitor import render_monitor_markdown
+    from .monitor_html import render_monitor_html
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "monitor.json", "markdown": out_dir / "monitor.md", "html": out_dir / "monitor.html"}
+    atomic_write(paths["json"], json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    atomic_write(paths["markdown"], render_monitor_markdown(report))
+    atomic_write(paths["html"], render_monitor_html(report))
     return paths

@@ -6,11 +6,8 @@ The monitor (:mod:`promptgauge.monitor`) hands over its report as plain data; no
 from __future__ import annotations
 
 import datetime as dt
-import json
-from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write
 from .format import compact
 
 
@@ -99,14 +96,3 @@ def render_monitor_markdown(report: dict[str, Any]) -> str:
                    f"({wh['alerts']} alerts)."), ""]
     return "\n".join(lines)
 
-
-def write_monitor_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """Write the three reports into *out_dir*; return format -> path."""
-    from .monitor_html import render_monitor_html
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "monitor.json", "markdown": out_dir / "monitor.md", "html": out_dir / "monitor.html"}
-    atomic_write(paths["json"], json.dumps(report, indent=2, ensure_ascii=False, default=str))
-    atomic_write(paths["markdown"], render_monitor_markdown(report))
-    atomic_write(paths["html"], render_monitor_html(report))
-    return paths

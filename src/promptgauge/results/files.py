@@ -8,13 +8,13 @@ and scores, meant to be committed next to the prompts so a baseline lives in git
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import CompareError
+from ..files import atomic_write
 from .side import Results
 
 RESULTS_SCHEMA = "promptgauge.results/1"
@@ -49,9 +49,7 @@ def results_text(results: Results) -> str:
 def write_results_file(results: Results, path: Path, text: str | None = None) -> Path:
     """Write *results* (or its already rendered *text*) as a results file, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text if text is not None else results_text(results), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text if text is not None else results_text(results))
     return path
 
 

@@ -95,7 +95,7 @@ class Results:
     def summary(self) -> dict[str, Any]:
         """Call statistics and per-evaluator metrics (:func:`promptgauge.summary.columns_summary`)."""
         # The one import of a layer above: a summary is computed by promptgauge.summary.
-        from ..summary import columns_summary
+        from .summary import columns_summary
 
         return columns_summary(self.columns(), self.evaluators, self.manifest.get("evaluators"))
 

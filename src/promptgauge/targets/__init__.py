@@ -12,13 +12,18 @@ A variant names its target with one string:
   any HTTP JSON endpoint);
 - no target, for a ``.prompty`` variant -- the prompty's own ``model.configuration``.
 
-API keys come only from the environment (``api_key_env`` names the variable).
+API keys come only from the environment (``api_key_env`` names the variable). The
+factory takes the root folder and the ``targets:`` section (a suite's or a monitor
+file's), never the whole configuration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TargetError, located
@@ -26,9 +31,9 @@ from .base import Completion, Target
 
 if TYPE_CHECKING:
     from ..prompts import Prompt
-    from ..suite import Suite, TargetConfig
+    from ..suite import TargetConfig
 
-__all__ = ["Completion", "Target", "TargetFactory", "KINDS"]
+__all__ = ["KINDS", "Completion", "Target", "TargetFactory"]
 
 KINDS = ("local", "openai", "azure", "python", "flow", "http")
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -65,12 +70,38 @@ class _Lazy:
             await self._client.close()
 
 
-class TargetFactory:
-    """Builds targets for a suite (or a monitor file: its ``targets:`` and root), sharing one HTTP client per
-    endpoint."""
+@dataclasses.dataclass
+class _Inline:
+    """An endpoint named inline (``openai:MODEL``, ``flow:PATH``, a prompty's ``model.configuration``):
+    the settings of a ``targets:`` entry the factory reads, with their defaults."""
 
-    def __init__(self, suite: "Suite", *, timeout: float, offline: bool = False) -> None:
-        self.suite = suite
+    type: str
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    azure_endpoint: str | None = None
+    api_version: str | None = None
+    model_path: str | None = None
+    function: str | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    rpm: int | None = None
+    tpm: int | None = None
+    url: str | None = None
+    response: str | None = None
+    flow: str | None = None
+    variant: str | None = None
+    connections: dict[str, str] = dataclasses.field(default_factory=dict)
+    init: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class TargetFactory:
+    """Builds targets from the ``targets:`` section of a suite or a monitor file, sharing one HTTP client per
+    endpoint. *root* is the folder relative paths (model files, flows, Python modules) start from."""
+
+    def __init__(self, root: Path, targets: Mapping[str, TargetConfig], *, timeout: float,
+                 offline: bool = False) -> None:
+        self.root = Path(root)
+        self.targets = targets
         self.timeout = timeout
         self.offline = offline  # replaying a cassette: no API key is needed
         self._clients: dict[tuple[Any, ...], Any] = {}
@@ -81,10 +112,8 @@ class TargetFactory:
             self._built[ref] = self._build(ref)
         return self._built[ref]
 
-    def for_prompt(self, prompt: "Prompt", name: str) -> Target:
+    def for_prompt(self, prompt: Prompt, name: str) -> Target:
         """The target a ``.prompty`` names in ``model.configuration`` (promptflow's format)."""
-        from ..suite import TargetConfig
-
         cfg = prompt.configuration
         field = "model.configuration"
         if not cfg.get("type"):
@@ -106,9 +135,13 @@ class TargetFactory:
         if not model:
             raise TargetError("no model: set azure_deployment (azure_openai) or model (openai)", file=prompt.path,
                               field=field)
-        tc = TargetConfig(type="azure" if cfg["type"] == "azure_openai" else "openai", model=model,
-                          base_url=cfg.get("base_url"), azure_endpoint=cfg.get("azure_endpoint"),
-                          api_version=cfg.get("api_version"), api_key_env=key_env)
+        urls = {k: cfg.get(k) for k in ("base_url", "azure_endpoint", "api_version")}
+        for k, value in {"model": model, **urls}.items():
+            if value is not None and not isinstance(value, str):
+                raise TargetError(f"{k} is a {type(value).__name__}, not text", file=prompt.path, field=f"{field}.{k}",
+                                  hint="quote it in the YAML front matter")
+        tc = _Inline(type="azure" if cfg["type"] == "azure_openai" else "openai", model=model, api_key_env=key_env,
+                     **urls)
         with located(file=prompt.path, field=field):
             return self._from_config(name, tc, None)
 
@@ -122,8 +155,8 @@ class TargetFactory:
 
     def _build(self, ref: str) -> Target:
         name, _, rest = ref.partition(":")
-        if name in self.suite.targets:
-            return self._from_config(ref, self.suite.targets[name], rest or None)
+        if name in self.targets:
+            return self._from_config(ref, self.targets[name], rest or None)
         if name == "local":
             from .local import LocalTarget, model_file
 
@@ -131,31 +164,30 @@ class TargetFactory:
         if name == "python":
             from .python import PythonTarget, import_callable
 
-            return PythonTarget(ref, import_callable(rest, search_path=str(self.suite.root)), rest)
+            return PythonTarget(ref, import_callable(rest, search_path=str(self.root)), rest)
         if name == "flow" and rest:
-            from ..suite import TargetConfig
-
-            return self._from_config(ref, TargetConfig(type="flow", flow=rest), None)
+            return self._from_config(ref, _Inline(type="flow", flow=rest), None)
         if name in ("openai", "azure") and rest:
-            from ..suite import TargetConfig
-
-            return self._from_config(ref, TargetConfig(type=name), rest)
-        known = ", ".join(sorted(self.suite.targets)) or "none defined"
+            return self._from_config(ref, _Inline(type=name), rest)
+        known = ", ".join(sorted(self.targets)) or "none defined"
         raise TargetError(
             f"unknown target '{ref}'",
             hint=f"use local:smollm2, openai:MODEL, azure:DEPLOYMENT, python:module:function, "
             f"or a name from the suite's targets: section ({known})",
         )
 
-    def _from_config(self, ref: str, cfg: "TargetConfig", model: str | None) -> Target:
+    def resolve(self, relative: str | Path) -> Path:
+        """A path from the configuration, made absolute against the root folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def _from_config(self, ref: str, cfg: TargetConfig | _Inline, model: str | None) -> Target:
         field = f"targets.{ref.split(':')[0]}"
         if cfg.type == "local":
             from .local import LocalTarget, model_file
 
-            from pathlib import Path
-
             label = model or cfg.model or "smollm2"
-            path = self.suite.resolve(cfg.model_path) if cfg.model_path else model_file(label)
+            path = self.resolve(cfg.model_path) if cfg.model_path else model_file(label)
             if not Path(path).is_file():
                 raise TargetError(f"model file not found: {path}", field=field + ".model_path")
             return LocalTarget(ref, Path(path), label)
@@ -165,7 +197,7 @@ class TargetFactory:
             func_ref = model or cfg.function
             if not func_ref:
                 raise TargetError("a python target needs 'function: module:function'", field=field)
-            return PythonTarget(ref, import_callable(func_ref, search_path=str(self.suite.root)), func_ref)
+            return PythonTarget(ref, import_callable(func_ref, search_path=str(self.root)), func_ref)
         if cfg.type == "http":
             from .http import HttpTarget
 
@@ -179,16 +211,17 @@ class TargetFactory:
 
             if not cfg.flow:
                 raise TargetError("a flow target needs 'flow: path/to/flow.dag.yaml'", field=field)
-            return load_flow_target(ref, self.suite.resolve(cfg.flow), cfg, self, field)
+            return load_flow_target(ref, self.resolve(cfg.flow), cfg, self, field)
         model = model or cfg.model
         if not model:
             raise TargetError(f"no model given: write '{ref}:MODEL' or set 'model:'", field=field)
         from .openai_chat import OpenAIChatTarget
 
-        client, endpoint = self._client(cfg, field)
+        client, endpoint = self.client(cfg, field)
         return OpenAIChatTarget(ref, client, model, kind=cfg.type, endpoint=endpoint, rpm=cfg.rpm, tpm=cfg.tpm)
 
-    def _client(self, cfg: "TargetConfig", field: str) -> tuple[Any, str | None]:
+    def client(self, cfg: TargetConfig | _Inline, field: str) -> tuple[Any, str | None]:
+        """The (shared) openai client of an openai/azure endpoint, and the endpoint's URL."""
         import openai
 
         headers = {k: expand_env(v, field=f"{field}.headers.{k}") for k, v in cfg.headers.items()}

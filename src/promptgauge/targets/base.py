@@ -33,7 +33,7 @@ class Completion:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Completion":
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
         return cls(**data)
 
 

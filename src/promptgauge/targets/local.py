@@ -39,7 +39,7 @@ def model_file(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise TargetError(f"the local model '{name}' is not installed", hint=INSTALL_HINT)
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise TargetError(f"model file missing: {path}", hint=INSTALL_HINT)
     return path
@@ -86,7 +86,7 @@ class LocalTarget:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
         return llm.create_chat_completion(messages=messages, **params)
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         loop = asyncio.get_running_loop()
         try:
             out = await loop.run_in_executor(_executor, self._call, messages, parameters)

@@ -54,7 +54,7 @@ def flow_file(path: Path) -> Path:
     return path
 
 
-def load_flow_target(ref: str, path: Path, cfg: "TargetConfig", factory: "TargetFactory", field: str) -> "FlowTarget":
+def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
     path = flow_file(path)
     try:
@@ -85,7 +85,7 @@ def load_flow_target(ref: str, path: Path, cfg: "TargetConfig", factory: "Target
         else:
             executor = FlowExecutor.create(path, connections, path.parent, raise_ex=False,
                                            init_kwargs=cfg.init or None, env_exporter_setup=False)
-    except Exception as exc:  # promptflow's own validation: missing tool, bad reference, bad entry...
+    except Exception as exc:  # noqa: BLE001 - promptflow's own validation: missing tool, bad reference, bad entry...
         raise TargetError(f"promptflow cannot load this flow: {type(exc).__name__}: {exc}", file=path) from None
     return FlowTarget(ref, path, executor, data)
 
@@ -123,12 +123,12 @@ def _check_dag(data: dict[str, Any], path: Path, variant: str | None) -> dict[st
     return data
 
 
-def _connection(factory: "TargetFactory", target: str, field: str) -> dict[str, Any]:
+def _connection(factory: TargetFactory, target: str, field: str) -> dict[str, Any]:
     """A promptflow connection (as its executor takes it) built from a suite target."""
-    cfg = factory.suite.targets.get(target)
+    cfg = factory.targets.get(target)
     if cfg is None or cfg.type not in ("openai", "azure"):
         raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
-    client, endpoint = factory._client(cfg, field)
+    client, endpoint = factory.client(cfg, field)
     if cfg.type == "azure":
         return {"type": "AzureOpenAIConnection", "value": {
             "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
@@ -146,7 +146,7 @@ class FlowTarget:
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
         result = await self.executor.exec_line_async(values)
         info = result.run_info

@@ -16,7 +16,8 @@ import inspect
 import sys
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import CallError, TargetError
 from .base import Completion
@@ -59,7 +60,7 @@ class PythonTarget:
         self._accepts = None if not params or any(p.kind is p.VAR_KEYWORD for p in params.values()) \
             else set(params)
 
-    async def complete(self, messages, parameters, inputs) -> Completion:  # noqa: ANN001 - see Target
+    async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         kwargs = dict(inputs) if self._accepts is None else {k: v for k, v in inputs.items() if k in self._accepts}
         if messages is not None and (self._accepts is None or "messages" in self._accepts):
             kwargs["messages"] = messages
@@ -98,7 +99,7 @@ async def in_daemon_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> 
     def work() -> None:
         try:
             outcome = (True, func(**kwargs))
-        except BaseException as exc:  # handed to the awaiting coroutine
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             outcome = (False, exc)
         try:
             loop.call_soon_threadsafe(settle, *outcome)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .evaluators.reliability import human_agreement, repeat_agreement
-from .results import Columns, EvaluatorColumns, read_columns
-from .store import Store
+from ..agreement import human_agreement, repeat_agreement
+from ..store import Store
+from .columns import Columns, EvaluatorColumns, read_columns
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
 

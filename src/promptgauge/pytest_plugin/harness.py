@@ -1,7 +1,7 @@
 """What the pytest plugin stands on: a per-process harness, results whose scores explain themselves.
 
-:class:`Harness` pushes one row through one variant with the runner's own
-:class:`~promptgauge.runner.Engine` (rendering, timeouts, retries, store
+:class:`Harness` pushes one row through one variant with the engine's own
+:class:`~promptgauge.engine.Engine` (rendering, timeouts, retries, store
 writes) and records everything under the pytest session's run. A result
 already in the session's store is reused, and a per-key lock keeps parallel
 pytest-xdist workers from calling the model twice for the same row and variant.
@@ -23,21 +23,19 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from . import __version__
-from .datasets import Dataset, Row, content_id, load_dataset
-from .errors import CallFailed, DatasetError, SuiteError, UserError, located
-from .evaluators.models import ModelPool
-from .evaluators.registry import BoundEvaluator, resolve
-from .metrics import OPS, THRESHOLD
-from .prompts import load_prompt
-from .cache import Cache
-from .cassette import Cassette
-from .runner import Engine, Plan, new_run_id
-from .store import Store
-from .suite import COLUMN_REF, EvaluatorSpec, Suite, Variant, load_suite
-from .targets import Target, TargetFactory
+from .. import __version__
+from ..datasets import Dataset, Row, content_id, load_dataset
+from ..engine import Caller, Engine, Plan, Session, new_run_id
+from ..errors import CallFailed, DatasetError, SuiteError, UserError, located
+from ..evaluators.registry import BoundEvaluator
+from ..files import relative
+from ..metrics import OPS, THRESHOLD
+from ..prompts import load_prompt
+from ..store import Store
+from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant, load_suite
+from ..targets import Target
 
 try:  # cross-process locks; without them (Windows) xdist workers may rarely repeat a call
     import fcntl
@@ -94,7 +92,7 @@ class Score(float):
     result: Result | None
 
     def __new__(cls, evaluator: str, value: float | None, *, passed: bool | None = None, error: str | None = None,
-                details: dict[str, Any] | None = None, result: Result | None = None) -> Score:
+                details: dict[str, Any] | None = None, result: Result | None = None) -> Self:
         self = super().__new__(cls, math.nan if value is None else value)
         self.evaluator, self.passed, self.error, self.details, self.result = evaluator, passed, error, details, result
         return self
@@ -187,9 +185,10 @@ def parse_condition(condition: str | float) -> tuple[str, float]:
 class Harness:
     """One test process's way into the engine: suite, session store and run, one event loop.
 
-    Model calls go through the engine's response cache (the suite store's ``cache.db``,
-    shared with ``promptgauge run``: a rerun calls no model for an unchanged request),
-    or answer from a cassette (*replay*, offline, no API key) or record into one.
+    Model calls go through the engine's :class:`~promptgauge.engine.Session`: its response
+    cache (the suite store's ``cache.db``, shared with ``promptgauge run``: a rerun calls no
+    model for an unchanged request), or a cassette it answers from (*replay*, offline, no API
+    key) or records into.
     """
 
     def __init__(self, suite: str | Path | Suite, run_id: str | None = None, *, store: str | Path | None = None,
@@ -201,11 +200,12 @@ class Harness:
         with locked(self.lock_path, "open"):  # xdist workers: SQLite may refuse two first switches to WAL at once
             self.store = Store(path)
         use_cache = self.suite.runner.cache and replay is None
-        self.cache = Cache(self.suite.resolve(self.suite.store).parent / "cache.db") if use_cache else None
-        self.cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
+        #: The targets, the judges' models and the call path (cache, cassette, retries) of every call.
+        self.session = Session.for_suite(self.suite, offline=replay is not None)
+        self.caller: Caller = self.session.open(
+            cache=self.suite.resolve(self.suite.store).parent / "cache.db" if use_cache else None,
+            record=record, replay=replay)
         self.loop = asyncio.new_event_loop()
-        self.factory = TargetFactory(self.suite, timeout=self.suite.runner.timeout, offline=replay is not None)
-        self.models = ModelPool(self.factory, self.suite.judge)  # judges' models, called through the engine
         self.calls = 0  #: model calls this process made
         self.hits = 0  #: results this process took from the session's store or the response cache instead
         self._variants: dict[str, tuple[Variant, Any, Target]] = {}
@@ -227,13 +227,11 @@ class Harness:
 
     def close(self) -> None:
         try:
-            self.loop.run_until_complete(self.factory.aclose())
+            self.loop.run_until_complete(self.session.aclose())
         finally:
             self.loop.close()
             self.store.close()
-            for part in (self.cache, self.cassette):
-                if part is not None:
-                    part.close()
+            self.session.close()
 
     # -- what to evaluate ---------------------------------------------------------------------
     def row_key(self, row: Row | dict[str, Any]) -> tuple[str, Row]:
@@ -260,7 +258,7 @@ class Harness:
         elif isinstance(variant, Variant):
             v = variant
         elif callable(variant):
-            from .targets.python import PythonTarget
+            from ..targets.python import PythonTarget
 
             ref = f"{variant.__module__}:{variant.__qualname__}"
             try:
@@ -281,7 +279,7 @@ class Harness:
             return known
         with located(field=f"variants.{v.name}"):
             prompt = load_prompt(self.suite.resolve(v.prompt)) if v.prompt else None
-            target = target or self.factory.get(v.target)
+            target = target or self.session.target(v.target)
         if prompt is None and target.__class__.__name__ != "PythonTarget":
             raise SuiteError(f"variant '{v.name}' has no prompt", hint="set prompt: flows/....prompty")
         self._variants[v.name] = (v, prompt, target)
@@ -293,12 +291,7 @@ class Harness:
         """A plan of one variant (or none) for the engine: what it renders, calls and scores."""
         v, prompt, target = variant or (None, None, None)
         return Plan(self.suite, dataset or _rows_dataset(Path("<test>"), []), [v] if v else [],
-                    {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.factory,
-                    models=self.models)
-
-    def _engine(self, plan: Plan) -> Engine:
-        """The runner's engine for *plan*: its call path (cache, cassette, retries) and its store writes."""
-        return Engine(plan, self.store, self.run_id, cache=self.cache, cassette=self.cassette)
+                    {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.session)
 
     def evaluators(self, names: list[str] | None, columns: list[str]) -> list[BoundEvaluator]:
         """The suite's evaluators (or those named; a name not in the suite is a builtin or custom one)."""
@@ -309,7 +302,7 @@ class Harness:
             key = (spec.name, tuple(sorted(columns)))
             if key not in self._evaluators:
                 with located(file=self.suite.path if spec in self.suite.evaluators else None):
-                    bound = resolve(spec, root=self.suite.root, data_columns=columns, models=self.models)
+                    bound = self.session.evaluator(spec, data_columns=columns)
                 self._evaluators[key] = bound
                 self.store.update_manifest(self.run_id, "evaluators", {
                     bound.name: {"source": bound.source, "sha256": bound.sha256, "threshold": bound.threshold}})
@@ -323,7 +316,7 @@ class Harness:
 
         Returns the row's session key and the :class:`Result`. Raises
         :class:`UserError` for bad input and :class:`CallFailed` when the
-        model call failed after the runner's retries.
+        model call failed after the engine's retries.
         """
         self._ensure_run()
         key, row = self.row_key(row)
@@ -337,8 +330,8 @@ class Harness:
         with locked(self.lock_path, f"{v.name}\0{key}"):
             item = self._stored(key, v.name, row)
             if item is None or item["error"]:  # a failed call is tried again, not cached
-                engine = self._engine(self._plan(chosen, bound, dataset))
-                done = self.loop.run_until_complete(engine._process(stored_row, v, 0))
+                engine = Engine(self._plan(chosen, bound, dataset), self.store, self.run_id, self.caller)
+                done = self.loop.run_until_complete(engine.process(stored_row, v, 0))
                 engine.flush()
                 if done is not None and done[1]:
                     self.hits += 1
@@ -389,7 +382,6 @@ class Harness:
         """
         self._ensure_run()
         [ev] = self.evaluators([evaluator], list(data))
-        self._engine(self._plan(evaluators=[ev]))  # routes a judge's calls through the engine
         outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
         if result is None:
             result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
@@ -397,7 +389,7 @@ class Harness:
                      result=result)
 
     def _note_dataset(self, path: Path) -> None:
-        rel = _relative(path, self.suite.root)
+        rel = relative(path, self.suite.root)
         if rel not in self.__dict__.setdefault("_datasets", set()):
             self._datasets.add(rel)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -441,13 +433,6 @@ def locked(path: Path, name: str) -> Iterator[None]:
 
 def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 #: The harness of the running pytest session in this process (set by the plugin).

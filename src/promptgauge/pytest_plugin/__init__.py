@@ -24,7 +24,7 @@ also across pytest-xdist workers).
 
 Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgauge.yaml`` in the
 rootdir or where pytest started), ``--promptgauge-update-baseline`` (baseline snapshots, see
-:mod:`promptgauge.snapshots`), ``--promptgauge-report DIR``, ``--promptgauge-record`` /
+:mod:`promptgauge.pytest_plugin.snapshots`), ``--promptgauge-report DIR``, ``--promptgauge-record`` /
 ``--promptgauge-replay CASSETTE``; ini ``promptgauge_alpha``, ``promptgauge_max_drop``,
 ``promptgauge_baseline_metrics``. Model calls go through the engine's response cache, so a
 rerun calls no model for a request it has seen.
@@ -54,9 +54,9 @@ _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
 def __getattr__(name: str) -> Any:
     """``from promptgauge.pytest_plugin import assert_score`` (and Result, Score) without loading them early."""
     if name in ("assert_score", "Result", "Score"):
-        from . import testkit
+        from . import harness
 
-        return getattr(testkit, name)
+        return getattr(harness, name)
     raise AttributeError(name)
 
 
@@ -92,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_ini(config: pytest.Config) -> None:
     """Bad promptgauge settings stop pytest at the start, as a usage error."""
-    from .errors import SnapshotError
+    from ..errors import SnapshotError
     from .snapshots import check_metric_names
 
     if config.getoption("promptgauge_record") and config.getoption("promptgauge_replay"):
@@ -127,7 +127,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("promptgauge")
     if marker is None:
         return
-    from .errors import UserError
+    from ..errors import UserError
 
     where = f"{metafunc.definition.nodeid}: @pytest.mark.promptgauge"
     try:
@@ -140,7 +140,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _parametrize(metafunc: pytest.Metafunc, marker: pytest.Mark, where: str) -> None:
-    from .testkit import load_rows
+    from .harness import load_rows
 
     unknown = set(marker.kwargs) - {"dataset", "mapping", "variants"}
     if unknown or len(marker.args) > 1:
@@ -190,7 +190,7 @@ def _dataset_path(metafunc: pytest.Metafunc, dataset: str | Path, where: str) ->
 # -- fixtures -----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def promptgauge_cache(request: pytest.FixtureRequest) -> Any:
-    """The session's shared results (a :class:`promptgauge.testkit.Harness`).
+    """The session's shared results (a :class:`promptgauge.pytest_plugin.harness.Harness`).
 
     A row already evaluated on a variant in this session, by any test or xdist
     worker, is taken from the session's store: ``.calls`` counts the model calls
@@ -220,7 +220,7 @@ def promptgauge_variant(request: pytest.FixtureRequest, promptgauge_suite: Any) 
 @pytest.fixture
 def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge_variant: Any) -> Any:
     """``evaluate(row, variant=None, *, evaluators=None) -> Result``: score a row (or a dict of inputs)."""
-    from .errors import CallFailed, UserError
+    from ..errors import CallFailed, UserError
 
     results = request.node.stash.setdefault(_RESULTS, [])
 
@@ -248,16 +248,16 @@ def evaluate(request: pytest.FixtureRequest, promptgauge_cache: Any, promptgauge
 @pytest.hookimpl(tryfirst=True)
 def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
     """``assert result.f1 >= 0.6`` (or any comparison with a Score) explains the score on failure."""
-    testkit = sys.modules.get("promptgauge.testkit")
-    if testkit is None or op not in _FLIP:
+    harness = sys.modules.get("promptgauge.pytest_plugin.harness")
+    if harness is None or op not in _FLIP:
         return None
-    scores = [s for s in (left, right) if isinstance(s, testkit.Score)]
+    scores = [s for s in (left, right) if isinstance(s, harness.Score)]
     if not scores:
         return None
     lines = [f"{left!r} {op} {right!r}"]
     for s in scores:
         other = right if s is left else left
-        if isinstance(other, (int, float)) and not isinstance(other, testkit.Score):
+        if isinstance(other, (int, float)) and not isinstance(other, harness.Score):
             lines += s.explain(op if s is left else _FLIP[op], float(other))
         else:
             lines += s.explain()
@@ -274,16 +274,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     results = item.stash.get(_RESULTS, [])
     if report.when == "teardown" and results:
         report.promptgauge = [(r.variant, key) for key, r in results]
-    if report.when == "call" and report.failed and results and not any(r.explained for _, r in results):
-        if hasattr(report.longrepr, "addsection"):
-            text = []
-            for _, r in results:
-                text += r.describe()
-                text += ["  scores:  " + ", ".join(
-                    f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
-                    for n, s in r.scores.items())]
-                text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
-            report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
+    if (report.when == "call" and report.failed and results and not any(r.explained for _, r in results)
+            and hasattr(report.longrepr, "addsection")):
+        text = []
+        for _, r in results:
+            text += r.describe()
+            text += ["  scores:  " + ", ".join(
+                f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
+                for n, s in r.scores.items())]
+            text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
+        report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
     return report
 
 
@@ -328,7 +328,7 @@ class _State:
 
     def run_id_for_workers(self) -> str:
         if self.run_id is None:
-            from .runner import new_run_id
+            from ..engine import new_run_id
 
             self.run_id = new_run_id()
         return self.run_id
@@ -336,25 +336,25 @@ class _State:
     def suite(self) -> Any:
         """The session's suite, loaded once; raises :class:`promptgauge.errors.UserError` if it is bad."""
         if self._suite is None:
-            from .suite import load_suite
+            from ..suite import load_suite
 
             self._suite = load_suite(self.suite_path())
         return self._suite
 
     def get_harness(self) -> Any:
         if self.harness is None:
-            from . import testkit
-            from .errors import UserError
+            from ..errors import UserError
+            from . import harness
 
             try:
-                self.harness = testkit.Harness(self.suite(), self.run_id,
+                self.harness = harness.Harness(self.suite(), self.run_id,
                                                record=self.config.getoption("promptgauge_record"),
                                                replay=self.config.getoption("promptgauge_replay"))
             except UserError as exc:
                 error = str(exc)
             else:
                 self.run_id = self.harness.run_id
-                testkit.active = self.harness
+                harness.active = self.harness
                 return self.harness
             pytest.fail(f"promptgauge: {error}", pytrace=False)
         return self.harness
@@ -379,8 +379,8 @@ class _State:
         if self.harness is not None:
             yield self.harness.suite, self.harness.store
             return
-        from .store import Store
-        from .testkit import session_store
+        from ..store import Store
+        from .harness import session_store
 
         suite = self.suite()
         store = Store(session_store(suite))
@@ -442,9 +442,9 @@ class _State:
 
     def _finish_run(self, suite: Any, store: Any, exitstatus: int) -> None:
         """Mark the run finished, write its reports (with the baseline comparisons), keep the summary."""
-        from .report import build_document, run_hashes, write_reports
-        from .summary import summarize
-        from .testkit import lock_path
+        from ..report import build_document, run_hashes, write_reports
+        from ..results import summarize
+        from .harness import lock_path
 
         lock_path(store.path, self.run_id).unlink(missing_ok=True)
         status = "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else "finished"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import SnapshotError, UserError
+from ..errors import SnapshotError, UserError
 
 FOLDER = "baselines"
 METRIC = re.compile(r"^[A-Za-z_][\w.\-]*$")
@@ -47,7 +47,7 @@ def check_metric_names(names: list[str]) -> None:
 
 def session_side(store: Any, run_id: str, variant: str, rows: set[str], test_file: str) -> Any:
     """The session's results of *variant* on *rows* (those of *test_file*), as a comparison side."""
-    from .results import load_results
+    from ..results import load_results
 
     side = load_results(store, run_id, variant)
     keep_results, keep_scores = side.results["row_id"].isin(rows), side.scores["row_id"].isin(rows)
@@ -72,8 +72,8 @@ def write(path: Path, side: Any) -> int:
     """Write *side* as the snapshot at *path*, keeping the old entries of rows it lacks; return its rows."""
     import pandas as pd
 
-    from .errors import CompareError
-    from .results import load_results_file, write_results_file
+    from ..errors import CompareError
+    from ..results import load_results_file, write_results_file
 
     if path.is_file():
         try:
@@ -105,12 +105,11 @@ class Check:
 def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: float = 0.05,
           max_drop: float = 0.0) -> Check:
     """Compare *side* (the session's rows of one test file and variant) with the snapshot at *path*."""
-    from .compare import compare_sides
-    from .errors import CompareError
-    from .gate import Subject, evaluate_gate, parse_rules
-    from .results import load_results_file
-    from .suite import GatePolicy
-    from .summary import variant_summary
+    from ..compare import compare_sides
+    from ..errors import CompareError
+    from ..gate import Subject, evaluate_gate, parse_rules
+    from ..results import load_results_file, variant_summary
+    from ..suite import GatePolicy
 
     result = Check(path, side.variant)
     if not path.is_file():

@@ -3,7 +3,8 @@
 ``--record FILE`` appends each exchange (normalised request, its key and the
 completion) as one line; ``--replay FILE`` answers every cacheable call from
 the file and stops the run with :class:`CassetteMiss` on a request it lacks.
-Requests hold no secrets (see :func:`promptgauge.cache.request`).
+Requests hold no secrets (see :func:`promptgauge.cache.request`). Completions
+go in and come out as dicts (``Completion.to_dict()``), as in the response cache.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import CassetteMiss
-from .targets.base import Completion
+from ..errors import CassetteMiss
 
 
 class Cassette:
+    """One cassette file, opened to ``replay`` from or to ``record`` into (appending to what it holds)."""
+
     def __init__(self, path: str | Path, mode: str) -> None:
         self.path = Path(path)
         self.mode = mode
@@ -45,19 +47,19 @@ class Cassette:
                 raise CassetteMiss("not a cassette line (expected JSON with 'key' and 'response')",
                                    file=self.path, line=lineno) from None
 
-    def replay(self, key: str, request: dict[str, Any]) -> Completion:
+    def replay(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
         entry = self._entries.get(key)
         if entry is None:
             raise CassetteMiss(
                 f"request not in the cassette: {_describe(request)}", file=self.path,
                 hint="the suite, dataset or prompts changed since it was recorded; re-record with --record",
             )
-        return Completion.from_dict(entry)
+        return entry
 
-    def record(self, key: str, request: dict[str, Any], completion: Completion) -> None:
+    def record(self, key: str, request: dict[str, Any], completion: dict[str, Any]) -> None:
         if key in self._entries:
             return
-        self._entries[key] = completion.to_dict()
+        self._entries[key] = completion
         line = {"key": key, "request": request, "response": self._entries[key]}
         self._file.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         self._file.flush()

@@ -1,0 +1,213 @@
+"""The plan: a suite made concrete and checked before any model call.
+
+:func:`prepare` loads the dataset (streamed), the variants' prompts and targets
+and the evaluators, and checks every row against every template and every
+evaluator's columns, so a user's mistake is reported before anything is spent.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import __version__
+from ..cost import PriceTable
+from ..datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
+from ..errors import DatasetError, SuiteError, TemplateError, located
+from ..evaluators.registry import BoundEvaluator
+from ..files import relative
+from ..prompts import Prompt, load_prompt, load_sample
+from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
+from ..targets import Target
+from .calls import MODEL_KINDS, priced_model
+from .session import Session
+
+
+@dataclass
+class Plan:
+    """A suite made concrete: loaded dataset, prompts, targets and evaluators, all checked.
+
+    *session* built the targets and evaluators; its call path is what a run calls them through.
+    """
+
+    suite: Suite
+    dataset: Dataset
+    variants: list[Variant]
+    prompts: dict[str, Prompt | None]
+    targets: dict[str, Target]
+    evaluators: list[BoundEvaluator]
+    session: Session
+    limit: int | None = None
+
+    @property
+    def prices(self) -> PriceTable:
+        return self.session.prices
+
+    @property
+    def n_rows(self) -> int:
+        return min(len(self.dataset), self.limit) if self.limit else len(self.dataset)
+
+    def rows(self) -> Iterator[Row]:
+        return self.dataset.iter_rows(self.limit)
+
+    def total(self) -> int:
+        return self.n_rows * len(self.variants) * self.suite.runner.repeats
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything the verdict rests on, by content hash (no secrets)."""
+        s = self.suite
+        return {
+            "promptgauge": __version__,
+            "python": platform.python_version(),
+            "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
+            "dataset": {"path": relative(self.dataset.path, s.root), "sha256": self.dataset.sha256,
+                        "rows": self.n_rows},
+            "variants": {
+                v.name: {
+                    "target": v.target,
+                    "target_info": self.targets[v.name].describe(),
+                    "prompt": relative(self.prompts[v.name].path, s.root) if self.prompts[v.name] else None,
+                    "prompt_sha256": self.prompts[v.name].sha256 if self.prompts[v.name] else None,
+                    "parameters": self.parameters(v),
+                }
+                for v in self.variants
+            },
+            "evaluators": {e.name: e.describe() for e in self.evaluators},
+            "repeats": s.runner.repeats,
+        }
+
+    def parameters(self, variant: Variant) -> dict[str, Any]:
+        prompt = self.prompts[variant.name]
+        return {**(prompt.parameters if prompt else {}), **variant.parameters}
+
+    def model_of(self, variant: Variant) -> str | None:
+        """The model a variant's calls are priced by (None for flows, apps and callables)."""
+        return priced_model(self.targets[variant.name].describe())
+
+
+
+
+def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
+    """The variants named by *patterns* (names or globs such as ``terse.*``), in suite order."""
+    if not patterns:
+        return list(suite.variants)
+    chosen = []
+    for pattern in patterns:
+        hits = [v for v in suite.variants if fnmatch.fnmatchcase(v.name, pattern)]
+        if not hits:
+            suite.variant(pattern)  # raises, listing the variants
+        chosen += [v for v in hits if v not in chosen]
+    return [v for v in suite.variants if v in chosen]
+
+
+def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
+            offline: bool = False, evaluators: dict[str, Any] | None = None) -> Plan:
+    """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
+
+    *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
+    evaluator instances from the Python API: one named like a suite entry replaces what that entry
+    would build; others are added.
+    """
+    chosen = select_variants(suite, variants)
+    session = Session.for_suite(suite, offline=offline)
+    prompts: dict[str, Prompt | None] = {}
+    targets: dict[str, Target] = {}
+    for v in chosen:
+        with located(file=suite.path, field=f"variants.{v.name}"):
+            prompts[v.name] = load_prompt(suite.resolve(v.prompt)) if v.prompt else None
+            if v.target:
+                targets[v.name] = session.target(v.target)
+            elif prompts[v.name] is not None:
+                targets[v.name] = session.factory.for_prompt(prompts[v.name], f"prompty:{v.name}")
+            else:
+                raise SuiteError(f"variant '{v.name}' needs a target: or a .prompty prompt with model.configuration")
+        if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
+            raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
+                             file=suite.path, field=f"variants.{v.name}.prompt")
+    check = _row_check(chosen, prompts, limit)
+    ds = suite.dataset
+    if ds:
+        dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format, check=check)
+    else:
+        dataset = _samples(suite, [prompts[v.name] for v in chosen], check)
+    for v in chosen:
+        _check_mapping(v, dataset)
+    instances = dict(evaluators or {})
+    specs = list(suite.evaluators) + [EvaluatorSpec(name=n) for n in instances if n not in {e.name for e in suite.evaluators}]
+    bound_evaluators = []
+    for spec in specs:
+        with located(file=suite.path):
+            bound_evaluators.append(session.evaluator(spec, data_columns=dataset.columns,
+                                                      instance=instances.get(spec.name)))
+    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit)
+    _check_columns(plan)
+    return plan
+
+
+def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dataset:
+    """Without ``dataset:``, the prompty files' ``sample`` inputs are the rows (like ``pf flow test``)."""
+    samples = {}
+    for prompt in prompts:
+        sample = load_sample(prompt) if prompt else None
+        if sample is None:
+            raise SuiteError("the suite has no dataset: and a variant's prompt has no sample", file=suite.path,
+                             field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
+        samples[prompt.path] = sample
+    return sample_dataset(samples, check=check)
+
+
+def template_inputs(variant: Variant, row: Row) -> dict[str, Any]:
+    """The variables a variant's template sees for *row*."""
+    if not variant.inputs:
+        return dict(row.data)
+    out = {}
+    for name, ref in variant.inputs.items():
+        m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
+        out[name] = row.data.get(m.group(2)) if m and m.group(1) == "data" else ref
+    return out
+
+
+def _check_mapping(variant: Variant, dataset: Dataset) -> None:
+    for name, ref in variant.inputs.items():
+        m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
+        if m and m.group(1) == "data" and m.group(2) not in dataset.columns:
+            raise DatasetError(
+                f"variant '{variant.name}' maps input '{name}' to {ref}, but the dataset has no column '{m.group(2)}'",
+                file=dataset.path, hint="columns: " + ", ".join(dataset.columns),
+            )
+
+
+def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None) -> RowCheck:
+    """Checks a row (one of the first *limit*) against every template: its variables and declared types."""
+    needs = [(v, p, p.variables() - set(p.input_defaults)) for v in variants if (p := prompts[v.name]) is not None]
+
+    def check(row: Row, where: Callable[[], str]) -> None:
+        if limit and row.index >= limit:
+            return
+        for v, prompt, needed in needs:
+            have = template_inputs(v, row) if v.inputs else row.data
+            missing = sorted(needed - set(have))
+            if missing:
+                raise TemplateError(
+                    f"template variable '{missing[0]}' is undefined for {where()} (row id {row.id})",
+                    file=prompt.path, hint="row has: " + (", ".join(sorted(have)) or "nothing"),
+                )
+            prompt.check_row(have, lambda: f"{where()} (row id {row.id})")
+
+    return check
+
+
+def _check_columns(plan: Plan) -> None:
+    """Every row has the columns the evaluators read (a row lacking one is found only when one does)."""
+    for e in plan.evaluators:
+        for col in sorted(e.data_columns - plan.dataset.common):
+            for row in plan.rows():
+                if col not in row.data:
+                    raise DatasetError(
+                        f"column '{col}' (needed by evaluators.{e.name}.column_mapping) is missing",
+                        file=plan.dataset.path, line=row.line, hint="columns present: " + ", ".join(row.data),
+                    )
+

@@ -1,0 +1,160 @@
+"""The worker pool: every (row, variant, repeat) item of a plan scored and stored.
+
+A fixed pool of asyncio workers pulls items from a lazy iterator over the
+streamed dataset, so memory does not grow with the dataset. Each item is
+rendered, sent through the :class:`~.calls.Caller` and scored by every
+evaluator; a result and its scores are committed together, in group commits
+at most :data:`COMMIT_SECONDS` apart: Ctrl-C, SIGTERM or a crash keep
+everything done, ``kill -9`` loses at most the last few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..datasets import Row
+from ..errors import CallError, TemplateError
+from ..store import Store
+from ..suite import Variant
+from .calls import Caller
+from .plan import Plan, template_inputs
+
+#: Results wait at most this long, or for this many others, before they are committed together.
+COMMIT_SECONDS = 0.05
+COMMIT_ITEMS = 128
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives after every finished item."""
+
+    total: int
+    done: int = 0
+    errors: int = 0
+    skipped: int = 0
+    #: Results copied from an earlier run of the same unchanged variant (see :func:`~.run.reuse`).
+    reused: int = 0
+    cached: int = 0
+    cost_usd: float = 0.0
+
+
+class Engine:
+    """Runs a :class:`Plan` into the store under *run_id*, every model call through *caller*."""
+
+    def __init__(self, plan: Plan, store: Store, run_id: str, caller: Caller, *,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.plan = plan
+        self.store = store
+        self.run_id = run_id
+        self.caller = caller
+        self.on_progress = on_progress
+        self._pending: list[dict[str, Any]] = []
+        self._pending_since = 0.0
+
+    async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
+        """Every item not in *skip* (``(row_id, variant, repeat)``), by ``caller.concurrency`` workers."""
+        progress = Progress(total=self.plan.total())
+        items = self._items(skip, progress)
+        workers = [asyncio.create_task(self._worker(items, progress)) for _ in range(self.caller.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.flush()
+        return progress
+
+    def flush(self) -> None:
+        """Commit the results waiting for their group commit."""
+        if self._pending:
+            with self.store.batch():
+                for item in self._pending:
+                    self.store.put_result(self.run_id, **item)
+            self._pending.clear()
+
+    def _put(self, item: dict[str, Any]) -> None:
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(item)
+        if len(self._pending) >= COMMIT_ITEMS or time.monotonic() - self._pending_since >= COMMIT_SECONDS:
+            self.flush()
+
+    def _items(self, skip: set[tuple[str, str, int]], progress: Progress) -> Iterator[tuple[Row, Variant, int]]:
+        if self.plan.limit is None and len(skip) >= progress.total:  # all done (same dataset and suite)
+            progress.skipped = progress.done = progress.total
+            return
+        for row in self.plan.rows():
+            for variant in self.plan.variants:
+                for rep in range(self.plan.suite.runner.repeats):
+                    if (row.id, variant.name, rep) in skip:
+                        progress.skipped += 1
+                        progress.done += 1
+                        continue
+                    yield row, variant, rep
+
+    async def _worker(self, items: Iterator[tuple[Row, Variant, int]], progress: Progress) -> None:
+        for row, variant, rep in items:
+            if self.caller.stop_reason:
+                return
+            outcome = await self.process(row, variant, rep)
+            if outcome is None:  # stopped before it finished: left for --resume
+                return
+            progress.done += 1
+            progress.errors += 0 if outcome[0] else 1
+            progress.cached += outcome[1]
+            progress.cost_usd = self.caller.spent
+            if self.on_progress:
+                self.on_progress(progress)
+
+    async def process(self, row: Row, variant: Variant, repeat: int) -> tuple[bool, bool] | None:
+        """One item: render, call, score, and queue its result with its scores for one commit.
+
+        Returns ``(succeeded, cached)``, or None when the caller stopped (its budget) before the
+        item was done. Call :meth:`flush` to commit what is queued.
+        """
+        plan = self.plan
+        prompt = plan.prompts[variant.name]
+        inputs = template_inputs(variant, row)
+        target = plan.targets[variant.name]
+        try:
+            messages = prompt.render(inputs, where=plan.dataset.where(row)) if prompt else None
+        except TemplateError as exc:  # checked before the run; a row can still fail at render time
+            completion, error, latency, attempts = None, exc.format(), None, 0
+        else:
+            params = plan.parameters(variant)
+            if repeat and "seed" in params:
+                params = {**params, "seed": params["seed"] + repeat}
+            completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
+                                                                          repeat=repeat)
+        if self.caller.stop_reason:
+            return None
+        if completion is not None and prompt is not None:
+            try:
+                completion = prompt.finish(completion)
+            except CallError as exc:
+                completion, error = None, str(exc)
+        outputs = scores = None
+        if completion is not None:
+            outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
+                       "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
+                       "cached": completion.cached}
+            scores = []
+            for ev in plan.evaluators:
+                o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
+                scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
+                               "details": o.details})
+            if self.caller.stop_reason:  # a judge hit the budget: keep nothing half-scored
+                return None
+        self._put({
+            "row_id": row.id, "variant": variant.name, "repeat": repeat, "row_index": row.index, "inputs": row.data,
+            "output": completion.text if completion else None, "outputs": outputs, "error": error,
+            "latency_ms": latency, "prompt_tokens": completion.prompt_tokens if completion else None,
+            "completion_tokens": completion.completion_tokens if completion else None, "attempts": attempts,
+            "scores": scores,
+        })
+        return completion is not None, bool(completion and completion.cached)
