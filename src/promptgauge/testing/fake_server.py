@@ -23,8 +23,11 @@ for the next requests. Everything is settable at runtime and thread-safe.
 
 Tool calls. A chat request that carries ``tools`` is answered by the first
 matching rule of the server's tool script (`ToolRule`, or any callable), else
-by in-band ``TOOL:`` lines, else with text. Every answer is a pure function of
-the request, so a request always gets the same reply, with the same call ids:
+by in-band ``TOOL:`` lines, else with the responder's text; then
+``tool_choice`` and ``parallel_tool_calls`` apply (see `FakeOpenAIServer.script_tools`).
+Rules, in-band lines and `default_reply` depend on the request only, and a
+call's id is ``call_`` + a hash of the messages and the call's index
+(`tool_call_id`), so the same request gets the same reply on every server:
 
     srv.script_tools(
         ToolRule(match=r"order", step=0, calls=[ToolCall("lookup_order", {"order_id": 42})]),
