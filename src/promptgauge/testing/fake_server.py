@@ -3,7 +3,11 @@
 `FakeOpenAIServer` speaks enough of the OpenAI REST API for the real `openai`
 SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 
-- ``POST /v1/chat/completions`` (also ``stream: true``, as SSE chunks)
+- ``POST /v1/chat/completions`` (also ``stream: true``, as SSE chunks), with
+  function tool calling: ``tools``, ``tool_choice`` (``"auto"``, ``"none"``,
+  ``"required"``, a named function), ``parallel_tool_calls``, assistant
+  ``tool_calls`` and ``role: "tool"`` results in the history, and streamed
+  ``tool_calls`` deltas (index, id, name, then the arguments in pieces)
 - ``POST /v1/completions`` (legacy text completions)
 - ``POST /v1/embeddings`` (deterministic bag-of-words hashed vectors)
 - ``GET /v1/models``
@@ -17,7 +21,36 @@ for the next requests. Everything is settable at runtime and thread-safe.
     with FakeOpenAIServer(latency=0.05) as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="x")
 
-Command line: ``python -m promptgauge.testing.fake_server --port 8000``.
+Tool calls. A chat request that carries ``tools`` is answered by the first
+matching rule of the server's tool script (`ToolRule`, or any callable), else
+by in-band ``TOOL:`` lines, else with the responder's text; then
+``tool_choice`` and ``parallel_tool_calls`` apply (see `FakeOpenAIServer.script_tools`).
+Rules, in-band lines and `default_reply` depend on the request only, and a
+call's id is ``call_`` + a hash of the messages and the call's index
+(`tool_call_id`), so the same request gets the same reply on every server:
+
+    srv.script_tools(
+        ToolRule(match=r"order", step=0, calls=[ToolCall("lookup_order", {"order_id": 42})]),
+        ToolRule(has_tool_results=True, reply="Order status: {tool:lookup_order}"),
+    )
+
+In-band, with no Python: a line ``TOOL: <name> <arguments>`` in a system or
+user message makes the first model call of the exchange call that tool
+(several lines = parallel calls; the arguments are sent verbatim, so they may
+be malformed JSON; none means ``{}``); ``TOOL@1: ...`` lines are the second
+call's, and so on (steps are counted from the message carrying the lines).
+At a step without ``TOOL`` lines the server answers with text: a ``REPLY:``
+line (``{tool:<name>}`` filled from the tool results), else the tool results.
+
+A ``role: "tool"`` message that does not answer a ``tool_calls`` id of the
+assistant message before it, or tool calls left unanswered, get a 400 as on
+OpenAI. Usage counts whitespace-separated words: message texts, history tool
+calls and tool definitions as prompt tokens; the reply text or the calls'
+names and arguments as completion tokens.
+
+Command line: ``python -m promptgauge.testing.fake_server --port 8000``
+(in-band ``REPLY:`` and ``TOOL:`` lines work as is; ``--tool-script rules.json``
+loads `ToolRule` objects from JSON, see `ToolRule.from_dict`).
 """
 
 from __future__ import annotations
@@ -37,11 +70,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["FAULT_KINDS", "FakeOpenAIServer", "RecordedRequest", "Responder", "embed_text"]
+__all__ = [
+    "FAULT_KINDS",
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "Responder",
+    "ToolAnswer",
+    "ToolCall",
+    "ToolRule",
+    "ToolScriptEntry",
+    "embed_text",
+    "load_tool_script",
+    "tool_call_id",
+]
 
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "slow", "malformed", "drop")
 """Every fault kind the server can inject."""
@@ -63,6 +109,11 @@ _ENDPOINT_METHOD = {"chat/completions": "POST", "completions": "POST", "embeddin
 _REPLY_LINE = re.compile(r"^[ \t]*REPLY:[ \t]?(.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+")
 _STREAM_PIECE = re.compile(r"\S+\s*|\s+")
+_ARGUMENT_PIECE = re.compile(r"\w+|\s+|[^\w\s]+")  # a partition: the pieces join back to the arguments
+_TOOL_LINE = re.compile(r"^[ \t]*TOOL(?:@(\d+))?:[ \t]*([^\s{]+)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+_TOOL_TEMPLATE = re.compile(r"\{tool:([^{}\s]+)\}|\{tool_results\}")
+_DIRECTIVE_ROLES = frozenset({"system", "developer", "user"})
+_TOOL_CHOICES = ("none", "auto", "required")
 
 
 class RecordedRequest(NamedTuple):
@@ -73,7 +124,333 @@ class RecordedRequest(NamedTuple):
 
 
 class _BadRequest(Exception):
-    """The request body is not what the endpoint accepts (answered with 400)."""
+    """The request body is not what the endpoint accepts (answered with 400, naming `param` if given)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+# -- tool calls ------------------------------------------------------------------
+
+
+class ToolCall(NamedTuple):
+    """One tool call the fake model makes.
+
+    `arguments` is a mapping (sent JSON-encoded) or a string sent verbatim, so a
+    string that is not JSON scripts malformed arguments. The name need not be one
+    of the request's tools (that scripts an unknown tool).
+
+        ToolCall("lookup_order", {"order_id": 42})
+        ToolCall("lookup_order", '{"order_id": 4')   # malformed JSON
+    """
+
+    name: str
+    arguments: Mapping[str, Any] | str = "{}"
+
+    def arguments_json(self) -> str:
+        """The ``function.arguments`` string sent to the client."""
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+ToolAnswer = Sequence[ToolCall] | str
+"""What a tool-script entry answers: tool calls (several = parallel calls) or the final text."""
+
+ToolScriptEntry = Callable[[dict[str, Any]], "Sequence[ToolCall | tuple[str, Any]] | str | None"]
+"""A tool-script entry: ``(request_json) -> tool calls | final text | None``; None or [] = not mine, ask the next."""
+
+
+def _as_tool_call(call: Any) -> ToolCall:
+    """A `ToolCall` from a ToolCall, a ``(name, arguments)`` pair or a ``{name, arguments}`` mapping."""
+    if isinstance(call, ToolCall):
+        result = call
+    elif isinstance(call, Mapping):
+        result = ToolCall(call["name"], call.get("arguments", "{}"))
+    elif isinstance(call, Sequence) and not isinstance(call, str) and 1 <= len(call) <= 2:
+        result = ToolCall(*call)
+    else:
+        raise TypeError(f"a tool call is a ToolCall, a (name, arguments) pair or a mapping, got {call!r}")
+    if not isinstance(result.name, str) or not isinstance(result.arguments, Mapping | str):
+        raise TypeError(f"a tool call needs a string name and a mapping or string of arguments, got {call!r}")
+    return result
+
+
+def _as_tool_answer(answer: Any) -> tuple[ToolCall, ...] | str | None:
+    """Normalise what a script entry returned; an empty list counts as no answer."""
+    if answer is None or isinstance(answer, str):
+        return answer
+    calls = tuple(_as_tool_call(call) for call in answer)
+    return calls or None
+
+
+@dataclass(frozen=True)
+class ToolRule:
+    """A tool-script rule: when a request matches every condition given, answer with `calls` or `reply`.
+
+    Conditions (None = any):
+        match: regular expression searched in the last user message.
+        step: number of assistant messages with ``tool_calls`` already in the conversation.
+        has_tool_results: whether the conversation has ``role: "tool"`` messages.
+        when: ``(request_json) -> bool`` for anything else (model, tools offered, ...).
+    Answer (exactly one):
+        calls: tool calls, each a `ToolCall`, a ``(name, arguments)`` pair or a
+            ``{"name", "arguments"}`` mapping; several are parallel calls.
+        reply: the final text; ``{tool:<name>}`` is replaced by the latest result of
+            that tool in the conversation and ``{tool_results}`` by every result since
+            the last user message, one ``<name>: <result>`` line each.
+
+        ToolRule(match=r"order \\d+", step=0, calls=[("lookup_order", {"order_id": 42})])
+        ToolRule(has_tool_results=True, reply="Order status: {tool:lookup_order}")
+    """
+
+    calls: Sequence[ToolCall | tuple[str, Any] | Mapping[str, Any]] | None = None
+    reply: str | None = None
+    match: str | re.Pattern[str] | None = None
+    step: int | None = None
+    has_tool_results: bool | None = None
+    when: Callable[[dict[str, Any]], bool] | None = None
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.calls is None) == (self.reply is None):
+            raise ValueError("a ToolRule answers with exactly one of calls=[...] or reply='...'")
+        if self.calls is not None:
+            calls = tuple(_as_tool_call(call) for call in self.calls)
+            if not calls:
+                raise ValueError("ToolRule(calls=...) needs at least one tool call")
+            object.__setattr__(self, "calls", calls)
+        if self.match is not None:
+            object.__setattr__(self, "_pattern", re.compile(self.match))
+
+    def __call__(self, request: dict[str, Any]) -> tuple[ToolCall, ...] | str | None:
+        """This rule's answer if `request` matches it, else None."""
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        if self._pattern is not None and not self._pattern.search(_last_user_text(request)):
+            return None
+        if self.step is not None and _tool_steps(messages) != self.step:
+            return None
+        if self.has_tool_results is not None and self.has_tool_results != any(
+            m.get("role") == "tool" for m in messages
+        ):
+            return None
+        if self.when is not None and not self.when(request):
+            return None
+        if self.reply is not None:
+            return _fill_tool_template(self.reply, messages)
+        return self.calls  # type: ignore[return-value]  # normalised in __post_init__
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ToolRule:
+        """A rule from JSON-like data: the keys are the constructor's, but `when`.
+
+            {"match": "order", "step": 0, "calls": [{"name": "lookup_order", "arguments": {"order_id": 42}}]}
+            {"has_tool_results": true, "reply": "Order status: {tool:lookup_order}"}
+        """
+        allowed = {"calls", "reply", "match", "step", "has_tool_results"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown tool rule keys {unknown}; allowed: {sorted(allowed)}")
+        return cls(**data)
+
+
+def load_tool_script(path: str) -> list[ToolRule]:
+    """Tool rules from a JSON file holding a list of `ToolRule.from_dict` objects."""
+    with open(path, encoding="utf-8") as file:
+        data = json.load(file)
+    if not isinstance(data, list):
+        raise TypeError(f"{path}: a tool script is a JSON list of rule objects")
+    return [ToolRule.from_dict(item) for item in data]
+
+
+def tool_call_id(messages: Sequence[Any], index: int) -> str:
+    """The id of the `index`-th tool call answering `messages`: ``call_`` + a hash of both.
+
+    The same conversation gets the same ids on every server, streamed or not.
+    """
+    canonical = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.blake2b(f"{canonical}#{index}".encode(), digest_size=12).hexdigest()
+    return "call_" + digest
+
+
+def _tool_steps(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Assistant messages with tool calls among `messages`."""
+    return sum(1 for m in messages if m.get("role") == "assistant" and m.get("tool_calls"))
+
+
+def _tool_results(messages: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str]]:
+    """``(message index, tool name, result text)`` of every ``role: "tool"`` message."""
+    names: dict[Any, str] = {}
+    results = []
+    for index, message in enumerate(messages):
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                names[call.get("id")] = str(call["function"].get("name"))
+        if message.get("role") == "tool":
+            name = names.get(message.get("tool_call_id")) or str(message.get("name") or "tool")
+            results.append((index, name, _content_text(message.get("content"))))
+    return results
+
+
+def _last_user_index(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Index of the last user message, -1 if none."""
+    return max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+
+
+def _quote_tool_results(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The tool results since the last user message, one ``<name>: <result>`` line each ("" if none)."""
+    since = _last_user_index(messages)
+    return "\n".join(f"{name}: {text}" for index, name, text in _tool_results(messages) if index > since)
+
+
+def _fill_tool_template(text: str, messages: Sequence[Mapping[str, Any]]) -> str:
+    """Replace ``{tool:<name>}`` and ``{tool_results}``; placeholders with nothing to fill stay as they are."""
+    if "{tool" not in text:
+        return text
+    latest = {name: result for _, name, result in _tool_results(messages)}
+    quoted = _quote_tool_results(messages)
+
+    def fill(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return quoted or match[0]
+        return latest.get(match[1], match[0])
+
+    return _TOOL_TEMPLATE.sub(fill, text)
+
+
+def _inband_tool_calls(messages: Sequence[Mapping[str, Any]]) -> tuple[ToolCall, ...] | None:
+    """The calls of the ``TOOL:`` lines for this step, from the latest system/user message with such lines."""
+    anchor, lines = -1, []
+    for index, message in enumerate(messages):
+        if message.get("role") in _DIRECTIVE_ROLES:
+            found = _TOOL_LINE.findall(_content_text(message.get("content")))
+            if found:
+                anchor, lines = index, found
+    if anchor < 0:
+        return None
+    step = _tool_steps(messages[anchor + 1 :])
+    calls = tuple(ToolCall(name, arguments or "{}") for at, name, arguments in lines if int(at or 0) == step)
+    return calls or None
+
+
+def _placeholder_arguments(schema: Any) -> Any:
+    """Schema-valid filler for a forced call nobody scripted: each required property's first enum value or zero."""
+    if not isinstance(schema, Mapping):
+        return {}
+    if schema.get("enum"):
+        return schema["enum"][0]
+    type_ = schema.get("type", "object")
+    if isinstance(type_, list):
+        type_ = type_[0] if type_ else "object"
+    if type_ == "object":
+        properties = schema.get("properties") or {}
+        return {name: _placeholder_arguments(properties.get(name)) for name in schema.get("required") or []}
+    return {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "null": None}.get(type_, {})
+
+
+def _validate_tools(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The request's function definitions, after OpenAI's checks of ``tools``, ``tool_choice``, ``parallel_tool_calls``."""
+    tools = request.get("tools")
+    if tools is None:
+        for key in ("tool_choice", "parallel_tool_calls"):
+            if request.get(key) is not None:
+                raise _BadRequest(f"Invalid value for '{key}': '{key}' is only allowed when 'tools' are specified.", key)
+        return []
+    if not isinstance(tools, list) or not tools:
+        raise _BadRequest("Invalid 'tools': expected a non-empty array of function tools.", "tools")
+    functions = []
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function" or not isinstance(function.get("name"), str):
+            raise _BadRequest(
+                f"Invalid 'tools[{index}]': expected {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}.",
+                f"tools[{index}]",
+            )
+        functions.append(function)
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if choice.get("type") != "function" or not isinstance(name, str):
+            raise _BadRequest(
+                "Invalid value for 'tool_choice': expected {\"type\": \"function\", \"function\": {\"name\": ...}}.",
+                "tool_choice",
+            )
+        if name not in {f["name"] for f in functions}:
+            raise _BadRequest(f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'.", "tool_choice")
+    elif choice is not None and choice not in _TOOL_CHOICES:
+        raise _BadRequest(f"Invalid value for 'tool_choice': {choice!r}; expected one of {_TOOL_CHOICES}.", "tool_choice")
+    return functions
+
+
+def _validate_tool_messages(messages: Sequence[Any]) -> None:
+    """OpenAI's pairing rule: tool messages answer the tool calls of the assistant message right before them, all of them."""
+    open_ids: list[Any] | None = None  # ids of the assistant tool calls the following tool messages answer
+    unanswered: list[Any] = []
+    opened_at = -1
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            call_id = message.get("tool_call_id")
+            if open_ids is None:
+                raise _BadRequest(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with "
+                    "'tool_calls'.",
+                    f"messages.[{index}].role",
+                )
+            if not isinstance(call_id, str):
+                raise _BadRequest(
+                    f"Missing required parameter: 'messages.[{index}].tool_call_id'.", f"messages.[{index}].tool_call_id"
+                )
+            if call_id not in open_ids:
+                raise _BadRequest(
+                    f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of previous message.",
+                    f"messages.[{index}].tool_call_id",
+                )
+            if call_id in unanswered:
+                unanswered.remove(call_id)
+            continue
+        _check_answered(unanswered, opened_at)
+        open_ids = None
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if calls:
+            if not isinstance(calls, list):
+                raise _BadRequest("Invalid 'tool_calls': expected an array.", f"messages.[{index}].tool_calls")
+            open_ids = [call.get("id") if isinstance(call, dict) else None for call in calls]
+            unanswered, opened_at = list(open_ids), index
+    _check_answered(unanswered, opened_at)
+
+
+def _check_answered(unanswered: Sequence[Any], opened_at: int) -> None:
+    """400 if tool calls of the assistant message at `opened_at` got no tool message."""
+    if unanswered:
+        raise _BadRequest(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: "
+            f"{', '.join(map(str, unanswered))}",
+            f"messages.[{opened_at}].role",
+        )
+
+
+def _tool_call_tokens(calls: Sequence[ToolCall]) -> int:
+    """Completion tokens of tool calls: words of names and arguments."""
+    return sum(_word_count(call.name) + _word_count(call.arguments_json()) for call in calls)
+
+
+def _chat_prompt_tokens(request: Mapping[str, Any]) -> int:
+    """Prompt tokens of a chat request: words of message texts, history tool calls and tool definitions."""
+    tokens = sum(_word_count(t) for t in _request_texts(request))
+    for message in request["messages"]:
+        for call in (message.get("tool_calls") if isinstance(message, dict) else None) or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                tokens += _word_count(str(function.get("name") or "")) + _word_count(str(function.get("arguments") or ""))
+    for tool in request.get("tools") or []:
+        function = tool["function"]
+        tokens += _word_count(function["name"]) + _word_count(str(function.get("description") or ""))
+        if function.get("parameters") is not None:
+            tokens += _word_count(json.dumps(function["parameters"]))
+    return tokens
 
 
 def embed_text(text: str, dimensions: int = 64) -> list[float]:
@@ -143,9 +520,9 @@ def _prompt_list(prompt: Any, field: str) -> list[str]:
     raise _BadRequest(f"'{field}' is required: a string, a list of strings or a list of token ids.")
 
 
-def _error_body(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
+def _error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """An error payload in the OpenAI format."""
-    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def _sse(events: Iterable[dict[str, Any]]) -> bytes:
@@ -248,8 +625,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 payload = app._embeddings(body, model)
         except _BadRequest as exc:
-            self._send_error(400, str(exc), "invalid_request_error")
-        except Exception as exc:  # a user responder failed: show it to the client
+            self._send_json(400, _error_body(str(exc), "invalid_request_error", param=exc.param))
+        except Exception as exc:  # noqa: BLE001  # a user responder or tool rule failed: show it to the client
             self._send_error(500, f"Responder failed: {exc!r}", "server_error")
         else:
             if isinstance(payload, bytes):
@@ -307,6 +684,9 @@ class FakeOpenAIServer:
         responder: ``(request_json) -> str`` giving the reply text of chat and
             legacy completions; None means `default_reply`.
         replies: exact last-user-message -> reply, used by `default_reply`.
+        tool_script: rules deciding the answer to chat requests that carry ``tools``
+            (`ToolRule` objects or ``(request_json) -> calls | text | None``
+            callables; the first that answers wins); see `script_tools`.
         api_key: if set, requests need ``Authorization: Bearer <key>`` or
             ``api-key: <key>``, else they get 401.
         host, port: where to listen; port 0 picks a free port (see `port` after start).
@@ -322,6 +702,7 @@ class FakeOpenAIServer:
         seed: int = 0,
         responder: Responder | None = None,
         replies: Mapping[str, str] | None = None,
+        tool_script: Iterable[ToolScriptEntry] | None = None,
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -332,6 +713,7 @@ class FakeOpenAIServer:
         self.latency = latency
         self.responder = responder
         self.replies: dict[str, str] = dict(replies or {})
+        self.tool_script: list[ToolScriptEntry] = list(tool_script or ())
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -340,7 +722,7 @@ class FakeOpenAIServer:
         self.verbose = verbose
         self.retry_after = DEFAULT_RETRY_AFTER
         self.slow_seconds = DEFAULT_SLOW_SECONDS
-        self._initial = (latency, seed, responder, dict(self.replies), api_key)
+        self._initial = (latency, seed, responder, dict(self.replies), list(self.tool_script), api_key)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._fault_rate = 0.0
@@ -356,7 +738,7 @@ class FakeOpenAIServer:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> FakeOpenAIServer:
+    def start(self) -> Self:
         """Bind and serve on a background thread; returns self."""
         if self._httpd is not None:
             raise RuntimeError("FakeOpenAIServer is already running")
@@ -389,7 +771,7 @@ class FakeOpenAIServer:
         thread.join()
         self._httpd = self._thread = None
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -451,9 +833,13 @@ class FakeOpenAIServer:
             self._queued_faults.clear()
 
     def reset(self) -> None:
-        """Back to the construction-time behaviour (latency, seed, responder, replies, api key); no faults, no stats."""
-        latency, seed, responder, replies, api_key = self._initial
+        """Back to the construction-time behaviour (latency, seed, responder, replies, tool script, api key).
+
+        No faults, no stats.
+        """
+        latency, seed, responder, replies, tool_script, api_key = self._initial
         self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
+        self.tool_script = list(tool_script)
         self.clear_faults()
         with self._lock:
             self.retry_after, self.slow_seconds = DEFAULT_RETRY_AFTER, DEFAULT_SLOW_SECONDS
@@ -500,48 +886,131 @@ class FakeOpenAIServer:
 
     # -- replies ---------------------------------------------------------------
 
+    def script_tools(self, *rules: ToolScriptEntry) -> None:
+        """Replace the tool script: the rules answering chat requests that carry ``tools``.
+
+        Each rule is a `ToolRule` or a callable ``(request_json) -> answer``; the
+        first rule whose answer is not None (or empty) decides. An answer is a list
+        of tool calls (`ToolCall`, ``(name, arguments)`` or ``{name, arguments}``;
+        several = parallel calls) or the final text. With no rule answering,
+        in-band ``TOOL:`` lines decide, else the responder's text. Then
+        ``tool_choice`` and ``parallel_tool_calls`` apply: ``"none"`` gives text,
+        a named function keeps only (or makes up, with placeholder arguments from
+        its schema) calls to it, ``"required"`` makes up a call to the first tool
+        if there is none, and ``parallel_tool_calls: false`` keeps the first call.
+        ``script_tools()`` clears the script.
+
+            srv.script_tools(
+                ToolRule(step=0, calls=[("lookup_order", {"order_id": 42}), ("lookup_order", {"order_id": 7})]),
+                ToolRule(step=1, calls=[ToolCall("refund", "{not json")]),
+                ToolRule(has_tool_results=True, reply="Done: {tool_results}"),
+            )
+        """
+        self.tool_script = list(rules)
+
     def default_reply(self, request: Mapping[str, Any]) -> str:
         """The default responder.
 
         1. If a message (or the prompt) has a line ``REPLY: <text>``, reply ``<text>``
-           (the last such line of the latest message that has one).
+           (the last such line of the latest message that has one), with
+           ``{tool:<name>}`` and ``{tool_results}`` filled from the tool results (see `ToolRule`).
         2. Else if the last user message (or the prompt) is a key of `replies`, reply its value.
-        3. Else reply ``"echo: " + <last user message>``.
+        3. Else if tool results came after the last user message, reply them, one
+           ``<name>: <result>`` line each.
+        4. Else reply ``"echo: " + <last user message>``.
         """
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
         for text in reversed(_request_texts(request)):
             directives = _REPLY_LINE.findall(text)
             if directives:
-                return directives[-1].rstrip()
+                return _fill_tool_template(directives[-1].rstrip(), messages)
         last = _last_user_text(request)
         if last in self.replies:
             return self.replies[last]
-        return "echo: " + last
+        return _quote_tool_results(messages) or "echo: " + last
 
     def _reply_text(self, request: Mapping[str, Any]) -> str:
         """Reply text from the responder in use."""
         return (self.responder or self.default_reply)(dict(request))
 
+    def _tool_answer(self, request: dict[str, Any], functions: Sequence[Mapping[str, Any]]) -> tuple[ToolCall, ...] | str:
+        """Tool calls or text for a request that carries tools: the script, in-band lines, then `tool_choice`."""
+        messages = [m for m in request["messages"] if isinstance(m, dict)]
+        answer = None
+        for rule in list(self.tool_script):
+            answer = _as_tool_answer(rule(dict(request)))
+            if answer is not None:
+                break
+        else:
+            answer = _inband_tool_calls(messages)
+        choice = request.get("tool_choice")
+        if choice == "none":
+            calls: tuple[ToolCall, ...] = ()
+        else:
+            calls = answer if isinstance(answer, tuple) else ()
+            if isinstance(choice, dict):
+                forced = choice["function"]["name"]
+                calls = tuple(call for call in calls if call.name == forced)
+                if not calls:
+                    function = next(f for f in functions if f["name"] == forced)
+                    calls = (ToolCall(forced, _placeholder_arguments(function.get("parameters"))),)
+            elif choice == "required" and not calls:
+                calls = (ToolCall(functions[0]["name"], _placeholder_arguments(functions[0].get("parameters"))),)
+            if request.get("parallel_tool_calls") is False:
+                calls = calls[:1]
+        if calls:
+            return calls
+        return answer if isinstance(answer, str) else self._reply_text(request)
+
     def _chat(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
         """A chat completion, or its SSE stream when ``stream`` is true."""
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise _BadRequest("'messages' is required: a non-empty list of {role, content} objects.")
-        text = self._reply_text(request)
-        prompt_tokens = sum(_word_count(t) for t in _request_texts(request))
-        usage = self._usage(prompt_tokens, _word_count(text))
+            raise _BadRequest("'messages' is required: a non-empty list of {role, content} objects.", "messages")
+        functions = _validate_tools(request)
+        _validate_tool_messages(messages)
+        answer = self._tool_answer(request, functions) if functions else self._reply_text(request)
+        text, calls = (answer, ()) if isinstance(answer, str) else (None, answer)
+        completion_tokens = _word_count(text) if text is not None else _tool_call_tokens(calls)
+        usage = self._usage(_chat_prompt_tokens(request), completion_tokens)
+        tool_calls = [
+            {
+                "id": tool_call_id(messages, index),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json()},
+            }
+            for index, call in enumerate(calls)
+        ]
+        finish_reason = "tool_calls" if tool_calls else "stop"
         head = {"id": f"chatcmpl-fake{next(self._ids)}", "created": int(time.time()), "model": model}
         if not request.get("stream"):
-            message = {"role": "assistant", "content": text, "refusal": None}
-            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
             return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return {**head, "object": "chat.completion.chunk", "choices": [choice]}
 
-        events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": piece}) for piece in _STREAM_PIECE.findall(text)]
-        events.append(chunk({}, "stop"))
+        if text is not None:
+            events = [chunk({"role": "assistant", "content": ""})]
+            events += [chunk({"content": piece}) for piece in _STREAM_PIECE.findall(text)]
+        else:  # as OpenAI streams tool calls: index, id, type and name first, then the arguments in pieces
+            events = []
+            for index, call in enumerate(tool_calls):
+                opening = {"index": index, "id": call["id"], "type": "function"}
+                opening["function"] = {"name": call["function"]["name"], "arguments": ""}
+                delta: dict[str, Any] = {"tool_calls": [opening]}
+                if index == 0:
+                    delta = {"role": "assistant", "content": None, **delta, "refusal": None}
+                events.append(chunk(delta))
+                events += [
+                    chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                    for piece in _ARGUMENT_PIECE.findall(call["function"]["arguments"])
+                ]
+        events.append(chunk({}, finish_reason))
         if (request.get("stream_options") or {}).get("include_usage"):
             events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         return _sse(events)
@@ -670,11 +1139,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-seconds", type=float, default=DEFAULT_SLOW_SECONDS, help="delay of a 'slow' fault")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.add_argument("--api-key", default=None, help="require this API key")
+    parser.add_argument(
+        "--tool-script", default=None, metavar="FILE", help="JSON list of tool rules (see ToolRule.from_dict)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
     kinds = [kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()]
+    try:
+        tool_script = load_tool_script(args.tool_script) if args.tool_script else []
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(f"--tool-script: {exc}")
     server = FakeOpenAIServer(
-        latency=args.latency, seed=args.seed, api_key=args.api_key, host=args.host, port=args.port, verbose=args.verbose
+        latency=args.latency,
+        seed=args.seed,
+        tool_script=tool_script,
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        verbose=args.verbose,
     )
     try:
         server.set_faults(args.fault_rate, kinds, retry_after=args.retry_after, slow_seconds=args.slow_seconds)
