@@ -3,6 +3,9 @@ simulations of the false-regression rate and power of ``no_regression``."""
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 import tracemalloc
 from fractions import Fraction
 from itertools import combinations, product
@@ -12,6 +15,12 @@ import pytest
 from scipy import stats as st
 
 from promptgauge import stats as S
+
+try:  # property tests; hypothesis is a test-only dependency
+    from hypothesis import given, settings
+    from hypothesis import strategies as hs
+except ImportError:  # pragma: no cover
+    given = None
 
 
 def paired_table(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +173,217 @@ def test_wilcoxon_drops_zero_differences_and_missing_rows():
     assert S.paired_score_test(a, b, alternative="less").pvalue == pytest.approx(ref, rel=1e-12)
     a_missing, b_missing = np.append(a, np.nan), np.append(b, 0.3)
     assert S.paired_score_test(a_missing, b_missing, alternative="less").pvalue == pytest.approx(ref, rel=1e-12)
+
+
+# The signed-rank test is computed in numpy (exact null by a dynamic programme over doubled
+# ranks); it replaced scipy.stats.wilcoxon(method="auto"), whose p-values it must reproduce in
+# each of scipy's regimes: exact null (n <= 50, no ties), exhaustive sign-flip permutation test
+# (n <= 13 with ties), tie-corrected normal approximation (otherwise).
+
+ALTERNATIVES = ("two-sided", "less", "greater")
+
+
+def _wilcoxon_cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(21)
+    cases = {f"exact-{n}": rng.normal(0.2, 1, n) for n in (1, 2, 3, 7, 13, 14, 25, 50)}
+    cases["exact-all-positive-50"] = rng.random(50) + 0.01  # p = 2^-50 at the far tail
+    cases |= {f"normal-{n}": rng.normal(0.1, 1, n) for n in (51, 80, 400)}
+    ties = {f"ties-{n}": rng.integers(-3, 4, 3 * n).astype(float) for n in (3, 6, 9, 13, 14, 20, 32, 50, 51, 300)}
+    cases |= {k: d[d != 0][: int(k.split("-")[1])] for k, d in ties.items()}
+    cases["ties-2"] = np.array([0.5, -0.5])
+    cases["ties-10-all-equal"] = np.full(10, 0.1)
+    cases["ties-half-ranks"] = np.array([0.3, -0.3, 0.7, 0.7, -0.7, 1.0, 2.0, -2.0])  # W+ = 17.5
+    return cases
+
+
+@pytest.mark.parametrize(("name", "d"), _wilcoxon_cases().items(), ids=list(_wilcoxon_cases()))
+def test_wilcoxon_reproduces_scipy_auto_in_every_regime(name, d):
+    zeros = np.zeros(d.size)
+    ties = np.unique(np.abs(d)).size < d.size
+    normal = d.size > (13 if ties else 50)
+    for alt in ALTERNATIVES:
+        res = S.paired_score_test(zeros, d, alternative=alt)
+        ref = st.wilcoxon(d, alternative=alt)
+        assert res.pvalue == pytest.approx(ref.pvalue, rel=1e-9, abs=0), alt
+        if normal:  # large n: scipy's normal approximation with the tie correction
+            assert res.pvalue == pytest.approx(st.wilcoxon(d, alternative=alt, method="asymptotic").pvalue, rel=1e-9)
+        if alt != "two-sided":  # scipy reports min(W+, W-) for two-sided
+            assert res.statistic == ref.statistic
+    # zero differences are dropped before ranking (zero_method="wilcox" on the nonzero ones)
+    padded_a, padded_b = np.zeros(d.size + 5), np.append(d, np.zeros(5))
+    assert S.paired_score_test(padded_a, padded_b).pvalue == S.paired_score_test(zeros, d).pvalue
+
+
+@pytest.mark.parametrize("n", [1, 5, 10, 20, 35, 50])
+def test_wilcoxon_without_ties_equals_scipy_exact_method(n):
+    d = np.random.default_rng(n).normal(0.3, 1, n)
+    for alt in ALTERNATIVES:
+        ref = st.wilcoxon(d, alternative=alt, method="exact").pvalue
+        assert S.paired_score_test(np.zeros(n), d, alternative=alt).pvalue == pytest.approx(ref, rel=1e-12, abs=0)
+
+
+def _wplus(d, axis=-1):
+    return np.sum(np.where(d > 0, st.rankdata(np.abs(d), axis=axis), 0.0), axis=axis)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wilcoxon_with_ties_equals_exhaustive_permutation_test(seed):
+    # With ties (and zeros, dropped), small n: the p-value is the exact sign-flip permutation
+    # p-value of W+ over all 2^n sign patterns, i.e. scipy's permutation_test with
+    # n_resamples >= 2^n (scipy.wilcoxon's own fallback, which ran it with a Python-level loop).
+    rng = np.random.default_rng(seed)
+    a = np.round(rng.random(32), 1)
+    b = np.where(rng.random(32) < 0.65, a, np.round(np.clip(a + rng.normal(0.05, 0.2, 32), 0, 1), 1))
+    a, b = a[:20], b[:20]  # 20 rows, 13 or fewer of them with a nonzero difference
+    d = (b - a)[b != a]
+    assert 0 < d.size <= 13 and np.unique(np.abs(d)).size < d.size  # ties
+    for alt in ALTERNATIVES:
+        ref = st.permutation_test(
+            (d,), _wplus, permutation_type="samples", vectorized=True, n_resamples=2**d.size, alternative=alt
+        )
+        res = S.paired_score_test(a, b, alternative=alt)
+        assert res.pvalue == pytest.approx(ref.pvalue, rel=1e-12, abs=0)
+        assert res.statistic == ref.statistic
+
+
+def test_signed_rank_counts_equal_brute_force_enumeration_with_ties():
+    # The dynamic programme is exact beyond the sizes the public test uses it for (n <= 13 with
+    # ties): at n = 16 it equals counting all 65536 sign patterns.
+    rng = np.random.default_rng(3)
+    for n in (1, 4, 11, 16):
+        ranks, _ = S._average_ranks(np.abs(rng.integers(1, 5, n)).astype(float))
+        doubled = (2 * ranks).astype(np.int64)
+        signs = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        brute = np.bincount(signs @ doubled, minlength=int(doubled.sum()) + 1)
+        assert np.array_equal(S._signed_rank_counts(doubled), brute)
+        assert S._signed_rank_counts(doubled).sum() == 2**n
+
+
+def test_average_ranks_match_scipy_rankdata():
+    x = np.random.default_rng(9).integers(0, 6, 200).astype(float)
+    ranks, sizes = S._average_ranks(x)
+    assert np.array_equal(ranks, st.rankdata(x))
+    assert np.array_equal(sizes, np.unique(x, return_counts=True)[1])
+
+
+def test_results_equal_the_scipy_based_implementation():
+    # Values from promptgauge.stats at commit 3fff2b7 (scipy's wilcoxon, ndtri/ndtr and bdtr),
+    # the implementation the numpy one replaced: the same seeds give the same results to 1e-9.
+    rng = np.random.default_rng(31)
+    a = np.round(rng.random(32), 1)  # rubric-like: 12 nonzero differences, with ties
+    b = np.where(rng.random(32) < 0.6, a, np.round(np.clip(a + rng.normal(0.05, 0.2, 32), 0, 1), 1))
+    x = rng.gamma(2, 1, 40)  # continuous: exact Wilcoxon null, BCa interpolates between resamples
+    y = x + rng.normal(0.2, 0.5, 40)
+    expected = {
+        (0, 1): (0.009375, 0.109375, 0.04638671875, 0.979736328125),
+        (2, 3): (0.03456354314659162, 0.3326445306528845, 0.09449897358172166, 0.9540879691758164),
+    }
+    for (i, j), values in expected.items():
+        c = S.compare_paired((a, b, x, y)[i], (a, b, x, y)[j], kind="score")
+        assert (c.ci_low, c.ci_high, c.pvalue, c.pvalue_regression) == pytest.approx(values, rel=1e-9)
+    assert S.mean_ci(y, confidence=0.9, seed=5) == pytest.approx((1.8285378116290298, 2.554358565898085), rel=1e-9)
+    assert S.mean_ci(y, method="percentile", seed=5) == pytest.approx((1.730762659749367, 2.585438366415559), rel=1e-9)
+    assert S.paired_proportion_diff_ci(a > 0.5, b > 0.5) == pytest.approx(
+        (-0.06906251157825585, 0.18969784767916195), rel=1e-9
+    )
+    assert S.proportion_ci(7, 32) == pytest.approx((0.11023836252604186, 0.3875499364924353), rel=1e-9)
+    res = S.mcnemar_exact(x > 2, y > 2)
+    assert (res.b01, res.b10) == (5, 1)
+    assert (res.pvalue, res.pvalue_less, res.pvalue_greater) == (7 / 32, 63 / 64, 7 / 64)  # exact now
+    assert (res.pvalue, res.pvalue_less, res.pvalue_greater) == pytest.approx(
+        (0.21875000000000003, 0.984375, 0.10937500000000001), rel=1e-9
+    )
+
+
+def test_comparing_and_gating_do_not_import_scipy():
+    # scipy.special (~0.25 s) and scipy.stats (~0.4 s more) used to be imported by every run;
+    # a comparison, its CIs and a gate on ordinary data now need neither.
+    code = (
+        "import sys; from promptgauge import stats as s; "
+        "s.compare_paired([0.1, 0.5, 0.2, 0.9], [0.3, 0.5, 0.1, 0.7], kind='score'); "
+        "s.compare_paired([1, 0, 1, 1], [1, 1, 0, 1], kind='binary'); s.mean_ci([0.2, 0.4, 0.9]); "
+        "s.proportion_ci(3, 10); s.holm([0.1, 0.2]); s.cliffs_delta([1, 2], [2, 3]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    )
+    src = os.path.dirname(os.path.dirname(S.__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_normal_cdf_and_quantile_match_scipy_special():
+    from scipy import special
+
+    x = np.linspace(-30, 30, 6001)
+    assert np.array([S._ndtr(v) for v in x]) == pytest.approx(special.ndtr(x), rel=1e-12, abs=0)
+    p = np.concatenate([np.logspace(-300, np.log10(0.5), 2000), 1 - np.logspace(-16, np.log10(0.5), 2000)])
+    assert np.array([S._ndtri(v) for v in p]) == pytest.approx(special.ndtri(p), rel=1e-13, abs=1e-15)
+    assert (S._ndtri(0.0), S._ndtri(1.0), S._ndtri(0.5)) == (-math.inf, math.inf, 0.0)
+
+
+def test_mcnemar_binomial_tail_is_exact():
+    # Up to _EXACT_BINOMIAL_MAX discordant rows the tail is an exact integer sum, correctly rounded
+    # (scipy.special.bdtr, used before, agrees to ~1e-11); beyond, scipy.special computes it as before.
+    from scipy import special
+
+    for m in range(40):
+        for k in range(m + 1):
+            exact = Fraction(sum(math.comb(m, i) for i in range(k + 1)), 2**m)
+            assert S._binom_half_cdf(k, m) == float(exact)
+    for m in (100, 777, S._EXACT_BINOMIAL_MAX):
+        k = np.arange(m + 1)
+        ref = special.bdtr(k, m, 0.5)
+        mine = np.array([S._binom_half_cdf(int(v), m) for v in k])
+        tiny = ref < 1e-290  # subnormal and underflowing tails: both ~0
+        assert mine[~tiny] == pytest.approx(ref[~tiny], rel=1e-9, abs=0)
+        assert np.all(mine[tiny] < 1e-280)
+    for b01, b10 in [(990, 1010), (1000, 1001), (1030, 1000)]:  # either side of the switch
+        a, b = paired_table(both=3, only_a=b10, only_b=b01, neither=2)
+        m = b01 + b10
+        res = S.mcnemar_exact(a, b)
+        assert res.pvalue_less == pytest.approx(special.bdtrc(b10 - 1, m, 0.5), rel=1e-9)
+        assert res.pvalue_greater == pytest.approx(special.bdtr(b10, m, 0.5), rel=1e-9)
+
+
+if given is not None:
+    # rubric-like scores (steps of 0.1: many zero and tied differences) and arbitrary floats
+    _grid = hs.integers(0, 10).map(lambda v: v / 10)
+    _real = hs.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)
+    _pairs = hs.one_of(
+        hs.lists(hs.tuples(_grid, _grid), max_size=70),
+        hs.lists(hs.tuples(_real, _real), max_size=70),
+        hs.lists(hs.tuples(_grid, _real), max_size=16),
+    )
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(_pairs)
+    def test_wilcoxon_pvalues_are_probabilities_and_symmetric_under_swapping(pairs):
+        a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
+        fwd = {alt: S.paired_score_test(a, b, alternative=alt).pvalue for alt in ALTERNATIVES}
+        rev = {alt: S.paired_score_test(b, a, alternative=alt).pvalue for alt in ALTERNATIVES}
+        if a.size == 0:
+            assert all(math.isnan(p) for p in (*fwd.values(), *rev.values()))
+            return
+        assert all(0.0 <= p <= 1.0 for p in (*fwd.values(), *rev.values()))
+        assert fwd["two-sided"] == rev["two-sided"]
+        assert fwd["less"] == rev["greater"] and fwd["greater"] == rev["less"]
+        assert fwd["two-sided"] == pytest.approx(min(1.0, 2 * min(fwd["less"], fwd["greater"])), rel=1e-12)
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(_pairs, hs.sampled_from(ALTERNATIVES))
+    def test_wilcoxon_equals_scipy_on_arbitrary_data(pairs, alt):
+        a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
+        d = (b - a)[b != a]
+        if d.size == 0:
+            return
+        ref = st.wilcoxon(d, alternative=alt).pvalue
+        assert S.paired_score_test(a, b, alternative=alt).pvalue == pytest.approx(ref, rel=1e-9, abs=0)
+
+else:  # pragma: no cover
+
+    @pytest.mark.skip(reason="hypothesis is not installed")
+    def test_wilcoxon_property_tests_need_hypothesis():
+        pass
 
 
 @pytest.mark.parametrize("method", ["wilcoxon", "permutation"])

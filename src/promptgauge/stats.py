@@ -1,4 +1,4 @@
-"""Statistics behind comparisons, gates and monitoring (numpy + scipy only).
+"""Statistics behind comparisons, gates and monitoring (numpy; scipy only where noted).
 
 Conventions shared by every function here:
 
@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations, islice
-from math import comb, nan, sqrt
+from math import comb, erf, erfc, inf, nan, sqrt
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
-from scipy import special
-from scipy import stats as _st
+
+# scipy is imported only inside the functions that still need it: scipy.stats (~0.6 s to import,
+# scipy.special's ~0.25 s included) for mann_whitney and Fisher's test in two_proportions_test,
+# scipy.special for McNemar beyond _EXACT_BINOMIAL_MAX discordant rows. A comparison and a gate
+# on ordinary data (every `promptgauge run` with a baseline) import neither.
 
 __all__ = [
     "HypothesisResult",
@@ -59,6 +63,57 @@ _BLOCK = 1 << 20
 _NAN_CI = (nan, nan)
 
 
+# ------------------------------------------------------------- normal distribution
+
+_SQRT1_2 = sqrt(0.5)
+_STANDARD_NORMAL = NormalDist()
+
+
+def _ndtr(x: float) -> float:
+    """Standard normal CDF by scipy.special.ndtr's formula (cephes): erf near 0, erfc in the tails.
+
+    Agrees with scipy.special.ndtr to 3e-15 relative for |x| <= 8 and 3e-14 out to |x| = 30
+    (tested): the two differ only in their erf/erfc (libm's here).
+    """
+    t = x * _SQRT1_2
+    if abs(t) < _SQRT1_2:
+        return 0.5 + 0.5 * erf(t)
+    tail = 0.5 * erfc(abs(t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def _ndtri(p: float) -> float:
+    """Inverse of ``_ndtr``: Wichura's AS241 (statistics.NormalDist), within 1e-15 relative of
+    scipy.special.ndtri (tested); -inf at 0, inf at 1."""
+    if p <= 0.0:
+        return -inf
+    if p >= 1.0:
+        return inf
+    return _STANDARD_NORMAL.inv_cdf(p)
+
+
+# Up to this many discordant rows McNemar sums the binomial tail in exact integers (< 10 ms; the
+# result is the correctly rounded p-value, scipy.special.bdtr agrees to ~1e-11); beyond, it calls
+# scipy.special.bdtr/bdtrc as it always did.
+_EXACT_BINOMIAL_MAX = 2000
+
+
+def _binom_half_cdf(k: int, m: int) -> float:
+    """P(X <= k) for X ~ Binomial(m, 1/2): the exact sum of C(m, i) over 2^m, correctly rounded."""
+    if k < 0:
+        return 0.0
+    if k >= m:
+        return 1.0
+    j = min(k, m - k - 1)  # sum the shorter side: sum_{i<=k} C(m, i) = 2^m - sum_{i<=m-k-1} C(m, i)
+    term = total = 1
+    for i in range(1, j + 1):
+        term = term * (m - i + 1) // i
+        total += term
+    if j != k:
+        total = (1 << m) - total
+    return total / (1 << m)  # int / int is correctly rounded in Python, even for huge ints
+
+
 # ---------------------------------------------------------------- input helpers
 
 
@@ -88,7 +143,7 @@ def _binary(x: np.ndarray, name: str) -> np.ndarray:
 def _check_confidence(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return float(special.ndtri(0.5 + confidence / 2))
+    return _ndtri(0.5 + confidence / 2)
 
 
 def _check_alternative(alternative: str) -> None:
@@ -155,12 +210,12 @@ def mean_ci(
         # Resamples equal to the estimate (common when most differences are 0) count half;
         # counted as "above", symmetric data would get a spurious bias correction.
         p0 = (np.count_nonzero(boot < theta) + 0.5 * np.count_nonzero(boot == theta)) / n_resamples
-        z0 = special.ndtri(np.clip(p0, 0.5 / n_resamples, 1 - 0.5 / n_resamples))
+        z0 = _ndtri(float(np.clip(p0, 0.5 / n_resamples, 1 - 0.5 / n_resamples)))
         dev = x - x.mean()  # proportional to the jackknife deviations of the mean
         denom = 6.0 * np.sum(dev**2) ** 1.5
         acc = np.sum(dev**3) / denom if denom > 0 else 0.0
-        z = special.ndtri(np.array([alpha / 2, 1 - alpha / 2]))
-        qs = special.ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+        z = np.array([_ndtri(alpha / 2), _ndtri(1 - alpha / 2)])
+        qs = np.array([_ndtr(v) for v in (z0 + (z0 + z) / (1 - acc * (z0 + z))).tolist()])
     low, high = np.quantile(boot, qs)
     return float(low), float(high)
 
@@ -273,8 +328,13 @@ def mcnemar_exact(a_pass, b_pass) -> McNemarResult:
         p_less = p_greater = p_two = nan
     else:
         # P(X >= b10) and P(X <= b10) for X ~ Binomial(m, 1/2)
-        p_less = float(special.bdtrc(b10 - 1, m, 0.5)) if b10 > 0 else 1.0
-        p_greater = float(special.bdtr(b10, m, 0.5))
+        if m <= _EXACT_BINOMIAL_MAX:  # P(X >= b10) = P(X <= m - b10) by symmetry
+            p_less, p_greater = _binom_half_cdf(m - b10, m), _binom_half_cdf(b10, m)
+        else:
+            from scipy import special  # deferred: ~0.25 s to import
+
+            p_less = float(special.bdtrc(b10 - 1, m, 0.5)) if b10 > 0 else 1.0
+            p_greater = float(special.bdtr(b10, m, 0.5))
         p_two = min(1.0, 2 * min(p_less, p_greater))
     ratio = (b01 + 0.5) / (b10 + 0.5) if 0 in (b01, b10) else b01 / b10
     return McNemarResult(a.size, b01, b10, p_two, p_less, p_greater, ratio)
@@ -328,6 +388,73 @@ def _sign_flip_pvalue(d: np.ndarray, alternative: str, n_resamples: int, rng: np
     return hits / total if exact else (1 + hits) / (1 + total)
 
 
+# scipy's wilcoxon(method="auto") rule, kept so p-values stay what scipy >= 1.13 gave: the exact
+# null distribution up to 50 nonzero differences without ties, the exhaustive sign-flip
+# permutation test up to 13 with ties (its default 9999 resamples cover all 2^13 patterns), the
+# tie-corrected normal approximation otherwise. (scipy < 1.13 used the normal approximation for
+# any ties; the result no longer depends on the installed scipy.)
+_WILCOXON_EXACT_MAX = 50
+_WILCOXON_EXACT_MAX_TIES = 13
+
+
+def _average_ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks 1..n of x with ties given their average rank (scipy's ``rankdata``), and the tie-group sizes."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
+    sizes = np.diff(np.append(starts, x.size))
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2, sizes)
+    return ranks, sizes
+
+
+def _signed_rank_counts(doubled_ranks: np.ndarray) -> np.ndarray:
+    """counts[s] = how many of the 2^n sign patterns give a sum s of the positive doubled ranks.
+
+    Average ranks are multiples of 1/2, so doubled they are integers and the null distribution of
+    W+ (the sign-flip permutation distribution, exact with ties too) is a subset-sum count: one
+    O(n * n(n+1)) dynamic programme instead of 2^n sign patterns. Counts are exact in int64
+    (at most 2^n; callers keep n <= 50).
+    """
+    counts = np.zeros(int(doubled_ranks.sum()) + 1, dtype=np.int64)
+    counts[0] = 1
+    top = 0  # largest sum reachable so far
+    for r in doubled_ranks.tolist():
+        counts[r : top + r + 1] += counts[: top + 1].copy()  # patterns where this rank's sign is +
+        top += r
+    return counts
+
+
+def _wilcoxon(nonzero: np.ndarray) -> tuple[float, float, float, float]:
+    """Signed-rank test of nonzero differences: (W+, p two-sided, p less, p greater).
+
+    The p-values of ``scipy.stats.wilcoxon(nonzero, alternative=...)`` (method="auto",
+    zero_method="wilcox", correction=False) under scipy >= 1.13, without its per-resample Python
+    loop: with ties scipy ran a 2^n-resample ``permutation_test`` calling the statistic once per
+    sign pattern (~0.1 s per call at n=13). Small n: the exact null (``_signed_rank_counts``);
+    counts / 2^n are exact in floating point (n <= 50), so these p-values equal scipy's bit for
+    bit. Two-sided p = min(1, 2 * smaller tail), as scipy. Large n, or ties with n > 13: the
+    normal approximation of W+ with the tie correction of its variance, as scipy computes it
+    (equal up to ``_ndtr``, ~1e-15).
+    """
+    n = nonzero.size
+    ranks, sizes = _average_ranks(np.abs(nonzero))
+    w_plus = float(np.sum(ranks[nonzero > 0]))
+    ties = bool((sizes > 1).any())
+    if n <= (_WILCOXON_EXACT_MAX_TIES if ties else _WILCOXON_EXACT_MAX):
+        cum = np.cumsum(_signed_rank_counts((2 * ranks).astype(np.int64)))
+        s = round(2 * w_plus)
+        total = float(cum[-1])  # 2^n
+        p_less = float(cum[s]) / total
+        p_greater = float(cum[-1] - (cum[s - 1] if s > 0 else 0)) / total
+        return w_plus, min(1.0, 2 * min(p_less, p_greater)), p_less, p_greater
+    count = float(n)
+    mean = count * (count + 1.0) * 0.25
+    var24 = count * (count + 1.0) * (2.0 * count + 1.0) - float(np.sum(sizes**3 - sizes)) / 2
+    z = (w_plus - mean) / sqrt(var24 / 24)
+    return w_plus, 2 * _ndtr(-abs(z)), _ndtr(z), _ndtr(-z)
+
+
 def paired_score_test(
     a,
     b,
@@ -339,9 +466,13 @@ def paired_score_test(
 ) -> HypothesisResult:
     """Paired test on scores: does b differ from a row by row?
 
-    ``"wilcoxon"``: scipy's signed-rank test; zero differences are dropped
-    (zero_method="wilcox", like McNemar ignores concordant rows), ties among
-    the rest use the tie-corrected statistic; statistic = W+ of b - a.
+    ``"wilcoxon"``: signed-rank test; zero differences are dropped
+    (zero_method="wilcox", like McNemar ignores concordant rows) and ties
+    among the rest get average ranks; statistic = W+ of b - a. Exact for up
+    to 50 nonzero differences without ties and up to 13 with ties (the
+    sign-flip permutation distribution of W+, by dynamic programming), else
+    the tie-corrected normal approximation: the p-values of scipy's
+    ``wilcoxon(method="auto")`` (scipy >= 1.13), computed in numpy.
     ``"permutation"``: sign-flip test on the mean difference, exact when the
     nonzero differences allow at most ``n_resamples`` sign patterns, otherwise
     Monte Carlo (seeded); statistic = mean(b - a).
@@ -358,8 +489,8 @@ def paired_score_test(
         if nonzero.size == 0:
             stat, p = 0.0, (nan if d.size == 0 else 1.0)
         else:
-            stat = float(np.sum(_st.rankdata(np.abs(nonzero))[nonzero > 0]))
-            p = float(_st.wilcoxon(nonzero, alternative=alternative).pvalue)
+            stat, p_two, p_less, p_greater = _wilcoxon(nonzero)
+            p = {"two-sided": p_two, "less": p_less, "greater": p_greater}[alternative]
         return HypothesisResult("wilcoxon", stat, p, alternative, dz, "cohens_dz")
     if method == "permutation":
         if d.size == 0:
@@ -425,7 +556,7 @@ def cliffs_delta(x, y) -> float:
     nx, ny = x.size, y.size
     if nx == 0 or ny == 0:
         return nan
-    ranks = _st.rankdata(np.concatenate([x, y]))
+    ranks, _ = _average_ranks(np.concatenate([x, y]))
     u_y = ranks[nx:].sum() - ny * (ny + 1) / 2
     return float(2 * u_y / (nx * ny) - 1)
 
@@ -656,6 +787,8 @@ def mann_whitney(x, y, *, alternative: Alternative = "two-sided") -> HypothesisR
     delta = cliffs_delta(x, y)
     if x.size == 0 or y.size == 0:
         return HypothesisResult("mann-whitney", nan, nan, alternative, delta, "cliffs_delta")
+    from scipy import stats as _st  # deferred: ~0.6 s to import, needed only here and for Fisher
+
     res = _st.mannwhitneyu(y, x, alternative=alternative)
     return HypothesisResult("mann-whitney", float(res.statistic), float(res.pvalue), alternative, delta, "cliffs_delta")
 
@@ -691,13 +824,15 @@ def two_proportions_test(
         expected = np.outer([n1, n2], [pooled, 1 - pooled])
         method = "fisher" if expected.min() < 5 else "z"
     if method == "fisher":
+        from scipy import stats as _st  # deferred, as in mann_whitney
+
         res = _st.fisher_exact([[k2, n2 - k2], [k1, n1 - k1]], alternative=alternative)
         return HypothesisResult("fisher", float(res.statistic), float(res.pvalue), alternative, rd, "risk_difference")
     se = sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0:
         return HypothesisResult("z", 0.0, 1.0, alternative, rd, "risk_difference")
     z = rd / se
-    p = {"less": special.ndtr(z), "greater": special.ndtr(-z), "two-sided": 2 * special.ndtr(-abs(z))}[alternative]
+    p = {"less": _ndtr(z), "greater": _ndtr(-z), "two-sided": 2 * _ndtr(-abs(z))}[alternative]
     return HypothesisResult("z", z, float(p), alternative, rd, "risk_difference")
 
 
