@@ -302,11 +302,10 @@ class AzureAgentEvaluator:
     ``params: {evaluator: IntentResolutionEvaluator}`` (any class of ``azure.ai.evaluation``);
     it is built with the suite's judge as ``model_config``, like any azure evaluator, and
     its inputs go through :func:`azure_agent_inputs` first. Default column mapping: the
-    agent's messages as query and response, its tool definitions.
+    agent's messages as query and response (map ``tool_definitions``, which ToolCallAccuracy needs).
     """
 
-    inputs: ClassVar[dict[str, str]] = {"query": "${target.messages}", "response": "${target.messages}",
-                                        "tool_definitions": "${target.tool_definitions}"}
+    inputs: ClassVar[dict[str, str]] = {"query": "${target.messages}", "response": "${target.messages}"}
     higher_is_better = True
 
     def __init__(self, model_config: dict[str, Any], *, evaluator: str, threshold: float | None = None,
