@@ -273,6 +273,11 @@ def test_expected_calls_in_other_shapes():
     assert run(t, as_openai)["tool_trajectory_result"] == "pass"
     assert run(t, json.dumps(EXPECTED))["tool_trajectory_result"] == "pass"
     assert run(t, ["lookup_order", "refund"])["tool_trajectory_result"] == "pass"
+    # null arguments: any arguments; {} with exact arguments: no arguments at all
+    assert run(t, [{"name": "lookup_order", "arguments": None}, {"name": "refund", "arguments": None}])[
+        "tool_trajectory_result"] == "pass"
+    assert run(t, [{"name": "lookup_order", "arguments": {}}, REFUND])["tool_trajectory"] == 0.5
+    assert run(t, [{"name": "lookup_order", "arguments": {}}, REFUND], arguments="subset")["tool_trajectory"] == 1.0
 
 
 # -- tool_args_valid ----------------------------------------------------------------------------

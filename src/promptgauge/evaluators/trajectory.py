@@ -47,13 +47,13 @@ def _expected_calls(value: Any) -> list[_Expected]:
             raise TypeError(f"expected tool call {i} is a {type(item).__name__}, not an object or a name")
         if not isinstance(source.get("name"), str) or not source["name"]:
             raise ValueError(f"expected tool call {i} needs a 'name': {json.dumps(item, default=str)[:120]}")
-        arguments = source.get("arguments")
+        arguments = source.get("arguments")  # absent or null: any arguments match
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments)
             except ValueError:
                 raise ValueError(f"expected tool call {i} ({source['name']}): 'arguments' is not JSON") from None
-        out.append(_Expected(source["name"], arguments, "arguments" in source))
+        out.append(_Expected(source["name"], arguments, arguments is not None))
     return out
 
 
@@ -145,20 +145,29 @@ def _ordered_matching(m: int, steps: list[list[int]], ok: Callable[[int, int], b
     """A largest matching expected -> actual that keeps the expected order across steps (any order inside a step).
 
     The expected calls fulfilled by one step form a contiguous run of the expected list, so
-    ``best[j]`` -- the best over the steps so far for the first ``j`` expected calls -- is
-    extended one step at a time by matching each run ``j..j2`` into that step.
+    ``best[j]`` -- the most matches for the first ``j`` expected calls with the steps so far --
+    is extended one step at a time by matching each run ``j..j2`` into that step (O(m^2 n)).
     """
-    best: list[tuple[int, dict[int, int]]] = [(0, {})] * (m + 1)
+    best = [0] * (m + 1)
+    back: list[list[tuple[int, dict[int, int]] | None]] = []
     for step in steps:
-        nxt = list(best)
+        nxt, choice = list(best), [None] * (m + 1)
         for j in range(m + 1):
-            count, pairs = best[j]
-            for j2 in range(j + 1, m + 1):
-                run = _max_matching(list(range(j, j2)), step, ok)
-                if count + len(run) > nxt[j2][0]:
-                    nxt[j2] = (count + len(run), {**pairs, **run})
+            run: dict[int, int] = {}
+            for j2 in range(j + 1, m + 1):  # the run grows by one expected call: at most one more augmenting path
+                if len(run) < len(step):
+                    run = _max_matching([j2 - 1], step, ok, start=run)
+                if best[j] + len(run) > nxt[j2]:
+                    nxt[j2], choice[j2] = best[j] + len(run), (j, run)
+        back.append(choice)
         best = nxt
-    return best[m][1]
+    pairs: dict[int, int] = {}
+    j2 = m
+    for choice in reversed(back):
+        if choice[j2] is not None:
+            j2, run = choice[j2]
+            pairs.update(run)
+    return pairs
 
 
 def _ratio(k: int, n: int) -> float:
@@ -186,16 +195,19 @@ class ToolTrajectoryEvaluator:
     - ``exact``: the same calls, in the same order, nothing else;
     - ``in_order``: every expected call, in the expected order; extra calls allowed anywhere;
     - ``any_order``: the same calls (as a multiset), in any order, nothing else;
-    - ``subset``: every call made was expected (each expected call fulfils at most one); expected
-      calls may be missing;
-    - ``superset``: every expected call was made; extra calls allowed, order ignored.
+    - ``subset``: the calls made are a subset of the expected ones -- every call made was expected
+      (each expected call covers at most one); expected calls may be missing;
+    - ``superset``: the calls made are a superset of the expected ones -- every expected call was
+      made; extra calls allowed, order ignored.
 
     ``arguments`` -- when an actual call fulfils an expected one with the same name: ``off`` (names
     only), ``exact`` (equal JSON: ``1 == 1.0``, ``true != 1``), ``subset`` (every expected key present
     with an equal value, recursively into objects; lists compare whole), ``schema`` (the expected
     ``arguments`` is a JSON schema the actual arguments must validate against). An expected call
-    without ``arguments`` matches any arguments; actual arguments that are not valid JSON match only
-    then (or with ``off``). ``max_steps`` / ``max_tool_calls``: budgets on model calls and tool calls.
+    without ``arguments`` (or with ``null``) matches any arguments; actual arguments that are not
+    valid JSON match only then (or with ``off``). Budgets: ``max_tool_calls`` (calls made) and
+    ``max_steps`` (model calls: the trajectory's ``steps``, or the assistant messages after the
+    latest user message of a message list).
 
     Edge cases:
 
