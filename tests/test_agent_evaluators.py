@@ -85,12 +85,25 @@ AZURE_RESPONSE = [
 AZURE_TOOLS = [{"name": "get_order", "type": "function", "description": "Get an order.",
                 "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}]
 
+# the engine records failures on the trajectory and returns them to the model: malformed arguments, a tool that raised
+FAILING = [
+    {"role": "user", "content": "Refund order 42."},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "b1", "type": "function", "function": {"name": "refund", "arguments": '{"order_id": 4'}}]},
+    {"role": "tool", "tool_call_id": "b1", "content": "error: malformed JSON arguments: Expecting ',' delimiter"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "b2", "type": "function", "function": {"name": "refund", "arguments": '{"order_id": 42}'}}]},
+    {"role": "tool", "tool_call_id": "b2", "content": "error: tool raised ValueError: payments down"},
+    {"role": "assistant", "content": "Sorry, refunds are unavailable right now."},
+]
+
 SHAPES: dict[str, dict[str, Any]] = {
     "text": {"query": "Where is order 42?", "response": "Order 42 shipped on Monday.",
              "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": 42}}], "tool_definitions": TOOLS},
     "trajectory": {"query": TRAJECTORY, "response": TRAJECTORY, "tool_definitions": TOOLS},
     "openai messages": {"query": TRAJECTORY["messages"], "response": TRAJECTORY["messages"], "tool_definitions": TOOLS},
     "multi-turn": {"query": MULTI_TURN, "response": MULTI_TURN, "tool_definitions": TOOLS},
+    "failing calls": {"query": FAILING, "response": FAILING, "tool_definitions": TOOLS},
     "azure messages": {"query": AZURE_QUERY, "response": AZURE_RESPONSE, "tool_definitions": AZURE_TOOLS},
 }
 
