@@ -47,11 +47,14 @@ _NOT = re.compile(r"^not[-_]")
 
 def builtin_evaluators() -> dict[str, type]:
     """Builtin evaluators: name -> class (the heavier families imported when first asked for)."""
+    from .agent import AGENT_JUDGES
     from .embedding import EmbeddingSimilarityEvaluator
     from .nlp import EVALUATORS as NLP
     from .refusal import EVALUATORS as REFUSAL
+    from .trajectory import TRAJECTORY_EVALUATORS
 
-    return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, "embedding_similarity": EmbeddingSimilarityEvaluator}
+    return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, **TRAJECTORY_EVALUATORS, **AGENT_JUDGES,
+            "embedding_similarity": EmbeddingSimilarityEvaluator}
 
 
 @dataclass
