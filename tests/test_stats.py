@@ -12,15 +12,11 @@ from itertools import combinations, product
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 from scipy import stats as st
 
 from promptgauge import stats as S
-
-try:  # property tests; hypothesis is a test-only dependency
-    from hypothesis import given, settings
-    from hypothesis import strategies as hs
-except ImportError:  # pragma: no cover
-    given = None
 
 
 def paired_table(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -345,45 +341,38 @@ def test_mcnemar_binomial_tail_is_exact():
         assert res.pvalue_greater == pytest.approx(special.bdtr(b10, m, 0.5), rel=1e-9)
 
 
-if given is not None:
-    # rubric-like scores (steps of 0.1: many zero and tied differences) and arbitrary floats
-    _grid = hs.integers(0, 10).map(lambda v: v / 10)
-    _real = hs.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)
-    _pairs = hs.one_of(
-        hs.lists(hs.tuples(_grid, _grid), max_size=70),
-        hs.lists(hs.tuples(_real, _real), max_size=70),
-        hs.lists(hs.tuples(_grid, _real), max_size=16),
-    )
+# rubric-like scores (steps of 0.1: many zero and tied differences) and arbitrary floats
+_grid = hs.integers(0, 10).map(lambda v: v / 10)
+_real = hs.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)
+_pairs = hs.one_of(
+    hs.lists(hs.tuples(_grid, _grid), max_size=70),
+    hs.lists(hs.tuples(_real, _real), max_size=70),
+    hs.lists(hs.tuples(_grid, _real), max_size=16),
+)
 
-    @settings(max_examples=300, deadline=None, database=None)
-    @given(_pairs)
-    def test_wilcoxon_pvalues_are_probabilities_and_symmetric_under_swapping(pairs):
-        a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
-        fwd = {alt: S.paired_score_test(a, b, alternative=alt).pvalue for alt in ALTERNATIVES}
-        rev = {alt: S.paired_score_test(b, a, alternative=alt).pvalue for alt in ALTERNATIVES}
-        if a.size == 0:
-            assert all(math.isnan(p) for p in (*fwd.values(), *rev.values()))
-            return
-        assert all(0.0 <= p <= 1.0 for p in (*fwd.values(), *rev.values()))
-        assert fwd["two-sided"] == rev["two-sided"]
-        assert fwd["less"] == rev["greater"] and fwd["greater"] == rev["less"]
-        assert fwd["two-sided"] == pytest.approx(min(1.0, 2 * min(fwd["less"], fwd["greater"])), rel=1e-12)
+@settings(max_examples=300, deadline=None, database=None)
+@given(_pairs)
+def test_wilcoxon_pvalues_are_probabilities_and_symmetric_under_swapping(pairs):
+    a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
+    fwd = {alt: S.paired_score_test(a, b, alternative=alt).pvalue for alt in ALTERNATIVES}
+    rev = {alt: S.paired_score_test(b, a, alternative=alt).pvalue for alt in ALTERNATIVES}
+    if a.size == 0:
+        assert all(math.isnan(p) for p in (*fwd.values(), *rev.values()))
+        return
+    assert all(0.0 <= p <= 1.0 for p in (*fwd.values(), *rev.values()))
+    assert fwd["two-sided"] == rev["two-sided"]
+    assert fwd["less"] == rev["greater"] and fwd["greater"] == rev["less"]
+    assert fwd["two-sided"] == pytest.approx(min(1.0, 2 * min(fwd["less"], fwd["greater"])), rel=1e-12)
 
-    @settings(max_examples=40, deadline=None, database=None)
-    @given(_pairs, hs.sampled_from(ALTERNATIVES))
-    def test_wilcoxon_equals_scipy_on_arbitrary_data(pairs, alt):
-        a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
-        d = (b - a)[b != a]
-        if d.size == 0:
-            return
-        ref = st.wilcoxon(d, alternative=alt).pvalue
-        assert S.paired_score_test(a, b, alternative=alt).pvalue == pytest.approx(ref, rel=1e-9, abs=0)
-
-else:  # pragma: no cover
-
-    @pytest.mark.skip(reason="hypothesis is not installed")
-    def test_wilcoxon_property_tests_need_hypothesis():
-        pass
+@settings(max_examples=40, deadline=None, database=None)
+@given(_pairs, hs.sampled_from(ALTERNATIVES))
+def test_wilcoxon_equals_scipy_on_arbitrary_data(pairs, alt):
+    a, b = (np.array([p[i] for p in pairs], dtype=float) for i in (0, 1))
+    d = (b - a)[b != a]
+    if d.size == 0:
+        return
+    ref = st.wilcoxon(d, alternative=alt).pvalue
+    assert S.paired_score_test(a, b, alternative=alt).pvalue == pytest.approx(ref, rel=1e-9, abs=0)
 
 
 @pytest.mark.parametrize("method", ["wilcoxon", "permutation"])

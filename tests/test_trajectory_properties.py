@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
-
-hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
