@@ -9,7 +9,8 @@ import pytest
 from monitor_helpers import HOUR, T0, append, hour_lines, write_config
 
 from promptgauge.monitor import load_monitor_config, run_pass
-from promptgauge.monitor.drift import Bucket, judge
+from promptgauge.monitor.drift import Bucket
+from promptgauge.monitor.drift import assess as judge
 
 
 def _pass(cfg_path, tmp_path):

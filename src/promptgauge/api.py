@@ -75,12 +75,12 @@ def run(
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
                rules: list) -> tuple[dict[str, Any], list[Comparison]]:
-    """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
+    """The run's verdict: each gated variant against the suite's baseline variant of the same run."""
     present = list(summary["variants"])
-    judged = [v for v in suite.gated_variants() if v in present] or present
+    gated = [v for v in suite.gated_variants() if v in present] or present
     base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
-    for v in judged:
+    for v in gated:
         side = sides[v]
         comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
         comparisons += [comp] if comp else []
@@ -118,7 +118,7 @@ def compare(
 
     A reference is a results file (``*.json``), ``RUN`` or ``RUN:VARIANT`` (a unique run-id
     prefix will do), ``latest[:VARIANT]``, or a ``VARIANT`` of the latest run. Defaults: the
-    candidate is the latest run's judged variant; the baseline is the suite's promoted baseline
+    candidate is the latest run's gated variant; the baseline is the suite's promoted baseline
     file when there is one, else the candidate run's baseline variant. The policy is *policy*
     (a YAML file) or the suite's ``gate:``.
     """

@@ -323,7 +323,7 @@ def compare(obj: Ctx, baseline: str | None, candidate: str | None, suite: Path |
     """Compare CANDIDATE with BASELINE and gate it.
 
     Each is a results file (*.json), RUN or RUN:VARIANT, latest[:VARIANT], or a VARIANT of the
-    latest run. Defaults: the latest run's judged variant vs. the promoted baseline file, or
+    latest run. Defaults: the latest run's gated variant vs. the promoted baseline file, or
     else the run's baseline variant.
     """
     from . import api

@@ -7,7 +7,7 @@ Messages say *where* (file, line/row, field) and *what would be valid*.
 
 Errors of a model call or an evaluator on one row (:class:`CallError`,
 :class:`JudgeReplyError`) are not raised to the user: they are recorded per row in
-the store (see :mod:`promptgauge.runner`); a production log line the monitor cannot
+the store (see :mod:`promptgauge.engine`); a production log line the monitor cannot
 use (:class:`BadRecord`) is reported and skipped. An HTTP error answer becomes a
 :class:`CallError` in one place, :func:`call_error_for_status`. A file using an old
 field name gets a :class:`DeprecatedField` warning.

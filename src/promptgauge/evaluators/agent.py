@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from typing import Any, ClassVar
 
 from .agent_format import azure_agent_inputs
@@ -47,26 +46,18 @@ from .agent_text import (
     preprocess,
     response_text,
 )
-from .judge import JudgeReplyError, PromptyJudge, builtin_prompt, parse_reply
+from .judge import JudgeReplyError, PromptyJudge, builtin_prompt, json_object, parse_reply
 
 __all__ = ["AGENT_JUDGES", "IntentResolutionJudge", "TaskAdherenceJudge", "ToolCallAccuracyJudge"]
 
 INTERMEDIATE = "Intermediate response. Please provide the agent's final response for evaluation."
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL | re.IGNORECASE)
 
 
 def _reply_object(text: str | None, low: float, high: float) -> dict[str, Any]:
     """The judge's JSON object (bare, fenced or in prose); else score/reason/status read as the other judges do."""
-    body = (text or "").strip()
-    start, end = body.find("{"), body.rfind("}")
-    candidates = [body] + [m.group(1) for m in _FENCE.finditer(body)] + ([body[start:end + 1]] if 0 <= start < end else [])
-    for candidate in candidates:
-        try:
-            obj = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
+    obj = json_object((text or "").strip())
+    if obj is not None:
+        return obj
     score, reason, status = parse_reply(text, low, high)
     return {"score": score, "reason": reason, "status": status}
 

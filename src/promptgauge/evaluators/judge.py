@@ -57,7 +57,7 @@ def parse_reply(text: str | None, low: float = 1, high: float = 5) -> tuple[floa
     body = raw.strip()
     if not body:
         raise JudgeReplyError("empty judge reply", raw)
-    obj = _json_object(body)
+    obj = json_object(body)
     if obj is not None:
         reason = next((str(obj[k]) for k in _REASON_KEYS if obj.get(k) is not None), "")
         if str(obj.get("status", "")).lower() == "skipped":
@@ -77,11 +77,9 @@ def parse_reply(text: str | None, low: float = 1, high: float = 5) -> tuple[floa
     return _in_range(m.group(1), low, high, raw), body if m.re is not _BARE else "", "completed"
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def json_object(text: str) -> dict[str, Any] | None:
     """The reply's JSON object: the whole text, a fenced block, or the outermost ``{...}`` in prose."""
-    candidates = [text]
-    if m := _FENCE.search(text):
-        candidates.append(m.group(1))
+    candidates = [text, *(m.group(1) for m in _FENCE.finditer(text))]
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
         candidates.append(text[start:end + 1])

@@ -23,7 +23,7 @@ from ..evaluators.registry import BoundEvaluator
 from ..metrics import higher_is_better
 from ..store import MonitorStore, Store
 from .config import MonitorConfig, load_monitor_config
-from .drift import Bucket, Reference, RuleResult, judge, load_buckets
+from .drift import Bucket, Reference, RuleResult, assess, load_buckets
 from .ingest import Ingestor, PassStats
 from .sources import Reader, reader_for
 from .webhook import deliver
@@ -201,7 +201,7 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
     latest: list[RuleResult] = []
     for win, bucket in buckets.items():
         ref = reference.bucket(win)
-        latest = judge(cfg, win, bucket, ref)
+        latest = assess(cfg, win, bucket, ref)
         values = {}
         for m in metrics:
             value, n = bucket.value(m)

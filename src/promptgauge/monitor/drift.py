@@ -203,7 +203,7 @@ class Reference:
         return self._from_period(win - self.previous, win)
 
 
-def judge(cfg: MonitorConfig, win: int, bucket: Bucket, ref: Bucket | None) -> list[RuleResult]:
+def assess(cfg: MonitorConfig, win: int, bucket: Bucket, ref: Bucket | None) -> list[RuleResult]:
     """Every alert rule on one window."""
     results: list[RuleResult] = []
     tests: list[tuple[RuleResult, AlertRule]] = []

@@ -41,7 +41,7 @@ def _record(c: Comparison, provenance: dict[str, Any], row: tuple[str, str, RowV
 
 
 def write_csv(doc: ReportDoc, out: TextIO, chunk: int = ROW_CHUNK) -> None:
-    """One line per matched row and judged variant, *chunk* rows at a time; an empty table when
+    """One line per matched row and gated variant, *chunk* rows at a time; an empty table when
     nothing was compared."""
     columns = list(dict.fromkeys(col for c in doc.comparisons for col in _columns(c)))
     if not columns:

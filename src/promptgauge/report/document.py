@@ -21,7 +21,7 @@ class RuleVerdict(BaseModel):
 
     rule: str = Field(description="the rule as written in the policy")
     kind: Literal["threshold", "no_regression", "required"]
-    variant: str = Field(description="the judged variant")
+    variant: str = Field(description="the gated variant")
     metric: str
     op: str
     threshold: float | None = Field(description="the rule's number (max_drop for no_regression)")
@@ -34,8 +34,8 @@ class RuleVerdict(BaseModel):
 
 class Verdict(BaseModel):
     passed: bool
-    variants: list[str] = Field(description="the variants the gate judged")
-    baseline: str | None = Field(description="what the judged variants were compared with, if anything")
+    variants: list[str] = Field(description="the gated variants: those the gate judges")
+    baseline: str | None = Field(description="what the gated variants were compared with, if anything")
     policy: dict[str, Any] | None = Field(description="the policy file and its sha256, when not in the suite")
     rules: list[RuleVerdict]
 
@@ -55,7 +55,7 @@ class ReportDoc(BaseModel):
     verdict: Verdict | None
     variants: dict[str, dict[str, Any]] = Field(
         description="aggregates per variant: {calls: {...}, metrics: {evaluator: {n, mean, pass_rate, ...}}}")
-    comparisons: list[Comparison] = Field(description="each judged variant vs. the baseline")
+    comparisons: list[Comparison] = Field(description="each gated variant vs. the baseline")
     hashes: dict[str, Any] = Field(description="what the verdict rests on: dataset, suite, prompts, models, "
                                    "parameters, evaluators (sha256), per variant")
 

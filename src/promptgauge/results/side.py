@@ -127,7 +127,7 @@ def _sha(obj: Any) -> str:
 
 def load_results(store: Store, run_id: str | None, variant: str | None, *, role: str = "candidate",
                  frames: bool = True) -> Results:
-    """A run's variant from the store; without *variant*, the run's only or judged variant.
+    """A run's variant from the store; without *variant*, the run's only or gated variant.
 
     ``frames=False`` gives frameless results: compact columns, texts read from the store file
     for the rows shown (what runs and comparisons use: memory stays flat in rows).
