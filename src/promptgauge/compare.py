@@ -39,8 +39,7 @@ from . import stats
 from .errors import CompareError
 from .metrics import COMPARED_RUN_METRICS as RUN_METRICS
 from .metrics import higher_is_better
-from .results import Columns, Results, RowView, cut_trajectory, first_divergence, tool_sequence
-from .results.trajectory import NO_TRAJECTORY, tool_digests
+from .results import Columns, Results, RowView, cut_trajectory, first_divergence, tool_changes, tool_sequence
 
 MAX_DROPS = 20
 #: Rows a comparison's per-row view (``row_diffs``) holds at most; also the flips kept per evaluator and direction.
@@ -368,7 +367,7 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
         out.append(MetricComparison(**m))
     flips, flips_omitted = _flip_list(tb, tc, out, max_rows)
     status = _row_statuses(tb, tc, out)
-    tools = _tool_changes(base, cand, same)
+    tools = tool_changes(base.columns(), cand.columns(), same)
     for change, direction in TOOL_FLIPS.items():
         hit = same[tools == change]
         flips_omitted += max(0, len(hit) - max_rows)
@@ -442,22 +441,6 @@ def _shown(rank: np.ndarray, limit: int) -> np.ndarray:
     if len(rank) <= limit:
         return np.arange(len(rank))
     return np.sort(np.argsort(rank, kind="stable")[:limit])
-
-
-def _tool_changes(base: Results, cand: Results, row_ids: np.ndarray) -> np.ndarray:
-    """Per row (its first result on each side): "sequence", "arguments" or "" (:func:`results.tool_change`,
-    vectorised over the 16-byte tool digests)."""
-    empty = np.frombuffer(b"".join(tool_digests([])), dtype="S8")
-    halves = []
-    for side in (base, cand):
-        cols = side.columns()
-        first = ~pd.Series(cols.row_id).duplicated().to_numpy()
-        pos = pd.Index(cols.row_id[first]).get_indexer(row_ids)
-        h = cols.tools[first][pos].view("S8").reshape(-1, 2).copy()
-        h[h[:, 0] == NO_TRAJECTORY.rstrip(b"\0")] = empty  # no trajectory: no tool calls
-        halves.append(h)
-    (a, b) = halves
-    return np.select([a[:, 0] != b[:, 0], a[:, 1] != b[:, 1]], ["sequence", "arguments"], "")
 
 
 def _row_diffs(base: Results, cand: Results, row_ids: np.ndarray, status: np.ndarray, tools: np.ndarray,

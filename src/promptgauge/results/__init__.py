@@ -12,7 +12,7 @@
 ``Side`` is the former name of :class:`Results` (one side of a comparison), kept as an alias.
 """
 
-from .columns import Columns, EvaluatorColumns, inputs_digest, read_columns, row_table
+from .columns import Columns, EvaluatorColumns, inputs_digest, read_columns, row_table, tool_changes
 from .files import (
     RESULTS_SCHEMA,
     load_results_file,
@@ -59,6 +59,7 @@ __all__ = [
     "step_groups",
     "summarize",
     "tool_change",
+    "tool_changes",
     "tool_sequence",
     "trajectory_digests",
     "variant_summary",

@@ -185,6 +185,21 @@ def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def tool_changes(base: Columns, cand: Columns, row_ids: np.ndarray) -> np.ndarray:
+    """Per row of *row_ids* (its first result on each side): ``"sequence"``, ``"arguments"`` or ``""`` --
+    :func:`~promptgauge.results.trajectory.tool_change` over the 16-byte tool digests, vectorised."""
+    empty = np.frombuffer(b"".join(tool_digests([])), dtype="S8")
+    halves = []
+    for cols in (base, cand):
+        first = ~pd.Series(cols.row_id).duplicated().to_numpy()
+        pos = pd.Index(cols.row_id[first]).get_indexer(row_ids)
+        h = cols.tools[first][pos].view("S8").reshape(-1, 2).copy()
+        h[h[:, 0] == b""] = empty  # no trajectory (NO_TRAJECTORY: numpy reads zero bytes as b""): no tool calls
+        halves.append(h)
+    a, b = halves
+    return np.select([a[:, 0] != b[:, 0], a[:, 1] != b[:, 1]], ["sequence", "arguments"], "")
+
+
 def inputs_digest(text: str) -> bytes:
     """A row's inputs, as the store writes them (:func:`promptgauge.store.to_json`), in 16 bytes."""
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
@@ -244,19 +259,17 @@ def _digests(texts: Sequence[str]) -> np.ndarray:
 
 def _tool_digests(values: Sequence[str | None]) -> np.ndarray:
     """The :data:`TOOL_CALLS` texts as digests (zeros without a trajectory)."""
+    out = np.zeros(len(values), dtype="S16")
     empty = b"".join(tool_digests([]))
-    out = []
-    for v in values:
+    for i, v in enumerate(values):
         if v is None:
-            out.append(bytes(16))
-        elif v == "[]":
-            out.append(empty)
-        else:
-            try:
-                out.append(b"".join(tool_digests(json.loads(v)) if v.startswith("[") else trajectory_digests(v)))
-            except (ValueError, TypeError, IndexError, AttributeError):  # not a trajectory after all
-                out.append(bytes(16))
-    return np.array(out, dtype="S16")
+            continue
+        try:
+            out[i] = empty if v == "[]" else b"".join(
+                tool_digests(json.loads(v)) if v.startswith("[") else trajectory_digests(v))
+        except (ValueError, TypeError, IndexError, AttributeError):  # not a trajectory after all
+            pass
+    return out
 
 
 def _json_lists(values: Sequence[str | None]) -> list[Any]:
