@@ -261,8 +261,12 @@ def test_report_size_is_bounded_with_many_big_trajectories(builder):
                   evaluators=[{"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}],
                   gate={"rules": ["error_rate <= 0.5"]})
     result = api.run(builder.root / "promptgauge.yaml")
+    [c] = json.loads(result.reports["json"].read_text())["comparisons"]
+    assert len(c["row_diffs"]) == 40 <= MAX_TRAJECTORIES  # every row changed: each carries both trajectories, cut
+    assert all(r["candidate"]["trajectory"]["cut"]["messages"] > 0 for r in c["row_diffs"])
+    whole = sum(len(line) for line in result.reports["jsonl"].open())  # results.jsonl keeps them whole
     per_side = MAX_CHARS + 12_000  # texts, plus the JSON around them and the calls
+    assert whole > 40 * 2 * 30 * 4000
     assert result.reports["json"].stat().st_size < 40 * 2 * per_side + 100_000
     assert result.reports["html"].stat().st_size < 40 * 2 * per_side * 1.5 + 100_000
-    assert MAX_TRAJECTORIES >= 40  # (all 40 rows carry theirs here)
     assert result.reports["markdown"].stat().st_size <= 65_536
