@@ -15,8 +15,9 @@ comparison's metrics (it decides ``change``), the one-sided p-value that the
 candidate is worse (what the gate's ``no_regression`` uses), and an effect size
 oriented so that > 0 (> 1 for an odds ratio) means the candidate is better.
 Which way is better comes from :func:`promptgauge.summary.higher_is_better`.
-Per row: flips (pass -> fail, fail -> pass) and the biggest worsenings of
-scores. Seeded: the same inputs give the same numbers.
+Per row: flips (pass -> fail, fail -> pass; and for tool-calling variants "tool sequence
+changed" / "tool arguments changed", from the results' tool-call digests) and the biggest
+worsenings of scores. Seeded: the same inputs give the same numbers.
 
 Memory stays flat in rows: the statistics come from each side's compact columns
 (:mod:`promptgauge.results.columns`), and texts are read only for the rows a report shows --
@@ -38,7 +39,7 @@ from . import stats
 from .errors import CompareError
 from .metrics import COMPARED_RUN_METRICS as RUN_METRICS
 from .metrics import higher_is_better
-from .results import Columns, Results, RowView
+from .results import Columns, Results, RowView, cut_trajectory, first_divergence, tool_changes, tool_sequence
 
 MAX_DROPS = 20
 #: Rows a comparison's per-row view (``row_diffs``) holds at most; also the flips kept per evaluator and direction.
@@ -47,6 +48,11 @@ MAX_ROWS = 2000
 ROW_CHUNK = 1000
 #: Status order of the rows a capped per-row view keeps first.
 STATUS_RANK = {"regressed": 0, "mixed": 1, "improved": 2, "unchanged": 3}
+#: Rows of the per-row view that carry their trajectories (cut: :mod:`promptgauge.results.trajectory`), the
+#: most changed first; the others show their tool sequence only.
+MAX_TRAJECTORIES = 500
+#: Flip directions of rows whose tool calls changed, by :func:`~promptgauge.results.tool_change`.
+TOOL_FLIPS = {"sequence": "tool sequence changed", "arguments": "tool arguments changed"}
 
 
 # --------------------------------------------------------------------------- the metrics
@@ -152,8 +158,9 @@ class MetricComparison(BaseModel):
 
 class Flip(BaseModel):
     row_id: str
-    evaluator: str
-    direction: Literal["pass->fail", "fail->pass"]
+    evaluator: str | None = Field(description="the evaluator whose pass/fail flipped; null for a tool flip")
+    direction: Literal["pass->fail", "fail->pass", "tool sequence changed", "tool arguments changed"] = Field(
+        description="tool sequence changed: other tool names or order; tool arguments changed: same names")
 
 
 class Drop(BaseModel):
@@ -169,6 +176,10 @@ class RowSide(BaseModel):
     error: str | None
     latency_ms: float | None
     scores: dict[str, dict[str, Any]]
+    tools: str | None = Field(None, description="the tool sequence (lookup_order → refund); null: no trajectory")
+    trajectory: dict[str, Any] | None = Field(
+        None, description="the trajectory, cut (messages, tool_calls {id, step, name, error}, stop_reason, steps, "
+        "cut); only on changed rows (status or tool calls), at most MAX_TRAJECTORIES rows")
 
 
 class RowDiff(BaseModel):
@@ -178,6 +189,9 @@ class RowDiff(BaseModel):
     inputs: dict[str, Any]
     baseline: RowSide
     candidate: RowSide
+    tool_change: Literal["sequence", "arguments"] | None = Field(None, description="what changed in the tool calls")
+    divergence: int | None = Field(None, description="the first step group where the trajectories differ "
+                                   "(0 is the input messages; see promptgauge.results.trajectory.step_groups)")
 
 
 class Comparison(BaseModel):
@@ -199,6 +213,8 @@ class Comparison(BaseModel):
     flips: list[Flip] = Field(description=f"rows whose pass/fail flipped; at most {MAX_ROWS} per evaluator and "
                               "direction (the pass-rate metrics' rows_worse and rows_better count them all)")
     flips_omitted: int = Field(0, description="flips left out of flips")
+    tool_changes: dict[str, int] = Field(default_factory=dict, description="rows whose tool calls changed, counted "
+                                         "whole: {sequence, arguments}; empty when neither side has trajectories")
     drops: list[Drop]
     row_diffs: list[RowDiff] = Field(description=f"the matched rows side by side: all, or the {MAX_ROWS} most "
                                      "changed (regressed, mixed, improved first) in dataset order")
@@ -214,6 +230,12 @@ class Comparison(BaseModel):
     def paired(self, name: str) -> stats.PairedComparison | None:
         """The oriented (higher is better) paired comparison behind *name*, for ``no_regression``."""
         return self._paired.get(self._aliases.get(name, name))
+
+    def has_trajectories(self) -> bool:
+        """Whether either side has a result with a trajectory (reports then show tool sequences)."""
+        if self._rows is None:
+            return any(s.tools is not None for r in self.row_diffs for s in (r.baseline, r.candidate))
+        return any(bool(side.columns().tools.any()) for side in self._rows[:2])
 
     def flip_counts(self) -> dict[str, int]:
         """Flipped rows per direction, summed over evaluators, also those ``flips`` leaves out."""
@@ -235,8 +257,8 @@ class Comparison(BaseModel):
         ``report.json`` has only its ``row_diffs``."""
         if self._rows is None:
             for r in self.row_diffs:
-                yield r.row_id, r.status, *(RowView(r.index, r.inputs, s.output, s.error, s.latency_ms, s.scores)
-                                            for s in (r.baseline, r.candidate))
+                yield r.row_id, r.status, *(RowView(r.index, r.inputs, s.output, s.error, s.latency_ms, s.scores,
+                                                    s.trajectory) for s in (r.baseline, r.candidate))
             return
         base, cand, ids, status = self._rows
         for start in range(0, len(ids), chunk):
@@ -345,12 +367,20 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
         out.append(MetricComparison(**m))
     flips, flips_omitted = _flip_list(tb, tc, out, max_rows)
     status = _row_statuses(tb, tc, out)
-    shown = _shown(status, max_rows) if rows else np.arange(0)
+    tools = tool_changes(base.columns(), cand.columns(), same)
+    for change, direction in TOOL_FLIPS.items():
+        hit = same[tools == change]
+        flips_omitted += max(0, len(hit) - max_rows)
+        flips += [Flip(row_id=r, evaluator=None, direction=direction) for r in hit[:max_rows].tolist()]
+    rank = np.array([STATUS_RANK[s] for s in status], dtype=int) * 2 + (tools == "")  # tool changes first
+    shown = _shown(rank, max_rows) if rows else np.arange(0)
+    any_tools = bool(base.columns().tools.any() or cand.columns().tools.any())
     comp = Comparison(baseline=_info(base), candidate=_info(cand), rows=counts, warnings=warnings, alpha=alpha,
                       confidence=confidence, seed=seed, n_resamples=n_resamples, metrics=out, flips=flips,
                       flips_omitted=flips_omitted, drops=_drops(tb, tc, out),
-                      row_diffs=_row_diffs(base, cand, same[shown], status[shown]) if rows else [],
-                      rows_omitted=len(same) - len(shown) if rows else 0)
+                      tool_changes={k: int((tools == k).sum()) for k in TOOL_FLIPS} if any_tools else {},
+                      row_diffs=_row_diffs(base, cand, same[shown], status[shown], tools[shown], rank[shown])
+                      if rows else [], rows_omitted=len(same) - len(shown) if rows else 0)
     comp._paired = paired
     comp._aliases = aliases
     comp._rows = (base, cand, same, status)
@@ -405,21 +435,30 @@ def _row_statuses(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricCompar
     return np.select([better & worse, worse, better], ["mixed", "regressed", "improved"], "unchanged")
 
 
-def _shown(status: np.ndarray, limit: int) -> np.ndarray:
-    """Positions of the rows the per-row view holds: all when they fit, else the most changed, in order."""
-    if len(status) <= limit:
-        return np.arange(len(status))
-    rank = np.array([STATUS_RANK[s] for s in status])
+def _shown(rank: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the rows the per-row view holds: all when they fit, else the most changed (lowest
+    *rank*), in order."""
+    if len(rank) <= limit:
+        return np.arange(len(rank))
     return np.sort(np.argsort(rank, kind="stable")[:limit])
 
 
-def _row_diffs(base: Results, cand: Results, row_ids: np.ndarray, status: np.ndarray) -> list[RowDiff]:
+def _row_diffs(base: Results, cand: Results, row_ids: np.ndarray, status: np.ndarray, tools: np.ndarray,
+               rank: np.ndarray) -> list[RowDiff]:
     b_rows, c_rows = base.rows(row_ids), cand.rows(row_ids)
-    return [RowDiff.model_construct(row_id=r, index=c_rows[r].index, status=st, inputs=c_rows[r].inputs,
-                                    baseline=_row_side(b_rows[r]), candidate=_row_side(c_rows[r]))
-            for r, st in zip(row_ids.tolist(), status.tolist())]
+    changed = [i for i in np.argsort(rank, kind="stable").tolist() if status[i] != "unchanged" or tools[i]]
+    keep = set(changed[:MAX_TRAJECTORIES])  # rows that carry their trajectories, the most changed first
+    out = []
+    for i, (r, st, change) in enumerate(zip(row_ids.tolist(), status.tolist(), tools.tolist())):
+        b, c = b_rows[r], c_rows[r]
+        out.append(RowDiff.model_construct(
+            row_id=r, index=c.index, status=st, inputs=c.inputs, baseline=_row_side(b, i in keep),
+            candidate=_row_side(c, i in keep), tool_change=change or None,
+            divergence=first_divergence(b.trajectory, c.trajectory) if i in keep else None))
+    return out
 
 
-def _row_side(view: RowView) -> RowSide:
+def _row_side(view: RowView, trajectory: bool) -> RowSide:
     return RowSide.model_construct(output=view.output, error=view.error, latency_ms=view.latency_ms,
-                                   scores=view.scores)
+                                   scores=view.scores, tools=tool_sequence(view.trajectory),
+                                   trajectory=cut_trajectory(view.trajectory) if trajectory else None)

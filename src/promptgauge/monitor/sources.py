@@ -13,6 +13,10 @@ cannot use. Built in:
 - ``promptflow`` -- promptflow trace exports: line runs (``line_run_id``,
   ``inputs``, ``outputs``) or root spans with ``promptflow.function.*`` events.
 
+A logged exchange with tool calls (OpenAI chat logs, GenAI spans) also gets its trajectory in
+the record's outputs (:mod:`.agent_logs`), so trajectory evaluators and agent judges score it
+as they score a run's results.
+
 More readers: ``type: module:Class`` in the monitor file, a :class:`Reader` subclass.
 """
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import BadRecord, UserError
+from .agent_logs import span_messages, tool_spans, trajectory_outputs
 
 
 @dataclass
@@ -197,6 +202,7 @@ class OpenAIChatReader(Reader):
         if context is not None:
             data["context"] = context
         outputs: dict[str, Any] = {}
+        reply: dict[str, Any] | None = None  # the logged call's assistant message
         resp_obj = response if isinstance(response, dict) else {}
         if isinstance(response, str):
             outputs["response"] = response
@@ -208,8 +214,8 @@ class OpenAIChatReader(Reader):
                 choice = choices[0]
                 msg = choice.get("message") or {}
                 text = message_text(msg.get("content")) if "message" in choice else str(choice.get("text", ""))
-                if not text and msg.get("tool_calls"):
-                    outputs["tool_calls"] = msg["tool_calls"]
+                reply = {"role": "assistant", "content": msg.get("content") if "message" in choice else text,
+                         **{k: msg[k] for k in ("tool_calls", "function_call") if msg.get(k)}}
                 outputs["response"] = text
                 if choice.get("finish_reason"):
                     outputs["finish_reason"] = choice["finish_reason"]
@@ -228,6 +234,11 @@ class OpenAIChatReader(Reader):
         latency = _number(_first(doc, "latency_ms", "duration_ms"))
         if latency is not None:
             outputs["latency_ms"] = latency
+        outputs.update(trajectory_outputs(
+            (messages or []) + ([reply] if reply else []), tools=body.get("tools") or body.get("functions"),
+            finish_reason=outputs.get("finish_reason"), prompt_tokens=outputs.get("prompt_tokens"),
+            completion_tokens=outputs.get("completion_tokens"), latency_ms=latency, error=error,
+            replied=reply is not None))
         cost = _number(_first(doc, "cost_usd", "cost"))
         if cost is not None:
             outputs["cost"] = cost
@@ -383,12 +394,14 @@ class OTelGenAIReader(Reader):
     """OpenTelemetry GenAI client spans: one record per chat / text-completion span."""
 
     def records(self, doc: Any) -> Iterable[Record]:
-        for span in iter_spans(doc):
-            record = self.from_span(span)
+        spans = list(iter_spans(doc))
+        executed = tool_spans(spans)  # execute_tool spans of the same export: results, errors, latencies
+        for span in spans:
+            record = self.from_span(span, executed)
             if record is not None:
                 yield record
 
-    def from_span(self, span: Span) -> Record | None:
+    def from_span(self, span: Span, executed: dict[str, dict[str, Any]] | None = None) -> Record | None:
         a = span.attributes
         if not any(k.startswith("gen_ai.") for k in a):
             return None
@@ -445,6 +458,11 @@ class OTelGenAIReader(Reader):
         fields.update(_scalars(span.resource))
         provider = a.get("gen_ai.provider.name") or a.get("gen_ai.system")
         fields.update({k: v for k, v in (("model", model), ("provider", provider), ("operation", op)) if v})
+        given, reply = span_messages(a, span.events)
+        outputs.update(trajectory_outputs(
+            given + reply, tools=a.get("gen_ai.tool.definitions"), finish_reason=outputs.get("finish_reason"),
+            prompt_tokens=outputs.get("prompt_tokens"), completion_tokens=outputs.get("completion_tokens"),
+            latency_ms=outputs.get("latency_ms"), error=error, replied=bool(reply), executed=executed))
         return Record(id=span.span_id or content_id(a), ts=span.start, data=chat_columns(messages),
                       outputs=outputs, fields=fields, error=error)
 

@@ -12,6 +12,10 @@ load only when a test uses promptgauge.
         assert result.contains.passed
         assert result.f1 >= 0.5             # a failure shows input, output, score, threshold, reason
 
+An agent's result has ``.trajectory``, ``.tool_calls`` and ``.messages``;
+``assert_tool_called(result, "refund", args={"order_id": 42}, after="lookup_order")`` and
+``assert_tool_sequence(result, ["lookup_order", "refund"])`` check them (:mod:`.agents`).
+
 Marker ``@pytest.mark.promptgauge(dataset=None, *, mapping=None, variants=None)``:
 ``dataset`` is a dataset file (relative to the test file, else to the rootdir; default: the
 suite's dataset); ``mapping`` passes columns as test arguments (``{"question": "${data.question}"}``);
@@ -52,11 +56,16 @@ _FLIP = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "==": "==", "!=": "!="}
 
 
 def __getattr__(name: str) -> Any:
-    """``from promptgauge.pytest_plugin import assert_score`` (and Result, Score) without loading them early."""
+    """``from promptgauge.pytest_plugin import assert_score`` (and Result, Score, assert_tool_called,
+    assert_tool_sequence) without loading them early."""
     if name in ("assert_score", "Result", "Score"):
         from . import harness
 
         return getattr(harness, name)
+    if name in ("assert_tool_called", "assert_tool_sequence"):
+        from . import agents
+
+        return getattr(agents, name)
     raise AttributeError(name)
 
 

@@ -6,9 +6,8 @@ writes) and records everything under the pytest session's run. A result
 already in the session's store is reused, and a per-key lock keeps parallel
 pytest-xdist workers from calling the model twice for the same row and variant.
 
-:class:`Score` is a ``float`` that remembers its evaluator, row, output, pass/fail
-and reason, so ``assert result.f1 >= 0.6`` and :func:`assert_score` can say why
-a row failed.
+:class:`Score` and :class:`Result` (:mod:`.result`) explain themselves, so
+``assert result.f1 >= 0.6`` and :func:`assert_score` can say why a row failed.
 """
 
 from __future__ import annotations
@@ -17,13 +16,12 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import math
 import platform
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from .. import __version__
 from ..datasets import Dataset, Row, content_id, load_dataset
@@ -36,13 +34,14 @@ from ..prompts import load_prompt
 from ..store import Store
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant, load_suite
 from ..targets import Target
+from .result import SHOWN_CHARS, Result, Score
+
+__all__ = ["SHOWN_CHARS", "DatasetRow", "Harness", "Result", "Score", "assert_score", "load_rows", "parse_condition"]
 
 try:  # cross-process locks; without them (Windows) xdist workers may rarely repeat a call
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
-
-SHOWN_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -77,98 +76,6 @@ def load_rows(path: Path, mapping: dict[str, str] | None = None) -> list[tuple[D
             values[arg] = row.data[column]
         out.append((DatasetRow(row.id, row.index, row.line, row.data, dataset=dataset), values))
     return out
-
-
-class Score(float):
-    """One evaluator's score of one result: compares as a float, explains itself on failure.
-
-    ``value`` is NaN when the evaluator gave no number or failed (``error``).
-    """
-
-    evaluator: str
-    passed: bool | None
-    error: str | None
-    details: dict[str, Any] | None
-    result: Result | None
-
-    def __new__(cls, evaluator: str, value: float | None, *, passed: bool | None = None, error: str | None = None,
-                details: dict[str, Any] | None = None, result: Result | None = None) -> Self:
-        self = super().__new__(cls, math.nan if value is None else value)
-        self.evaluator, self.passed, self.error, self.details, self.result = evaluator, passed, error, details, result
-        return self
-
-    @property
-    def reason(self) -> str | None:
-        """The evaluator's explanation (a judge's ``*_reason``), if it gave one."""
-        for key, value in (self.details or {}).items():
-            if (key == "reason" or key.endswith("_reason")) and value:
-                return str(value)
-        return None
-
-    def __repr__(self) -> str:
-        return f"Score({self.evaluator}={float(self):.4g})"
-
-    def explain(self, op: str | None = None, threshold: float | None = None) -> list[str]:
-        """Lines that say what was scored: score vs threshold, row, variant, input, output, reason."""
-        head = f"promptgauge: {self.evaluator} = {float(self):.4g}"
-        if op is not None:
-            head += f", needed {op} {threshold:g}"
-        if self.passed is not None:
-            head += f" (evaluator says: {'pass' if self.passed else 'fail'})"
-        lines = [head]
-        if self.result is not None:
-            lines += self.result.describe()
-        if self.reason:
-            lines.append(f"  reason:  {_short(self.reason)}")
-        if self.error:
-            lines.append(f"  error:   {_short(self.error)}")
-        return lines
-
-
-@dataclass
-class Result:
-    """One row through one variant: the output and every evaluator's :class:`Score`.
-
-    ``result.f1`` and ``result["f1"]`` are the score of evaluator ``f1``.
-    """
-
-    row: Row | None
-    variant: str
-    output: str | None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    scores: dict[str, Score] = field(default_factory=dict)
-    where: str = ""
-    explained: bool = field(default=False, repr=False)
-
-    def __getitem__(self, evaluator: str) -> Score:
-        if evaluator not in self.scores:
-            raise KeyError(f"no score '{evaluator}' in this result; scores: {', '.join(self.scores) or 'none'}")
-        return self.scores[evaluator]
-
-    def __getattr__(self, name: str) -> Score:
-        scores = self.__dict__.get("scores", {})
-        if name in scores:
-            return scores[name]
-        raise AttributeError(f"Result has no attribute or score '{name}'; scores: {', '.join(scores) or 'none'}")
-
-    def __repr__(self) -> str:
-        return f"Result(row={self.row.id if self.row else None!r}, variant={self.variant!r}, output={self.output!r})"
-
-    def describe(self) -> list[str]:
-        lines = []
-        if self.row is not None and self.row.id:
-            lines.append(f"  row:     {self.row.id}" + (f" ({self.where})" if self.where else ""))
-        if self.variant:
-            lines.append(f"  variant: {self.variant}")
-        if self.row is not None:
-            lines.append("  input:   " + _short(", ".join(f"{k}={v!r}" for k, v in self.row.data.items())))
-        lines.append(f"  output:  {_short(repr(self.output))}")
-        return lines
-
-
-def _short(text: str, limit: int = SHOWN_CHARS) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_condition(condition: str | float) -> tuple[str, float]:

@@ -1,4 +1,6 @@
-"""CSV of the compared rows (pandas): one line per row, inputs, both outputs, per-evaluator scores.
+"""CSV of the compared rows (pandas): one line per row, inputs, both outputs, per-evaluator scores and,
+when a side has trajectories, both tool sequences (``lookup_order → refund``) and ``tool_change``
+(``sequence`` / ``arguments``).
 
 Written chunk by chunk, every row read from the comparison's sides
 (:meth:`~promptgauge.compare.Comparison.iter_rows`): a run of any size, in flat memory.
@@ -12,7 +14,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from ..compare import ROW_CHUNK, Comparison
-from ..results import RowView
+from ..results import RowView, tool_change, tool_sequence, trajectory_digests
 from .document import ReportDoc
 
 PROVENANCE = ("baseline_run", "candidate_run", "dataset_sha256", "baseline_prompt_sha256",
@@ -21,8 +23,9 @@ PROVENANCE = ("baseline_run", "candidate_run", "dataset_sha256", "baseline_promp
 
 def _columns(c: Comparison) -> list[str]:
     inputs, b_evs, c_evs = c.row_fields()
+    tools = ["baseline_tools", "candidate_tools", "tool_change"] if c.has_trajectories() else []
     return [*PROVENANCE, "candidate", "baseline", "row_id", "status", *(f"data.{k}" for k in inputs),
-            "baseline_output", "candidate_output", "baseline_error", "candidate_error",
+            "baseline_output", "candidate_output", "baseline_error", "candidate_error", *tools,
             *(f"{side}.{ev}.{x}" for side, evs in (("baseline", b_evs), ("candidate", c_evs))
               for ev in evs for x in ("score", "passed"))]
 
@@ -33,6 +36,9 @@ def _record(c: Comparison, provenance: dict[str, Any], row: tuple[str, str, RowV
            "status": status, **{f"data.{k}": v for k, v in cand.inputs.items()},
            "baseline_output": base.output, "candidate_output": cand.output,
            "baseline_error": base.error, "candidate_error": cand.error}
+    if base.trajectory is not None or cand.trajectory is not None:
+        rec["baseline_tools"], rec["candidate_tools"] = tool_sequence(base.trajectory), tool_sequence(cand.trajectory)
+        rec["tool_change"] = tool_change(trajectory_digests(base.trajectory), trajectory_digests(cand.trajectory))
     for side, view in (("baseline", base), ("candidate", cand)):
         for ev, s in view.scores.items():
             rec[f"{side}.{ev}.score"] = s["score"]

@@ -3,8 +3,10 @@
 The first screen tells a non-technical reader the verdict, the headline changes with their
 CIs and a chart per metric; below, every gate rule and the rows of the document (every row, or
 for a huge run the most changed, with a note), with filter, sort and a drill-down showing both
-outputs side by side with the differences marked. All dataset and model text goes through
-jinja2's autoescaping: a reply containing ``<script>`` is shown as text.
+outputs side by side with the differences marked and, for a tool-calling variant, both
+trajectories step by step with the first divergence marked (:mod:`.trajectory`). All dataset,
+model and tool text goes through jinja2's autoescaping: a reply or tool result containing
+``<script>`` is shown as text, and bidirectional-override characters as visible marks.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import difflib
 import re
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .document import ReportDoc
 from .format import fmt, signed
 from .markdown import LOWER, agreement_rows, flatten
+from .trajectory import BIDI, CHANGE, CUT_NOTE, inert, side_by_side
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("promptgauge.report", "templates"),
@@ -31,7 +34,7 @@ def word_diff(old: str | None, new: str | None) -> tuple[Markup, Markup]:
     a, b = _TOKEN.findall(old or ""), _TOKEN.findall(new or "")
     left, right = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old_part, new_part = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+        old_part, new_part = inert("".join(a[i1:i2])), inert("".join(b[j1:j2]))
         if op == "equal":
             left.append(old_part)
             right.append(new_part)
@@ -98,12 +101,14 @@ def _worst(row, metrics) -> float:
 
 def _search_text(row) -> str:
     """Plain lower-cased text the row filter searches: id, input values, both outputs (escaped by the template)."""
-    parts = [row.row_id, *map(str, row.inputs.values()), row.baseline.output or "", row.candidate.output or ""]
-    return " ".join(parts).lower()
+    parts = [row.row_id, *map(str, row.inputs.values()), row.baseline.output or "", row.candidate.output or "",
+             row.baseline.tools or "", row.candidate.tools or ""]
+    return BIDI.sub("", " ".join(parts).lower())
 
 
 def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
     return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=signed, worst=_worst,
                            search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
+                           trajectory=side_by_side, inert=inert, tool_change=CHANGE, cut_note=CUT_NOTE,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])

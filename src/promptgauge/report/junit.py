@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from .document import ReportDoc
 from .markdown import flatten
+from .trajectory import tools_line
 
 
 def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "") -> None:
@@ -20,7 +21,8 @@ def render_junit(doc: ReportDoc) -> str:
     """``<testsuites>`` with a ``gate`` suite (one case per rule and variant) and a ``rows`` suite.
 
     A failing row is a candidate row whose model call or an evaluator failed, or that
-    regressed against the baseline.
+    regressed against the baseline; for tool-calling variants its message names both tool
+    sequences and whether they changed.
     """
     root = ET.Element("testsuites", name=f"promptgauge {doc.title}")
     gate = ET.SubElement(root, "testsuite", name="gate")
@@ -41,8 +43,10 @@ def render_junit(doc: ReportDoc) -> str:
             if r.status in ("regressed", "mixed"):
                 problems.append(f"regressed against the baseline ({c.baseline.label})")
             if problems:
+                tools = tools_line(r)
                 detail = "\n".join(problems + ["", f"baseline output: {r.baseline.output!r}",
-                                               f"candidate output: {cand.output!r}"])
+                                               f"candidate output: {cand.output!r}"]
+                                    + ([f"tool calls: {tools}"] if tools else []))
                 _case(rows, f"rows.{c.candidate.variant}", r.row_id, problems[0], detail)
     left_out = [f"{c.candidate.variant}: {c.rows_omitted} of {c.rows.matched} rows are not checked here (the report "
                 "holds the most changed rows); rows.csv has every row" for c in doc.comparisons if c.rows_omitted]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..results.trajectory import MAX_NAMES
 from .document import REPORT_SCHEMA, ReportDoc
 from .format import fmt, signed
+from .trajectory import BIDI, tools_line
 
 GITHUB_LIMIT = 65_536
 
@@ -18,7 +20,9 @@ def _cell(text: Any, limit: int = 200) -> str:
     s = " ".join(str(text).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|").replace("`", "'")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|").replace("`", "'")
+    s = s.replace("[", "\\[").replace("]", "\\]")  # no links: a model's [text](javascript:...) stays text
+    return BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", s)  # no text reorders what is around it
 
 
 def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -115,17 +119,22 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
 def _row_lines(doc: ReportDoc) -> list[str]:
     lines: list[str] = []
     for c in doc.comparisons:
-        changed = [r for r in c.row_diffs if r.status != "unchanged"]
+        changed = [r for r in c.row_diffs if r.status != "unchanged" or r.tool_change]
         if not changed:
             continue
-        order = {"regressed": 0, "mixed": 1, "improved": 2}
+        order = {"regressed": 0, "mixed": 1, "improved": 2, "unchanged": 3}
         changed.sort(key=lambda r: (order[r.status], r.index))
         flips = c.flip_counts()
+        tools = c.has_trajectories()
+        tool_flips = (f" {c.tool_changes.get('sequence', 0)} rows changed their tool sequence, "
+                      f"{c.tool_changes.get('arguments', 0)} only their tool arguments (tool sequences show at "
+                      f"most {MAX_NAMES} tools each)." if tools else "")
         lines += [f"## Changed rows: `{_cell(c.candidate.variant)}` ({len(changed)} of {c.rows.matched})", "",
-                  f"{flips['pass->fail']} pass→fail and {flips['fail->pass']} fail→pass flips."
+                  f"{flips['pass->fail']} pass→fail and {flips['fail->pass']} fail→pass flips." + tool_flips
                   + (f" This report holds {len(c.row_diffs)} of the {c.rows.matched} rows, the most changed first; "
                      "rows.csv has every row." if c.rows_omitted else ""), "",
-                  "| row | status | changed scores | baseline output | candidate output |", "|---|---|---|---|---|"]
+                  "| row | status | changed scores | baseline output | candidate output |" + (" tool calls |" if tools else ""),
+                  "|---|---|---|---|---|" + ("---|" if tools else "")]
         for r in changed:
             scores = []
             for ev, s in r.candidate.scores.items():
@@ -134,7 +143,8 @@ def _row_lines(doc: ReportDoc) -> list[str]:
                     scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}")
             lines.append(f"| `{_cell(r.row_id, 40)}` | {r.status} | {_cell('; '.join(scores))} | "
                          f"{_cell(r.baseline.output or r.baseline.error or '')} | "
-                         f"{_cell(r.candidate.output or r.candidate.error or '')} |")
+                         f"{_cell(r.candidate.output or r.candidate.error or '')} |"
+                         + (f" {_cell(tools_line(r), 400)} |" if tools else ""))
         lines.append("")
     return lines
 

@@ -1,8 +1,10 @@
 """One variant's results as compact columns: what summaries, comparisons and the gate compute from.
 
 One entry per result (row x repeat) in dataset order, and each evaluator's score, pass/fail and
-failure aligned with them: numpy arrays of numbers, the row ids and a 16-byte digest of each
-row's inputs. The texts -- inputs, outputs, evaluator details -- stay in the store (or in a
+failure aligned with them: numpy arrays of numbers, the row ids, a 16-byte digest of each
+row's inputs and of its tool calls (:mod:`.trajectory`; zeros for results without a
+trajectory, read from the stored outputs by SQLite's JSON functions, so a run without agents
+pays one ``json_type`` per result). The texts -- inputs, outputs, evaluator details -- stay in the store (or in a
 results file's frames) and are read only for the rows a report shows, so 100,000 results with
 three evaluators take ~10 MB, not a Python object per value.
 
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..store import to_json
+from .trajectory import tool_digests, trajectory_digests
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -31,6 +34,12 @@ if TYPE_CHECKING:
 FETCH = 10_000
 #: Evaluators joined in one query (SQLite joins at most 64 tables).
 JOINS = 48
+#: A result's tool calls as ``[[name, arguments, arguments_raw], ...]`` (only what the digests need, never the
+#: tool results); a trajectory without a ``tool_calls`` list whole; NULL without a trajectory.
+TOOL_CALLS = ("CASE json_type(r.outputs, '$.trajectory.tool_calls') WHEN 'array' THEN (SELECT json_group_array("
+              "json_array(json_extract(j.value, '$.name'), json_extract(j.value, '$.arguments'), "
+              "json_extract(j.value, '$.arguments_raw'))) FROM json_each(r.outputs, '$.trajectory.tool_calls') j) "
+              "ELSE json_extract(r.outputs, '$.trajectory') END")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Columns:
     latency_ms: np.ndarray  # float
     prompt_tokens: np.ndarray  # float; NaN when unknown
     completion_tokens: np.ndarray
+    tools: np.ndarray  # S16: digest of the tool names in order (first 8 bytes) and of names with arguments
     evaluators: dict[str, EvaluatorColumns]
     labels: dict[str, list[Any]]  # human label column -> per result value (only for agreement)
 
@@ -77,8 +87,8 @@ class Columns:
             select, convert, joins = [], [], []
             if not start:
                 select = ["r.row_id", "r.repeat", "r.row_index", "r.inputs", "r.error IS NOT NULL", "r.latency_ms",
-                          "r.prompt_tokens", "r.completion_tokens"] + ["r.inputs"] * len(labels)
-                convert = [_objects, _ints, _ints, _digests, _bools, _floats, _floats, _floats]
+                          "r.prompt_tokens", "r.completion_tokens", TOOL_CALLS] + ["r.inputs"] * len(labels)
+                convert = [_objects, _ints, _ints, _digests, _bools, _floats, _floats, _floats, _tool_digests]
                 convert += [lambda c, k=k: [json.loads(t).get(k) for t in c] for k in labels]
             group = evaluators[start:start + JOINS]
             for i, ev in enumerate(group):
@@ -94,7 +104,7 @@ class Columns:
                              (*group, run_id, variant))
             values += _fetch(cur, convert)
         take = iter(values).__next__
-        results = [take() for _ in range(8)]
+        results = [take() for _ in range(9)]
         label_values = {k: take() for k in labels}
         per_ev = {ev: EvaluatorColumns(take(), take(), take(), take(), take() if _repeats(ev, configs) > 1 else None)
                   for ev in evaluators}
@@ -135,6 +145,8 @@ class Columns:
             inputs=_digests([to_json(x) for x in inputs]),
             error=results["error"].notna().to_numpy(), latency_ms=_floats(results["latency_ms"]),
             prompt_tokens=_floats(results["prompt_tokens"]), completion_tokens=_floats(results["completion_tokens"]),
+            tools=np.array([b"".join(trajectory_digests(t)) for t in results["trajectory"]] if "trajectory" in results
+                           else [bytes(16)] * n, dtype="S16"),
             evaluators=per_ev, labels={k: [i.get(k) for i in inputs] for k in _labels(evaluators, configs)})
 
 
@@ -171,6 +183,21 @@ def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
             out[f"{ev}.pass_rate"] = per_row(np.where(failed, 0.0, e.passed))
         out[f"{ev}.mean"] = per_row(np.where(failed, np.nan, e.score))
     return out
+
+
+def tool_changes(base: Columns, cand: Columns, row_ids: np.ndarray) -> np.ndarray:
+    """Per row of *row_ids* (its first result on each side): ``"sequence"``, ``"arguments"`` or ``""`` --
+    :func:`~promptgauge.results.trajectory.tool_change` over the 16-byte tool digests, vectorised."""
+    empty = np.frombuffer(b"".join(tool_digests([])), dtype="S8")
+    halves = []
+    for cols in (base, cand):
+        first = ~pd.Series(cols.row_id).duplicated().to_numpy()
+        pos = pd.Index(cols.row_id[first]).get_indexer(row_ids)
+        h = cols.tools[first][pos].view("S8").reshape(-1, 2).copy()
+        h[h[:, 0] == b""] = empty  # no trajectory (NO_TRAJECTORY: numpy reads zero bytes as b""): no tool calls
+        halves.append(h)
+    a, b = halves
+    return np.select([a[:, 0] != b[:, 0], a[:, 1] != b[:, 1]], ["sequence", "arguments"], "")
 
 
 def inputs_digest(text: str) -> bytes:
@@ -228,6 +255,21 @@ def _bools(values: Sequence[Any]) -> np.ndarray:
 
 def _digests(texts: Sequence[str]) -> np.ndarray:
     return np.array([inputs_digest(t) for t in texts], dtype="S16")
+
+
+def _tool_digests(values: Sequence[str | None]) -> np.ndarray:
+    """The :data:`TOOL_CALLS` texts as digests (zeros without a trajectory)."""
+    out = np.zeros(len(values), dtype="S16")
+    empty = b"".join(tool_digests([]))
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            out[i] = empty if v == "[]" else b"".join(
+                tool_digests(json.loads(v)) if v.startswith("[") else trajectory_digests(v))
+        except (ValueError, TypeError, IndexError, AttributeError):  # not a trajectory after all
+            pass
+    return out
 
 
 def _json_lists(values: Sequence[str | None]) -> list[Any]:

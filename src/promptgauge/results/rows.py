@@ -13,6 +13,8 @@ import sqlite3
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .trajectory import load_trajectory
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -26,6 +28,7 @@ class RowView(NamedTuple):
     error: str | None
     latency_ms: float | None
     scores: dict[str, dict[str, Any]]  # evaluator -> {score, passed, error, reason}
+    trajectory: dict[str, Any] | None = None  # the result's outputs["trajectory"], when it has one
 
 
 def _num(x: Any) -> float | None:
@@ -45,9 +48,9 @@ def _score_view(score: Any, passed: Any, error: Any, details: Any) -> dict[str, 
 
 
 def _row_view(index: Any, inputs: dict[str, Any], output: Any, error: Any, latency_ms: Any,
-              scores: dict[str, dict[str, Any]]) -> RowView:
+              scores: dict[str, dict[str, Any]], trajectory: Any = None) -> RowView:
     return RowView(int(index), inputs, output if isinstance(output, str) else None,
-                   error if isinstance(error, str) else None, _num(latency_ms), scores)
+                   error if isinstance(error, str) else None, _num(latency_ms), scores, load_trajectory(trajectory))
 
 
 def frame_rows(results: pd.DataFrame, scores: pd.DataFrame, row_ids: Any) -> dict[str, RowView]:
@@ -60,7 +63,7 @@ def frame_rows(results: pd.DataFrame, scores: pd.DataFrame, row_ids: Any) -> dic
             per_row.setdefault(rec["row_id"], {})[rec["evaluator"]] = _score_view(
                 rec["score"], rec["passed"], rec["error"], rec["details"])
     return {rec["row_id"]: _row_view(rec["row_index"], rec["inputs"], rec["output"], rec["error"], rec["latency_ms"],
-                                     per_row.get(rec["row_id"], {}))
+                                     per_row.get(rec["row_id"], {}), rec.get("trajectory"))
             for rec in first.to_dict(orient="records")}
 
 
@@ -71,7 +74,8 @@ def store_rows(db: sqlite3.Connection, run_id: str, variant: str, row_ids: list[
         chunk = row_ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
         first = {rec[0]: rec for rec in db.execute(  # SQLite takes bare columns from the row with the MIN()
-            f"SELECT row_id, MIN(repeat), row_index, inputs, output, error, latency_ms FROM results "
+            f"SELECT row_id, MIN(repeat), row_index, inputs, output, error, latency_ms, "
+            f"json_extract(outputs, '$.trajectory') FROM results "
             f"WHERE run_id=? AND variant=? AND row_id IN ({marks}) GROUP BY row_id", (run_id, variant, *chunk))}
         per_row: dict[str, dict[str, dict[str, Any]]] = {}
         for row_id, repeat, ev, score, passed, error, details in sorted(db.execute(  # by evaluator, as the frames
@@ -80,8 +84,9 @@ def store_rows(db: sqlite3.Connection, run_id: str, variant: str, row_ids: list[
                 key=itemgetter(2)):
             if repeat == first[row_id][1]:
                 per_row.setdefault(row_id, {})[ev] = _score_view(score, passed, error, details)
-        for row_id, _, index, inputs, output, error, latency_ms in first.values():
-            out[row_id] = _row_view(index, json.loads(inputs), output, error, latency_ms, per_row.get(row_id, {}))
+        for row_id, _, index, inputs, output, error, latency_ms, trajectory in first.values():
+            out[row_id] = _row_view(index, json.loads(inputs), output, error, latency_ms, per_row.get(row_id, {}),
+                                    trajectory)
     return out
 
 

@@ -20,6 +20,7 @@ from ..errors import CompareError
 from ..store import Store, reader, variant_frames
 from .columns import Columns, row_table
 from .rows import RowView, frame_rows, store_input_names, store_rows
+from .trajectory import load_trajectory
 
 
 @dataclass
@@ -160,7 +161,18 @@ def load_results(store: Store, run_id: str | None, variant: str | None, *, role:
 
 
 def _parse_frames(results: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The store's frames with inputs and details parsed (dicts) and without the raw target outputs."""
+    """The store's frames with inputs and details parsed (dicts) and without the raw target outputs; a
+    result's trajectory (``outputs["trajectory"]``), when one has it, in a ``trajectory`` column."""
     results["inputs"] = results["inputs"].map(json.loads)
     scores["details"] = scores["details"].map(lambda d: json.loads(d) if isinstance(d, str) else None)
+    trajectories = results["outputs"].map(_trajectory)
+    if trajectories.notna().any():
+        results["trajectory"] = trajectories
     return results.drop(columns=["outputs"]), scores
+
+
+def _trajectory(outputs: str | None) -> dict[str, Any] | None:
+    """The trajectory in a result's outputs text (parsed only when the text names one)."""
+    if not outputs or '"trajectory"' not in outputs:
+        return None
+    return load_trajectory(json.loads(outputs).get("trajectory"))
