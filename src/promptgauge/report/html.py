@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from .document import ReportDoc
 from .format import fmt, signed
-from .markdown import LOWER, agreement_rows, flatten
+from .markdown import LOWER, ORDER_NOTE, agreement_rows, flatten, order_note_at
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("promptgauge.report", "templates"),
@@ -106,4 +106,5 @@ def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
     return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=signed, worst=_worst,
                            search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
-                           hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None])
+                           hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None],
+                           order_note=ORDER_NOTE, order_note_at=order_note_at(doc))
