@@ -65,7 +65,7 @@ def run(
                           options=options)
         sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
-        summary["gate"], comparisons = _judge_run(s, summary, sides, rules)
+        summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished")
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
                              run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
@@ -78,16 +78,21 @@ def run(
         st.close()
 
 
-def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
-               rules: list) -> tuple[dict[str, Any], list[Comparison]]:
-    """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
+def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
+               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+    """The run's verdict: each judged variant against the suite's baseline variant of the same run.
+
+    A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
+    its calls came in a shuffled order per row, so a stop can leave a row done for one variant only.
+    """
     present = list(summary["variants"])
     judged = [v for v in suite.gated_variants() if v in present] or present
     base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
     for v in judged:
         side = sides[v]
-        comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
+        comp = compare_sides(base, side, confidence=suite.gate.confidence, intersect=partial) \
+            if base and v != base.variant else None
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
