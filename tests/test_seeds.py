@@ -196,3 +196,26 @@ def test_dry_run_counts_a_seeded_run_as_cached(builder, fake_openai):
     assert api.dry_run(builder.root / "promptgauge.yaml", seed=3).calls == 0
     assert api.dry_run(builder.root / "promptgauge.yaml", seed=4).calls == 8
 
+
+
+def test_a_monitors_judges_get_a_seed_per_record(tmp_path, fake_openai):
+    from monitor_helpers import HOUR, T0, append, chat_line, write_config
+
+    from promptgauge.monitor import load_monitor_config, run_pass
+
+    seen = {}
+
+    def judge(req: dict[str, Any]) -> str:
+        record = next(m["content"] for m in req["messages"] if "question about" in m["content"])
+        seen[record.split("question about ")[1].split()[0]] = (req.get("seed"), req.get("temperature"))
+        return json.dumps({"reason": "ok", "score": 4})
+
+    fake_openai.responder = judge
+    (tmp_path / "logs").mkdir()
+    append(tmp_path / "logs" / "app.jsonl",
+           [chat_line(f"r{k}", T0 + k * HOUR / 4 + 60, f"question about r{k} now", f"Answer {k}.") for k in range(6)])
+    cfg = write_config(tmp_path, evaluators=["relevance"], judge="fake", alerts=[],
+                       targets={"fake": {"type": "openai", "base_url": fake_openai.base_url, "model": "gpt-4o-mini"}},
+                       runner={"concurrency": 2, "timeout": 5, "retries": 0, "seed": 8})
+    run_pass(load_monitor_config(cfg))
+    assert seen == {f"r{k}": (call_seed(8, f"r{k}", "", 0, role="judge:relevance"), 0.0) for k in range(6)}
