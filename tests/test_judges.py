@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 
 from promptgauge import api
-from promptgauge.engine import Options
+from promptgauge.engine import Options, call_seed
 from promptgauge.errors import UserError
 from promptgauge.evaluators.judge import JudgeReplyError, parse_reply
 from promptgauge.store import Store
@@ -178,20 +178,38 @@ def test_evaluator_model_overrides_the_suite_judge(judged, fake_openai, builder)
     assert report.summary["manifest"]["evaluators"]["relevance"]["model"]["model"] == "judge-large"
 
 
-def test_repeats_report_agreement_and_human_agreement(judged, fake_openai, builder):
-    # Repeat r of a row is sent with seed r (none for r = 0); the fake judge answers per (row, seed).
+def judge_seeds(evaluator: str = "relevance", repeats: int = 3, run_seed: int = 0) -> dict[int, tuple[str, int]]:
+    """seed -> (row, repeat) of a judge's calls: call_seed(run seed, row id, "", repeat, role="judge:NAME")."""
+    return {call_seed(run_seed, k, "", r, role=f"judge:{evaluator}"): (k, r) for k in QUESTIONS for r in range(repeats)}
+
+
+def repeat_of(req: dict[str, Any]) -> int:
+    """Which repeat of a judge a request is: per-call seeds, or with runner.seeds: fixed, seed r (none for r = 0)."""
+    seed = req.get("seed", 0)
+    return judge_seeds()[seed][1] if seed in judge_seeds() else seed
+
+
+@pytest.mark.parametrize("mode", ["per_call", "fixed"])
+def test_repeats_report_agreement_and_human_agreement(judged, fake_openai, builder, mode):
+    # Each repeat of a row is its own call, with its own seed; the fake judge answers per (row, repeat).
     plan = {"fr": [4, 4, 4], "jp": [2, 3, 2], "it": [5, 5, 5], "es": [1, 1, 3]}
-    seeds = []
+    seeds, temperatures = [], []
 
     def respond(req: dict[str, Any]) -> str:
         seeds.append(req.get("seed"))
-        return json.dumps({"reason": "r", "score": plan[row_of(req)][req.get("seed", 0)]})
+        temperatures.append(req.get("temperature"))
+        return json.dumps({"reason": "r", "score": plan[row_of(req)][repeat_of(req)]})
 
     fake_openai.responder = respond
     judged({**RELEVANCE, "repeats": 3, "human_label": "human"},
-           gate={"rules": ["relevance.reliability.exact >= 0.5", "relevance.human_agreement.within_1 >= 0.8"]})
+           gate={"rules": ["relevance.reliability.exact >= 0.5", "relevance.human_agreement.within_1 >= 0.8"]},
+           runner={"seeds": mode})
     report = api.run(builder.root / "promptgauge.yaml")
-    assert sorted(seeds, key=str) == sorted([None, 1, 2] * 4, key=str)
+    if mode == "per_call":  # a seed per (row, repeat), the same whatever variant is judged
+        assert sorted(seeds) == sorted(judge_seeds()) and len(set(seeds)) == 12
+    else:  # one seed for every row: today's behaviour before per-call seeds
+        assert sorted(seeds, key=str) == sorted([None, 1, 2] * 4, key=str)
+    assert temperatures == [0.0] * 12  # the relevance prompt's own temperature
     rows = results(report)
     assert rows["jp"]["relevance"]["score"] == pytest.approx(7 / 3)
     assert rows["jp"]["relevance"]["details"]["repeat_scores"] == [2.0, 3.0, 2.0]

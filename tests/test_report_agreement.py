@@ -6,17 +6,17 @@ import json
 from typing import Any
 
 from test_compare import cli
-from test_judges import RELEVANCE, judged, row_of  # noqa: F401 -- the judge suite fixture
+from test_judges import RELEVANCE, judged, repeat_of, row_of  # noqa: F401 -- the judge suite fixture
 
 from promptgauge import api
 from promptgauge.testing.browser import Browser
 
-# Repeat r of a row is sent with seed r (none for r = 0); human labels: fr 4, jp 2, it 3, es 2.
+# The judge's score per row and repeat (each repeat is a call with its own seed); human labels: fr 4, jp 2, it 3, es 2.
 PLAN = {"fr": [4, 4, 4], "jp": [2, 3, 2], "it": [5, 5, 5], "es": [1, 1, 3]}
 
 
 def test_agreement_in_cli_markdown_and_html(judged, fake_openai, builder, capsys):  # noqa: F811
-    fake_openai.responder = lambda req: json.dumps({"reason": "r", "score": PLAN[row_of(req)][req.get("seed", 0)]})
+    fake_openai.responder = lambda req: json.dumps({"reason": "r", "score": PLAN[row_of(req)][repeat_of(req)]})
     variants = [{"name": n, "target": "python:judge_answers:answer"} for n in ("a", "b")]
     judged({**RELEVANCE, "repeats": 3, "human_label": "human"}, variants=variants, baseline="a")
     code, out, err = cli(capsys, builder.root, "run", "--no-progress")

@@ -38,6 +38,7 @@ def run(
     on_start: Callable[[str, int], None] | None = None,
     options: Options | None = None,
     evaluators: dict[str, Callable[..., Any]] | None = None,
+    seed: int | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -45,13 +46,16 @@ def run(
     maps names to evaluator instances (any callable, e.g. an azure-ai-evaluation
     ``RelevanceEvaluator(model_config)``): one named like a suite entry replaces what
     it would build, keeping its column mapping; others are added with default mappings.
+    *seed* is the run seed (default: the suite's ``runner.seed``): every call's seed and the order
+    of each row's calls derive from it; a resumed run keeps its own.
 
     Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators)
+    plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
+                   seed=seed)
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
@@ -61,11 +65,12 @@ def run(
                           options=options)
         sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
-        summary["gate"], comparisons = _judge_run(s, summary, sides, rules)
+        summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished")
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
                              run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
-                             comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]))
+                             comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
+                             order_balanced=summary["manifest"].get("order") == "balanced")
         reports = write_reports(doc, out_dir / outcome.run_id, summary=summary, store=st)
         return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, comparisons,
                          outcome.progress)
@@ -73,16 +78,21 @@ def run(
         st.close()
 
 
-def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
-               rules: list) -> tuple[dict[str, Any], list[Comparison]]:
-    """The run's verdict: each gated variant against the suite's baseline variant of the same run."""
+def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
+               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+    """The run's verdict: each gated variant against the suite's baseline variant of the same run.
+
+    A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
+    its calls came in a shuffled order per row, so a stop can leave a row done for one variant only.
+    """
     present = list(summary["variants"])
     gated = [v for v in suite.gated_variants() if v in present] or present
     base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
     for v in gated:
         side = sides[v]
-        comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
+        comp = compare_sides(base, side, confidence=suite.gate.confidence, intersect=partial) \
+            if base and v != base.variant else None
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
@@ -154,10 +164,17 @@ def compare(
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
-        comparisons=[comp], verdict=verdict, hashes={"baseline": base.hashes(), "candidate": cand.hashes()})
+        comparisons=[comp], verdict=verdict, hashes={"baseline": base.hashes(), "candidate": cand.hashes()},
+        order_balanced=_order_balanced(base, cand))
     out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))
     reports = write_reports(doc, out_root / f"compare-{cand.run_id}-{cand.variant}")
     return CompareReport(comp, verdict, doc, reports, base, cand)
+
+
+def _order_balanced(base: Results, cand: Results) -> bool:
+    """Two variants of one stored run whose calls were made in a counterbalanced order."""
+    return (base.source == cand.source == "store" and base.run_id == cand.run_id
+            and cand.manifest.get("order") == "balanced")
 
 
 def promote(
@@ -224,10 +241,10 @@ def trend(
 
 
 def dry_run(suite: str | Path | Suite | None = None, *, variants: list[str] | None = None,
-            limit: int | None = None, store: str | Path | None = None) -> Estimate:
+            limit: int | None = None, store: str | Path | None = None, seed: int | None = None) -> Estimate:
     """What a run would do -- calls, estimated tokens and cost -- without calling any model."""
     s = suite if isinstance(suite, Suite) else load_suite(suite)
-    plan = prepare(s, variants=variants, limit=limit, offline=True)
+    plan = prepare(s, variants=variants, limit=limit, offline=True, seed=seed)
     store_path = Path(store) if store else s.resolve(s.store)
     return estimate(plan, store_path.parent / "cache.db")
 

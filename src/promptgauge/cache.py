@@ -8,7 +8,9 @@ error is always retried on the next run. Writes are committed in small
 batches: a killed process loses at most the last few entries, never a result.
 
 This is the store layer: completions go in and come out as plain JSON-ready
-dicts (``Completion.to_dict()``); the engine's call path converts them.
+dicts (``Completion.to_dict()`` plus ``latency_ms``, the latency of the call that
+made it, so a hit keeps the original call's latency and tokens; entries written
+before it was kept have none); the engine's call path converts them.
 """
 
 from __future__ import annotations

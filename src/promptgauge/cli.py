@@ -65,10 +65,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Answer every model call from this file, offline; a request not in it stops the run.")
 @click.option("--max-cost", type=click.FloatRange(min=0, min_open=True), metavar="USD",
               help="Stop cleanly before the run spends more (needs a price for every model).")
+@click.option("--seed", type=click.IntRange(min=0), metavar="N",
+              help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
+                   "order derive from it.")
 @click.pass_obj
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
-        no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None) -> None:
+        no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
+        seed: int | None) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
@@ -80,7 +84,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
     if dry_run:
         try:
-            est = api.dry_run(suite, variants=list(variants) or None, limit=limit, store=store)
+            est = api.dry_run(suite, variants=list(variants) or None, limit=limit, store=store, seed=seed)
         except UserError as exc:
             _fail_user(exc, obj.debug)
         print_estimate(est)
@@ -112,7 +116,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     try:
         report = api.run(suite, variants=list(variants) or None, resume=resume is not None,
                          run_id=resume or None, limit=limit, concurrency=concurrency, store=store,
-                         reports_dir=reports_dir, on_progress=on_progress, on_start=on_start, options=options)
+                         reports_dir=reports_dir, on_progress=on_progress, on_start=on_start, options=options,
+                         seed=seed)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
@@ -155,13 +160,14 @@ def print_estimate(est: Any) -> None:
 
 
 @cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
-                                                          "no_cache", "refresh", "record", "replay", "max_cost")])
+                                                          "no_cache", "refresh", "record", "replay", "max_cost",
+                                                          "seed")])
 @click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
               help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
 @click.pass_obj
 def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
        store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
-       max_cost: float | None, out: Path) -> None:
+       max_cost: float | None, seed: int | None, out: Path) -> None:
     """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
 
     With --replay CASSETTE it runs offline, without API keys.
@@ -174,7 +180,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
     options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
     try:
         report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
-                        store=store, options=options)
+                        store=store, options=options, seed=seed)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:

@@ -263,6 +263,11 @@ class RunnerConfig(_Model):
     repeats: int = Field(1, ge=1, le=100)
     cache: bool = Field(True, description="answer repeated model requests from the cache")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")
+    seed: int = Field(0, ge=0, description="the run seed: every call's seed and each row's call order derive "
+                      "from it (promptgauge run --seed N overrides it)")
+    seeds: Literal["per_call", "fixed"] = Field(
+        "per_call", description="per_call: a seed per call from the run seed and (row, variant, repeat); "
+        "fixed: one seed for every call, a variant's parameters.seed or 0 (the behaviour before per-call seeds)")
 
 
 class DatasetSpec(_Model):

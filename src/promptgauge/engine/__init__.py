@@ -7,7 +7,8 @@ One way in for the CLI, the pytest harness and the monitor:
 - :class:`Caller` (``calls``) -- every model call: replay, cache, budget, rate limits, timeout, retries;
 - :class:`Engine` (``pool``) -- the worker pool; :meth:`Engine.process` scores one row on demand;
 - :func:`execute` (``run``) -- a run into the store, new, resumed or reused;
-- :func:`estimate` (``estimate``) -- what a run would cost, before any call.
+- :func:`estimate` (``estimate``) -- what a run would cost, before any call;
+- :func:`call_seed` / :func:`call_order` (``seeds``) -- every call's seed and each row's call order, from the run seed.
 """
 
 from .calls import MODEL_KINDS, Caller, priced_model
@@ -16,8 +17,9 @@ from .estimate import Estimate, estimate
 from .plan import Plan, prepare, select_variants, template_inputs
 from .pool import Engine, Progress
 from .run import Options, RunOutcome, check_budget, execute, new_run_id, reuse
+from .seeds import call_order, call_seed, current_row
 from .session import Session
 
 __all__ = ["MODEL_KINDS", "Caller", "Cassette", "Engine", "Estimate", "Options", "Plan", "Progress", "RunOutcome",
-           "Session", "check_budget", "estimate", "execute", "new_run_id", "prepare", "priced_model", "reuse",
-           "select_variants", "template_inputs"]
+           "Session", "call_order", "call_seed", "check_budget", "current_row", "estimate", "execute", "new_run_id",
+           "prepare", "priced_model", "reuse", "select_variants", "template_inputs"]

@@ -4,13 +4,16 @@
 response cache, the cost budget, the endpoint's rate limits (RPM/TPM, adaptive
 concurrency), a timeout and retries with exponential backoff and jitter that
 honour ``Retry-After``; in-process models are serialised. The cache and the
-cassette keep completions as dicts; they become :class:`Completion` here.
+cassette keep completions as dicts, with the call's ``latency_ms``: a hit keeps the
+original call's latency and tokens. An LLM judge's calls get their seeds here
+(:meth:`Caller.judge_call`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -18,10 +21,11 @@ from .. import cache as cache_mod
 from ..cache import Cache
 from ..cost import PriceTable, completion_budget, estimate_tokens
 from ..errors import CallError
-from ..evaluators.models import ModelPool
+from ..evaluators.models import ModelPool, evaluator_name, fixed_seed, repeat_index
 from ..ratelimit import Limiter
 from ..suite import RunnerConfig
 from ..targets import Completion, Target
+from . import seeds
 from .cassette import Cassette
 
 #: Target kinds whose calls are model calls, priced by model.
@@ -38,7 +42,10 @@ def priced_model(info: dict[str, Any]) -> str | None:
 
 class Caller:
     """The single path of every model call (:meth:`call`): a run's variants, LLM judges and embeddings
-    endpoints alike. Given *models*, it binds the evaluators' models to that path."""
+    endpoints alike. Given *models*, it binds the evaluators' models to that path (:meth:`judge_call`).
+
+    *seed* is the run seed (default ``runner.seed``): judges' seeds and the backoff jitter derive from it.
+    """
 
     def __init__(self, runner: RunnerConfig, prices: PriceTable, *, models: ModelPool | None = None,
                  concurrency: int | None = None, seed: int | None = None, cache: Cache | None = None,
@@ -46,7 +53,9 @@ class Caller:
         self.cfg = runner
         self.prices = prices
         self.concurrency = concurrency or runner.concurrency
-        self.rng = random.Random(seed)
+        #: The run seed.
+        self.seed = runner.seed if seed is None else seed
+        self.rng = seeds.jitter_rng(self.seed)
         self.cache = cache
         self.cassette = cassette
         self.max_cost = max_cost
@@ -58,7 +67,7 @@ class Caller:
         self._limiters: dict[str, Limiter] = {}
         self._info: dict[str, dict[str, Any]] = {}
         if models:  # judges and embeddings endpoints call their targets through call(), like variants
-            models.bind(self.call)
+            models.bind(self.judge_call)
 
     def describe(self, target: Target) -> dict[str, Any]:
         """``target.describe()``, asked once per target."""
@@ -66,24 +75,53 @@ class Caller:
             self._info[target.name] = target.describe()
         return self._info[target.name]
 
+    async def judge_call(self, target: Target, messages: Any, params: dict[str, Any],
+                         inputs: dict[str, Any]) -> CallResult:
+        """An evaluator's model call (an LLM judge's, an embeddings endpoint's) through :meth:`call`.
+
+        A judge's call on a target that takes a seed gets ``call_seed(base, row, "", repeat,
+        role="judge:<evaluator>")``: the base is the parameters' ``seed`` or the run seed, the row the
+        one being scored (``seeds.current_row``; else a hash of the messages), the repeat the
+        evaluator's (``repeats: n``). It does not depend on the variant: equal outputs of two variants
+        get the same judgement. ``runner.seeds: fixed``: the parameters' seed, plus the repeat index.
+        A target that takes no seed (an embeddings endpoint) gets the parameters as they are.
+        """
+        rep = repeat_index.get()
+        if not getattr(target, "seeded", False):
+            pass  # an embeddings endpoint, a function: no seed to give
+        elif self.cfg.seeds == seeds.FIXED:
+            params = fixed_seed(params, rep)
+        else:
+            row = seeds.current_row.get()
+            if row is None:
+                row = hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()
+            seed = seeds.call_seed(seeds.base_seed(self.seed, params), row, "", rep,
+                                   role=f"judge:{evaluator_name.get()}")
+            params = {**params, "seed": seed}
+        return await self.call(target, messages, params, inputs)
+
     async def call(self, target: Target, messages: Any, params: dict[str, Any], inputs: dict[str, Any], *,
                    repeat: int = 0) -> CallResult:
         """Every model call: replay, cache, budget, rate limits, timeout, retries.
 
         Returns ``(completion, error, latency_ms, attempts)``; ``completion.cached`` and
-        ``completion.cost_usd`` say where it came from and what it cost.
+        ``completion.cost_usd`` say where it came from and what it cost. A cached completion comes
+        with the latency of the call that made it (or, for entries stored without one, the lookup's).
         """
         start = time.perf_counter()
         req = key = None
         if target.cacheable and (self.cache or self.cassette):
             req = cache_mod.request(self.describe(target), messages, params, repeat)
             key = cache_mod.key_of(req)
-            hit = self._lookup(key, req)
-            if hit is not None:
+            data = self._lookup(key, req)
+            if data is not None:
+                hit, latency = _from_entry(data)
                 hit.cached, hit.cost_usd = True, 0.0
+                if latency is None:
+                    latency = (time.perf_counter() - start) * 1000.0
                 if self.cassette and self.cassette.mode == "record":
-                    self.cassette.record(key, req, hit.to_dict())
-                return hit, None, (time.perf_counter() - start) * 1000.0, 0
+                    self.cassette.record(key, req, data)
+                return hit, None, latency, 0
         model = priced_model(self.describe(target))
         limiter = self._limiter(target)
         prompt_est = estimate_tokens(messages) if (limiter.tpm or self.max_cost) else 0
@@ -105,22 +143,20 @@ class Caller:
         completion.cost_usd = self.prices.cost(model, completion.prompt_tokens, completion.completion_tokens)
         self.spent += completion.cost_usd or 0.0
         if key is not None:
-            data = completion.to_dict()
+            data = {**completion.to_dict(), "latency_ms": latency}
             if self.cache:
                 self.cache.put(key, data)
             if self.cassette:
                 self.cassette.record(key, req, data)
         return completion, None, latency, attempts
 
-    def _lookup(self, key: str, req: dict[str, Any]) -> Completion | None:
-        """The completion a cassette being replayed (else the cache) holds for *key*, or None."""
+    def _lookup(self, key: str, req: dict[str, Any]) -> dict[str, Any] | None:
+        """The entry a cassette being replayed (else the cache) holds for *key*, or None."""
         if self.cassette and self.cassette.mode == "replay":
-            data = self.cassette.replay(key, req)
-        elif self.cache:
-            data = self.cache.get(key)
-        else:
-            data = None
-        return None if data is None else Completion.from_dict(data)
+            return self.cassette.replay(key, req)
+        if self.cache:
+            return self.cache.get(key)
+        return None
 
     async def _attempts(self, target: Target, messages: Any, params: dict[str, Any], inputs: dict[str, Any],
                         limiter: Limiter, tokens: int) -> CallResult:
@@ -174,3 +210,10 @@ class Caller:
         if retry_after is not None:
             delay = max(delay, min(retry_after, max(self.cfg.backoff_max, retry_after)))
         return delay
+
+
+def _from_entry(data: dict[str, Any]) -> tuple[Completion, float | None]:
+    """A cache or cassette entry -> the completion and the latency of the call that made it (None if unknown)."""
+    data = dict(data)
+    latency = data.pop("latency_ms", None)
+    return Completion.from_dict(data), latency

@@ -4,7 +4,8 @@
 completion) as one line; ``--replay FILE`` answers every cacheable call from
 the file and stops the run with :class:`CassetteMiss` on a request it lacks.
 Requests hold no secrets (see :func:`promptgauge.cache.request`). Completions
-go in and come out as dicts (``Completion.to_dict()``), as in the response cache.
+go in and come out as dicts (``Completion.to_dict()`` plus the call's ``latency_ms``),
+as in the response cache; a replayed call keeps the recorded call's latency and tokens.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def estimate(plan: Plan, cache_path: Path | None = None) -> Estimate:
             for row in plan.rows():
                 messages = prompt.render(template_inputs(v, row), where=plan.dataset.where(row)) if prompt else None
                 for rep in range(repeats):
-                    p = {**params, "seed": params["seed"] + rep} if rep and "seed" in params else params
+                    p = plan.call_parameters(v, row.id, rep)
                     if (cache and target.cacheable
                             and cache_mod.key_of(cache_mod.request(target.describe(), messages, p, rep)) in cache):
                         cached += 1

@@ -22,6 +22,7 @@ from ..files import relative
 from ..prompts import Prompt, load_prompt, load_sample
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
+from . import seeds
 from .calls import MODEL_KINDS, priced_model
 from .session import Session
 
@@ -31,6 +32,7 @@ class Plan:
     """A suite made concrete: loaded dataset, prompts, targets and evaluators, all checked.
 
     *session* built the targets and evaluators; its call path is what a run calls them through.
+    *seed* is the run seed when given (``run --seed``), else the suite's ``runner.seed``.
     """
 
     suite: Suite
@@ -41,6 +43,12 @@ class Plan:
     evaluators: list[BoundEvaluator]
     session: Session
     limit: int | None = None
+    seed: int | None = None
+
+    @property
+    def run_seed(self) -> int:
+        """The seed every call's seed and every row's call order derive from."""
+        return self.suite.runner.seed if self.seed is None else self.seed
 
     @property
     def prices(self) -> PriceTable:
@@ -77,11 +85,23 @@ class Plan:
             },
             "evaluators": {e.name: e.describe() for e in self.evaluators},
             "repeats": s.runner.repeats,
+            "seed": self.run_seed,
+            "seeds": s.runner.seeds,
+            "order": "balanced",
         }
 
     def parameters(self, variant: Variant) -> dict[str, Any]:
         prompt = self.prompts[variant.name]
         return {**(prompt.parameters if prompt else {}), **variant.parameters}
+
+    def call_parameters(self, variant: Variant, row_id: str, repeat: int) -> dict[str, Any]:
+        """A variant's parameters for one call: with the call's seed when its target takes one
+        (:func:`~.seeds.target_parameters`)."""
+        params = self.parameters(variant)
+        if getattr(self.targets[variant.name], "seeded", False):
+            return seeds.target_parameters(params, mode=self.suite.runner.seeds, run_seed=self.run_seed,
+                                           row_id=row_id, variant=variant.name, repeat=repeat)
+        return {**params, "seed": params["seed"] + repeat} if repeat and "seed" in params else params
 
     def model_of(self, variant: Variant) -> str | None:
         """The model a variant's calls are priced by (None for flows, apps and callables)."""
@@ -104,12 +124,12 @@ def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
 
 
 def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
-            offline: bool = False, evaluators: dict[str, Any] | None = None) -> Plan:
+            offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
 
     *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
     evaluator instances from the Python API: one named like a suite entry replaces what that entry
-    would build; others are added.
+    would build; others are added. *seed* overrides the suite's ``runner.seed``.
     """
     chosen = select_variants(suite, variants)
     session = Session.for_suite(suite, offline=offline)
@@ -142,7 +162,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         with located(file=suite.path):
             bound_evaluators.append(session.evaluator(spec, data_columns=dataset.columns,
                                                       instance=instances.get(spec.name)))
-    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit)
+    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed)
     _check_columns(plan)
     return plan
 

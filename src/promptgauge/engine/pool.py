@@ -1,7 +1,10 @@
 """The worker pool: every (row, variant, repeat) item of a plan scored and stored.
 
 A fixed pool of asyncio workers pulls items from a lazy iterator over the
-streamed dataset, so memory does not grow with the dataset. Each item is
+streamed dataset, so memory does not grow with the dataset. A row's items come
+in an order of their own, seeded by the run seed and the row id
+(:func:`~.seeds.call_order`), so no variant is systematically called first and
+order effects (prefix caches, warm-up, provider-side caching) favour none. Each item is
 rendered, sent through the :class:`~.calls.Caller` and scored by every
 evaluator; a result and its scores are committed together, in group commits
 at most :data:`COMMIT_SECONDS` apart: Ctrl-C, SIGTERM or a crash keep
@@ -20,6 +23,7 @@ from ..datasets import Row
 from ..errors import CallError, TemplateError
 from ..store import Store
 from ..suite import Variant
+from . import seeds
 from .calls import Caller
 from .plan import Plan, template_inputs
 
@@ -88,14 +92,14 @@ class Engine:
         if self.plan.limit is None and len(skip) >= progress.total:  # all done (same dataset and suite)
             progress.skipped = progress.done = progress.total
             return
+        calls = [(v, rep) for v in self.plan.variants for rep in range(self.plan.suite.runner.repeats)]
         for row in self.plan.rows():
-            for variant in self.plan.variants:
-                for rep in range(self.plan.suite.runner.repeats):
-                    if (row.id, variant.name, rep) in skip:
-                        progress.skipped += 1
-                        progress.done += 1
-                        continue
-                    yield row, variant, rep
+            for variant, rep in seeds.call_order(self.plan.run_seed, row.id, calls):
+                if (row.id, variant.name, rep) in skip:
+                    progress.skipped += 1
+                    progress.done += 1
+                    continue
+                yield row, variant, rep
 
     async def _worker(self, items: Iterator[tuple[Row, Variant, int]], progress: Progress) -> None:
         for row, variant, rep in items:
@@ -126,9 +130,7 @@ class Engine:
         except TemplateError as exc:  # checked before the run; a row can still fail at render time
             completion, error, latency, attempts = None, exc.format(), None, 0
         else:
-            params = plan.parameters(variant)
-            if repeat and "seed" in params:
-                params = {**params, "seed": params["seed"] + repeat}
+            params = plan.call_parameters(variant, row.id, repeat)
             completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
                                                                           repeat=repeat)
         if self.caller.stop_reason:
@@ -144,10 +146,14 @@ class Engine:
                        "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
                        "cached": completion.cached}
             scores = []
-            for ev in plan.evaluators:
-                o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
-                scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
-                               "details": o.details})
+            scoring = seeds.current_row.set(row.id)  # a judge's calls get this row's seeds
+            try:
+                for ev in plan.evaluators:
+                    o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
+                    scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
+                                   "details": o.details})
+            finally:
+                seeds.current_row.reset(scoring)
             if self.caller.stop_reason:  # a judge hit the budget: keep nothing half-scored
                 return None
         self._put({

@@ -65,16 +65,27 @@ def check_budget(plan: Plan, max_cost: float | None) -> None:
 def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool = False,
             on_progress: Callable[[Progress], None] | None = None, concurrency: int | None = None,
             seed: int | None = None, options: Options | None = None) -> RunOutcome:
-    """Run a plan (sync wrapper). Ctrl-C / SIGTERM stop cleanly with status 'interrupted'."""
+    """Run a plan (sync wrapper). Ctrl-C / SIGTERM stop cleanly with status 'interrupted'.
+
+    *seed* sets the run seed (else the plan's); a resumed run keeps the seed it started with.
+    """
     suite = plan.suite
     opts = options or Options()
     max_cost = opts.max_cost if opts.max_cost is not None else suite.runner.max_cost
     check_budget(plan, max_cost)
-    manifest = plan.manifest()
+    if seed is not None:
+        plan.seed = seed
     if resume:
         info = store.run(run_id, suite=suite.name)
         run_id = info.run_id
         old = info.manifest
+        if plan.seed is None and "seed" in old:
+            plan.seed = old["seed"]
+        elif "seed" in old and old["seed"] != plan.run_seed:
+            raise SuiteError(f"cannot resume run {run_id}: it runs with seed {old['seed']}, not {plan.run_seed}",
+                             file=suite.path, hint=f"resume without --seed, or with --seed {old['seed']}")
+    manifest = plan.manifest()
+    if resume:
         for key in ("suite", "dataset"):
             if old.get(key, {}).get("sha256") != manifest[key]["sha256"]:
                 raise SuiteError(
@@ -99,7 +110,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     session = plan.session
     caller = session.open(cache=store.path.parent / "cache.db" if use_cache else None, refresh=opts.refresh,
                           record=opts.record, replay=opts.replay, max_cost=max_cost, concurrency=concurrency,
-                          seed=seed)
+                          seed=plan.run_seed)
     engine = Engine(plan, store, run_id, caller, on_progress=on_progress)
 
     async def main() -> Progress:
@@ -130,8 +141,8 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:
     """Copy, for every variant unchanged since a finished earlier run, that run's successful results.
 
-    Unchanged means: same dataset (hash and rows), repeats, evaluators (code and settings), and the
-    same variant -- prompt file, parameters, inputs, target kind and model. This is the response cache
+    Unchanged means: same dataset (hash and rows), repeats, run seed and seeding, evaluators (code and
+    settings), and the same variant -- prompt file, parameters, inputs, target kind and model. This is the response cache
     at the level of a whole variant: a warm re-run of an unchanged suite then renders and looks up
     nothing. Errors are not copied, so they are run again.
     """
@@ -158,6 +169,7 @@ def _same_variant(old_m: dict, old_c: dict, new_m: dict, new_c: dict, name: str)
         return {**info, "target_info": {k: v for k, v in info["target_info"].items() if k != "endpoint"}}
 
     return (old_m.get("dataset") == new_m["dataset"] and old_m.get("repeats") == new_m["repeats"]
+            and (old_m.get("seed"), old_m.get("seeds")) == (new_m["seed"], new_m["seeds"])
             and old_m.get("evaluators") == new_m["evaluators"] and old_c.get("evaluators") == new_c["evaluators"]
             and variant_info(old_m) is not None and variant_info(old_m) == variant_info(new_m)
             and variant_spec(old_c) == variant_spec(new_c))

@@ -63,7 +63,8 @@ class Session:
              replay: Path | None = None, max_cost: float | None = None, concurrency: int | None = None,
              seed: int | None = None) -> Caller:
         """Open the response cache (the file *cache*, if given), a cassette to *record* into or *replay*
-        from, and the :class:`Caller` of every model call (with a *max_cost* budget in USD)."""
+        from, and the :class:`Caller` of every model call (with a *max_cost* budget in USD; *seed*: the run
+        seed, default ``runner.seed``)."""
         self.cache = Cache(cache, refresh=refresh) if cache else None
         self.cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
         self.caller = Caller(self.runner, self.prices, models=self.models, concurrency=concurrency, seed=seed,

@@ -3,10 +3,11 @@
 An evaluator whose constructor takes ``judge`` (a chat model) or ``embedder``
 (an embeddings endpoint) is given an :class:`EvaluatorModel` wrapping a suite
 target. The engine binds every such model to its own call path
-(``Caller.call``: timeout, retries with backoff, ``Retry-After``, and whatever
-else that path does -- caching, rate limits, cost), so a judge's calls are
-accounted for exactly like a variant's. Unbound (an evaluator used on its own),
-the target is called once, directly.
+(``Caller.judge_call``: timeout, retries with backoff, ``Retry-After``, and whatever
+else that path does -- caching, rate limits, cost, the call's seed), so a judge's calls
+are accounted for exactly like a variant's. Unbound (an evaluator used on its own),
+the target is called once, directly. A judge's temperature is 0 unless its prompt or
+parameters say otherwise.
 """
 
 from __future__ import annotations
@@ -20,9 +21,19 @@ from ..targets.base import Completion, Target
 
 #: Which repeat of an evaluator is running (0-based); set by the registry for ``repeats: n``.
 repeat_index: contextvars.ContextVar[int] = contextvars.ContextVar("promptgauge_repeat", default=0)
+#: Which evaluator is running (its suite name); set by the registry, part of a judge call's seed.
+evaluator_name: contextvars.ContextVar[str] = contextvars.ContextVar("promptgauge_evaluator", default="")
 
-#: ``(target, messages, parameters, inputs) -> (completion, error, latency_ms, attempts)``: ``Caller.call``.
+#: ``(target, messages, parameters, inputs) -> (completion, error, latency_ms, attempts)``: ``Caller.judge_call``.
 CallPath = Callable[[Any, Any, dict[str, Any], dict[str, Any]], Awaitable[tuple[Any, Any, Any, int]]]
+
+
+def fixed_seed(parameters: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """Repeat *repeat* of a call with one seed for every row: the parameters' seed (or 0) plus the repeat
+    index, so repeats are distinct calls (for the model and for any response cache)."""
+    if not repeat:
+        return parameters
+    return {**parameters, "seed": int(parameters.get("seed", 0)) + repeat}
 
 
 class EvaluatorModel:
@@ -43,12 +54,12 @@ class EvaluatorModel:
     async def complete(self, messages: list[dict[str, str]], parameters: dict[str, Any]) -> Completion:
         """One chat completion; a failed call (after the engine's retries) raises :class:`CallError`.
 
-        Repeats of an evaluator get distinct seeds, so that they are distinct calls
-        (for the model and for any response cache).
+        Temperature 0 unless *parameters* set one. Bound, the engine gives the call its seed; unbound,
+        repeats of an evaluator get distinct seeds (:func:`fixed_seed`), so that they are distinct calls.
         """
-        rep = repeat_index.get()
-        if rep:
-            parameters = {**parameters, "seed": int(parameters.get("seed", 0)) + rep}
+        parameters = {"temperature": 0, **parameters}
+        if self._path is None:
+            parameters = fixed_seed(parameters, repeat_index.get())
         return await self._run(self.target, messages, parameters)
 
     @property
@@ -82,6 +93,7 @@ class EmbeddingsTarget:
 
     serial = False
     cacheable = True
+    seeded = False
 
     def __init__(self, chat: Target) -> None:
         if not hasattr(chat, "client") or not hasattr(chat, "model"):

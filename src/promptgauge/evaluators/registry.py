@@ -39,7 +39,7 @@ from ..suite import COLUMN_REF, EvaluatorSpec
 from .azure import AzureEvaluator, is_azure_evaluator, model_config
 from .builtin import BUILTINS
 from .judge import JUDGES, RubricJudge
-from .models import EvaluatorModel, ModelPool, repeat_index
+from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
 from .outcome import Outcome, combine, negated, normalise
 
 _NOT = re.compile(r"^not[-_]")
@@ -101,12 +101,16 @@ class BoundEvaluator:
         except KeyError as exc:
             return Outcome(error=f"KeyError: {exc}")
         outcomes = []
-        for i in range(self.repeats):
-            token = repeat_index.set(i)
-            try:
-                outcomes.append(await self._once(kwargs))
-            finally:
-                repeat_index.reset(token)
+        named = evaluator_name.set(self.name)
+        try:
+            for i in range(self.repeats):
+                token = repeat_index.set(i)
+                try:
+                    outcomes.append(await self._once(kwargs))
+                finally:
+                    repeat_index.reset(token)
+        finally:
+            evaluator_name.reset(named)
         return outcomes[0] if self.repeats == 1 else combine(outcomes, self.threshold, self.higher_is_better)
 
     async def _once(self, kwargs: dict[str, Any]) -> Outcome:

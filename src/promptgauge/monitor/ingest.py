@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine import Caller
+from ..engine import Caller, current_row
 from ..errors import BadRecord
 from ..evaluators.registry import BoundEvaluator
 from ..store import Checkpoint, MonitorStore
@@ -302,6 +302,7 @@ class Ingestor:
         before it was scored, or while it was: then any error may be a refused call.
         """
         async with self._sem:
+            current_row.set(row["id"])  # a judge's calls get this record's seeds (this task's context only)
             for ev in self.evaluators:
                 if self.stopped:
                     row["cut"] = True

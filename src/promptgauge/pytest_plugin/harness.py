@@ -18,14 +18,14 @@ import hashlib
 import json
 import platform
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..datasets import Dataset, Row, content_id, load_dataset
-from ..engine import Caller, Engine, Plan, Session, new_run_id
+from ..engine import Caller, Engine, Plan, Session, current_row, new_run_id
 from ..errors import CallFailed, DatasetError, SuiteError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
@@ -127,7 +127,8 @@ class Harness:
         s = self.suite
         manifest = {"promptgauge": __version__, "python": platform.python_version(), "source": "pytest",
                     "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
-                    "variants": {}, "evaluators": {}, "datasets": {}}
+                    "variants": {}, "evaluators": {}, "datasets": {}, "seed": s.runner.seed,
+                    "seeds": s.runner.seeds}
         with contextlib.suppress(sqlite3.IntegrityError):  # another xdist worker created it first
             self.store.create_run(self.run_id, s.name, str(s.path) if s.path else None, manifest,
                                   s.model_dump(mode="json"))
@@ -266,7 +267,8 @@ class Harness:
                        bound: list[BoundEvaluator]) -> None:
         for ev in bound:
             if ev.name not in item["scores"]:
-                outcome = self.loop.run_until_complete(ev.evaluate(row.data, item["outputs"] or {}))
+                outcome = self.loop.run_until_complete(_scoring(stored_row.id, ev.evaluate(row.data,
+                                                                                         item["outputs"] or {})))
                 self.store.put_score(self.run_id, stored_row.id, v.name, 0, ev.name, score=outcome.score,
                                      passed=outcome.passed, error=outcome.error, details=outcome.details)
                 item["scores"][ev.name] = {"score": outcome.score, "passed": outcome.passed,
@@ -289,7 +291,9 @@ class Harness:
         """
         self._ensure_run()
         [ev] = self.evaluators([evaluator], list(data))
-        outcome = self.loop.run_until_complete(ev.evaluate(data, {**(outputs or {}), "response": output}))
+        row_id = result.row.id if result is not None and result.row is not None else str(data.get("id", ""))
+        outcome = self.loop.run_until_complete(_scoring(row_id or None, ev.evaluate(data, {**(outputs or {}),
+                                                                                          "response": output})))
         if result is None:
             result = Result(Row(str(data.get("id", "")), 0, 0, data) if data else None, "", output)
         return Score(evaluator, outcome.score, passed=outcome.passed, error=outcome.error, details=outcome.details,
@@ -301,6 +305,12 @@ class Harness:
             self._datasets.add(rel)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             self.store.update_manifest(self.run_id, "datasets", {rel: digest})
+
+
+async def _scoring(row_id: str | None, scored: Awaitable[Any]) -> Any:
+    """Await an evaluator's scoring of row *row_id*: a judge's calls get that row's seeds."""
+    current_row.set(row_id)  # this task's context only
+    return await scored
 
 
 def _rows_dataset(path: Path, rows: list[Row]) -> Dataset:

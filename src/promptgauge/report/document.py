@@ -58,14 +58,18 @@ class ReportDoc(BaseModel):
     comparisons: list[Comparison] = Field(description="each gated variant vs. the baseline")
     hashes: dict[str, Any] = Field(description="what the verdict rests on: dataset, suite, prompts, models, "
                                    "parameters, evaluators (sha256), per variant")
+    order_balanced: bool = Field(False, description="the compared variants ran in one run whose calls came, row by "
+                                 "row, in a seeded shuffled order: no variant was systematically called first, so "
+                                 "latency comparisons are not biased by call order")
 
 
 def build_document(*, kind: Literal["run", "compare"], title: str, suite: str | None, run_id: str | None,
                    variants: dict[str, dict[str, Any]], comparisons: list[Comparison],
-                   verdict: dict[str, Any] | None, hashes: dict[str, Any], status: str | None = None) -> ReportDoc:
+                   verdict: dict[str, Any] | None, hashes: dict[str, Any], status: str | None = None,
+                   order_balanced: bool = False) -> ReportDoc:
     return ReportDoc(kind=kind, title=title, generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                      suite=suite, run_id=run_id, status=status, verdict=verdict, variants=variants,
-                     comparisons=comparisons, hashes=hashes)
+                     comparisons=comparisons, hashes=hashes, order_balanced=order_balanced)
 
 
 def run_hashes(manifest: dict[str, Any]) -> dict[str, Any]:

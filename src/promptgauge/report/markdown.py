@@ -35,6 +35,19 @@ def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, obj)]
 
 
+#: Said once, under the first comparison with a latency metric, when the run balanced its call order.
+ORDER_NOTE = ("Latency comparisons are order-balanced: for every row, the variants' calls came in a seeded "
+              "shuffled order, so no variant was systematically called first (warm caches, warm-up).")
+
+
+def order_note_at(doc: ReportDoc) -> int | None:
+    """Index of the comparison under which :data:`ORDER_NOTE` goes, or None (no balanced latency comparison)."""
+    if not doc.order_balanced:
+        return None
+    return next((i for i, c in enumerate(doc.comparisons) if any(m.metric.startswith("latency") for m in c.metrics)),
+                None)
+
+
 CHANGE = {"improved": "▲ improved", "regressed": "▼ **regressed**", "unchanged": "no significant change"}
 LOWER = "lower is better"
 
@@ -71,7 +84,8 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
                   f"(gated: {', '.join(v.variants) or 'none'}{against})"), ""]
     if doc.status:
         head += [f"Run status: {doc.status}", ""]
-    for c in doc.comparisons:
+    note_at = order_note_at(doc)
+    for i, c in enumerate(doc.comparisons):
         head += [f"## `{_cell(c.candidate.label)}` vs. baseline `{_cell(c.baseline.label)}`", ""]
         head += [f"> ⚠️ **{_cell(w, 1000)}**" for w in c.warnings] + ([""] if c.warnings else [])
         head += [(f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
@@ -85,6 +99,8 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
                         f"[{signed(m.ci_low)}, {signed(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
                         f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} |")
         head.append("")
+        if i == note_at:
+            head += [ORDER_NOTE, ""]
     if not doc.comparisons and doc.variants:
         evaluators = list(next(iter(doc.variants.values()))["metrics"])
         cols = ["variant", "calls", "errors", "p50 ms"] + [f"{e} mean" for e in evaluators] + \

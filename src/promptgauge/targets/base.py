@@ -45,6 +45,9 @@ class Target(Protocol):
     serial: bool
     #: True when equal requests may be answered from the cache (models yes; user code and apps no).
     cacheable: bool
+    #: True when the target takes a ``seed`` parameter; the engine then gives each call its own
+    #: (``engine.seeds``). Read with ``getattr(target, "seeded", False)``: a target may leave it out.
+    seeded: bool
 
     async def complete(self, messages: list[dict[str, str]] | str | None, parameters: dict[str, Any],
                        inputs: dict[str, Any]) -> Completion:

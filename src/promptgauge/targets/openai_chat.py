@@ -40,6 +40,7 @@ class OpenAIChatTarget:
 
     serial = False
     cacheable = True
+    seeded = True  # the engine gives each call a ``seed`` parameter (best-effort determinism at the provider)
 
     def __init__(self, name: str, client: openai.AsyncOpenAI, model: str, *, kind: str, endpoint: str | None,
                  rpm: int | None = None, tpm: int | None = None) -> None:

@@ -137,6 +137,7 @@ def _connection(factory: TargetFactory, target: str, field: str) -> dict[str, An
 
 class FlowTarget:
     serial = False
+    seeded = False
     cacheable = False  # a flow is the application under test; its LLM nodes call their models themselves
 
     def __init__(self, name: str, path: Path, executor: Any, data: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Any Python callable as a target: ``python:module:function`` (sync or async).
 
 The callable receives the row's inputs it accepts as keyword arguments (plus
-``messages`` when the variant has a prompt and the callable accepts it) and returns a string
+``messages`` when the variant has a prompt and the callable accepts it, and the call's ``seed``
+when it declares a ``seed`` parameter: the engine's per-call seed) and returns a string
 or a dict; a dict's keys become ``${target.<key>}`` columns (``response`` first).
 An exception is recorded on its row with the callable's traceback. A sync
 callable runs in a daemon thread of its own, so one that hangs past the
@@ -47,6 +48,7 @@ def import_callable(ref: str, *, search_path: str | None = None) -> Callable[...
 class PythonTarget:
     serial = False
     cacheable = False
+    seeded = False
 
     def __init__(self, name: str, func: Callable[..., Any], ref: str) -> None:
         self.name = name
@@ -59,11 +61,15 @@ class PythonTarget:
         #: The keyword arguments it takes (None: any, through **kwargs or an unknown signature).
         self._accepts = None if not params or any(p.kind is p.VAR_KEYWORD for p in params.values()) \
             else set(params)
+        #: A callable that declares ``seed`` gets each call's own seed (see ``engine.seeds``).
+        self.seeded = "seed" in params
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         kwargs = dict(inputs) if self._accepts is None else {k: v for k, v in inputs.items() if k in self._accepts}
         if messages is not None and (self._accepts is None or "messages" in self._accepts):
             kwargs["messages"] = messages
+        if self.seeded and "seed" in parameters:
+            kwargs["seed"] = parameters["seed"]
         try:
             if inspect.iscoroutinefunction(self.func):
                 out = await self.func(**kwargs)
