@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -22,6 +22,7 @@ from ..files import relative
 from ..prompts import Prompt, load_prompt, load_sample
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
+from .agent import Agent, check_unused_tools, prepare_agent
 from .calls import MODEL_KINDS, priced_model
 from .session import Session
 
@@ -41,6 +42,8 @@ class Plan:
     evaluators: list[BoundEvaluator]
     session: Session
     limit: int | None = None
+    #: The tool loop of each variant whose prompt declares tools (see :mod:`.agent`).
+    agents: dict[str, Agent] = field(default_factory=dict)
 
     @property
     def prices(self) -> PriceTable:
@@ -72,6 +75,7 @@ class Plan:
                     "prompt": relative(self.prompts[v.name].path, s.root) if self.prompts[v.name] else None,
                     "prompt_sha256": self.prompts[v.name].sha256 if self.prompts[v.name] else None,
                     "parameters": self.parameters(v),
+                    **({"agent": self.agents[v.name].describe()} if v.name in self.agents else {}),
                 }
                 for v in self.variants
             },
@@ -135,6 +139,11 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         dataset = _samples(suite, [prompts[v.name] for v in chosen], check)
     for v in chosen:
         _check_mapping(v, dataset)
+    agents = {v.name: prepare_agent(suite, v, prompts[v.name], targets[v.name],
+                                    {**(prompts[v.name].parameters if prompts[v.name] else {}), **v.parameters},
+                                    dataset.columns) for v in chosen}
+    if len(chosen) == len(suite.variants):
+        check_unused_tools(suite, agents)
     instances = dict(evaluators or {})
     specs = list(suite.evaluators) + [EvaluatorSpec(name=n) for n in instances if n not in {e.name for e in suite.evaluators}]
     bound_evaluators = []
@@ -142,7 +151,8 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         with located(file=suite.path):
             bound_evaluators.append(session.evaluator(spec, data_columns=dataset.columns,
                                                       instance=instances.get(spec.name)))
-    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit)
+    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit,
+                {name: a for name, a in agents.items() if a is not None})
     _check_columns(plan)
     return plan
 

@@ -2,7 +2,8 @@
 
 What ``promote`` writes as the suite's baseline (``baselines/<suite>.json``) and the pytest
 plugin as its snapshots: the run's manifest, and every row's inputs, output, call statistics
-and scores, meant to be committed next to the prompts so a baseline lives in git.
+and scores (and a tool loop's ``trajectory``: messages, steps, tool calls), meant to be committed
+next to the prompts so a baseline lives in git.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def results_to_json(results: Results) -> dict[str, Any]:
     frame = frame.astype(object).where(frame.notna(), None)
     for rec in frame.to_dict(orient="records"):
         key = (rec["row_id"], int(rec["repeat"]))
+        trajectory = rec.get("trajectory")
         rows.append({**{k: rec[k] for k in ("row_id", "repeat", "row_index", "inputs", "output", "error",
                                            "latency_ms", "prompt_tokens", "completion_tokens")},
+                     **({"trajectory": trajectory} if isinstance(trajectory, dict) else {}),
                      "scores": by_row.get(key, {})})
     return {"schema": RESULTS_SCHEMA, "suite": results.suite, "run_id": results.run_id, "variant": results.variant,
             "created_at": results.created_at, "manifest": results.manifest,
@@ -70,7 +73,8 @@ def load_results_file(path: str | Path) -> Results:
         rows = doc["rows"]
         results = pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} for r in rows],
                                columns=["row_id", "repeat", "row_index", "inputs", "output", "error", "latency_ms",
-                                        "prompt_tokens", "completion_tokens"])
+                                        "prompt_tokens", "completion_tokens", "trajectory"])
+        results["trajectory"] = results["trajectory"].map(lambda t: t if isinstance(t, dict) else None)
         scores = pd.DataFrame(
             [{"row_id": r["row_id"], "repeat": r["repeat"], "evaluator": ev, **s}
              for r in rows for ev, s in r["scores"].items()],
