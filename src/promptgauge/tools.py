@@ -62,7 +62,7 @@ def parse_tool_definitions(value: Any) -> list[Tool]:
         function = item.get("function") if isinstance(item, dict) else None
         if not isinstance(item, dict) or item.get("type") != "function" or not isinstance(function, dict):
             raise ValueError(f"tools[{i}] is not a function tool; write {{type: function, function: {{name, "
-                             "description, parameters}}}}")
+                             f"description, parameters}}}}")
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"tools[{i}].function has no name")

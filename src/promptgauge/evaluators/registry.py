@@ -147,7 +147,7 @@ def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
             cur = cur[part]
         elif cur is values and part in AGENT_OUTPUTS:
             raise KeyError(f"{ref} is not available for this row: only a variant whose prompt declares tools "
-                           "(a tool loop) has it; this row's target outputs are " + ", ".join(sorted(values)))
+                           "(a tool loop) has it; the target outputs of this row are " + ", ".join(sorted(values)))
         else:
             raise KeyError(f"{ref} is not available for this row")
     return cur
