@@ -21,6 +21,8 @@ from promptgauge.store import Store
 from promptgauge.targets import Completion
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
+pytest_plugins = ["pytester"]
+
 # Two steps per row: a lookup of the row's order, then an answer quoting it.
 BODY = ("system:\nYou are a support agent.\nTOOL: lookup_order {\"order_id\": {{order}}}\n"
         "REPLY: Status: {tool:lookup_order}\n\nuser:\n{{question}}\n")
@@ -140,6 +142,33 @@ def test_plain_completions_keep_their_cache_entries():
                                                   "function": {"name": "f", "arguments": "{}"}}])
     assert Completion.from_dict(with_calls.to_dict()) == with_calls
     assert with_calls.message == {"role": "assistant", "content": None, "tool_calls": with_calls.tool_calls}
+
+
+def test_dry_run_counts_the_first_call_of_each_loop(agent):
+    estimate = api.dry_run(agent.root / "promptgauge.yaml")
+    assert estimate.variants[0]["calls"] == 4 and estimate.variants[0]["max_calls"] == 4 * 8
+
+
+def test_pytest_evaluate_runs_the_tool_loop(pytester, fake_openai):
+    suite = AgentSuite(pytester.path, fake_openai.base_url)
+    suite.prompt(BODY)
+    suite.rows(_rows(2))
+    suite.suite(evaluators=[{"name": "tool_trajectory"}])
+    pytester.makepyfile(test_agent="""
+        import pytest
+
+        @pytest.mark.promptgauge()
+        def test_agent(row, evaluate):
+            result = evaluate(row)
+            trajectory = result.outputs["trajectory"]
+            assert [c["name"] for c in trajectory["tool_calls"]] == ["lookup_order"]
+            assert trajectory["stop_reason"] == "answer" and result.output.startswith("Status: ")
+            assert result.tool_trajectory == 1.0
+    """)
+    outcome = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert outcome.ret == pytest.ExitCode.OK, outcome.stdout.str()
+    outcome.assert_outcomes(passed=2)
+    assert fake_openai.request_count == 4
 
 
 def _count(db):

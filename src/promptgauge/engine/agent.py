@@ -146,16 +146,17 @@ def _final(completions: list[Completion], trajectory: dict[str, Any],
 
 
 def prepare_agent(suite: Suite, variant: Variant, prompt: Prompt | None, target: Target, params: dict[str, Any],
-                  columns: list[str]) -> Agent | None:
+                  columns: list[str] | None) -> Agent | None:
     """The tool loop of *variant* if it declares tools (None otherwise), checked before any call.
 
     Raises a :class:`UserError` naming the file, line and field: tools that are not OpenAI function
     schemas, a declared tool without an implementation, an implementation for a tool the variant does
     not declare, an implementation that cannot be imported or a canned column the dataset lacks, tools
-    on a target that is not a model, loop settings on a variant without tools.
+    on a target that is not a model, loop settings on a variant without tools. *columns* (the dataset's;
+    None: not known yet) are checked against canned results.
     """
     where = f"variants.{variant.name}"
-    index = suite.variants.index(variant)
+    index = next((i for i, v in enumerate(suite.variants) if v is variant), -1)  # -1: a variant built in code
     declared_in_variant = "tools" in variant.parameters
     if params.get("tools") is None:
         extra = [k for k in ("tools", "max_steps") if getattr(variant, k)] + \
@@ -204,7 +205,7 @@ def prepare_agent(suite: Suite, variant: Variant, prompt: Prompt | None, target:
         with located(file=suite.path, line=suite.line(*key), field=field):
             implementations[name] = load_implementation(ref, suite.root)
             column = getattr(implementations[name], "column", None)
-            if column is not None and column not in columns:
+            if column is not None and columns is not None and column not in columns:
                 raise DatasetError(f"tool '{name}' reads canned results from {ref}, but the dataset has no column "
                                    f"'{column}'", hint="columns: " + ", ".join(columns))
     toolbox = Toolbox(tools, implementations, timeout=suite.runner.timeout)

@@ -13,10 +13,10 @@ handler, because the handler (llama-cpp-python 0.3.x) cannot run a tool loop: it
 reaches the model as ``{&#34;status&#34;: ...}``), shows no tool descriptions, lists the tools only
 when there is a system message, generates a ``message:`` reply under the wrong grammar (no text), keeps
 the colon in a second call's name (no parallel calls), ignores the seed and makes random call ids.
-Here: a tool result is shown as a user message ``Result of functions.<name>:``; a tool's
-description goes into its listed schema; a text answer (``message:``, or ``tool_choice: none``) is
-written from the history without the tool listing (a small model otherwise repeats the listing's
-instructions); ``tool_choice`` ``auto`` (default), ``none``, ``required`` and a named function are
+Here: a tool result is shown as a user message ``Result of <name>:``; a tool's description goes
+into its listed schema; a text answer (``message:``, or ``tool_choice: none``) is written from the
+history without the tool listing and without the calls, only their results (a small model otherwise
+repeats the listing's instructions or writes calls as text); ``tool_choice`` ``auto`` (default), ``none``, ``required`` and a named function are
 honoured; the model makes one call per step unless ``parallel_tool_calls: true`` (then up to
 :data:`MAX_PARALLEL`); call ids are made from the request, so equal requests give equal replies.
 """
@@ -129,10 +129,13 @@ def render(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> 
             for call in m.get("tool_calls") or []:
                 function = call.get("function") or {}
                 names[call.get("id")] = function.get("name", "tool")
-                parts.append(f"functions.{function.get('name')}:\n{function.get('arguments')}")
+                if tools:  # without the listing, the results below say what was called
+                    parts.append(f"functions.{function.get('name')}:\n{function.get('arguments')}")
+            if not parts:
+                continue
             content = "\n".join(parts)
         elif role == "tool":
-            role, content = "user", f"Result of functions.{names.get(m.get('tool_call_id'), 'tool')}:\n{content}"
+            role, content = "user", f"Result of {names.get(m.get('tool_call_id'), 'tool')}:\n{content}"
         out.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
     return "".join(out)
 
