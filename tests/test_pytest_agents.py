@@ -1,12 +1,12 @@
 """The pytest plugin on tool-calling variants: Result.trajectory / tool_calls / messages, assert_tool_called and
-assert_tool_sequence with their failure output (pytester, agents from agent_helpers as python targets)."""
+assert_tool_sequence with their failure output (pytester, agents from trajectory_fixtures as python targets)."""
 
 from __future__ import annotations
 
 import pandas  # noqa: F401 - loaded here, outside pytester's in-process runs, which cannot reload numpy
 import pytest
-from agent_helpers import agent_suite, trajectory
 from conftest import SuiteBuilder
+from trajectory_fixtures import agent_suite, trajectory
 
 import promptgauge.pytest_plugin.agents  # noqa: F401
 import promptgauge.pytest_plugin.harness  # noqa: F401

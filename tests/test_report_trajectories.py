@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from agent_helpers import EVIL, agent_suite, trajectory
+from trajectory_fixtures import EVIL, agent_suite, trajectory
 
 from promptgauge import api
 from promptgauge.compare import MAX_TRAJECTORIES, compare_sides
@@ -33,7 +33,7 @@ CHANGED = {"o1-reorder": "sequence", "o2-wrong_arg": "arguments", "o4-hostile": 
 
 @pytest.fixture
 def agent_run(builder):
-    """v1 vs. v2 on the six scenarios of agent_helpers: the gate fails (two rows lose tool_trajectory)."""
+    """v1 vs. v2 on the six scenarios of trajectory_fixtures: the gate fails (two rows lose tool_trajectory)."""
     agent_suite(builder)
     result = api.run(builder.root / "promptgauge.yaml")
     assert not result.passed
@@ -51,7 +51,7 @@ def test_tool_flips_divergence_and_what_the_document_holds(agent_run):
     assert c["tool_changes"] == {"sequence": 3, "arguments": 1}
     rows = {r["row_id"]: r for r in c["row_diffs"]}
     assert {k: r["tool_change"] for k, r in rows.items() if r["tool_change"]} == CHANGED
-    # first divergence, by step group (0 = the input messages): hand-derived from agent_helpers
+    # first divergence, by step group (0 = the input messages): hand-derived from trajectory_fixtures
     assert {k: r["divergence"] for k, r in rows.items()} == {
         "o0-same": None, "o1-reorder": 1, "o2-wrong_arg": 1, "o3-wording": None, "o4-hostile": 2, "o5-long": 2}
     # trajectories only on changed rows; every row has its tool sequence
@@ -252,7 +252,7 @@ def test_report_size_is_bounded_with_many_big_trajectories(builder):
              "ground_truth": "x", "expected_tool_calls": []} for i in range(40)]
     builder.dataset(rows)
     (builder.root / "big_agents.py").write_text(
-        "from agent_helpers import trajectory\n"
+        "from trajectory_fixtures import trajectory\n"
         "def a(question, order_id, scenario):\n"
         "    return {'response': 'x', 'trajectory': trajectory(question, [('t', {'i': k}, 'r' * 4000) for k in range(30)], 'x')}\n"
         "def b(question, order_id, scenario):\n"

@@ -155,6 +155,10 @@ def print_estimate(est: Any) -> None:
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
     console.print(f"total: {est.calls} calls, estimated cost {total}")
+    for v in est.variants:
+        if "max_calls" in v:
+            console.print(f"variant {v['variant']} runs a tool loop: its first call per row is counted; its loops "
+                          f"make up to {v['max_calls']} calls (max_steps)")
     console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
                   "evaluator (judge) calls are not counted[/]")
 

@@ -11,9 +11,10 @@ import hashlib
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +32,10 @@ DEFAULT_SUITE_FILE = "promptgauge.yaml"
 
 #: ``${data.question}`` / ``${target.response}`` -- promptflow-style column references.
 COLUMN_REF = re.compile(r"^\$\{(data|target)\.([A-Za-z_][\w.-]*)\}$")
+#: A tool name as the OpenAI API accepts it.
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: How long a variant's tool loop may run, in model calls, unless it sets ``max_steps``.
+DEFAULT_MAX_STEPS = 8
 #: The old name of an evaluator's ``target:`` key, still read.
 OLD_TARGET_KEY = "model"
 #: Per file, the old-name messages already shown in this process: each is shown once.
@@ -88,6 +93,29 @@ class FileBacked(BaseModel):
         return p if p.is_absolute() else self.root / p
 
 
+def _tool_name(value: str) -> str:
+    if not TOOL_NAME.match(value):
+        raise ValueError(f"tool name '{value}': use letters, digits, '_' and '-' only (at most 64)")
+    return value
+
+
+def _tool_ref(value: str) -> str:
+    """A tool implementation: ``module:function`` or canned results ``${data.COLUMN}``."""
+    m = COLUMN_REF.match(value.strip())
+    if m and m.group(1) == "data":
+        return value.strip()
+    module, _, func = value.partition(":")
+    if not (module.strip() and func.strip()) or value.strip().startswith("${"):
+        raise ValueError(f"'{value}' is not a tool implementation; write module:function (a Python callable, "
+                         "sync or async, importable from the suite's folder) or ${data.COLUMN} (canned results "
+                         "from the row: {tool_name: result} or {tool_name: [result per call]})")
+    return value.strip()
+
+
+#: ``tools:`` -- tool name -> implementation (``module:function`` or ``${data.COLUMN}``).
+ToolImplementations = dict[Annotated[str, AfterValidator(_tool_name)], Annotated[str, AfterValidator(_tool_ref)]]
+
+
 class TargetConfig(_Model):
     """A named endpoint under ``targets:``; variants refer to it as ``NAME`` or ``NAME:MODEL``."""
 
@@ -121,6 +149,13 @@ class Variant(_Model):
     inputs: dict[str, str] = Field(
         default_factory=dict, description="template variable -> ${data.column}; default: every row column by name"
     )
+    tools: ToolImplementations = Field(
+        default_factory=dict, description="tool name -> implementation, over the suite's tools: for this variant")
+    max_steps: int | None = Field(None, ge=1, le=100, description=f"model calls of a tool loop at most; default "
+                                  f"{DEFAULT_MAX_STEPS}")
+    on_max_steps: Literal["stop", "answer"] = Field(
+        "stop", description="at max_steps: stop (the last text is the response), or answer: one more call "
+        "with tool_choice none for a final answer")
 
     @field_validator("name")
     @classmethod
@@ -290,12 +325,16 @@ class Suite(_Model, FileBacked):
     gate_file: str | None = Field(None, exclude=True)
     runner: RunnerConfig = RunnerConfig()
     targets: dict[str, TargetConfig] = {}
+    tools: ToolImplementations = Field(
+        default_factory=dict, description="tool name -> module:function or ${data.COLUMN}, for every variant "
+        "whose prompt declares that tool")
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
 
     # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)
+    _node: Any = PrivateAttr(None)  # the YAML node tree, for the lines of later checks
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -339,6 +378,10 @@ class Suite(_Model, FileBacked):
             return list(self.gate.variants)
         return [v.name for v in self.variants if v.name != self.baseline] or [v.name for v in self.variants]
 
+    def line(self, *loc: Any) -> int | None:
+        """The line of the suite file that holds the value at *loc* (``("tools", "refund")``), if known."""
+        return line_of(self._node, loc)
+
     def variant(self, name: str) -> Variant:
         for v in self.variants:
             if v.name == name:
@@ -365,6 +408,7 @@ def load_suite(path: str | Path | None = None) -> Suite:
     suite.path = path.resolve()
     suite.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     suite.gate_file = str(gate_file) if gate_file else None
+    suite._node = node
     return suite
 
 

@@ -6,11 +6,13 @@ One way in for the CLI, the pytest harness and the monitor:
 - :func:`prepare` / :class:`Plan` (``plan``) -- a suite made concrete and checked before any call;
 - :class:`Caller` (``calls``) -- every model call: replay, cache, budget, rate limits, timeout, retries;
 - :class:`Engine` (``pool``) -- the worker pool; :meth:`Engine.process` scores one row on demand;
+- :func:`run_agent` / :class:`Agent` (``agent``) -- the tool loop of a variant whose prompt declares tools;
 - :func:`execute` (``run``) -- a run into the store, new, resumed or reused;
 - :func:`estimate` (``estimate``) -- what a run would cost, before any call;
 - :func:`call_seed` / :func:`call_order` (``seeds``) -- every call's seed and each row's call order, from the run seed.
 """
 
+from .agent import Agent, AgentRun, prepare_agent, run_agent
 from .calls import MODEL_KINDS, Caller, priced_model
 from .cassette import Cassette
 from .estimate import Estimate, estimate
@@ -20,6 +22,7 @@ from .run import Options, RunOutcome, check_budget, execute, new_run_id, reuse
 from .seeds import call_order, call_seed, current_row
 from .session import Session
 
-__all__ = ["MODEL_KINDS", "Caller", "Cassette", "Engine", "Estimate", "Options", "Plan", "Progress", "RunOutcome",
-           "Session", "call_order", "call_seed", "check_budget", "current_row", "estimate", "execute", "new_run_id",
-           "prepare", "priced_model", "reuse", "select_variants", "template_inputs"]
+__all__ = ["MODEL_KINDS", "Agent", "AgentRun", "Caller", "Cassette", "Engine", "Estimate", "Options", "Plan",
+           "Progress", "RunOutcome", "Session", "call_order", "call_seed", "check_budget", "current_row", "estimate",
+           "execute", "new_run_id", "prepare", "prepare_agent", "priced_model", "reuse", "run_agent",
+           "select_variants", "template_inputs"]

@@ -31,7 +31,11 @@ class Estimate:
 
 
 def estimate(plan: Plan, cache_path: Path | None = None) -> Estimate:
-    """Rows x variants x repeats calls, estimated tokens and cost; calls already cached cost nothing."""
+    """Rows x variants x repeats calls, estimated tokens and cost; calls already cached cost nothing.
+
+    A variant with a tool loop is counted by its first model call per row (the requests known before any
+    call); ``max_calls`` says how many calls its loops may make at most.
+    """
     cache = Cache(cache_path) if cache_path and cache_path.exists() else None
     repeats = plan.suite.runner.repeats
     out = []
@@ -56,6 +60,10 @@ def estimate(plan: Plan, cache_path: Path | None = None) -> Estimate:
             out.append({"variant": v.name, "target": target.name, "model": model, "calls": calls, "cached": cached,
                         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                         "cost_usd": price.cost(prompt_tokens, completion_tokens) if price else None})
+            agent = plan.agents.get(v.name)
+            if agent is not None:  # a tool loop: its first calls are counted; the later ones depend on the model
+                per_row = agent.max_steps + (agent.on_max_steps == "answer")
+                out[-1]["max_calls"] = (calls + cached) * per_row
     finally:
         if cache:
             cache.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -23,6 +23,7 @@ from ..prompts import Prompt, load_prompt, load_sample
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
 from . import seeds
+from .agent import Agent, check_unused_tools, prepare_agent
 from .calls import MODEL_KINDS, priced_model
 from .session import Session
 
@@ -44,6 +45,8 @@ class Plan:
     session: Session
     limit: int | None = None
     seed: int | None = None
+    #: The tool loop of each variant whose prompt declares tools (see :mod:`.agent`).
+    agents: dict[str, Agent] = field(default_factory=dict)
 
     @property
     def run_seed(self) -> int:
@@ -80,6 +83,7 @@ class Plan:
                     "prompt": relative(self.prompts[v.name].path, s.root) if self.prompts[v.name] else None,
                     "prompt_sha256": self.prompts[v.name].sha256 if self.prompts[v.name] else None,
                     "parameters": self.parameters(v),
+                    **({"agent": self.agents[v.name].describe()} if v.name in self.agents else {}),
                 }
                 for v in self.variants
             },
@@ -94,13 +98,14 @@ class Plan:
         prompt = self.prompts[variant.name]
         return {**(prompt.parameters if prompt else {}), **variant.parameters}
 
-    def call_parameters(self, variant: Variant, row_id: str, repeat: int) -> dict[str, Any]:
+    def call_parameters(self, variant: Variant, row_id: str, repeat: int, *, turn: int = 0,
+                        step: int = 0) -> dict[str, Any]:
         """A variant's parameters for one call: with the call's seed when its target takes one
-        (:func:`~.seeds.target_parameters`)."""
+        (:func:`~.seeds.target_parameters`); *turn* and *step* count conversation turns and tool-loop steps."""
         params = self.parameters(variant)
         if getattr(self.targets[variant.name], "seeded", False):
             return seeds.target_parameters(params, mode=self.suite.runner.seeds, run_seed=self.run_seed,
-                                           row_id=row_id, variant=variant.name, repeat=repeat)
+                                           row_id=row_id, variant=variant.name, repeat=repeat, turn=turn, step=step)
         return {**params, "seed": params["seed"] + repeat} if repeat and "seed" in params else params
 
     def model_of(self, variant: Variant) -> str | None:
@@ -155,6 +160,11 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         dataset = _samples(suite, [prompts[v.name] for v in chosen], check)
     for v in chosen:
         _check_mapping(v, dataset)
+    agents = {v.name: prepare_agent(suite, v, prompts[v.name], targets[v.name],
+                                    {**(prompts[v.name].parameters if prompts[v.name] else {}), **v.parameters},
+                                    dataset.columns) for v in chosen}
+    if len(chosen) == len(suite.variants):
+        check_unused_tools(suite, agents)
     instances = dict(evaluators or {})
     specs = list(suite.evaluators) + [EvaluatorSpec(name=n) for n in instances if n not in {e.name for e in suite.evaluators}]
     bound_evaluators = []
@@ -162,7 +172,8 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         with located(file=suite.path):
             bound_evaluators.append(session.evaluator(spec, data_columns=dataset.columns,
                                                       instance=instances.get(spec.name)))
-    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed)
+    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
+                {name: a for name, a in agents.items() if a is not None})
     _check_columns(plan)
     return plan
 

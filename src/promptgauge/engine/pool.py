@@ -24,6 +24,7 @@ from ..errors import CallError, TemplateError
 from ..store import Store
 from ..suite import Variant
 from . import seeds
+from .agent import run_agent
 from .calls import Caller
 from .plan import Plan, template_inputs
 
@@ -122,6 +123,7 @@ class Engine:
         item was done. Call :meth:`flush` to commit what is queued.
         """
         plan = self.plan
+        agent = None
         prompt = plan.prompts[variant.name]
         inputs = template_inputs(variant, row)
         target = plan.targets[variant.name]
@@ -131,8 +133,14 @@ class Engine:
             completion, error, latency, attempts = None, exc.format(), None, 0
         else:
             params = plan.call_parameters(variant, row.id, repeat)
-            completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
-                                                                          repeat=repeat)
+            if variant.name in plan.agents:  # a tool loop: every model call of it goes through the caller
+                agent = await run_agent(self.caller, target, messages, params, inputs, plan.agents[variant.name],
+                                        row.data, repeat=repeat,
+                                        params_at=lambda step: plan.call_parameters(variant, row.id, repeat, step=step))
+                completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
+            else:
+                completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
+                                                                              repeat=repeat)
         if self.caller.stop_reason:
             return None
         if completion is not None and prompt is not None:
@@ -141,6 +149,8 @@ class Engine:
             except CallError as exc:
                 completion, error = None, str(exc)
         outputs = scores = None
+        if completion is None and agent is not None:  # a failed loop keeps its partial trajectory
+            outputs = agent.outputs
         if completion is not None:
             outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
                        "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,

@@ -46,7 +46,7 @@ def base_seed(run_seed: int, parameters: dict[str, Any]) -> int:
 
 
 def target_parameters(parameters: dict[str, Any], *, mode: str, run_seed: int, row_id: str, variant: str,
-                      repeat: int) -> dict[str, Any]:
+                      repeat: int, turn: int = 0, step: int = 0) -> dict[str, Any]:
     """A variant's call parameters with the call's seed.
 
     ``per_call``: ``seed = call_seed(base, row, variant, repeat)``. ``fixed`` (the old behaviour): the
@@ -57,7 +57,7 @@ def target_parameters(parameters: dict[str, Any], *, mode: str, run_seed: int, r
             return {**parameters, "seed": parameters["seed"] + repeat}
         return parameters
     base = base_seed(run_seed, parameters)
-    return {**parameters, "seed": call_seed(base, row_id, variant, repeat)}
+    return {**parameters, "seed": call_seed(base, row_id, variant, repeat, turn=turn, step=step)}
 
 
 def call_order(run_seed: int, row_id: str, items: Sequence[T]) -> list[T]:

@@ -85,7 +85,7 @@ class BoundEvaluator:
             elif m.group(1) == "data":
                 kwargs[param] = _lookup(data, m.group(2), ref)
             else:
-                kwargs[param] = _lookup(outputs, m.group(2), ref)
+                kwargs[param] = _lookup(_agent_outputs(outputs), m.group(2), ref)
         return kwargs
 
     def describe(self) -> dict[str, Any]:
@@ -130,11 +130,28 @@ class BoundEvaluator:
         return negated(outcome) if self.negate else outcome
 
 
+#: Target outputs of a tool loop that are parts of its trajectory: ``${target.messages}``, ``${target.tool_calls}``.
+TRAJECTORY_PARTS = ("messages", "tool_calls")
+#: The target outputs only a tool loop (or a target returning a trajectory) has.
+AGENT_OUTPUTS = ("trajectory", *TRAJECTORY_PARTS, "tool_definitions")
+
+
+def _agent_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """*outputs* with ``messages`` and ``tool_calls`` taken from the trajectory when the target gave none."""
+    trajectory = outputs.get("trajectory")
+    if not isinstance(trajectory, dict) or all(k in outputs for k in TRAJECTORY_PARTS):
+        return outputs
+    return {**{k: trajectory[k] for k in TRAJECTORY_PARTS if k in trajectory}, **outputs}
+
+
 def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
     cur: Any = values
     for part in path.split("."):
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
+        elif cur is values and part in AGENT_OUTPUTS:
+            raise KeyError(f"{ref} is not available for this row: only a variant whose prompt declares tools "
+                           "(a tool loop) has it; the target outputs of this row are " + ", ".join(sorted(values)))
         else:
             raise KeyError(f"{ref} is not available for this row")
     return cur

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..datasets import Dataset, Row, content_id, load_dataset
-from ..engine import Caller, Engine, Plan, Session, current_row, new_run_id
+from ..engine import Agent, Caller, Engine, Plan, Session, current_row, new_run_id, prepare_agent
 from ..errors import CallFailed, DatasetError, SuiteError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
@@ -116,6 +116,7 @@ class Harness:
         self.calls = 0  #: model calls this process made
         self.hits = 0  #: results this process took from the session's store or the response cache instead
         self._variants: dict[str, tuple[Variant, Any, Target]] = {}
+        self._agents: dict[str, Agent] = {}  # the tool loops of variants whose prompts declare tools
         self._evaluators: dict[tuple[str, tuple[str, ...]], BoundEvaluator] = {}
         self._run_created = False
 
@@ -191,6 +192,10 @@ class Harness:
         if prompt is None and target.__class__.__name__ != "PythonTarget":
             raise SuiteError(f"variant '{v.name}' has no prompt", hint="set prompt: flows/....prompty")
         self._variants[v.name] = (v, prompt, target)
+        agent = prepare_agent(self.suite, v, prompt, target, {**(prompt.parameters if prompt else {}), **v.parameters},
+                              None)
+        if agent is not None:  # a tool loop: evaluate() runs it like a run does
+            self._agents[v.name] = agent
         self.store.update_manifest(self.run_id, "variants", self._plan((v, prompt, target)).manifest()["variants"])
         return self._variants[v.name]
 
@@ -199,7 +204,8 @@ class Harness:
         """A plan of one variant (or none) for the engine: what it renders, calls and scores."""
         v, prompt, target = variant or (None, None, None)
         return Plan(self.suite, dataset or _rows_dataset(Path("<test>"), []), [v] if v else [],
-                    {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.session)
+                    {v.name: prompt} if v else {}, {v.name: target} if v else {}, list(evaluators), self.session,
+                    agents={v.name: self._agents[v.name]} if v and v.name in self._agents else {})
 
     def evaluators(self, names: list[str] | None, columns: list[str]) -> list[BoundEvaluator]:
         """The suite's evaluators (or those named; a name not in the suite is a builtin or custom one)."""

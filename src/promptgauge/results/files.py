@@ -1,8 +1,9 @@
 """Results files (``promptgauge.results/1``): one variant's results as self-contained JSON.
 
 What ``promote`` writes as the suite's baseline (``baselines/<suite>.json``) and the pytest
-plugin as its snapshots: the run's manifest, and every row's inputs, output, call statistics,
-scores and, for a tool-calling variant, its trajectory (whole), meant to be committed next to the prompts so a baseline lives in git.
+plugin as its snapshots: the run's manifest, and every row's inputs, output, call statistics
+and scores (and a tool loop's ``trajectory``: messages, steps, tool calls, whole), meant to be committed
+next to the prompts so a baseline lives in git.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def results_to_json(results: Results) -> dict[str, Any]:
     frame = frame.astype(object).where(frame.notna(), None)
     for rec in frame.to_dict(orient="records"):
         key = (rec["row_id"], int(rec["repeat"]))
-        row = {k: rec[k] for k in ("row_id", "repeat", "row_index", "inputs", "output", "error", "latency_ms",
-                                   "prompt_tokens", "completion_tokens")}
-        if rec.get("trajectory") is not None:
-            row["trajectory"] = rec["trajectory"]
-        rows.append({**row, "scores": by_row.get(key, {})})
+        trajectory = rec.get("trajectory")
+        rows.append({**{k: rec[k] for k in ("row_id", "repeat", "row_index", "inputs", "output", "error",
+                                           "latency_ms", "prompt_tokens", "completion_tokens")},
+                     **({"trajectory": trajectory} if isinstance(trajectory, dict) else {}),
+                     "scores": by_row.get(key, {})})
     return {"schema": RESULTS_SCHEMA, "suite": results.suite, "run_id": results.run_id, "variant": results.variant,
             "created_at": results.created_at, "manifest": results.manifest,
             "evaluator_kinds": results.evaluator_kinds, "rows": rows}
@@ -70,9 +71,10 @@ def load_results_file(path: str | Path) -> Results:
                            hint=f"expected schema '{RESULTS_SCHEMA}', written by 'promptgauge promote' or export")
     try:
         rows = doc["rows"]
-        columns = ["row_id", "repeat", "row_index", "inputs", "output", "error", "latency_ms", "prompt_tokens",
-                   "completion_tokens"] + (["trajectory"] if any("trajectory" in r for r in rows) else [])
-        results = pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} for r in rows], columns=columns)
+        results = pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} for r in rows],
+                               columns=["row_id", "repeat", "row_index", "inputs", "output", "error", "latency_ms",
+                                        "prompt_tokens", "completion_tokens", "trajectory"])
+        results["trajectory"] = results["trajectory"].map(lambda t: t if isinstance(t, dict) else None)
         scores = pd.DataFrame(
             [{"row_id": r["row_id"], "repeat": r["repeat"], "evaluator": ev, **s}
              for r in rows for ev, s in r["scores"].items()],

@@ -39,7 +39,8 @@ class Results:
     created_at: float
     manifest: dict[str, Any]
     evaluator_kinds: dict[str, str]
-    results: pd.DataFrame | None  # row_id, repeat, row_index, inputs (dict), output, error, latency_ms, tokens
+    results: pd.DataFrame | None  # row_id, repeat, row_index, inputs (dict), output, error, latency_ms, tokens,
+    #                               trajectory (a tool loop's, else None)
     scores: pd.DataFrame | None  # row_id, repeat, evaluator, score, passed, error, details (dict | None)
     source: str = "store"
     _table: pd.DataFrame | None = field(default=None, repr=False)
@@ -161,9 +162,10 @@ def load_results(store: Store, run_id: str | None, variant: str | None, *, role:
 
 
 def _parse_frames(results: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The store's frames with inputs and details parsed (dicts) and without the raw target outputs; a
-    result's trajectory (``outputs["trajectory"]``), when one has it, in a ``trajectory`` column."""
+    """The store's frames with inputs and details parsed (dicts) and, of the raw target outputs, only a tool
+    loop's ``trajectory`` (None for other rows)."""
     results["inputs"] = results["inputs"].map(json.loads)
+    results["trajectory"] = results["outputs"].map(_trajectory)
     scores["details"] = scores["details"].map(lambda d: json.loads(d) if isinstance(d, str) else None)
     trajectories = results["outputs"].map(_trajectory)
     if trajectories.notna().any():
@@ -173,6 +175,6 @@ def _parse_frames(results: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataF
 
 def _trajectory(outputs: str | None) -> dict[str, Any] | None:
     """The trajectory in a result's outputs text (parsed only when the text names one)."""
-    if not outputs or '"trajectory"' not in outputs:
+    if not isinstance(outputs, str) or '"trajectory"' not in outputs:
         return None
     return load_trajectory(json.loads(outputs).get("trajectory"))

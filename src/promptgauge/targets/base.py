@@ -18,6 +18,9 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Every choice's text (several when the request asked for ``n > 1``).
     choices: list[str] | None = None
+    #: The tool calls the model asked for, in OpenAI's shape (``[{"id", "type": "function", "function":
+    #: {"name", "arguments"}}]``, arguments as the model's text); None when it asked for none.
+    tool_calls: list[dict[str, Any]] | None = None
     #: Set by the runner, not stored in the cache: answered from cache/cassette, and what the call cost.
     cached: bool = field(default=False, compare=False)
     cost_usd: float | None = field(default=None, compare=False)
@@ -26,10 +29,19 @@ class Completion:
     def outputs(self) -> dict[str, Any]:
         return {"response": self.text, **self.extra}
 
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message to append to the chat history (OpenAI's shape, tool calls included)."""
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.text}
+        return {"role": "assistant", "content": self.text or None, "tool_calls": self.tool_calls}
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as the cache and cassettes keep it."""
+        """JSON-ready form, as the cache and cassettes keep it (a completion without tool calls has no such key)."""
         data = asdict(self)
         del data["cached"], data["cost_usd"]
+        if data["tool_calls"] is None:
+            del data["tool_calls"]
         return data
 
     @classmethod

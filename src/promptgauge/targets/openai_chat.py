@@ -1,5 +1,9 @@
 """Chat (and legacy text) completions through the openai SDK: OpenAI, Azure OpenAI, any compatible server.
 
+Tool calling passes through: ``tools``, ``tool_choice`` and ``parallel_tool_calls`` are
+request parameters like any other, and the assistant's ``tool_calls`` come back on the
+:class:`Completion` (the engine's tool loop, :mod:`promptgauge.engine.agent`, runs them).
+
 The SDK's own retries are off (``max_retries=0``): the runner owns retries so
 that backoff, ``Retry-After`` and error accounting are the same for every
 target. Lower-layer errors become :class:`CallError` here, in one place.
@@ -28,6 +32,14 @@ def to_call_error(exc: Exception) -> CallError:
     if isinstance(exc, ValueError):  # JSONDecodeError on a malformed body
         return CallError(f"malformed response from server: {_short(str(exc))}", retryable=True)
     return CallError(f"{type(exc).__name__}: {_short(str(exc))}", retryable=False)
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    """An SDK tool call as the plain dict the history, the cache and the trajectory keep."""
+    function = getattr(call, "function", None)
+    return {"id": call.id, "type": getattr(call, "type", None) or "function",
+            "function": {"name": getattr(function, "name", None) or "",
+                         "arguments": getattr(function, "arguments", None) or ""}}
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -65,6 +77,7 @@ class OpenAIChatTarget:
             raise CallError("response has no choices", retryable=True)
         texts = [(c.text if isinstance(messages, str) else c.message.content) or "" for c in resp.choices]
         usage = resp.usage
+        calls = None if isinstance(messages, str) else getattr(resp.choices[0].message, "tool_calls", None)
         return Completion(
             text=texts[0],
             prompt_tokens=usage.prompt_tokens if usage else None,
@@ -72,6 +85,7 @@ class OpenAIChatTarget:
             model=resp.model,
             finish_reason=resp.choices[0].finish_reason,
             choices=texts,
+            tool_calls=[_tool_call(c) for c in calls] if calls else None,
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,185 @@
+"""Agent-run overhead per model call: promptgauge's tool loop vs. a bare AsyncOpenAI tool loop.
+
+One fake OpenAI server (a child process, 50 ms per reply) scripts every row's loop in-band: each
+row's system message makes the model call ``lookup_order`` at its first ``--tool-steps`` steps, then
+answer -- ``tool_steps + 1`` model calls per row. Both loops do the same steps against it, each in a
+child process of its own, with the same concurrency (rows in flight):
+
+- ``bare``: ``AsyncOpenAI`` + ``asyncio.gather`` behind a semaphore; per row: call, parse the
+  arguments, call the tool, append its result, call again -- what a hand-written agent loop does;
+- ``promptgauge``: ``api.run`` of a suite whose variant declares the tool (a cold run: empty response
+  cache and store), with ``tool_trajectory`` scoring each row -- the whole run as a user times it
+  (dataset, loop, cache writes, store, summary, gate, reports); its engine part is shown too.
+
+The ratio is seconds per model call, promptgauge / bare (the better of two bare runs, one before and
+one after), measured in one run.
+
+    python benchmarks/agent.py [--rows 400] [--concurrency 16] [--tool-steps 2] [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOOL = {"type": "function", "function": {
+    "name": "lookup_order", "description": "Look up an order by its number.",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]}}}
+
+TOOLS_PY = '''
+def lookup_order(order_id):
+    return {"order_id": order_id, "status": "shipped" if order_id % 2 else "delivered"}
+'''
+
+
+def lookup_order(order_id: int) -> dict:
+    """The same tool as the suite's, for the bare loop."""
+    return {"order_id": order_id, "status": "shipped" if order_id % 2 else "delivered"}
+
+
+def system_message(i: int, steps: int) -> str:
+    lines = [f'TOOL{"@" + str(s) if s else ""}: lookup_order {{"order_id": {i + s}}}' for s in range(steps)]
+    return "You are a support agent.\n" + "\n".join(lines) + "\nREPLY: Orders: {tool_results}"
+
+
+def question(i: int) -> str:
+    return f"Where are my orders, starting with order {i}?"
+
+
+# -- parts (each runs in its own child process) ----------------------------------------------
+
+def part_bare(url: str, n: int, concurrency: int, steps: int) -> dict:
+    import openai
+
+    async def main() -> tuple[float, int]:
+        client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+        calls = 0
+
+        async def one(i: int) -> str:
+            nonlocal calls
+            async with sem:
+                messages = [{"role": "system", "content": system_message(i, steps)},
+                            {"role": "user", "content": question(i)}]
+                while True:
+                    r = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0,
+                                                             tools=[TOOL])
+                    calls += 1
+                    message = r.choices[0].message
+                    if not message.tool_calls:
+                        return message.content
+                    messages.append({"role": "assistant", "content": message.content, "tool_calls": [
+                        {"id": c.id, "type": "function",
+                         "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                        for c in message.tool_calls]})
+                    for c in message.tool_calls:
+                        result = lookup_order(**json.loads(c.function.arguments))
+                        messages.append({"role": "tool", "tool_call_id": c.id, "content": json.dumps(result)})
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.perf_counter() - start
+        await client.close()
+        return elapsed, calls
+
+    seconds, calls = asyncio.run(main())
+    return {"seconds": seconds, "calls": calls}
+
+
+def part_promptgauge(url: str, n: int, concurrency: int, steps: int, root: str) -> dict:
+    import openai  # noqa: F401 - imported before the clock starts, as in the bare loop
+    import pandas  # noqa: F401
+    import yaml
+
+    import promptgauge.report  # noqa: F401
+    from promptgauge import api
+
+    folder = Path(root)
+    (folder / "bench_tools.py").write_text(TOOLS_PY)
+    with (folder / "data.jsonl").open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"r{i}", "system": system_message(i, steps), "question": question(i),
+                                "expected_tool_calls": [{"name": "lookup_order", "arguments": {"order_id": i + s}}
+                                                        for s in range(steps)]}) + "\n")
+    front = {"model": {"parameters": {"temperature": 0, "tools": [TOOL]}}}
+    (folder / "agent.prompty").write_text("---\n" + yaml.safe_dump(front) + "---\nsystem:\n{{system}}\n\n"
+                                          "user:\n{{question}}\n")
+    doc = {"name": "bench-agent", "dataset": "data.jsonl",
+           "targets": {"fake": {"type": "openai", "base_url": url, "model": "gpt-4o-mini"}},
+           "tools": {"lookup_order": "bench_tools:lookup_order"},
+           "variants": [{"name": "agent", "prompt": "agent.prompty", "target": "fake"}],
+           "evaluators": [{"name": "tool_trajectory"}],
+           "runner": {"concurrency": concurrency, "timeout": 30, "retries": 2}}
+    (folder / "promptgauge.yaml").write_text(yaml.safe_dump(doc))
+    engine: dict = {}
+
+    def progress(p) -> None:  # noqa: ANN001
+        if p.done == p.total:
+            engine["at"] = time.perf_counter()
+
+    start = time.perf_counter()
+    report = api.run(folder / "promptgauge.yaml", on_progress=progress)
+    seconds = time.perf_counter() - start
+    metrics = report.summary["variants"]["agent"]
+    return {"seconds": seconds, "engine_seconds": engine["at"] - start, "calls": n * (steps + 1),
+            "pass_rate": metrics["metrics"]["tool_trajectory"]["pass_rate"], "errors": metrics["calls"]["errors"]}
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--part", *args], capture_output=True, text=True,
+                         env=os.environ, timeout=3600)
+    if out.returncode != 0:
+        raise SystemExit(f"part {args[0]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=400)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--tool-steps", type=int, default=2, help="model calls per row that ask for the tool")
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.part:
+        name, *rest = args.part
+        func = {"bare": part_bare, "promptgauge": part_promptgauge}[name]
+        print(json.dumps(func(*[int(x) if x.isdigit() else x for x in rest])))
+        return
+    server = subprocess.Popen([sys.executable, "-m", "promptgauge.testing.fake_server", "--port", "0",
+                               "--latency", str(args.latency)], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().split(" at ")[1].split()[0]
+        n, c, s = str(args.rows), str(args.concurrency), str(args.tool_steps)
+        print(f"server {url}, latency {args.latency * 1000:.0f} ms, {n} rows x {args.tool_steps + 1} model calls, "
+              f"concurrency {c}", flush=True)
+        results = {"bare": child("bare", url, n, c, s)}
+        with tempfile.TemporaryDirectory() as root:
+            results["promptgauge"] = child("promptgauge", url, n, c, s, root)
+        results["bare_again"] = child("bare", url, n, c, s)
+    finally:
+        server.terminate()
+        server.wait()
+    for name, r in results.items():
+        per_call = r["seconds"] / r["calls"] * 1000
+        extra = (f"  (engine {r['engine_seconds']:.2f} s; tool_trajectory pass rate {r['pass_rate']:.2f}, "
+                 f"errors {r['errors']})") if name == "promptgauge" else ""
+        print(f"{name:12s} {r['seconds']:7.2f} s  {r['calls']:6d} calls  {per_call:6.2f} ms/call{extra}")
+    bare = min(results["bare"]["seconds"] / results["bare"]["calls"],
+               results["bare_again"]["seconds"] / results["bare_again"]["calls"])
+    ours = results["promptgauge"]
+    print(f"promptgauge / bare, time per model call: whole run {ours['seconds'] / ours['calls'] / bare:.3f}, "
+          f"engine {ours['engine_seconds'] / ours['calls'] / bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Tools of an agent variant: their definitions, their implementations, and running one tool call.
+
+A variant's prompt declares tools as OpenAI function schemas (prompty ``model.parameters.tools``,
+or the variant's ``parameters: {tools: [...]}``); the suite maps each tool name to an
+implementation (``tools:``, per variant over the suite's):
+
+- ``module:function`` -- a Python callable, sync or async, imported from the suite's folder like a
+  ``python:`` target; it is called with the call's arguments as keyword arguments, and what it
+  returns is the tool result (a string as is, anything else as JSON). A sync tool runs in a thread
+  of its own, so parallel calls run concurrently and a hung one is abandoned at the timeout;
+- ``${data.COLUMN}`` -- canned results from the row, for deterministic replays: the column holds
+  ``{tool_name: result}`` (every call of that tool gets it) or ``{tool_name: [result, ...]}``
+  (the n-th call that reaches the tool gets the n-th result; a result that is itself a list is
+  written ``[[...]]``).
+
+:meth:`ToolRun.call` runs one call the model asked for and never raises: an unknown tool name,
+malformed JSON arguments, arguments that fail the tool's JSON schema, a tool that raises or times
+out -- each is recorded on the call (``error``) and returned to the model as ``"error: ..."``,
+as real agents do. The loop itself is :mod:`promptgauge.engine.agent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .targets.python import import_callable, in_daemon_thread
+
+__all__ = ["CannedTool", "NoCannedResult", "PythonTool", "Tool", "ToolCallRecord", "ToolRun", "Toolbox",
+           "load_implementation", "parse_tool_definitions"]
+
+#: The schema of a tool declared without ``parameters``: it takes no arguments.
+NO_ARGUMENTS: dict[str, Any] = {"type": "object", "maxProperties": 0}
+
+
+@dataclass
+class Tool:
+    """A declared tool: its name, its JSON schema (checked) and the OpenAI definition as written."""
+
+    name: str
+    definition: dict[str, Any]
+    validator: Any
+
+
+def parse_tool_definitions(value: Any) -> list[Tool]:
+    """The tools of an OpenAI ``tools`` list; raises ``ValueError`` naming the entry (``tools[i]``) that is wrong."""
+    import jsonschema
+
+    if not isinstance(value, list) or not value:
+        raise ValueError("tools must be a non-empty list of OpenAI function schemas: "
+                         "[{type: function, function: {name, description, parameters}}]")
+    tools: list[Tool] = []
+    for i, item in enumerate(value):
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or item.get("type") != "function" or not isinstance(function, dict):
+            raise ValueError(f"tools[{i}] is not a function tool; write {{type: function, function: {{name, "
+                             f"description, parameters}}}}")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"tools[{i}].function has no name")
+        if any(t.name == name for t in tools):
+            raise ValueError(f"tools[{i}]: tool '{name}' is declared twice")
+        schema = function.get("parameters", NO_ARGUMENTS)
+        if not isinstance(schema, dict):
+            raise ValueError(f"tools[{i}] ({name}): parameters must be a JSON schema object")
+        cls = jsonschema.validators.validator_for(schema)
+        try:
+            cls.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"tools[{i}] ({name}): parameters is not a valid JSON schema: {exc.message}") from None
+        tools.append(Tool(name, item, cls(schema)))
+    return tools
+
+
+class PythonTool:
+    """A tool implemented by a Python callable (``module:function``, sync or async)."""
+
+    def __init__(self, ref: str, func: Callable[..., Any]) -> None:
+        self.ref = ref
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func)
+
+    @classmethod
+    def load(cls, ref: str, root: Path) -> PythonTool:
+        return cls(ref, import_callable(ref, search_path=str(root)))
+
+    async def __call__(self, name: str, arguments: dict[str, Any], run: ToolRun) -> Any:
+        if self.is_async:
+            return await self.func(**arguments)
+        return await in_daemon_thread(self.func, arguments)
+
+    def describe(self) -> dict[str, Any]:
+        """The function and its module file's hash: a changed tool is a changed variant."""
+        module = sys.modules.get(getattr(self.func, "__module__", "") or "")
+        path = getattr(module, "__file__", None)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
+        return {"function": self.ref, "sha256": digest}
+
+
+class NoCannedResult(Exception):
+    """The row holds no canned result for this call."""
+
+
+class CannedTool:
+    """A tool answered from the row (``${data.COLUMN}``: ``{tool: result}`` or ``{tool: [result per call]}``)."""
+
+    def __init__(self, ref: str, column: str) -> None:
+        self.ref = ref
+        self.column = column
+
+    async def __call__(self, name: str, arguments: dict[str, Any], run: ToolRun) -> Any:
+        canned = run.row.get(self.column)
+        if isinstance(canned, str) and canned.strip()[:1] == "{":  # a CSV cell holding JSON
+            try:
+                canned = json.loads(canned)
+            except ValueError:
+                pass
+        if not isinstance(canned, dict):
+            raise NoCannedResult(f"the row's {self.ref} is not an object of tool name -> result")
+        if name not in canned:
+            raise NoCannedResult(f"the row's {self.ref} has no result for tool '{name}'")
+        results = canned[name]
+        if not isinstance(results, list):
+            return results
+        n = run.canned_calls.get(name, 0)
+        run.canned_calls[name] = n + 1
+        if n >= len(results):
+            raise NoCannedResult(f"the row's {self.ref} holds {len(results)} result(s) for tool '{name}'; this is "
+                              f"call {n + 1}")
+        return results[n]
+
+    def describe(self) -> dict[str, Any]:
+        return {"canned": self.ref}
+
+
+Implementation = PythonTool | CannedTool
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call as the trajectory keeps it (see ``AGENT_DESIGN.md``)."""
+
+    id: str
+    step: int
+    name: str
+    arguments: Any
+    arguments_raw: str
+    result: str
+    error: str | None
+    latency_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "step": self.step, "name": self.name, "arguments": self.arguments,
+                "arguments_raw": self.arguments_raw, "result": self.result, "error": self.error,
+                "latency_ms": self.latency_ms}
+
+
+@dataclass
+class Toolbox:
+    """A variant's declared tools with their implementations; *timeout* (s) bounds each call."""
+
+    tools: list[Tool]
+    implementations: dict[str, Implementation]
+    timeout: float = 60.0
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]:
+        """The OpenAI function schemas, as declared (``${target.tool_definitions}``)."""
+        return [t.definition for t in self.tools]
+
+    def describe(self) -> dict[str, Any]:
+        """What the run manifest records: each tool's implementation (a changed tool changes the variant)."""
+        return {name: impl.describe() for name, impl in sorted(self.implementations.items())}
+
+    def run(self, row: dict[str, Any]) -> ToolRun:
+        """The tool state of one row's loop (canned results are consumed per call)."""
+        return ToolRun(self, row)
+
+
+@dataclass
+class ToolRun:
+    """The tools as one row's loop uses them: :meth:`call` runs a call, recording whatever goes wrong."""
+
+    box: Toolbox
+    row: dict[str, Any]
+    canned_calls: dict[str, int] = field(default_factory=dict)
+
+    async def call(self, call: dict[str, Any], step: int) -> ToolCallRecord:
+        """Run one tool call of the model (OpenAI shape); never raises."""
+        start = time.perf_counter()
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        name = str(function.get("name") or "")
+        raw = function.get("arguments")
+        raw = raw if isinstance(raw, str) else json.dumps(raw)
+        arguments: Any = None
+        error = result = None
+        try:
+            arguments = json.loads(raw)
+        except ValueError as exc:
+            error = f"malformed JSON arguments: {exc}"
+        tool = next((t for t in self.box.tools if t.name == name), None)
+        if tool is None:
+            error = f"unknown tool '{name}'; the tools are: {', '.join(t.name for t in self.box.tools)}"
+        elif error is None:
+            error = _schema_error(tool, arguments)
+        if error is None:
+            try:
+                value = await asyncio.wait_for(self.box.implementations[name](name, arguments, self), self.box.timeout)
+            except TimeoutError:
+                error = f"tool timed out after {self.box.timeout:g}s"
+            except NoCannedResult as exc:
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the tool's failure is the model's to handle
+                error = f"tool raised {type(exc).__name__}: {exc}"
+            else:
+                result = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        return ToolCallRecord(id=str(call.get("id") or ""), step=step, name=name, arguments=arguments,
+                              arguments_raw=raw, result=result if error is None else f"error: {error}", error=error,
+                              latency_ms=(time.perf_counter() - start) * 1000.0)
+
+
+def _schema_error(tool: Tool, arguments: Any) -> str | None:
+    """Why *arguments* do not fit the tool's schema (the first error), or None."""
+    errors = sorted(tool.validator.iter_errors(arguments), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
+        return f"arguments do not match the tool's schema: at {where}: {errors[0].message}"
+    if not isinstance(arguments, dict):
+        return f"arguments do not match the tool's schema: a JSON {type(arguments).__name__}, not an object"
+    return None
+
+
+def load_implementation(ref: str, root: Path) -> Implementation:
+    """The implementation a ``tools:`` entry names (``${data.COLUMN}`` or ``module:function``)."""
+    if ref.startswith("${data."):
+        return CannedTool(ref, ref[len("${data."):-1])
+    return PythonTool.load(ref, root)
