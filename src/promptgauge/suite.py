@@ -156,6 +156,9 @@ class Variant(_Model):
     on_max_steps: Literal["stop", "answer"] = Field(
         "stop", description="at max_steps: stop (the last text is the response), or answer: one more call "
         "with tool_choice none for a final answer")
+    conversation: Literal["score", "replay"] | None = Field(
+        None, description="what a conversation row (messages) is to this variant: replay (the default: the "
+        "variant answers each user turn) or score (the stored conversation as it is; no target needed)")
 
     @field_validator("name")
     @classmethod
@@ -203,6 +206,8 @@ class EvaluatorSpec(_Model):
     higher_is_better: bool | None = Field(
         None, description="whether a larger score is better; default: the evaluator's own say (false for "
         "latency, cost, refusal), else true")
+    per_turn: bool = Field(False, description="score each assistant turn of a conversation; the row's score is "
+                           "the mean, passed when every turn passed")
     _target_key: str = PrivateAttr("target")
 
     @model_validator(mode="wrap")
@@ -305,6 +310,27 @@ class RunnerConfig(_Model):
         "fixed: one seed for every call, a variant's parameters.seed or 0 (the behaviour before per-call seeds)")
 
 
+#: The simulated user's system prompt unless the suite's ``simulator.prompt`` replaces it (jinja2; the
+#: row's columns, ``persona``, ``goal`` and ``stop`` are its variables).
+DEFAULT_SIMULATOR_PROMPT = (
+    "You are role-playing a user of an assistant. Stay in character and never act as the assistant.\n"
+    "Persona: {{persona}}\nYour goal: {{goal}}\n"
+    "Write only your next message to the assistant, in one or two sentences. "
+    "When your goal is met, reply with exactly: {{stop}}")
+
+
+class SimulatorSpec(_Model):
+    """A simulated user: a target that talks to a variant, with a persona and a goal from the row."""
+
+    target: str = Field("local:smollm2", description="the model playing the user (a target reference)")
+    prompt: str = Field(DEFAULT_SIMULATOR_PROMPT, description="its system prompt template (jinja2: the row's "
+                        "columns, persona, goal, stop)")
+    max_turns: int = Field(5, ge=1, le=50, description="user turns the variant answers at most")
+    stop: str = Field("GOAL MET", min_length=1, description="the phrase the simulated user says when its goal is met")
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.7, "max_tokens": 96})
+    seed: int = Field(0, description="base of the per-call seeds (row, variant, repeat and turn are mixed in)")
+
+
 class DatasetSpec(_Model):
     path: str
     id_column: str | None = None
@@ -328,6 +354,7 @@ class Suite(_Model, FileBacked):
     tools: ToolImplementations = Field(
         default_factory=dict, description="tool name -> module:function or ${data.COLUMN}, for every variant "
         "whose prompt declares that tool")
+    simulator: SimulatorSpec | None = Field(None, description="a simulated user for rows with a 'goal' column")
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"

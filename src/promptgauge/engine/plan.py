@@ -25,7 +25,9 @@ from ..targets import Target
 from . import seeds
 from .agent import Agent, check_unused_tools, prepare_agent
 from .calls import MODEL_KINDS, priced_model
+from .conversation import STORED, check_conversation, conversation_of
 from .session import Session
+from .simulator import Simulator, prepare_simulator
 
 
 @dataclass
@@ -47,6 +49,10 @@ class Plan:
     seed: int | None = None
     #: The tool loop of each variant whose prompt declares tools (see :mod:`.agent`).
     agents: dict[str, Agent] = field(default_factory=dict)
+    #: The suite's simulated user (see :mod:`.simulator`), if it has one.
+    simulator: Simulator | None = None
+    #: The evaluators scoring each turn of a conversation (``per_turn: true``).
+    per_turn: set[str] = field(default_factory=set)
 
     @property
     def run_seed(self) -> int:
@@ -84,6 +90,8 @@ class Plan:
                     "prompt_sha256": self.prompts[v.name].sha256 if self.prompts[v.name] else None,
                     "parameters": self.parameters(v),
                     **({"agent": self.agents[v.name].describe()} if v.name in self.agents else {}),
+                    **({"conversation": v.conversation} if v.conversation else {}),
+                    **({"simulator": self.simulator.describe()} if self.simulator else {}),
                 }
                 for v in self.variants
             },
@@ -145,6 +153,8 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             prompts[v.name] = load_prompt(suite.resolve(v.prompt)) if v.prompt else None
             if v.target:
                 targets[v.name] = session.target(v.target)
+            elif v.conversation == "score" and prompts[v.name] is None:
+                targets[v.name] = STORED  # stored conversations are scored as they are
             elif prompts[v.name] is not None:
                 targets[v.name] = session.factory.for_prompt(prompts[v.name], f"prompty:{v.name}")
             else:
@@ -152,7 +162,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
-    check = _row_check(chosen, prompts, limit)
+    check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None)
     ds = suite.dataset
     if ds:
         dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format, check=check)
@@ -172,8 +182,13 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         with located(file=suite.path):
             bound_evaluators.append(session.evaluator(spec, data_columns=dataset.columns,
                                                       instance=instances.get(spec.name)))
+    simulator = None
+    if suite.simulator is not None:
+        with located(file=suite.path, line=suite.line("simulator", "target"), field="simulator.target"):
+            simulator = prepare_simulator(suite, session.target(suite.simulator.target))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
-                {name: a for name, a in agents.items() if a is not None})
+                {name: a for name, a in agents.items() if a is not None}, simulator,
+                {e.name for e in suite.evaluators if e.per_turn})
     _check_columns(plan)
     return plan
 
@@ -211,12 +226,23 @@ def _check_mapping(variant: Variant, dataset: Dataset) -> None:
             )
 
 
-def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None) -> RowCheck:
-    """Checks a row (one of the first *limit*) against every template: its variables and declared types."""
+def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None, *,
+               simulated: bool = False) -> RowCheck:
+    """Checks a row (one of the first *limit*) against every template: its variables and declared types.
+
+    A conversation row is checked as a conversation instead, and a simulated-user row (``goal``) not
+    at all: only their prompts' system messages are used, missing variables empty.
+    """
     needs = [(v, p, p.variables() - set(p.input_defaults)) for v in variants if (p := prompts[v.name]) is not None]
 
     def check(row: Row, where: Callable[[], str]) -> None:
         if limit and row.index >= limit:
+            return
+        conversation = conversation_of(row.data)
+        if conversation is not None:
+            check_conversation(conversation, f"{where()} (row id {row.id})")
+            return
+        if simulated and "goal" in row.data:
             return
         for v, prompt, needed in needs:
             have = template_inputs(v, row) if v.inputs else row.data

@@ -26,7 +26,9 @@ from ..suite import Variant
 from . import seeds
 from .agent import run_agent
 from .calls import Caller
+from .conversation import ConversationRun, Turns, conversation_mode, conversation_of, evaluate_per_turn, replay, score_stored, system_prefix
 from .plan import Plan, template_inputs
+from .simulator import simulate
 
 #: Results wait at most this long, or for this many others, before they are committed together.
 COMMIT_SECONDS = 0.05
@@ -127,13 +129,20 @@ class Engine:
         prompt = plan.prompts[variant.name]
         inputs = template_inputs(variant, row)
         target = plan.targets[variant.name]
+        mode = conversation_mode(variant.conversation, row.data, plan.simulator is not None)
         try:
-            messages = prompt.render(inputs, where=plan.dataset.where(row)) if prompt else None
+            if mode is not None:
+                messages = system_prefix(prompt, inputs, plan.dataset.where(row)) if mode != "score" else None
+            else:
+                messages = prompt.render(inputs, where=plan.dataset.where(row)) if prompt else None
         except TemplateError as exc:  # checked before the run; a row can still fail at render time
             completion, error, latency, attempts = None, exc.format(), None, 0
         else:
             params = plan.call_parameters(variant, row.id, repeat)
-            if variant.name in plan.agents:  # a tool loop: every model call of it goes through the caller
+            if mode is not None:  # a conversation: stored, replayed or with the simulated user
+                agent = await self._converse(mode, row, variant, target, messages, params, inputs, repeat)
+                completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
+            elif variant.name in plan.agents:  # a tool loop: every model call of it goes through the caller
                 agent = await run_agent(self.caller, target, messages, params, inputs, plan.agents[variant.name],
                                         row.data, repeat=repeat,
                                         params_at=lambda step: plan.call_parameters(variant, row.id, repeat, step=step))
@@ -143,7 +152,7 @@ class Engine:
                                                                               repeat=repeat)
         if self.caller.stop_reason:
             return None
-        if completion is not None and prompt is not None:
+        if completion is not None and prompt is not None and mode is None:
             try:
                 completion = prompt.finish(completion)
             except CallError as exc:
@@ -159,7 +168,10 @@ class Engine:
             scoring = seeds.current_row.set(row.id)  # a judge's calls get this row's seeds
             try:
                 for ev in plan.evaluators:
-                    o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
+                    if ev.name in plan.per_turn:
+                        o = await evaluate_per_turn(ev, row.data, outputs)
+                    else:
+                        o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
                     scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
                                    "details": o.details})
             finally:
@@ -174,3 +186,19 @@ class Engine:
             "scores": scores,
         })
         return completion is not None, bool(completion and completion.cached)
+
+    async def _converse(self, mode: str, row: Row, variant: Variant, target: Any, prefix: Any,
+                        params: dict[str, Any], inputs: dict[str, Any], repeat: int) -> Any:
+        """A conversation row (see :mod:`.conversation`): its :class:`~.conversation.ConversationRun`."""
+        conversation = conversation_of(row.data)
+        if mode == "score":
+            if conversation is None:
+                return ConversationRun(None, f"variant '{variant.name}' scores stored conversations "
+                                       "(conversation: score), but this row has no 'messages'", None, 0, {})
+            return score_stored(conversation)
+        turns = Turns(self.caller, target, params, inputs, self.plan.agents.get(variant.name), row.data, repeat,
+                      list(prefix or []))
+        if mode == "replay":
+            return await replay(turns, conversation or [])
+        return await simulate(self.plan.simulator, turns, row.id, variant.name)  # type: ignore[arg-type]
+
