@@ -26,6 +26,7 @@ import yaml
 
 from ..errors import CallError, TargetError
 from .base import Completion
+from .python import forget_foreign_module
 
 if TYPE_CHECKING:
     from ..suite import TargetConfig
@@ -83,6 +84,7 @@ def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFac
             executor = FlowExecutor._create_from_flow(flow=flow, flow_file=path, connections=connections,
                                                       working_dir=path.parent, raise_ex=False)
         else:
+            forget_foreign_module(str(data["entry"]).partition(":")[0], path.parent)
             executor = FlowExecutor.create(path, connections, path.parent, raise_ex=False,
                                            init_kwargs=cfg.init or None, env_exporter_setup=False)
     except Exception as exc:  # noqa: BLE001 - promptflow's own validation: missing tool, bad reference, bad entry...

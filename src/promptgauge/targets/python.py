@@ -18,10 +18,26 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import CallError, TargetError
 from .base import Completion
+
+
+def forget_foreign_module(name: str, folder: Path) -> None:
+    """Python caches modules by name: when *folder* holds its own ``name`` module, one of that name loaded
+    earlier from elsewhere (another suite's or flow's ``app.py`` in this process) is dropped, so *folder*'s loads."""
+    top = name.split(".")[0]
+    if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+        return
+    for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
+        where = getattr(sys.modules[key], "__file__", None)
+        if not where or not Path(where).resolve().is_relative_to(folder.resolve()):
+            del sys.modules[key]
+    if str(folder) in sys.path:  # its folder first, so the import finds its file
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
 
 
 def import_callable(ref: str, *, search_path: str | None = None) -> Callable[..., Any]:
@@ -29,8 +45,10 @@ def import_callable(ref: str, *, search_path: str | None = None) -> Callable[...
     if ":" not in ref:
         raise TargetError(f"'{ref}' is not a 'module:function' reference")
     module_name, attr = ref.split(":", 1)
-    if search_path and search_path not in sys.path:
-        sys.path.insert(0, search_path)
+    if search_path:
+        if search_path not in sys.path:
+            sys.path.insert(0, search_path)
+        forget_foreign_module(module_name, Path(search_path))
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
