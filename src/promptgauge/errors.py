@@ -120,6 +120,11 @@ class StoreError(UserError):
     """A run or baseline asked for is not in the store."""
 
 
+class PathError(UserError):
+    """A file or folder promptgauge must write is unusable: a folder where a file belongs, a file in a
+    folder's way, a store that is not a SQLite database, no write permission (see :func:`promptgauge.files.check_output`)."""
+
+
 class CompareError(UserError):
     """A baseline and a candidate cannot be compared as asked (different datasets, no such variant...)."""
 

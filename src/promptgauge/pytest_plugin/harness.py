@@ -30,7 +30,7 @@ from ..datasets import Dataset, Row, content_id, load_dataset
 from ..engine import Caller, Engine, Plan, Session, new_run_id
 from ..errors import CallFailed, DatasetError, SuiteError, UserError, located
 from ..evaluators.registry import BoundEvaluator
-from ..files import relative
+from ..files import check_output, relative
 from ..metrics import OPS, THRESHOLD
 from ..prompts import load_prompt
 from ..store import Store
@@ -195,7 +195,7 @@ class Harness:
                  record: Path | None = None, replay: Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
-        path = Path(store) if store else session_store(self.suite)
+        path = check_output(Path(store) if store else session_store(self.suite), "sqlite", "session store")
         self.lock_path = lock_path(path, self.run_id)
         with locked(self.lock_path, "open"):  # xdist workers: SQLite may refuse two first switches to WAL at once
             self.store = Store(path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..files import check_output
 
 SCHEMA_VERSION = 1
 
@@ -83,11 +84,15 @@ class Store:
     """A SQLite run store. Safe for several processes (WAL, busy timeout)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = check_output(path, "sqlite", "store")  # a wrong path is exit 2, the file left untouched
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._init_schema()
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:  # a damaged file with a SQLite header, or a read-only one
+            self.db.close()
+            raise StoreError(f"store: cannot be used as a SQLite store: {exc}", file=self.path) from None
 
     def _init_schema(self) -> None:
         # Two processes creating a new store at once: switching to WAL can report "locked"
