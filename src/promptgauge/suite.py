@@ -168,6 +168,8 @@ class EvaluatorSpec(_Model):
     higher_is_better: bool | None = Field(
         None, description="whether a larger score is better; default: the evaluator's own say (false for "
         "latency, cost, refusal), else true")
+    optional: bool = Field(
+        False, description="an evaluator that may score no row: the gate then says it was skipped instead of failing")
     _target_key: str = PrivateAttr("target")
 
     @model_validator(mode="wrap")

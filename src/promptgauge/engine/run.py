@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import SuiteError
 from ..store import Store
+from .checks import FailureWatch
 from .plan import Plan
 from .pool import Engine, Progress
 
@@ -101,6 +102,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
                           record=opts.record, replay=opts.replay, max_cost=max_cost, concurrency=concurrency,
                           seed=seed)
     engine = Engine(plan, store, run_id, caller, on_progress=on_progress)
+    engine.watch = FailureWatch(suite, plan.n_rows * suite.runner.repeats)
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()

@@ -92,6 +92,8 @@ class _Inline:
     variant: str | None = None
     connections: dict[str, str] = dataclasses.field(default_factory=dict)
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Where the key's variable was named, for messages (a prompty's ``model.configuration.api_key``).
+    key_field: str | None = None
 
 
 class TargetFactory:
@@ -141,7 +143,7 @@ class TargetFactory:
                 raise TargetError(f"{k} is a {type(value).__name__}, not text", file=prompt.path, field=f"{field}.{k}",
                                   hint="quote it in the YAML front matter")
         tc = _Inline(type="azure" if cfg["type"] == "azure_openai" else "openai", model=model, api_key_env=key_env,
-                     **urls)
+                     key_field=field + ".api_key", **urls)
         with located(file=prompt.path, field=field):
             return self._from_config(name, tc, None)
 
@@ -234,7 +236,8 @@ class TargetFactory:
             endpoint = expand_env(endpoint, field=field + ".azure_endpoint")
             key_env = cfg.api_key_env or "AZURE_OPENAI_API_KEY"
             version = cfg.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION
-            key = self._key(key_env, field) or "not-needed"
+            key = self._key(key_env, field, explicit=bool(cfg.api_key_env), key_field=getattr(cfg, "key_field", None)) \
+                or "not-needed"
             cache_key = ("azure", endpoint, key_env, version, tuple(sorted(headers.items())))
             if cache_key not in self._clients:
                 self._clients[cache_key] = _Lazy(lambda: openai.AsyncAzureOpenAI(
@@ -247,7 +250,8 @@ class TargetFactory:
             base_url = expand_env(base_url, field=field + ".base_url")
         key_env = cfg.api_key_env or "OPENAI_API_KEY"
         # A local server often needs no key; the SDK insists on one, so a placeholder is sent.
-        key = self._key(key_env, field, required=base_url is None)
+        key = self._key(key_env, field, explicit=bool(cfg.api_key_env), required=base_url is None,
+                        key_field=getattr(cfg, "key_field", None))
         cache_key = ("openai", base_url, key_env, tuple(sorted(headers.items())))
         if cache_key not in self._clients:
             self._clients[cache_key] = _Lazy(lambda: openai.AsyncOpenAI(
@@ -256,8 +260,17 @@ class TargetFactory:
             ))
         return self._clients[cache_key], base_url or "https://api.openai.com/v1"
 
-    def _key(self, env_name: str, field: str, *, required: bool = True) -> str | None:
+    def _key(self, env_name: str, field: str, *, explicit: bool, required: bool = True,
+             key_field: str | None = None) -> str | None:
+        """The API key in *env_name*. A variable the configuration names (``api_key_env``, a prompty's
+        ``api_key: ${env:VAR}``) must be set, like any ``${env:VAR}``; the default variable only when
+        *required* (no ``base_url``: a local server often needs no key). Not when replaying (offline)."""
         key = os.environ.get(env_name)
-        if required and not key and not self.offline:
+        if self.offline:
+            return key
+        if explicit and key is None:
+            raise TargetError(f"environment variable {env_name} is not set", field=key_field or f"{field}.api_key_env",
+                              hint=f"export {env_name}=... (the API key is read from the environment only)")
+        if required and not key:
             raise TargetError(f"the API key is read from the environment: set {env_name}", field=field)
         return key

@@ -64,6 +64,11 @@ def _close_all() -> None:
         llm.close()
 
 
+#: The model parameters the local model takes.
+PARAMETERS = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
+                        "repeat_penalty", "top_k", "response_format"})
+
+
 class LocalTarget:
     """Chat completion on an in-process GGUF model."""
 
@@ -79,12 +84,17 @@ class LocalTarget:
     def _call(self, messages: list[dict[str, str]], parameters: dict[str, Any]) -> dict[str, Any]:
         llm = _load(self.path)
         params = {"temperature": 0.0, "max_tokens": 128, "seed": 0, **parameters}
-        allowed = {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-                   "repeat_penalty", "top_k", "response_format"}
-        unknown = set(params) - allowed
+        unknown = set(params) - PARAMETERS
         if unknown:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
         return llm.create_chat_completion(messages=messages, **params)
+
+    def check_parameters(self, parameters: dict[str, Any], api: str = "chat") -> None:
+        """Raise :class:`TargetError` (``field`` = the parameter) for a parameter the local model does not take."""
+        for name in parameters:
+            if name not in PARAMETERS:
+                raise TargetError(f"unknown model parameter '{name}': the local model does not take it", field=name,
+                                  hint="valid: " + ", ".join(sorted(PARAMETERS)))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         loop = asyncio.get_running_loop()

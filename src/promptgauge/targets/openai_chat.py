@@ -7,12 +7,35 @@ target. Lower-layer errors become :class:`CallError` here, in one place.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import openai
 
-from ..errors import CallError, call_error_for_status, retry_after_seconds
+from ..errors import CallError, TargetError, call_error_for_status, retry_after_seconds
 from .base import Completion
+
+
+@functools.cache
+def sdk_parameters(api: str) -> frozenset[str]:
+    """The parameters the openai SDK's ``create`` takes for *api* (``chat`` or ``completion``), besides the
+    model and the messages / prompt that a target fills in itself."""
+    from openai.resources.chat.completions import AsyncCompletions as Chat
+    from openai.resources.completions import AsyncCompletions as Legacy
+
+    sig = inspect.signature((Chat if api == "chat" else Legacy).create)
+    return frozenset(n for n in sig.parameters if n not in ("self", "model", "messages", "prompt"))
+
+
+def check_sdk_parameters(parameters: dict[str, Any], api: str) -> None:
+    """A parameter the SDK does not take would raise ``TypeError`` on every call: a :class:`TargetError`
+    naming it instead, before any call."""
+    valid = sdk_parameters(api)
+    for name in parameters:
+        if name not in valid:
+            raise TargetError(f"unknown model parameter '{name}': the openai SDK's {api} API does not take it",
+                              field=name, hint="valid: " + ", ".join(sorted(valid)))
 
 
 def to_call_error(exc: Exception) -> CallError:
@@ -51,6 +74,10 @@ class OpenAIChatTarget:
         self.rpm = rpm
         self.tpm = tpm
 
+    def check_parameters(self, parameters: dict[str, Any], api: str = "chat") -> None:
+        """Raise :class:`TargetError` (``field`` = the parameter) for a parameter the SDK does not take."""
+        check_sdk_parameters(parameters, api)
+
     async def complete(self, messages, parameters, inputs) -> Completion:
         """A chat completion; a prompt string (``api: completion``) goes to the legacy completions API."""
         try:
@@ -60,6 +87,8 @@ class OpenAIChatTarget:
                 resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
         except (openai.OpenAIError, ValueError) as exc:
             raise to_call_error(exc) from exc
+        except TypeError as exc:  # a parameter the SDK does not take (checked before the run; a last guard)
+            raise CallError(f"the openai SDK refused the request: {_short(str(exc))}") from None
         if not getattr(resp, "choices", None):
             raise CallError("response has no choices", retryable=True)
         texts = [(c.text if isinstance(messages, str) else c.message.content) or "" for c in resp.choices]
