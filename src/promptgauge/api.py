@@ -105,11 +105,15 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
     """The run's verdict: each judged variant against the suite's baseline variant of the same run."""
     present = list(summary["variants"])
     judged = [v for v in suite.gated_variants() if v in present] or present
+    def has_rows(v: str) -> bool:
+        return summary["variants"][v]["calls"]["n"] > 0
+
     base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
     for v in judged:
         side = sides[v]
-        comp = compare_sides(base, side, confidence=suite.gate.confidence) if base and v != base.variant else None
+        comparable = base is not None and v != base.variant and has_rows(v) and has_rows(base.variant)
+        comp = compare_sides(base, side, confidence=suite.gate.confidence) if comparable else None
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
@@ -175,7 +179,8 @@ def compare(
         pol, pol_file, in_suite = s.gate, Path(s.gate_file or s.path), s.gate_file is None
     else:
         pol, pol_file, in_suite = GatePolicy(), None, False
-    rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
+    rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite,
+                        optional=[e.name for e in s.evaluators if e.optional] if s else ())
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,

@@ -223,7 +223,8 @@ def print_verdict(gate: dict[str, Any] | None) -> None:
     if gate is None:
         return
     for r in gate["rules"]:
-        mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+        skipped = r["passed"] and r["reason"].startswith("SKIPPED")
+        mark = "[bold yellow]![/]" if skipped else "[green]✓[/]" if r["passed"] else "[red]✗[/]"
         console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
                       soft_wrap=True)
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"

@@ -8,7 +8,10 @@ a variant (or on all of them, when a variant has fewer) without scoring one stop
 the run with an :class:`~promptgauge.errors.EvaluatorError` (exit 2) that names it
 and quotes its first error. What was scored until then stays in the store. An
 evaluator the suite marks ``optional: true`` is never stopped for (the gate says it
-was skipped instead).
+was skipped instead), nor is an LLM judge whose replies hold no usable score
+(``JudgeReplyError``: the judge answered; that is a finding about the judge, kept per
+row with its raw reply, not a setup mistake -- the gate still fails an evaluator
+that scored no row).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from ..suite import Suite
 
 #: An evaluator failing on each of a variant's first this many items stops the run.
 FIRST_ROWS = 5
+#: Row errors that never stop a run: a judge's reply without a usable score.
+NOT_A_MISTAKE = ("JudgeReplyError",)
 
 
 class FailureWatch:
@@ -41,6 +46,8 @@ class FailureWatch:
                 continue
             if s.get("error") is None:
                 self._scored.add(key)
+                continue
+            if str(s["error"]).startswith(NOT_A_MISTAKE):
                 continue
             self._failed[key] = self._failed.get(key, 0) + 1
             if self._failed[key] >= self.need:

@@ -23,7 +23,7 @@ from ..evaluators.registry import BoundEvaluator
 from ..files import check_output
 from ..metrics import higher_is_better
 from ..store import MonitorStore, Store
-from .config import MonitorConfig, load_monitor_config
+from .config import MonitorConfig, check_sources, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, judge, load_buckets
 from .ingest import Ingestor, PassStats
 from .sources import Reader, reader_for
@@ -305,6 +305,7 @@ def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = Tr
     from .config import seconds
 
     cfg = config if isinstance(config, MonitorConfig) else load_monitor_config(config)
+    check_sources(cfg)
     result: PassResult | None = None
     passes = 0
     with _sigterm_interrupts():
