@@ -88,6 +88,8 @@ def run(
                           options=options)
         sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
+        if outcome.notes:
+            summary["notes"] = outcome.notes
         summary["gate"], comparisons = _judge_run(s, summary, sides, rules)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,

@@ -262,6 +262,8 @@ class RunnerConfig(_Model):
     retries: int = Field(3, ge=0, le=20)
     backoff_base: float = Field(0.5, ge=0)
     backoff_max: float = Field(30.0, ge=0)
+    max_retry_wait: float = Field(120.0, gt=0, description="seconds: the longest Retry-After obeyed; a longer one "
+                                  "is cut to this and noted in the run's summary")
     repeats: int = Field(1, ge=1, le=100)
     cache: bool = Field(True, description="answer repeated model requests from the cache")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")

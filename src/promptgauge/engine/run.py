@@ -38,6 +38,8 @@ class RunOutcome:
     progress: Progress
     store_path: Path
     plan: Plan = field(repr=False)
+    #: What the run's calls noted (a Retry-After cut to ``runner.max_retry_wait``...).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,7 +128,8 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     finally:
         store.set_status(run_id, status)
         session.close()
-    return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan)
+    return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
+                      notes=sorted(caller.notes))
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:

@@ -597,7 +597,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         elif fault == "429":
             retry_after = app.retry_after
-            headers = {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"}
+            headers = ({"Retry-After": retry_after} if isinstance(retry_after, str) else
+                       {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"})
             self._send_error(429, "Rate limit reached (fake).", "requests", "rate_limit_exceeded", headers)
         elif fault == "500":
             self._send_error(500, "The server had an error (fake).", "server_error")
@@ -796,14 +797,15 @@ class FakeOpenAIServer:
         rate: float,
         kinds: Sequence[str] = FAULT_KINDS,
         *,
-        retry_after: float = DEFAULT_RETRY_AFTER,
+        retry_after: float | str = DEFAULT_RETRY_AFTER,
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         seed: int | None = None,
     ) -> None:
         """Give each request a fault with probability `rate`, its kind drawn uniformly from `kinds`.
 
         `retry_after` is sent on 429s (``Retry-After`` in seconds and
-        ``retry-after-ms``); "slow" sleeps `slow_seconds` before a normal reply.
+        ``retry-after-ms``; a string is sent verbatim as ``Retry-After`` alone, e.g. an HTTP
+        date or a malformed value); "slow" sleeps `slow_seconds` before a normal reply.
         A `seed` reseeds the fault generator; None keeps its current state.
         ``set_faults(0)`` turns random faults off.
         """
