@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .errors import DeprecatedField, SuiteError
+from .public import public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
@@ -332,6 +333,13 @@ class Suite(_Model, FileBacked):
             if gv not in names:
                 raise ValueError(f"gate.variants: '{gv}' is not a variant; variants: {', '.join(names)}")
         return self
+
+    def stored_config(self) -> dict[str, Any]:
+        """The suite as a run stores it: ``targets:`` URLs and headers as :func:`promptgauge.public.public_target`
+        gives them (templates unexpanded, no userinfo, query values or literal header values)."""
+        config = self.model_dump(mode="json")
+        config["targets"] = {name: public_target(t) for name, t in config.get("targets", {}).items()}
+        return config
 
     def gated_variants(self) -> list[str]:
         if self.gate.variants is not None:

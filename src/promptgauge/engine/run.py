@@ -91,7 +91,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.set_status(run_id, "running")
     else:
         run_id = run_id or new_run_id()
-        config = suite.model_dump(mode="json")
+        config = suite.stored_config()
         store.create_run(run_id, suite.name, str(suite.path) if suite.path else None, manifest, config)
         skip = set()
     use_cache = opts.cache and suite.runner.cache and not opts.replay

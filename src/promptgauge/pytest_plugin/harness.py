@@ -223,7 +223,7 @@ class Harness:
                     "variants": {}, "evaluators": {}, "datasets": {}}
         with contextlib.suppress(sqlite3.IntegrityError):  # another xdist worker created it first
             self.store.create_run(self.run_id, s.name, str(s.path) if s.path else None, manifest,
-                                  s.model_dump(mode="json"))
+                                  s.stored_config())
 
     def close(self) -> None:
         try:

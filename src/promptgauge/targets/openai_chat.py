@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Collection
 from typing import Any
 
 import openai
 
 from ..errors import CallError, TargetError, call_error_for_status, retry_after_seconds
+from ..public import scrub
 from .base import Completion
 
 
@@ -65,12 +67,13 @@ class OpenAIChatTarget:
     cacheable = True
 
     def __init__(self, name: str, client: openai.AsyncOpenAI, model: str, *, kind: str, endpoint: str | None,
-                 rpm: int | None = None, tpm: int | None = None) -> None:
+                 rpm: int | None = None, tpm: int | None = None, secrets: Collection[str] = ()) -> None:
         self.name = name
         self.client = client  # owned by the TargetFactory, shared per endpoint
         self.model = model
         self.kind = kind
-        self.endpoint = endpoint
+        self.endpoint = endpoint  # as it may be written (promptgauge.public.public_url): no secret
+        self.secrets = secrets  # expanded values and keys, scrubbed from error texts
         self.rpm = rpm
         self.tpm = tpm
 
@@ -86,7 +89,9 @@ class OpenAIChatTarget:
             else:
                 resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
         except (openai.OpenAIError, ValueError) as exc:
-            raise to_call_error(exc) from exc
+            err = to_call_error(exc)
+            err.args = (scrub(str(err), self.secrets),)
+            raise err from None
         except TypeError as exc:  # a parameter the SDK does not take (checked before the run; a last guard)
             raise CallError(f"the openai SDK refused the request: {_short(str(exc))}") from None
         if not getattr(resp, "choices", None):
