@@ -273,7 +273,7 @@ class RunnerConfig(_Model):
 class DatasetSpec(_Model):
     path: str
     id_column: str | None = None
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    format: Literal["jsonl", "json", "csv", "parquet"] | None = None
 
 
 class Suite(_Model, FileBacked):
