@@ -325,7 +325,8 @@ def test_agent_evaluators_in_a_suite(builder, fake_openai):
             {"name": "task_adherence", "column_mapping": agent},
             {"name": "azure_intent", "type": "promptgauge.evaluators.agent_format:AzureAgentEvaluator",
              "params": {"evaluator": "IntentResolutionEvaluator"}, "column_mapping": agent},
-            {"name": "default_mapping", "type": "tool_trajectory"},  # ${target.trajectory}: this variant has none
+            # ${target.trajectory}: this variant has none -- optional, so the run goes on and the gate says SKIPPED
+            {"name": "default_mapping", "type": "tool_trajectory", "optional": True},
         ],
         gate={"rules": ["tool_trajectory.pass_rate >= 0.5", "intent_resolution.mean >= 4"]})
     fake_openai.responder = lambda req: json.dumps(
@@ -342,7 +343,8 @@ def test_agent_evaluators_in_a_suite(builder, fake_openai):
         assert row["intent_resolution"]["score"] == 4.0 and row["tool_call_accuracy"]["score"] == 4.0
         assert row["task_adherence"]["score"] == 1.0 and row["task_adherence"]["passed"] is True
         assert row["azure_intent"]["details"] == row["intent_resolution"]["details"]
-        assert row["default_mapping"]["error"] == "KeyError: '${target.trajectory} is not available for this row'"
+        assert row["default_mapping"]["error"].startswith("KeyError: '${target.trajectory} is not available for this "
+                                                          "row (the target gave: response, ")
     manifest = report.summary["manifest"]["evaluators"]
     assert manifest["intent_resolution"]["source"] == "builtin" and manifest["intent_resolution"]["model"]["target"] == "fake"
     assert manifest["tool_trajectory"]["higher_is_better"] is True
