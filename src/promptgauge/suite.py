@@ -324,6 +324,8 @@ class Suite(_Model, FileBacked):
         for m in self.matrix:
             self.variants.extend(m.expand())
         self.matrix = []
+        if not self.variants:  # also when 'variants:' is left out (a default is not validated)
+            raise ValueError("a suite needs at least one variant: write 'variants:' or 'matrix:'")
         names = [v.name for v in self.variants]
         require_unique("variant", names)
         if self.baseline is not None and self.baseline not in names:
