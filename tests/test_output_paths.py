@@ -127,3 +127,22 @@ def test_monitor_store_and_reports_paths(tmp_path):
     proc = run_cli("monitor", "--once", cwd=tmp_path)
     assert proc.returncode == 2 and "st.db" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert (tmp_path / "st.db").read_bytes() == GARBAGE
+
+
+def test_a_sqlite_file_that_is_not_a_promptgauge_store_is_left_untouched(builder, fake_openai):
+    import sqlite3
+
+    other = builder.root / "app.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.execute("INSERT INTO users VALUES ('ada')")
+    con.commit()
+    con.close()
+    before = _digest(other)
+    builder.suite()
+    proc = _run(builder, "--store", str(other))
+    _assert_clean_exit_2(proc, "app.db", "not a promptgauge store", "users")
+    assert _digest(other) == before and fake_openai.request_count == 0
+    assert _run(builder).returncode == 0  # a real run, then its cache given as the store
+    proc = _run(builder, "--store", str(builder.root / ".promptgauge" / "cache.db"))
+    _assert_clean_exit_2(proc, "cache.db", "not a promptgauge store", "responses")

@@ -47,6 +47,11 @@ class Cache:
         self.refresh = refresh
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         try:
+            tables = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if tables and "responses" not in tables:
+                self.db.close()
+                raise PathError("response cache: a SQLite database, but not a promptgauge response cache",
+                                file=self.path, hint="this file was left untouched")
             self.db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
             self.db.close()

@@ -4,6 +4,7 @@ One way in for the CLI, the pytest harness and the monitor:
 
 - :class:`Session` (``session``) -- a configuration's targets and evaluators, and the call path they share;
 - :func:`prepare` / :class:`Plan` (``plan``) -- a suite made concrete and checked before any call;
+- :class:`FailureWatch` (``checks``) -- what only the first answers show: an evaluator failing on every row;
 - :class:`Caller` (``calls``) -- every model call: replay, cache, budget, rate limits, timeout, retries;
 - :class:`Engine` (``pool``) -- the worker pool; :meth:`Engine.process` scores one row on demand;
 - :func:`execute` (``run``) -- a run into the store, new, resumed or reused;
@@ -12,12 +13,13 @@ One way in for the CLI, the pytest harness and the monitor:
 
 from .calls import MODEL_KINDS, Caller, priced_model
 from .cassette import Cassette
+from .checks import FailureWatch
 from .estimate import Estimate, estimate
 from .plan import Plan, prepare, select_variants, template_inputs
 from .pool import Engine, Progress
 from .run import Options, RunOutcome, check_budget, execute, new_run_id, reuse
 from .session import Session
 
-__all__ = ["MODEL_KINDS", "Caller", "Cassette", "Engine", "Estimate", "Options", "Plan", "Progress", "RunOutcome",
+__all__ = ["MODEL_KINDS", "Caller", "Cassette", "Engine", "Estimate", "FailureWatch", "Options", "Plan", "Progress", "RunOutcome",
            "Session", "check_budget", "estimate", "execute", "new_run_id", "prepare", "priced_model", "reuse",
            "select_variants", "template_inputs"]

@@ -68,6 +68,17 @@ CREATE INDEX IF NOT EXISTS scores_by_run ON scores (run_id, variant, evaluator);
 """
 
 
+def foreign_database(db: sqlite3.Connection, path: Path, what: str, marker: str) -> None:
+    """Refuse, before writing anything, a SQLite file that holds tables but not *marker* (another
+    program's database, or promptgauge's cache given as a store): it is left untouched."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    if tables and marker not in tables:
+        db.close()
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise StoreError(f"{what}: a SQLite database, but not a promptgauge {what} (its tables: {shown})",
+                         file=path, hint="point it at a promptgauge file or a new file name; this one was left untouched")
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -89,6 +100,7 @@ class Store:
         self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         try:
+            foreign_database(self.db, self.path, "store", "meta")
             self._init_schema()
         except sqlite3.DatabaseError as exc:  # a damaged file with a SQLite header, or a read-only one
             self.db.close()
