@@ -325,7 +325,8 @@ def test_agent_evaluators_in_a_suite(builder, fake_openai):
             {"name": "task_adherence", "column_mapping": agent},
             {"name": "azure_intent", "type": "promptgauge.evaluators.agent_format:AzureAgentEvaluator",
              "params": {"evaluator": "IntentResolutionEvaluator"}, "column_mapping": agent},
-            {"name": "default_mapping", "type": "tool_trajectory"},  # ${target.trajectory}: this variant has none
+            # ${target.trajectory}: this variant has none -- optional, so the run goes on and the gate says SKIPPED
+            {"name": "default_mapping", "type": "tool_trajectory", "optional": True},
         ],
         gate={"rules": ["tool_trajectory.pass_rate >= 0.5", "intent_resolution.mean >= 4"]})
     fake_openai.responder = lambda req: json.dumps(

@@ -97,7 +97,8 @@ def test_not_modifier_needs_a_verdict(tmp_path):
     ({"name": "json_schema", "params": {"schema": {"type": "nope"}}}, "not a valid JSON Schema"),
     ({"name": "length", "params": {"unit": "lines", "max": 3}}, "unit must be"),
     ({"name": "length"}, "needs 'min', 'max'"),
-    ({"name": "contains", "params": {"nope": 1}}, "cannot build evaluator 'contains'"),
+    ({"name": "contains", "params": {"nope": 1}}, "evaluator 'contains' has no parameter 'nope'"),
+    ({"name": "length", "params": {"max": "ten"}}, "'ten' is not a valid value"),
     ({"name": "relevance", "column_mapping": {"query": "${data.question}"}}, "no judge model is set"),
     ({"name": "contains", "model": "fake"}, "calls no model"),
 ])

@@ -52,7 +52,7 @@ def test_custom_evaluators_score_and_isolate_errors(custom, fake_openai):
     custom.suite(
         variants=[{"name": "a", "prompt": "a.prompty", "target": "fake"}], baseline=None, gate={"rules": []},
         evaluators=[{"name": "has_digit"}, {"name": "shouting"}, {"name": "long", "type": "MinWords", "params": {"n": 2}},
-                    {"name": "Echoes"}, {"name": "fragile"}, {"name": "wrong_type"}, {"name": "tone"},
+                    {"name": "Echoes"}, {"name": "fragile"}, {"name": "wrong_type", "optional": True}, {"name": "tone"},
                     {"name": "by_path", "type": "evaluators.checks:has_digit"}],
     )
     report = api.run(custom.root / "promptgauge.yaml")
@@ -75,6 +75,9 @@ def test_custom_evaluators_score_and_isolate_errors(custom, fake_openai):
     assert manifest["has_digit"]["source"] == "evaluators/checks.py" and manifest["tone"]["source"] == "evaluators/tone.py"
     assert manifest["by_path"]["source"] == "evaluators.checks:has_digit"
     assert report.summary["variants"]["a"]["metrics"]["fragile"]["errors"] == 1
+    # wrong_type fails on every row: marked optional, the gate says it was skipped (else the run would stop)
+    skipped = [r for r in report.summary["gate"]["rules"] if r["reason"].startswith("SKIPPED")]
+    assert [r["rule"] for r in skipped] == ["scored: wrong_type"] and report.passed
 
 
 @pytest.mark.parametrize("evaluator, message", [

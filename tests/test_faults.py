@@ -8,10 +8,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 
 from conftest import run_cli
 
 from promptgauge import api
+
+
+def _messages(variant: str, question: str) -> str:
+    """The chat a variant of the builder's suite sends for *question* (a: with a system prompt; b: without)."""
+    chat = ([{"role": "system", "content": "Answer briefly."}] if variant == "a" else []) + \
+        [{"role": "user", "content": question}]
+    return json.dumps(chat)
 
 
 def _rows(n: int) -> list[dict]:
@@ -36,10 +44,18 @@ def test_twenty_percent_faults_nothing_lost_or_duplicated(builder, fake_openai):
     assert scored == 120 - len(errors)  # every row without an error is scored
     for row_id, _, output, error, attempts in rows:
         if error is None:
-            assert output == "echo: q" + row_id[1:].lstrip("0") or output == "echo: q0"
+            assert output == f"echo: q{int(row_id[1:])}", (row_id, output)  # this row's own answer
         else:
             assert attempts == 2 and error.endswith("(after 2 attempts)")
             assert any(k in error for k in ("HTTP 429", "HTTP 500", "timeout", "malformed", "connection error"))
+    # Counted at the server, not in the store (whose primary key would hide a duplicate): every request
+    # the server saw is one of the stored attempts -- no item was sent twice, none beyond its retries.
+    assert fake_openai.request_count == sum(r[4] for r in rows)
+    per_question = Counter(json.dumps(r.body["messages"]) for r in fake_openai.requests)
+    stored = Counter()
+    for row_id, variant, _, _, attempts in rows:
+        stored[_messages(variant, f"q{int(row_id[1:])}")] += attempts
+    assert per_question == stored
     # With p=0.2 per attempt and one retry, about 4 % end as errors; some retries happened.
     assert sum(1 for r in rows if r[4] == 2) > 10
     assert sum(fake_openai.fault_count.values()) > 15

@@ -19,11 +19,16 @@ from monitor_helpers import append, hour_lines, write_config
 from promptgauge.monitor import load_monitor_config, run_pass
 
 SLOW_EVALUATOR = '''
+import os
 import time
 
 def slow_len(response):
-    """A custom evaluator that takes a little time, so a pass can be killed in the middle."""
+    """A custom evaluator that takes a little time, so a pass can be killed in the middle; each call is
+    counted in the file PG_CALL_LOG names, where the store (one row per record) cannot show a second call."""
     time.sleep(0.002)
+    if os.environ.get("PG_CALL_LOG"):
+        with open(os.environ["PG_CALL_LOG"], "a") as f:
+            f.write("x\\n")
     return {"score": float(len(response or ""))}
 '''
 
@@ -70,7 +75,7 @@ def _setup(root: Path, n_hours: int = 30) -> Path:
 
 
 @pytest.mark.slow
-def test_kill_9_resumes_without_gaps_or_double_counting(tmp_path):
+def test_kill_9_resumes_without_gaps_or_double_counting(tmp_path, monkeypatch):
     control = tmp_path / "control"
     killed = tmp_path / "killed"
     cfg_c = _setup(control)
@@ -83,10 +88,19 @@ def test_kill_9_resumes_without_gaps_or_double_counting(tmp_path):
     db = killed / ".promptgauge" / "promptgauge.db"
     cmd = [sys.executable, "-m", "promptgauge", "monitor", "--config", str(cfg_k), "--once"]
     partial = []
+    calls = tmp_path / "calls.log"
+    monkeypatch.setenv("PG_CALL_LOG", str(calls))
     for attempt in range(4):
+        if attempt == 3:  # the last one runs to the end, and scores exactly the sampled records not yet stored
+            calls.unlink(missing_ok=True)
+            con = sqlite3.connect(db)
+            scored_before = con.execute("SELECT COUNT(DISTINCT record_id) FROM monitor_scores").fetchone()[0]
+            con.close()
         proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if attempt == 3:  # the last one runs to the end
+        if attempt == 3:
             assert proc.wait(timeout=120) in (0, 1), proc.stderr.read().decode()
+            sampled = sum(1 for r in expected["records"] if r[1])
+            assert len(calls.read_text().splitlines()) == sampled - scored_before  # counted at the evaluator
             break
         before = _count(db)
         deadline = time.monotonic() + 60

@@ -75,15 +75,22 @@ def test_one_test_per_row_with_row_ids(pytester: pytest.Pytester, project: Suite
     assert run(pytester, "--collect-only").ret == pytest.ExitCode.OK
     assert not (pytester.path / ".promptgauge").exists()  # collecting makes no run
     res = run(pytester, "-v")
-    res.assert_outcomes(passed=9, failed=1)
-    res.stdout.fnmatch_lines(["*test_capital?fr? PASSED*", "*test_capital?es? FAILED*"])
+    # the rows, and the baseline check: without a snapshot it fails (it never passes on nothing)
+    res.assert_outcomes(passed=9, failed=2)
+    res.stdout.fnmatch_lines(["*test_capital?fr? PASSED*", "*test_capital?es? FAILED*",
+                              "*test_rows.py::promptgauge-baseline?b-snapshot? FAILED*"])
+    assert "no baseline snapshot, so nothing to check against (create it with --promptgauge-update-baseline" in \
+        res.stdout.str()
+    off = run(pytester, "-o", "promptgauge_baselines=off")
+    off.assert_outcomes(passed=9, failed=1)  # no baseline checks at all
+    assert "promptgauge-baseline" not in off.stdout.str()
     out = res.stdout.str()
     assert "promptgauge: contains = 0, needed >= 1 (evaluator says: fail)" in out
     assert "row:     es (" in out and "data.jsonl:4)" in out
     assert "variant: b" in out
     assert "question='What is the capital of Spain?'" in out
     assert "output:  'Barcelona'" in out
-    assert fake_openai.request_count == 10
+    assert fake_openai.request_count == 20
 
 
 
@@ -216,9 +223,9 @@ def test_response_cache_and_cassettes_make_reruns_free_and_ci_offline(
             assert (promptgauge_cache.calls, promptgauge_cache.hits) == (int(calls), int(hits))
     """)
     pytester.makeconftest("def pytest_addoption(parser):\n    parser.addoption('--expect')\n")
-    run(pytester, "--expect=10,0", "--promptgauge-record=capitals.cassette.jsonl").assert_outcomes(passed=11)
+    run(pytester, "-o", "promptgauge_baselines=off", "--expect=10,0", "--promptgauge-record=capitals.cassette.jsonl").assert_outcomes(passed=11)
     assert fake_openai.request_count == 10
-    run(pytester, "--expect=0,10").assert_outcomes(passed=11)  # a rerun: every answer from the cache
+    run(pytester, "-o", "promptgauge_baselines=off", "--expect=0,10").assert_outcomes(passed=11)  # a rerun: every answer from the cache
     assert fake_openai.request_count == 10
 
     # CI: no cache, no server, no API key -- the cassette answers
@@ -226,12 +233,12 @@ def test_response_cache_and_cassettes_make_reruns_free_and_ci_offline(
     project.suite(evaluators=EVALUATORS, runner=RUNNER,
                   targets={"fake": {"type": "openai", "model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1",
                                     "api_key_env": "PROMPTGAUGE_TEST_UNSET_KEY"}})
-    res = run(pytester, "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl")
+    res = run(pytester, "-o", "promptgauge_baselines=off", "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl")
     res.assert_outcomes(passed=11)
     assert fake_openai.request_count == 10
     with (pytester.path / "data.jsonl").open("a") as f:  # a row the cassette never saw
         f.write('{"id": "xx", "question": "Capital of Atlantis?", "ground_truth": "?"}\n')
-    res = run(pytester, "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl", "-k", "xx")
+    res = run(pytester, "-o", "promptgauge_baselines=off", "--expect=0,10", "--promptgauge-replay=capitals.cassette.jsonl", "-k", "xx")
     res.assert_outcomes(failed=1, deselected=11)
     res.stdout.fnmatch_lines(["*promptgauge: *capitals.cassette.jsonl: request not in the cassette: *Capital of "
                               "Atlantis?*"])
@@ -253,7 +260,7 @@ def test_cache_counts_calls_and_hits_in_one_process(pytester: pytest.Pytester, p
         def test_counts(promptgauge_cache):
             assert (promptgauge_cache.calls, promptgauge_cache.hits) == (20, 20)
     """)
-    run(pytester).assert_outcomes(passed=41)
+    run(pytester, "-o", "promptgauge_baselines=off").assert_outcomes(passed=41)
     assert fake_openai.request_count == 20
 
 
@@ -380,7 +387,7 @@ def test_assert_score_names_input_output_threshold_and_reason(pytester: pytest.P
             assert_score("Lima", "contains", "at least 4", ground_truth="Lima")
     """)
     fake_openai.replies["What is the capital of Peru?"] = "Lima"
-    res = run(pytester)
+    res = run(pytester, "-o", "promptgauge_baselines=off")
     res.assert_outcomes(failed=3)
     res.stdout.fnmatch_lines([
         ">       assert_score(result, \"relevance\", \">= 4\", query=*",
@@ -427,7 +434,7 @@ def test_targets_built_in_code(pytester: pytest.Pytester, project: SuiteBuilder,
             assert result.output == "Lima" and result.variant == "c"
     """)
     fake_openai.replies["What is the capital of Peru?"] = "Lima"
-    run(pytester).assert_outcomes(passed=11)
+    run(pytester, "-o", "promptgauge_baselines=off").assert_outcomes(passed=11)
     assert fake_openai.request_count == 1 and fake_openai.requests[0].body["max_tokens"] == 5
     with store_of(pytester) as db:
         manifest = json.loads(db.execute("SELECT manifest FROM runs").fetchone()[0])

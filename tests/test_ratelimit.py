@@ -69,6 +69,32 @@ def test_429_storm_slows_down_and_completes(builder, fake_openai):
     assert all(v["calls"]["errors"] == 0 for v in report.summary["variants"].values())
 
 
+def test_429_burst_lowers_concurrency_at_the_server_and_it_recovers(builder, fake_openai):
+    """AIMD seen from the server: in-flight requests fall after a burst of 429s, then climb back."""
+    fake_openai.latency = 0.1  # slow enough that the client keeps 16 in flight even on a busy machine
+    fake_openai.set_faults(0.0, retry_after=0.01)
+    burst_start, burst = 120, 40
+    fake_openai.fail_at(burst_start, "429", n=burst)
+    rows = 500
+    builder.dataset([{"id": str(i), "question": f"q{i}", "ground_truth": "x"} for i in range(rows)])
+    builder.suite(variants=[{"name": "a", "prompt": "a.prompty", "target": "fake"}], baseline=None,
+                  runner={"concurrency": 16, "timeout": 5, "retries": 8, "backoff_base": 0.01, "backoff_max": 0.02},
+                  evaluators=[], gate={"rules": []})
+    report = api.run(builder.root / "promptgauge.yaml")
+    assert report.status == "finished" and report.summary["variants"]["a"]["calls"]["errors"] == 0
+    assert fake_openai.fault_count == {"429": burst} and fake_openai.request_count == rows + burst
+    in_flight = {n: k for _, n, k in fake_openai.concurrency_timeline}  # request number -> in flight with it
+
+    def peak(first: int, last: int) -> int:
+        return max(in_flight[n] for n in range(first, last))
+
+    end = burst_start + burst
+    peaks = [peak(i, i + 20) for i in range(1, rows + burst + 1, 20)]
+    assert peak(40, burst_start) >= 14, peaks  # the run's concurrency (16), reached before the burst
+    assert peak(end + 10, end + 30) <= 8, peaks  # halved (at least once) by the 429s
+    assert peak(420, 500) >= 14, peaks  # additive increase brought it back
+
+
 def test_dataset_streams_rows_and_checks_first(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"id": i, "q": "x" * 10}) + "\n" for i in range(1000)) + "\n")

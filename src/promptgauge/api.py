@@ -10,6 +10,7 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .engine import Estimate, Options, Progress, estimate, execute, prepare
 from .errors import CompareError, GateError
+from .files import check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
@@ -21,7 +22,30 @@ from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suit
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
-    return Store(Path(path) if path else suite.resolve(suite.store))
+    return Store(store_path(suite, path))
+
+
+def store_path(suite: Suite, path: str | Path | None = None) -> Path:
+    """The store a verb uses: *path* (``--store``), else the suite's ``store:``."""
+    return Path(path) if path else suite.resolve(suite.store)
+
+
+def check_run_outputs(suite: Suite, *, store: str | Path | None = None, reports_dir: str | Path | None = None,
+                      options: Options | None = None, out: str | Path | None = None) -> None:
+    """Every file and folder a run will write -- store, response cache, cassette, reports -- checked
+    before anything is loaded or called (:func:`promptgauge.files.check_output`; exit 2 naming the path)."""
+    opts = options or Options()
+    st = check_output(store_path(suite, store), "sqlite", "store", field=None if store else "store")
+    if opts.cache and suite.runner.cache and not opts.replay:
+        check_output(st.parent / "cache.db", "sqlite", "response cache")
+    if opts.record:
+        check_output(opts.record, "file", "cassette (--record)")
+    if opts.replay:
+        check_output(opts.replay, "file", "cassette (--replay)")
+    check_output(Path(reports_dir) if reports_dir else suite.resolve(suite.reports_dir), "dir", "reports folder",
+                 field=None if reports_dir else "reports_dir")
+    if out is not None:
+        check_output(out, "dir", "report folder (--out)")
 
 
 def run(
@@ -39,6 +63,7 @@ def run(
     options: Options | None = None,
     evaluators: dict[str, Callable[..., Any]] | None = None,
     seed: int | None = None,
+    out: str | Path | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -49,11 +74,13 @@ def run(
     *seed* is the run seed (default: the suite's ``runner.seed``): every call's seed and the order
     of each row's calls derive from it; a resumed run keeps its own.
 
-    Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    *out* is a further folder the caller will copy the reports into (``ci``), checked with the
+    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
+    check_run_outputs(s, store=store, reports_dir=reports_dir, options=options, out=out)
     plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
                    seed=seed)
     rules = suite_rules(s, [e.name for e in plan.evaluators])
@@ -65,6 +92,8 @@ def run(
                           options=options)
         sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
+        if outcome.notes:
+            summary["notes"] = outcome.notes
         summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished")
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
@@ -87,12 +116,16 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
     """
     present = list(summary["variants"])
     gated = [v for v in suite.gated_variants() if v in present] or present
+
+    def has_rows(v: str) -> bool:
+        return summary["variants"][v]["calls"]["n"] > 0
+
     base = sides.get(suite.baseline) if suite.baseline in present else None
     subjects, comparisons = [], []
     for v in gated:
         side = sides[v]
-        comp = compare_sides(base, side, confidence=suite.gate.confidence, intersect=partial) \
-            if base and v != base.variant else None
+        comparable = base is not None and v != base.variant and has_rows(v) and has_rows(base.variant)
+        comp = compare_sides(base, side, confidence=suite.gate.confidence, intersect=partial) if comparable else None
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
@@ -133,8 +166,10 @@ def compare(
     (a YAML file) or the suite's ``gate:``.
     """
     s = _find_suite(suite)
-    store_path = Path(store) if store else (s.resolve(s.store) if s else None)
-    st = Store(store_path) if store_path and store_path.is_file() else None
+    db = Path(store) if store else (s.resolve(s.store) if s else None)
+    out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))
+    check_output(out_root, "dir", "reports folder", field=None if reports_dir or not s else "reports_dir")
+    st = Store(db) if db and db.exists() else None
     try:
         name = s.name if s else None
         cand = resolve_results(candidate, st, suite=name, role="candidate")
@@ -156,7 +191,8 @@ def compare(
         pol, pol_file, in_suite = s.gate, Path(s.gate_file or s.path), s.gate_file is None
     else:
         pol, pol_file, in_suite = GatePolicy(), None, False
-    rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite)
+    rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite,
+                        optional=[e.name for e in s.evaluators if e.optional] if s else ())
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
@@ -194,6 +230,8 @@ def promote(
     s = _find_suite(suite)
     if s is None:
         raise CompareError(f"promotion needs a suite file ({DEFAULT_SUITE_FILE} here, or --suite)")
+    check_output(baseline_file(s), "file", "promoted baseline file", field="gate.baseline_file")
+    check_output(s.resolve(s.gate.promotions_dir) / s.name, "dir", "promotions folder", field="gate.promotions_dir")
     result = compare(baseline, candidate, suite=s, store=store, policy=policy, intersect=intersect,
                      reports_dir=reports_dir)
     if not result.verdict["rules"]:
@@ -244,9 +282,9 @@ def dry_run(suite: str | Path | Suite | None = None, *, variants: list[str] | No
             limit: int | None = None, store: str | Path | None = None, seed: int | None = None) -> Estimate:
     """What a run would do -- calls, estimated tokens and cost -- without calling any model."""
     s = suite if isinstance(suite, Suite) else load_suite(suite)
+    cache = check_output(store_path(s, store).parent / "cache.db", "sqlite", "response cache")
     plan = prepare(s, variants=variants, limit=limit, offline=True, seed=seed)
-    store_path = Path(store) if store else s.resolve(s.store)
-    return estimate(plan, store_path.parent / "cache.db")
+    return estimate(plan, cache)
 
 
 def ci(
@@ -262,7 +300,7 @@ def ci(
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
     report's ``reports`` point there; the exit code is the gate's (``report.passed``).
     """
-    report = run(suite, **options)
+    report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import PathError
+from .files import check_output
+
 FLUSH_EVERY = 64
 FLUSH_SECONDS = 0.25
 
@@ -41,11 +44,20 @@ class Cache:
     """``get``/``put`` completions (as dicts) by request key. ``refresh`` ignores old entries but stores new ones."""
 
     def __init__(self, path: str | Path, *, refresh: bool = False) -> None:
-        self.path = Path(path)
+        self.path = check_output(path, "sqlite", "response cache")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.refresh = refresh
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            tables = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if tables and "responses" not in tables:
+                self.db.close()
+                raise PathError("response cache: a SQLite database, but not a promptgauge response cache",
+                                file=self.path, hint="this file was left untouched")
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise PathError(f"response cache: cannot be used as a SQLite file: {exc}", file=self.path) from None
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT NOT NULL, "
                         "created_at REAL NOT NULL)")

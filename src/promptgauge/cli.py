@@ -128,6 +128,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         if "bar" in bar:
             bar["bar"].stop()
     print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
     p = report.progress
     if p is not None and p.reused:
@@ -140,6 +141,12 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
                       "--max-cost HIGHER")
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def print_notes(summary: dict[str, Any]) -> None:
+    """What the run's calls noted (kept in summary.json too), as warnings."""
+    for note in summary.get("notes", ()):
+        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
 def print_estimate(est: Any) -> None:
@@ -191,6 +198,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
         err_console.print("[yellow]interrupted[/]: finished results are kept in the store")
         sys.exit(EXIT_INTERRUPTED)
     print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
     if report.status == "budget":
@@ -233,7 +241,8 @@ def print_verdict(gate: dict[str, Any] | None) -> None:
     if gate is None:
         return
     for r in gate["rules"]:
-        mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+        skipped = r["passed"] and r["reason"].startswith("SKIPPED")
+        mark = "[bold yellow]![/]" if skipped else "[green]✓[/]" if r["passed"] else "[red]✗[/]"
         console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
                       soft_wrap=True)
     verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"

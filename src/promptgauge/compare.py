@@ -313,6 +313,10 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
     """
     warnings: list[str] = []
     same, counts = _match(base, cand)
+    for role, side, n in (("baseline", base, counts.baseline), ("candidate", cand, counts.candidate)):
+        if not n:  # nothing is not "no regression": refuse instead of comparing an empty side
+            raise CompareError(f"the {role} {side.label} has no rows to compare",
+                               hint="run it first, or name a run / results file that has results")
     b_ds, c_ds = base.hashes()["dataset"], cand.hashes()["dataset"]
     differ = b_ds["sha256"] != c_ds["sha256"] or counts.matched != counts.baseline or counts.matched != counts.candidate
     if differ:

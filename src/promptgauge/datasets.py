@@ -1,12 +1,13 @@
-"""Datasets: JSONL, CSV and Parquet files -> rows with stable ids and a content hash.
+"""Datasets: JSONL, JSON (an array of objects), CSV and Parquet files -> rows with stable ids and a content hash.
 
 A row's id is its ``id`` column (or the suite's ``id_column``) when present,
 else a hash of its content, so that rows match across runs and files.
-Every problem names the file and the line (JSONL) or row (CSV/Parquet).
+Every problem names the file and the line (JSONL, JSON) or row (CSV/Parquet).
 
 Rows are streamed: :func:`load_dataset` makes one light pass that checks every
 row and keeps only ids, columns and the hash; iterating a :class:`Dataset`
-reads the file again, so memory stays flat however many rows there are.
+reads the file again, so memory stays flat however many rows there are. A JSON
+array is read element by element (:func:`_read_json`), Parquet in record batches.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from typing import Any
 from .errors import DatasetError
 
 CHUNK_ROWS = 5000
+#: Characters of a JSON array read at a time.
+JSON_CHUNK = 1 << 20
+#: Dataset formats by name (a file's extension, or ``format:`` in the suite).
+FORMATS = ("jsonl", "ndjson", "json", "csv", "parquet")
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Dataset:
 def _where(path: Path, fmt: str, row: Row) -> str:
     if fmt == "sample":
         return f"{path} sample"
-    return f"{path}:{row.line}" if fmt in ("jsonl", "ndjson") else f"{path} row {row.line}"
+    return f"{path}:{row.line}" if fmt in ("jsonl", "ndjson", "json") else f"{path} row {row.line}"
 
 
 def content_id(data: dict[str, Any]) -> str:
@@ -93,10 +98,10 @@ def load_dataset(path: str | Path, *, id_column: str | None = None, format: str 
     if not path.exists():
         raise DatasetError("dataset file not found", file=path, hint="check 'dataset:' in the suite")
     if path.is_dir():
-        raise DatasetError("dataset path is a directory, expected a .jsonl, .csv or .parquet file", file=path)
+        raise DatasetError("dataset path is a directory, expected a .jsonl, .json, .csv or .parquet file", file=path)
     fmt = format or path.suffix.lower().lstrip(".")
-    if fmt not in ("jsonl", "ndjson", "csv", "parquet"):
-        raise DatasetError(f"unknown dataset format '{fmt}'", file=path, hint="use .jsonl, .csv or .parquet")
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown dataset format '{fmt}'", file=path, hint="use .jsonl, .json, .csv or .parquet")
     columns: dict[str, None] = {}
     common: set[str] | None = None
     count = 0
@@ -142,6 +147,8 @@ def file_sha256(path: Path) -> str:
 def _records(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if fmt in ("jsonl", "ndjson"):
         return _read_jsonl(path)
+    if fmt == "json":
+        return _read_json(path)
     if fmt == "csv":
         return _read_csv(path)
     return _read_parquet(path)
@@ -202,15 +209,122 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    import pandas as pd
-
+    """A Parquet file's rows, read in record batches of :data:`CHUNK_ROWS` (never the whole file at once)."""
     try:
-        df = pd.read_parquet(path)
+        import pyarrow.parquet as pq
     except ImportError:
         raise DatasetError("reading Parquet needs pyarrow: pip install pyarrow", file=path) from None
-    except Exception as exc:  # pyarrow raises many types for a broken file
-        raise DatasetError(f"unreadable Parquet file: {exc}", file=path) from None
-    yield from _frame_records(df, 1)
+    first = 1
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS)
+        for batch in batches:
+            for i, record in enumerate(batch.to_pylist(), start=first):
+                yield i, {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+            first += batch.num_rows
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
+        raise DatasetError(f"unreadable Parquet file (near row {first}): {type(exc).__name__}: {exc}", file=path,
+                           line=first) from None
+
+
+def _read_json(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The objects of a JSON array, one at a time, with the line each starts on (1-based).
+
+    The file is read in chunks of :data:`JSON_CHUNK` characters; an element is decoded once
+    the buffer holds all of it, so memory holds about one element and one chunk.
+    """
+    try:
+        f = path.open("r", encoding="utf-8-sig")
+    except OSError as exc:
+        raise DatasetError(f"cannot read the dataset: {exc.strerror or exc}", file=path) from None
+    with f:
+        yield from _JsonArray(path, f).elements()
+
+
+class _JsonArray:
+    """An incremental reader of one JSON array of objects (see :func:`_read_json`)."""
+
+    def __init__(self, path: Path, f: Any) -> None:
+        self.path, self.f = path, f
+        self.buf, self.pos, self.eof = "", 0, False
+        self.line, self.mark = 1, 0  # the line number at buffer position mark
+
+    def line_at(self, p: int) -> int:
+        if p >= self.mark:
+            self.line += self.buf.count("\n", self.mark, p)
+            self.mark = p
+            return self.line
+        return self.line - self.buf.count("\n", p, self.mark)
+
+    def fail(self, message: str, at: int, hint: str | None = None) -> DatasetError:
+        return DatasetError(message, file=self.path, line=self.line_at(at), hint=hint)
+
+    def more(self) -> bool:
+        """Read the next chunk (at least as much as is buffered, so an element's retries stay linear)."""
+        if self.eof:
+            return False
+        try:
+            chunk = self.f.read(max(JSON_CHUNK, len(self.buf) - self.pos))
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"not valid UTF-8 (byte {exc.start} of a chunk)", file=self.path,
+                               hint="re-save the file as UTF-8") from None
+        self.line = self.line_at(self.pos)
+        self.buf, self.pos, self.mark = self.buf[self.pos:] + chunk, 0, 0
+        self.eof = not chunk
+        return bool(chunk)
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end of the file)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def elements(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        decoder = json.JSONDecoder()
+        if self.peek() != "[":
+            found = "the file is empty" if not self.buf.strip() else f"it starts with {self.buf[self.pos:self.pos + 20]!r}"
+            raise self.fail(f"a .json dataset is one JSON array of objects, but {found}", self.pos,
+                            hint='write [{"question": "...", "answer": "..."}, ...], or one object per line as .jsonl')
+        self.pos += 1
+        index = 0
+        while True:
+            c = self.peek()
+            if c == "]":
+                self.pos += 1
+                if self.peek():
+                    raise self.fail(f"unexpected text after the array: {self.buf[self.pos:self.pos + 20]!r}", self.pos)
+                return
+            if index:
+                if c != ",":
+                    raise self.fail(f"expected ',' or ']' after element {index}, found "
+                                    + (repr(c) if c else "the end of the file"), self.pos)
+                self.pos += 1
+                c = self.peek()
+            if c != "{":
+                raise self.fail(f"element {index + 1} is not a JSON object"
+                                + (f" (it starts with {c!r})" if c else ": the array is not closed"), self.pos,
+                                hint='each element must look like {"question": "...", "answer": "..."}')
+            while True:
+                try:
+                    obj, end = decoder.raw_decode(self.buf, self.pos)
+                    break
+                except json.JSONDecodeError as exc:
+                    # the buffer may end inside the element: read on; anything else is the file's mistake
+                    cut = (len(self.buf) - exc.pos < 10 or not self.buf[exc.pos:].strip()  # a cut literal: nu|ll
+                           or exc.msg.startswith("Unterminated string"))
+                    at = self.line_at(exc.pos)  # before more() moves the buffer
+                    if not (cut and self.more()):
+                        raise DatasetError(f"malformed JSON in element {index + 1}: {exc.msg}", file=self.path,
+                                           line=at) from None
+            index += 1
+            start = self.line_at(self.pos)
+            self.pos = end
+            yield start, obj
 
 
 def _rows(path: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str | None, *,

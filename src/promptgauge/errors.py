@@ -16,6 +16,7 @@ field name gets a :class:`DeprecatedField` warning.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,6 +121,11 @@ class StoreError(UserError):
     """A run or baseline asked for is not in the store."""
 
 
+class PathError(UserError):
+    """A file or folder promptgauge must write is unusable: a folder where a file belongs, a file in a
+    folder's way, a store that is not a SQLite database, no write permission (see :func:`promptgauge.files.check_output`)."""
+
+
 class CompareError(UserError):
     """A baseline and a candidate cannot be compared as asked (different datasets, no such variant...)."""
 
@@ -180,20 +186,35 @@ def call_error_for_status(status: int, message: str, retry_after: float | None =
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
+    """Seconds the server asks us to wait: ``retry-after-ms``, ``retry-after`` (seconds or HTTP date).
+
+    A value that is neither a finite, non-negative number nor an HTTP date is ignored (None: the
+    caller backs off as usual); it never raises. The caller caps the wait (``runner.max_retry_wait``).
+    """
     if headers is None:
         return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
+    ms = _seconds(headers.get("retry-after-ms"))
+    if ms is not None:
+        return ms / 1000.0
     value = headers.get("retry-after")
-    if not value:
+    if not value or not isinstance(value, str):
+        return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+        return max(0.0, parsed.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    """*value* as a finite number >= 0, else None."""
+    if value is None or isinstance(value, bool):
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x >= 0 else None

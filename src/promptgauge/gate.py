@@ -27,6 +27,12 @@ In YAML, ``- exact_match: no_regression(max_drop=0.02)`` is the same rule.
 
 ``gate.required: [EV, ...]`` -- each evaluator must have scored rows.
 
+No vacuous pass: every evaluator must have scored rows even when no rule names it (an
+evaluator the suite marks ``optional: true`` is reported as SKIPPED instead, and passes);
+a gated variant must have at least one successful call; a rule whose metric rests on no
+data -- an ``EV.*`` metric of an evaluator with no scored rows, a call metric of a variant
+without calls -- fails with that reason instead of reading a 0 as a pass.
+
 Rules apply to every gated variant (all but the baseline, or ``gate.variants``), or to the
 one a ``{rule, variant}`` entry names. A value that cannot be measured fails its rule.
 Metric names and the rule grammar live in :mod:`promptgauge.metrics`.
@@ -39,7 +45,7 @@ import dataclasses
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +77,7 @@ from .yamlutil import line_of, load_yaml
 @dataclass(frozen=True)
 class Rule:
     text: str
-    kind: str  # threshold | no_regression | required
+    kind: str  # threshold | no_regression | required | scored (implicit: every evaluator scored rows)
     metric: str
     op: str = ""
     threshold: float | None = None
@@ -107,10 +113,12 @@ class Subject:
 
 
 def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
-                file: str | Path | None = None, in_suite: bool = True) -> list[Rule]:
+                file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = ()) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
     *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
+    Every evaluator not in ``required`` also gets an implicit check that it scored rows (kind
+    ``scored``; reported only when it fails, or as SKIPPED for the *optional* evaluators).
     """
     rules = []
 
@@ -130,13 +138,17 @@ def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str
         rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i)))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
+    for ev in evaluators:
+        if ev not in policy.required:
+            rules.append(Rule(f"scored: {ev}", "scored", ev, params={"optional": float(ev in optional)}))
     return rules
 
 
 def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
     """The rules of a suite's own policy (in the suite, or the file ``gate:`` names)."""
     return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
-                       file=suite.gate_file or suite.path, in_suite=suite.gate_file is None)
+                       file=suite.gate_file or suite.path, in_suite=suite.gate_file is None,
+                       optional=[e.name for e in suite.evaluators if e.optional])
 
 
 def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]]) -> Rule:
@@ -204,6 +216,8 @@ def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | No
 def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
     source, base, bound = split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
+    if (empty := _no_data(rule.metric, subject)) is not None:
+        return None, empty
     if source == "summary":
         try:
             return metric_value({"variants": {subject.variant: subject.summary}}, subject.variant, base), \
@@ -225,6 +239,46 @@ def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | 
         return None, f"{base} is not compared (missing on one side)"
     return (mc.delta if bound is None else mc.ci_low if bound == "ci_low" else mc.ci_high), \
         f"{base} has no paired rows"
+
+
+def _no_data(metric: str, subject: Subject) -> str | None:
+    """Why *metric* rests on no data for *subject* (None when it has data): an ``EV.*`` metric of an
+    evaluator without scored rows, a call metric of a variant without (successful) calls."""
+    head = metric.split(".")[0]
+    calls = subject.summary["calls"]
+    m = subject.summary["metrics"].get(head)
+    if m is not None:
+        return None if m["n"] else f"no data: evaluator '{head}' has no scored rows ({m['errors']} errors)"
+    if head == "error_rate":
+        return None if calls["n"] else "no data: no calls"
+    if head in ("latency_ms", "tokens", "cost"):
+        return None if calls["n"] - calls["errors"] > 0 else f"no data: no successful call ({calls['n']} calls)"
+    return None
+
+
+def _scored(rule: Rule, subject: Subject) -> RuleResult | None:
+    """The implicit check that an evaluator scored rows: a failure, a loud SKIPPED for an optional one,
+    or None (nothing to report) when it did."""
+    m = subject.summary["metrics"].get(rule.metric)
+    if m is None or m["n"]:
+        return None
+    why = f"{m['errors']} error(s)"
+    if rule.params.get("optional"):
+        return RuleResult(rule.text, "required", subject.variant, f"{rule.metric}.n", "", None, 0.0, True,
+                          f"SKIPPED: optional evaluator '{rule.metric}' scored no rows ({why})")
+    return RuleResult(rule.text, "required", subject.variant, f"{rule.metric}.n", "", None, 0.0, False,
+                      f"evaluator '{rule.metric}' scored no rows ({why}); a gate does not pass on nothing "
+                      "(mark it 'optional: true' in the suite to let it be skipped)")
+
+
+def _has_calls(subject: Subject) -> RuleResult | None:
+    """A gated variant without one successful call fails, whatever its rules say."""
+    calls = subject.summary["calls"]
+    if calls["n"] - calls["errors"] > 0:
+        return None
+    return RuleResult("has results", "required", subject.variant, "calls", "", None, float(calls["n"]), False,
+                      f"variant '{subject.variant}' has no successful call ({calls['n']} calls, {calls['errors']} "
+                      "errors): a gate does not pass on nothing")
 
 
 def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
@@ -275,8 +329,13 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
         mine = [r for r in rules if r.variant in (None, subject.variant)]
         regression = [r for r in mine if r.kind == "no_regression"]
         checked = dict(zip(map(id, regression), _no_regression(regression, subject)))
+        if (empty := _has_calls(subject)) is not None:
+            results.append(empty)
         for rule in mine:
-            if rule.kind == "no_regression":
+            if rule.kind == "scored":
+                if (found := _scored(rule, subject)) is not None:
+                    results.append(found)
+            elif rule.kind == "no_regression":
                 results.append(checked[id(rule)])
             elif rule.kind == "threshold":
                 value, why = _measure(rule, subject, policy)

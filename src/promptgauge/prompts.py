@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict
 
 from .errors import CallError, TemplateError
+from .yamlutil import parse_yaml, validate_model
 
 ROLE_LINE = re.compile(r"^\s*#?\s*(system|user|assistant|function|tool|developer)\s*:\s*$", re.IGNORECASE | re.MULTILINE)
 #: Marks a role line that came from a row value (not the template); removed after splitting.
@@ -48,6 +49,28 @@ INPUT_TYPES: dict[str, tuple[type, ...]] = {
     "double": (int, float), "bool": (bool,), "boolean": (bool,), "list": (list,), "array": (list,),
     "object": (dict,), "dict": (dict,), "image": (str, dict),
 }
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class FrontModel(_Open):
+    """``model:`` of a prompty front matter: the shapes promptgauge reads (other keys pass through)."""
+
+    api: str | None = None
+    response: str | None = None
+    configuration: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class FrontMatter(_Open):
+    """A prompty's front matter, checked for the shapes promptgauge reads before any of it is used."""
+
+    model: FrontModel | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    sample: dict[str, Any] | str | None = None
 
 
 @dataclass
@@ -157,6 +180,10 @@ class Prompt:
             ) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template error: {exc}", file=self.path, line=self.body_line) from None
+        except (TypeError, ValueError, AttributeError, ArithmeticError, LookupError, RecursionError) as exc:
+            # the template did something this row's values do not allow (a loop over None, 1 / 0...)
+            raise TemplateError(f"template error for {where or 'this row'}: {type(exc).__name__}: {exc}",
+                                file=self.path, line=self.body_line) from None
         if self.api == "completion":
             return text.replace(_ESCAPE, "").strip()
         return _split_roles(text)
@@ -221,6 +248,8 @@ def load_prompt(path: str | Path) -> Prompt:
         text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise TemplateError("prompt file not found", file=path) from None
+    except IsADirectoryError:
+        raise TemplateError("prompt path is a folder, expected a .prompty file", file=path) from None
     except UnicodeDecodeError as exc:
         raise TemplateError(f"prompt file is not valid UTF-8 (byte {exc.start})", file=path) from None
     front: dict[str, Any] = {}
@@ -229,13 +258,16 @@ def load_prompt(path: str | Path) -> Prompt:
         parts = re.split(r"^---\s*$", text, maxsplit=2, flags=re.MULTILINE)
         if len(parts) < 3:
             raise TemplateError("front matter opened with '---' is never closed", file=path, line=1)
-        try:
-            front = yaml.safe_load(parts[1]) or {}
-        except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 2 if exc.problem_mark else 1
-            raise TemplateError(f"front matter YAML error: {exc.problem}", file=path, line=line) from None
+        first_line = parts[0].count("\n") + 2
+        front, node = parse_yaml(parts[1], TemplateError, path, first_line=first_line, with_nodes=True)
+        front = front or {}
         if not isinstance(front, dict):
             raise TemplateError("front matter must be a YAML mapping", file=path, line=1)
+        try:
+            validate_model(FrontMatter, front, node, path, TemplateError)
+        except TemplateError as exc:
+            exc.line = exc.line + first_line - 1 if exc.line else exc.line
+            raise
         body = parts[2]
         body_line = parts[0].count("\n") + parts[1].count("\n") + 1  # the closing --- line
     try:
@@ -282,10 +314,12 @@ def load_sample(prompt: Prompt) -> dict[str, Any] | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TemplateError(f"sample file not found: {path}", file=prompt.path, field="sample") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"sample file cannot be read: {exc}", file=path) from None
     try:
         data = json.loads(text.splitlines()[0] if path.suffix == ".jsonl" else text) if path.suffix != ".yaml" \
-            else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError, IndexError) as exc:
+            else parse_yaml(text, TemplateError, path)
+    except (ValueError, IndexError) as exc:
         raise TemplateError(f"sample file is not valid: {exc}", file=path) from None
     if not isinstance(data, dict):
         raise TemplateError("sample file must hold one mapping of input -> value", file=path)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .errors import DeprecatedField, SuiteError
+from .public import public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
@@ -208,6 +209,8 @@ class EvaluatorSpec(_Model):
         "latency, cost, refusal), else true")
     per_turn: bool = Field(False, description="score each assistant turn of a conversation; the row's score is "
                            "the mean, passed when every turn passed")
+    optional: bool = Field(
+        False, description="an evaluator that may score no row: the gate then says it was skipped instead of failing")
     _target_key: str = PrivateAttr("target")
 
     @model_validator(mode="wrap")
@@ -300,6 +303,8 @@ class RunnerConfig(_Model):
     retries: int = Field(3, ge=0, le=20)
     backoff_base: float = Field(0.5, ge=0)
     backoff_max: float = Field(30.0, ge=0)
+    max_retry_wait: float = Field(120.0, gt=0, description="seconds: the longest Retry-After obeyed; a longer one "
+                                  "is cut to this and noted in the run's summary")
     repeats: int = Field(1, ge=1, le=100)
     cache: bool = Field(True, description="answer repeated model requests from the cache")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")
@@ -334,7 +339,7 @@ class SimulatorSpec(_Model):
 class DatasetSpec(_Model):
     path: str
     id_column: str | None = None
-    format: Literal["jsonl", "csv", "parquet"] | None = None
+    format: Literal["jsonl", "json", "csv", "parquet"] | None = None
 
 
 class Suite(_Model, FileBacked):
@@ -390,6 +395,8 @@ class Suite(_Model, FileBacked):
         for m in self.matrix:
             self.variants.extend(m.expand())
         self.matrix = []
+        if not self.variants:  # also when 'variants:' is left out (a default is not validated)
+            raise ValueError("a suite needs at least one variant: write 'variants:' or 'matrix:'")
         names = [v.name for v in self.variants]
         require_unique("variant", names)
         if self.baseline is not None and self.baseline not in names:
@@ -399,6 +406,13 @@ class Suite(_Model, FileBacked):
             if gv not in names:
                 raise ValueError(f"gate.variants: '{gv}' is not a variant; variants: {', '.join(names)}")
         return self
+
+    def stored_config(self) -> dict[str, Any]:
+        """The suite as a run stores it: ``targets:`` URLs and headers as :func:`promptgauge.public.public_target`
+        gives them (templates unexpanded, no userinfo, query values or literal header values)."""
+        config = self.model_dump(mode="json")
+        config["targets"] = {name: public_target(t) for name, t in config.get("targets", {}).items()}
+        return config
 
     def gated_variants(self) -> list[str]:
         if self.gate.variants is not None:

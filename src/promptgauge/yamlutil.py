@@ -24,19 +24,31 @@ def load_yaml(path: Path, error: type[UserError] = UserError) -> tuple[Any, yaml
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error("file not found", file=path) from None
+    except IsADirectoryError:
+        raise error("is a folder, expected a YAML file", file=path) from None
     except UnicodeDecodeError as exc:
         raise error(f"not valid UTF-8 (byte {exc.start})", file=path) from None
+    return parse_yaml(text, error, path, with_nodes=True)
+
+
+def parse_yaml(text: str, error: type[UserError], path: str | Path, *, first_line: int = 1,
+               with_nodes: bool = False) -> Any:
+    """The one way YAML text is parsed: any YAML error (syntax, a control character, a bad tag...) becomes
+    *error* naming *path* and the line (*first_line* is the file line the text starts on). Returns the
+    data, or ``(data, node_tree)`` *with_nodes*."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader) if with_nodes else None
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        line = mark.line + first_line if mark else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise error(f"YAML syntax error: {problem}", file=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise error(f"YAML error: {exc}", file=path) from None
-    return data, node
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a character YAML does not allow
+        raise error(f"YAML error: {' '.join(str(exc).split())}", file=path, line=first_line) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # a timestamp or number YAML resolves but Python cannot hold
+        raise error(f"YAML value error: {exc}", file=path, line=first_line) from None
+    return (data, node) if with_nodes else data
 
 
 def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -4,6 +4,7 @@ One way in for the CLI, the pytest harness and the monitor:
 
 - :class:`Session` (``session``) -- a configuration's targets and evaluators, and the call path they share;
 - :func:`prepare` / :class:`Plan` (``plan``) -- a suite made concrete and checked before any call;
+- :class:`FailureWatch` (``checks``) -- what only the first answers show: an evaluator failing on every row;
 - :class:`Caller` (``calls``) -- every model call: replay, cache, budget, rate limits, timeout, retries;
 - :class:`Engine` (``pool``) -- the worker pool; :meth:`Engine.process` scores one row on demand;
 - :func:`run_agent` / :class:`Agent` (``agent``) -- the tool loop of a variant whose prompt declares tools;
@@ -15,6 +16,7 @@ One way in for the CLI, the pytest harness and the monitor:
 from .agent import Agent, AgentRun, prepare_agent, run_agent
 from .calls import MODEL_KINDS, Caller, priced_model
 from .cassette import Cassette
+from .checks import FailureWatch
 from .estimate import Estimate, estimate
 from .plan import Plan, prepare, select_variants, template_inputs
 from .pool import Engine, Progress
@@ -22,7 +24,7 @@ from .run import Options, RunOutcome, check_budget, execute, new_run_id, reuse
 from .seeds import call_order, call_seed, current_row
 from .session import Session
 
-__all__ = ["MODEL_KINDS", "Agent", "AgentRun", "Caller", "Cassette", "Engine", "Estimate", "Options", "Plan",
-           "Progress", "RunOutcome", "Session", "call_order", "call_seed", "check_budget", "current_row", "estimate",
-           "execute", "new_run_id", "prepare", "prepare_agent", "priced_model", "reuse", "run_agent",
+__all__ = ["MODEL_KINDS", "Agent", "AgentRun", "Caller", "Cassette", "Engine", "Estimate", "FailureWatch", "Options",
+           "Plan", "Progress", "RunOutcome", "Session", "call_order", "call_seed", "check_budget", "current_row",
+           "estimate", "execute", "new_run_id", "prepare", "prepare_agent", "priced_model", "reuse", "run_agent",
            "select_variants", "template_inputs"]

@@ -63,6 +63,8 @@ class Caller:
         self._reserved = 0.0
         #: Why calls stopped before the end ("budget"), or None.
         self.stop_reason: str | None = None
+        #: What a run should know about its calls (a Retry-After cut to ``runner.max_retry_wait``...).
+        self.notes: set[str] = set()
         self._serial_locks: dict[str, asyncio.Lock] = {}
         self._limiters: dict[str, Limiter] = {}
         self._info: dict[str, dict[str, Any]] = {}
@@ -180,7 +182,7 @@ class Caller:
             except TimeoutError:
                 err = CallError(f"timeout after {self.cfg.timeout:g}s", retryable=True)
             except CallError as exc:
-                err = exc
+                err = self._capped(target, exc)
             except BaseException:
                 await limiter.release(ok=False, reserved=tokens)
                 raise
@@ -194,6 +196,16 @@ class Caller:
                 break
             await asyncio.sleep(self._backoff(attempt, err.retry_after))
         return None, f"{last_error} (after {attempts} attempt{'s' if attempts > 1 else ''})", None, attempts
+
+    def _capped(self, target: Target, err: CallError) -> CallError:
+        """A ``Retry-After`` longer than ``runner.max_retry_wait`` is cut to it (for the retry and the
+        endpoint's pause alike), and noted."""
+        cap = self.cfg.max_retry_wait
+        if err.retry_after is not None and err.retry_after > cap:
+            self.notes.add(f"target '{target.name}' asked to wait {err.retry_after:g} s (Retry-After); waited "
+                           f"{cap:g} s (runner.max_retry_wait)")
+            err.retry_after = cap
+        return err
 
     def _limiter(self, target: Target) -> Limiter:
         """The limiter of the target's endpoint (one per endpoint, shared by targets and judges)."""

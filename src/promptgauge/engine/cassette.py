@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CassetteMiss
+from ..files import check_output
 
 
 class Cassette:
@@ -24,6 +25,7 @@ class Cassette:
         self.path = Path(path)
         self.mode = mode
         self._entries: dict[str, dict[str, Any]] = {}
+        check_output(self.path, "file", "cassette")
         if mode == "replay":
             self._load()
         else:
@@ -38,12 +40,14 @@ class Cassette:
         except FileNotFoundError:
             raise CassetteMiss("cassette file not found", file=self.path,
                                hint="record one first with: promptgauge run --record FILE") from None
+        except UnicodeDecodeError as exc:
+            raise CassetteMiss(f"not a cassette: not valid UTF-8 (byte {exc.start})", file=self.path) from None
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
-                self._entries[entry["key"]] = entry["response"]
+                self._entries[str(entry["key"])] = dict(entry["response"])
             except (ValueError, KeyError, TypeError):
                 raise CassetteMiss("not a cassette line (expected JSON with 'key' and 'response')",
                                    file=self.path, line=lineno) from None

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..cost import PriceTable
 from ..datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
-from ..errors import DatasetError, SuiteError, TemplateError, located
+from ..errors import DatasetError, SuiteError, TemplateError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
 from ..prompts import Prompt, load_prompt, load_sample
@@ -162,6 +162,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is None and targets[v.name].describe().get("kind") in MODEL_KINDS:
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
+        _check_parameters(suite, v, prompts[v.name], targets[v.name])
     check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None)
     ds = suite.dataset
     if ds:
@@ -191,6 +192,25 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
                 {e.name for e in suite.evaluators if e.per_turn})
     _check_columns(plan)
     return plan
+
+
+def _check_parameters(suite: Suite, variant: Variant, prompt: Prompt | None, target: Target) -> None:
+    """Model parameters the target does not take (the SDK would raise on every call): exit 2 naming the
+    parameter where it was written -- the variant's ``parameters:`` or the prompty's ``model.parameters``."""
+    check = getattr(target, "check_parameters", None)
+    if check is None:
+        return
+    params = {**(prompt.parameters if prompt else {}), **variant.parameters}
+    try:
+        check(params, prompt.api if prompt else "chat")
+    except UserError as exc:
+        name = exc.field
+        if name in variant.parameters or prompt is None:
+            exc.file, exc.field = str(suite.path), f"variants.{variant.name}.parameters.{name}"
+        else:
+            exc.file, exc.field = str(prompt.path), f"model.parameters.{name}"
+        exc.line = None
+        raise
 
 
 def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dataset:

@@ -61,6 +61,8 @@ class Engine:
         self.on_progress = on_progress
         self._pending: list[dict[str, Any]] = []
         self._pending_since = 0.0
+        #: Sees each stored item's scores and may stop the run (:class:`~.checks.FailureWatch`); set by a run.
+        self.watch: Any = None
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         """Every item not in *skip* (``(row_id, variant, repeat)``), by ``caller.concurrency`` workers."""
@@ -185,6 +187,8 @@ class Engine:
             "completion_tokens": completion.completion_tokens if completion else None, "attempts": attempts,
             "scores": scores,
         })
+        if self.watch is not None and scores:
+            self.watch.observe(variant.name, scores)
         return completion is not None, bool(completion and completion.cached)
 
     async def _converse(self, mode: str, row: Row, variant: Variant, target: Any, prefix: Any,

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import SuiteError
 from ..store import Store
+from .checks import FailureWatch
 from .plan import Plan
 from .pool import Engine, Progress
 
@@ -37,6 +38,8 @@ class RunOutcome:
     progress: Progress
     store_path: Path
     plan: Plan = field(repr=False)
+    #: What the run's calls noted (a Retry-After cut to ``runner.max_retry_wait``...).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.set_status(run_id, "running")
     else:
         run_id = run_id or new_run_id()
-        config = suite.model_dump(mode="json")
+        config = suite.stored_config()
         store.create_run(run_id, suite.name, str(suite.path) if suite.path else None, manifest, config)
         skip = set()
     use_cache = opts.cache and suite.runner.cache and not opts.replay
@@ -112,6 +115,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
                           record=opts.record, replay=opts.replay, max_cost=max_cost, concurrency=concurrency,
                           seed=plan.run_seed)
     engine = Engine(plan, store, run_id, caller, on_progress=on_progress)
+    engine.watch = FailureWatch(suite, plan.n_rows * suite.runner.repeats)
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()
@@ -135,7 +139,8 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     finally:
         store.set_status(run_id, status)
         session.close()
-    return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan)
+    return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
+                      notes=sorted(caller.notes))
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:

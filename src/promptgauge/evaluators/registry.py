@@ -85,7 +85,7 @@ class BoundEvaluator:
             elif m.group(1) == "data":
                 kwargs[param] = _lookup(data, m.group(2), ref)
             else:
-                kwargs[param] = _lookup(_agent_outputs(outputs), m.group(2), ref)
+                kwargs[param] = _lookup(_agent_outputs(outputs), m.group(2), ref, "the target gave: ")
         return kwargs
 
     def describe(self) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def _agent_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     return {**{k: trajectory[k] for k in TRAJECTORY_PARTS if k in trajectory}, **outputs}
 
 
-def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
+def _lookup(values: dict[str, Any], path: str, ref: str, have: str = "") -> Any:
     cur: Any = values
     for part in path.split("."):
         if isinstance(cur, dict) and part in cur:
@@ -153,7 +153,8 @@ def _lookup(values: dict[str, Any], path: str, ref: str) -> Any:
             raise KeyError(f"{ref} is not available for this row: only a variant whose prompt declares tools "
                            "(a tool loop) has it; the target outputs of this row are " + ", ".join(sorted(values)))
         else:
-            raise KeyError(f"{ref} is not available for this row")
+            listed = f" ({have}{', '.join(map(str, values))})" if have else ""
+            raise KeyError(f"{ref} is not available for this row{listed}")
     return cur
 
 
@@ -327,12 +328,13 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
             raise EvaluatorError(f"evaluator '{kind}' is already built, so '{key}:' cannot apply", field=target_field)
         if not callable(found.obj):
             raise EvaluatorError(f"'{kind}' is not callable")
-        return (functools.partial(found.obj, **spec.params) if spec.params else found.obj), None
+        params = check_params(found.obj, spec.params, kind, field) if spec.params else {}
+        return (functools.partial(found.obj, **params) if params else found.obj), None
     try:
         accepts = inspect.signature(found.obj).parameters
     except (TypeError, ValueError):
         accepts = {}
-    kwargs = dict(spec.params)
+    kwargs = check_params(found.obj, spec.params, kind, field)
     model = None
     pool = models or ModelPool(None)
     if "judge" in accepts and "judge" not in kwargs:
@@ -356,6 +358,65 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
         raise EvaluatorError(f"cannot build evaluator '{kind}': {exc}", field=field + ".params") from None
     except ValueError as exc:
         raise EvaluatorError(str(exc), field=field + ".params") from None
+
+
+def check_params(obj: Any, params: dict[str, Any], kind: str, field: str) -> dict[str, Any]:
+    """*params* checked against what *obj* (an evaluator class, factory or function) declares, before any row.
+
+    A name it does not take (unless it takes ``**kwargs``) or a value its annotation rejects
+    (``length`` with ``max: ten``) is an :class:`EvaluatorError` naming ``params.NAME``. Values
+    are validated as pydantic does in lax mode (``"10"`` for an ``int`` becomes 10; a number
+    for a ``str`` becomes its text); unannotated or ``Any`` parameters take anything.
+    """
+    if not params:
+        return {}
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return dict(params)
+    declared = {n: p for n, p in sig.parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    hints = _type_hints(obj)
+    out = {}
+    for name, value in params.items():
+        where = f"{field}.params.{name}"
+        if name not in declared:
+            if open_ended:
+                out[name] = value
+                continue
+            raise EvaluatorError(f"evaluator '{kind}' has no parameter '{name}'", field=where,
+                                 hint="its parameters: " + (", ".join(declared) or "none"))
+        out[name] = _validated(value, hints.get(name), where)
+    return out
+
+
+def _type_hints(obj: Any) -> dict[str, Any]:
+    """The resolved annotations of a callable's parameters (of ``__init__`` for a class); {} if unresolvable."""
+    target = obj.func if isinstance(obj, functools.partial) else obj
+    target = target.__init__ if inspect.isclass(target) else target
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - a user's annotation we cannot resolve is not checked
+        return {}
+
+
+def _validated(value: Any, annotation: Any, where: str) -> Any:
+    if annotation is None or annotation is Any:
+        return value
+    from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+
+    try:
+        adapter = TypeAdapter(annotation, config=ConfigDict(coerce_numbers_to_str=True, arbitrary_types_allowed=True))
+    except (PydanticSchemaGenerationError, TypeError, ValueError, NameError):
+        return value
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        expected = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise EvaluatorError(f"{value!r} is not a valid value: {reason}", field=where,
+                             hint=f"expected {expected}") from None
 
 
 def _signature(func: Callable[..., Any]) -> inspect.Signature | None:

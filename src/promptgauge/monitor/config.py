@@ -8,6 +8,7 @@ is the budget of one pass.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import re
 from pathlib import Path
@@ -284,6 +285,23 @@ def check_metric(rule: AlertRule, evaluators: list[str], *, where: str) -> None:
     """Raise ``ValueError`` when a rule's metric does not exist or cannot be tested (:mod:`promptgauge.metrics`)."""
     if why := window_metric_error(rule.metric, evaluators, comparison=rule.is_comparison):
         raise ValueError(f"{where}: {why}")
+
+
+def check_sources(cfg: MonitorConfig) -> None:
+    """A source's plain path (no glob characters) must be a file that exists: else the monitor would
+    report "healthy" on no data. A glob with no matches yet is fine (logs may not have started)."""
+    for i, source in enumerate(cfg.sources):
+        if glob.has_magic(source.path):
+            continue
+        path = cfg.resolve(source.path)
+        where = {"file": cfg.path, "field": f"sources[{i}].path"}
+        if path.is_dir():
+            raise MonitorError(f"source '{source.name}': {path} is a folder", **where,
+                               hint=f"name the log files with a glob, e.g. {source.path.rstrip('/')}/*.jsonl")
+        if not path.is_file():
+            raise MonitorError(f"source '{source.name}': log file not found: {path}", **where,
+                               hint="check the path; a glob (logs/*.jsonl) may match nothing yet, a plain path "
+                               "must exist")
 
 
 def load_monitor_config(path: str | Path | None = None) -> MonitorConfig:

@@ -20,9 +20,10 @@ from ..cost import PriceTable
 from ..engine import Session, priced_model
 from ..errors import MonitorError, located
 from ..evaluators.registry import BoundEvaluator
+from ..files import check_output
 from ..metrics import higher_is_better
 from ..store import MonitorStore, Store
-from .config import MonitorConfig, load_monitor_config
+from .config import MonitorConfig, check_sources, load_monitor_config
 from .drift import Bucket, Reference, RuleResult, assess, load_buckets
 from .ingest import Ingestor, PassStats
 from .sources import Reader, reader_for
@@ -128,6 +129,11 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
     max_cost = max_cost if max_cost is not None else cfg.runner.max_cost
     evaluators, readers, session = prepare(cfg, max_cost)
     store_path = Path(store) if store else cfg.resolve(cfg.store)
+    out_dir = Path(reports_dir) if reports_dir else cfg.resolve(cfg.reports_dir) / cfg.name
+    check_output(store_path, "sqlite", "store", field=None if store else "store")  # exit 2 before anything runs
+    if cfg.runner.cache:
+        check_output(store_path.parent / "cache.db", "sqlite", "response cache")
+    check_output(out_dir, "dir", "reports folder", field=None if reports_dir else "reports_dir")
     with _exclusive(store_path, cfg.name):
         st = Store(store_path)
         caller = session.open(cache=store_path.parent / "cache.db" if cfg.runner.cache else None, max_cost=max_cost)
@@ -159,7 +165,6 @@ def run_pass(cfg: MonitorConfig, *, store: str | Path | None = None, reports_dir
             _alert(cfg, ms, pass_id, report)
             from ..report import write_monitor_reports as write_reports
 
-            out_dir = Path(reports_dir) if reports_dir else cfg.resolve(cfg.reports_dir) / cfg.name
             files = write_reports(report, out_dir)
             return PassResult(pass_id, report["status"], report, files, store_path)
         finally:
@@ -300,6 +305,7 @@ def monitor(config: str | Path | MonitorConfig | None = None, *, once: bool = Tr
     from .config import seconds
 
     cfg = config if isinstance(config, MonitorConfig) else load_monitor_config(config)
+    check_sources(cfg)
     result: PassResult | None = None
     passes = 0
     with _sigterm_interrupts():

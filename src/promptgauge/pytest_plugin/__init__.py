@@ -30,7 +30,8 @@ Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgau
 rootdir or where pytest started), ``--promptgauge-update-baseline`` (baseline snapshots, see
 :mod:`promptgauge.pytest_plugin.snapshots`), ``--promptgauge-report DIR``, ``--promptgauge-record`` /
 ``--promptgauge-replay CASSETTE``; ini ``promptgauge_alpha``, ``promptgauge_max_drop``,
-``promptgauge_baseline_metrics``. Model calls go through the engine's response cache, so a
+``promptgauge_baseline_metrics``, ``promptgauge_baselines`` (``required``: a test file without a
+snapshot fails its baseline check; ``off``: no baseline checks). Model calls go through the engine's response cache, so a
 rerun calls no model for a request it has seen.
 
 At the end of the session the controller (the only process without pytest-xdist) checks or
@@ -84,6 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("promptgauge_suite", "suite file, relative to the ini file's directory")
     parser.addini("promptgauge_alpha", "significance level of the baseline regression check", default="0.05")
     parser.addini("promptgauge_max_drop", "drops up to this much never fail the baseline check", default="0")
+    parser.addini("promptgauge_baselines", "baseline snapshot checks: 'required' (a missing snapshot fails its "
+                  "check) or 'off' (no baseline checks)", default="required")
     parser.addini("promptgauge_baseline_metrics", "metrics the baseline check gates with no_regression (contains, "
                   "f1.mean, error_rate...); default: the pass rate of every pass/fail evaluator",
                   type="args", default=[])
@@ -110,6 +113,9 @@ def _check_ini(config: pytest.Config) -> None:
         check_metric_names(config.getini("promptgauge_baseline_metrics"))
     except SnapshotError as exc:
         raise pytest.UsageError(f"promptgauge: {exc}") from None
+    if config.getini("promptgauge_baselines") not in ("required", "off"):
+        raise pytest.UsageError(f"promptgauge: promptgauge_baselines = {config.getini('promptgauge_baselines')!r} "
+                                "is not 'required' or 'off'")
     for name, ok, valid in (("promptgauge_alpha", lambda x: 0 < x < 1, "a number in (0, 1)"),
                             ("promptgauge_max_drop", lambda x: x >= 0, "a number >= 0")):
         raw = config.getini(name)
@@ -403,6 +409,8 @@ class _State:
 
         config = self.config
         update = config.getoption("promptgauge_update_baseline")
+        if not update and config.getini("promptgauge_baselines") == "off":
+            return
         for module, variants in self.records.items():
             for variant, rows in variants.items():
                 path = snapshots.snapshot_path(config.rootpath / module, variant)
@@ -415,8 +423,6 @@ class _State:
                                         alpha=float(config.getini("promptgauge_alpha")),
                                         max_drop=float(config.getini("promptgauge_max_drop")))
                 self.checks.append(check)
-                if check.note:
-                    self.lines.append(check.note)
                 if check.error:
                     self.lines.append(f"FAIL {check.error}")
                     self._report(session, module, f"{variant}-snapshot", check.error)

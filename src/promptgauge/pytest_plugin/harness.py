@@ -28,7 +28,7 @@ from ..datasets import Dataset, Row, content_id, load_dataset
 from ..engine import Agent, Caller, Engine, Plan, Session, current_row, new_run_id, prepare_agent
 from ..errors import CallFailed, DatasetError, SuiteError, UserError, located
 from ..evaluators.registry import BoundEvaluator
-from ..files import relative
+from ..files import check_output, relative
 from ..metrics import OPS, THRESHOLD
 from ..prompts import load_prompt
 from ..store import Store
@@ -102,7 +102,7 @@ class Harness:
                  record: Path | None = None, replay: Path | None = None) -> None:
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.run_id = run_id or new_run_id()
-        path = Path(store) if store else session_store(self.suite)
+        path = check_output(Path(store) if store else session_store(self.suite), "sqlite", "session store")
         self.lock_path = lock_path(path, self.run_id)
         with locked(self.lock_path, "open"):  # xdist workers: SQLite may refuse two first switches to WAL at once
             self.store = Store(path)
@@ -132,7 +132,7 @@ class Harness:
                     "seeds": s.runner.seeds}
         with contextlib.suppress(sqlite3.IntegrityError):  # another xdist worker created it first
             self.store.create_run(self.run_id, s.name, str(s.path) if s.path else None, manifest,
-                                  s.model_dump(mode="json"))
+                                  s.stored_config())
 
     def close(self) -> None:
         try:

@@ -13,6 +13,11 @@ over the variant's checks; a drop fails only when it is significant *and* larger
 than ``max_drop``). Checked by default: every evaluator that gives pass/fail, on its
 pass rate; any metric ``no_regression`` takes can be named instead (``f1.mean``,
 ``latency``, ``error_rate``).
+
+A check never passes on nothing: a missing snapshot, a snapshot sharing no row with the
+session, an empty side or no metric to check fails the check with what to do (create it
+with ``--promptgauge-update-baseline``; or set ``promptgauge_baselines = off`` to run
+without baseline checks at all).
 """
 
 from __future__ import annotations
@@ -98,8 +103,7 @@ class Check:
     variant: str
     comparison: Any = None  #: the :class:`promptgauge.compare.Comparison`, when the sides could be compared
     rules: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    error: str | None = None  #: why the snapshot could not be read or checked (a failure)
-    note: str | None = None  #: why nothing was compared (not a failure)
+    error: str | None = None  #: why the snapshot could not be read, compared or checked (a failure)
 
 
 def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: float = 0.05,
@@ -113,7 +117,8 @@ def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: flo
 
     result = Check(path, side.variant)
     if not path.is_file():
-        result.note = f"{path}: no baseline snapshot yet (create it with --promptgauge-update-baseline)"
+        result.error = (f"{path}: no baseline snapshot, so nothing to check against (create it with "
+                        "--promptgauge-update-baseline and commit it, or set promptgauge_baselines = off)")
         return result
     try:
         base = load_results_file(path)
@@ -122,11 +127,16 @@ def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: flo
         return result
     try:
         comp = compare_sides(base, side, intersect=True, alpha=alpha)
-    except CompareError:
-        result.note = f"{path}: none of the {side.results['row_id'].nunique()} rows run is in the snapshot"
+    except CompareError as exc:
+        result.error = (f"{path}: nothing to compare: {exc.message} ({side.results['row_id'].nunique()} rows run; "
+                        "update the snapshot with --promptgauge-update-baseline)")
         return result
     table = side.table()
     chosen = metrics or [e for e in side.evaluators if f"{e}.pass_rate" in table and comp.metric(f"{e}.pass_rate")]
+    if not chosen:
+        result.error = (f"{path}: nothing to check: no evaluator of variant '{side.variant}' has a pass rate on both "
+                        "sides; name metrics in promptgauge_baseline_metrics (e.g. f1.mean)")
+        return result
     try:
         rules = parse_rules(GatePolicy(rules=[f"{m}: no_regression(max_drop={max_drop}, alpha={alpha})"
                                               for m in chosen]), side.evaluators, in_suite=False)

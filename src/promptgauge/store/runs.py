@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..files import check_output
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +68,17 @@ CREATE INDEX IF NOT EXISTS scores_by_run ON scores (run_id, variant, evaluator);
 """
 
 
+def foreign_database(db: sqlite3.Connection, path: Path, what: str, marker: str) -> None:
+    """Refuse, before writing anything, a SQLite file that holds tables but not *marker* (another
+    program's database, or promptgauge's cache given as a store): it is left untouched."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    if tables and marker not in tables:
+        db.close()
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise StoreError(f"{what}: a SQLite database, but not a promptgauge {what} (its tables: {shown})",
+                         file=path, hint="point it at a promptgauge file or a new file name; this one was left untouched")
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -83,11 +95,16 @@ class Store:
     """A SQLite run store. Safe for several processes (WAL, busy timeout)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = check_output(path, "sqlite", "store")  # a wrong path is exit 2, the file left untouched
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._batched = False
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._init_schema()
+        try:
+            foreign_database(self.db, self.path, "store", "meta")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:  # a damaged file with a SQLite header, or a read-only one
+            self.db.close()
+            raise StoreError(f"store: cannot be used as a SQLite store: {exc}", file=self.path) from None
 
     def _init_schema(self) -> None:
         # Two processes creating a new store at once: switching to WAL can report "locked"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TargetError, located
+from ..public import public_url
 from .base import Completion, Target
 
 if TYPE_CHECKING:
@@ -40,13 +41,16 @@ _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_AZURE_API_VERSION = "2024-06-01"
 
 
-def expand_env(value: str, *, field: str) -> str:
-    """Replace ``${env:VAR}`` references; a missing variable is an error naming it."""
+def expand_env(value: str, *, field: str, secrets: set[str] | None = None) -> str:
+    """Replace ``${env:VAR}`` references; a missing variable is an error naming it. Each value put in is
+    added to *secrets* (what :func:`promptgauge.public.scrub` takes out of error texts)."""
 
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in os.environ:
             raise TargetError(f"environment variable {name} is not set", field=field)
+        if secrets is not None:
+            secrets.add(os.environ[name])
         return os.environ[name]
 
     return _ENV_REF.sub(sub, value)
@@ -92,6 +96,8 @@ class _Inline:
     variant: str | None = None
     connections: dict[str, str] = dataclasses.field(default_factory=dict)
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Where the key's variable was named, for messages (a prompty's ``model.configuration.api_key``).
+    key_field: str | None = None
 
 
 class TargetFactory:
@@ -106,6 +112,9 @@ class TargetFactory:
         self.offline = offline  # replaying a cassette: no API key is needed
         self._clients: dict[tuple[Any, ...], Any] = {}
         self._built: dict[str, Target] = {}
+        #: Every value expanded from ``${env:VAR}`` and every API key read: never written anywhere
+        #: (targets describe themselves with :func:`promptgauge.public.public_url`; error texts are scrubbed).
+        self.secrets: set[str] = set()
 
     def get(self, ref: str) -> Target:
         if ref not in self._built:
@@ -141,7 +150,7 @@ class TargetFactory:
                 raise TargetError(f"{k} is a {type(value).__name__}, not text", file=prompt.path, field=f"{field}.{k}",
                                   hint="quote it in the YAML front matter")
         tc = _Inline(type="azure" if cfg["type"] == "azure_openai" else "openai", model=model, api_key_env=key_env,
-                     **urls)
+                     key_field=field + ".api_key", **urls)
         with located(file=prompt.path, field=field):
             return self._from_config(name, tc, None)
 
@@ -203,9 +212,11 @@ class TargetFactory:
 
             if not cfg.url:
                 raise TargetError("an http target needs 'url:'", field=field)
-            headers = {k: expand_env(v, field=f"{field}.headers.{k}") for k, v in cfg.headers.items()}
-            return HttpTarget(ref, expand_env(cfg.url, field=field + ".url"), response=cfg.response,
-                              headers=headers, timeout=self.timeout)
+            headers = {k: expand_env(v, field=f"{field}.headers.{k}", secrets=self.secrets)
+                       for k, v in cfg.headers.items()}
+            return HttpTarget(ref, expand_env(cfg.url, field=field + ".url", secrets=self.secrets),
+                              response=cfg.response, headers=headers, timeout=self.timeout,
+                              public=public_url(cfg.url), secrets=self.secrets)
         if cfg.type == "flow":
             from .promptflow import load_flow_target
 
@@ -217,24 +228,35 @@ class TargetFactory:
             raise TargetError(f"no model given: write '{ref}:MODEL' or set 'model:'", field=field)
         from .openai_chat import OpenAIChatTarget
 
-        client, endpoint = self.client(cfg, field)
-        return OpenAIChatTarget(ref, client, model, kind=cfg.type, endpoint=endpoint, rpm=cfg.rpm, tpm=cfg.tpm)
+        client, _ = self.client(cfg, field)
+        return OpenAIChatTarget(ref, client, model, kind=cfg.type, endpoint=self.public_endpoint(cfg), rpm=cfg.rpm,
+                                tpm=cfg.tpm, secrets=self.secrets)
+
+    def public_endpoint(self, cfg: TargetConfig | _Inline) -> str | None:
+        """The endpoint of an openai/azure target as it may be written: the unexpanded template (or the
+        environment's URL) without userinfo and query values (:func:`promptgauge.public.public_url`)."""
+        if cfg.type == "azure":
+            return public_url(cfg.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+                              or ("https://offline.invalid" if self.offline else None))
+        return public_url(cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None) or "https://api.openai.com/v1"
 
     def client(self, cfg: TargetConfig | _Inline, field: str) -> tuple[Any, str | None]:
-        """The (shared) openai client of an openai/azure endpoint, and the endpoint's URL."""
+        """The (shared) openai client of an openai/azure endpoint, and the endpoint's real URL (secrets expanded:
+        for the call only, never to be written; see :meth:`public_endpoint`)."""
         import openai
 
-        headers = {k: expand_env(v, field=f"{field}.headers.{k}") for k, v in cfg.headers.items()}
+        headers = {k: expand_env(v, field=f"{field}.headers.{k}", secrets=self.secrets) for k, v in cfg.headers.items()}
         if cfg.type == "azure":
             endpoint = cfg.azure_endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
             if not endpoint and self.offline:
                 endpoint = "https://offline.invalid"  # replaying a cassette: never contacted
             if not endpoint:
                 raise TargetError("Azure OpenAI needs an endpoint: set AZURE_OPENAI_ENDPOINT or azure_endpoint:", field=field)
-            endpoint = expand_env(endpoint, field=field + ".azure_endpoint")
+            endpoint = expand_env(endpoint, field=field + ".azure_endpoint", secrets=self.secrets)
             key_env = cfg.api_key_env or "AZURE_OPENAI_API_KEY"
             version = cfg.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION
-            key = self._key(key_env, field) or "not-needed"
+            key = self._key(key_env, field, explicit=bool(cfg.api_key_env), key_field=getattr(cfg, "key_field", None)) \
+                or "not-needed"
             cache_key = ("azure", endpoint, key_env, version, tuple(sorted(headers.items())))
             if cache_key not in self._clients:
                 self._clients[cache_key] = _Lazy(lambda: openai.AsyncAzureOpenAI(
@@ -244,10 +266,11 @@ class TargetFactory:
             return self._clients[cache_key], endpoint
         base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None
         if base_url:
-            base_url = expand_env(base_url, field=field + ".base_url")
+            base_url = expand_env(base_url, field=field + ".base_url", secrets=self.secrets)
         key_env = cfg.api_key_env or "OPENAI_API_KEY"
         # A local server often needs no key; the SDK insists on one, so a placeholder is sent.
-        key = self._key(key_env, field, required=base_url is None)
+        key = self._key(key_env, field, explicit=bool(cfg.api_key_env), required=base_url is None,
+                        key_field=getattr(cfg, "key_field", None))
         cache_key = ("openai", base_url, key_env, tuple(sorted(headers.items())))
         if cache_key not in self._clients:
             self._clients[cache_key] = _Lazy(lambda: openai.AsyncOpenAI(
@@ -256,8 +279,19 @@ class TargetFactory:
             ))
         return self._clients[cache_key], base_url or "https://api.openai.com/v1"
 
-    def _key(self, env_name: str, field: str, *, required: bool = True) -> str | None:
+    def _key(self, env_name: str, field: str, *, explicit: bool, required: bool = True,
+             key_field: str | None = None) -> str | None:
+        """The API key in *env_name*. A variable the configuration names (``api_key_env``, a prompty's
+        ``api_key: ${env:VAR}``) must be set, like any ``${env:VAR}``; the default variable only when
+        *required* (no ``base_url``: a local server often needs no key). Not when replaying (offline)."""
         key = os.environ.get(env_name)
-        if required and not key and not self.offline:
+        if self.offline:
+            return key
+        if explicit and key is None:
+            raise TargetError(f"environment variable {env_name} is not set", field=key_field or f"{field}.api_key_env",
+                              hint=f"export {env_name}=... (the API key is read from the environment only)")
+        if required and not key:
             raise TargetError(f"the API key is read from the environment: set {env_name}", field=field)
+        if key:
+            self.secrets.add(key)
         return key

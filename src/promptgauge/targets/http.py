@@ -7,11 +7,13 @@ every key of a JSON-object reply becomes a ``${target.<key>}`` column.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import httpx2
 
 from ..errors import CallError, call_error_for_status, retry_after_seconds
+from ..public import public_url, scrub
 from .base import Completion
 
 
@@ -20,13 +22,23 @@ class HttpTarget:
     seeded = False
     cacheable = False  # the application under test: its answers must be fresh
 
-    def __init__(self, name: str, url: str, *, response: str | None, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, name: str, url: str, *, response: str | None, headers: dict[str, str], timeout: float,
+                 public: str | None = None, secrets: Collection[str] = ()) -> None:
         self.name = name
-        self.url = url
+        self.url = url  # secrets expanded: for the call only
+        self.public = public if public is not None else public_url(url)
+        self.secrets = secrets
         self.response = response
         self.client = httpx2.AsyncClient(headers=headers, timeout=timeout)
 
     async def complete(self, messages, parameters, inputs) -> Completion:
+        try:
+            return await self._complete(messages, inputs)
+        except CallError as exc:  # an error text may quote the URL or the server's echo of a header
+            exc.args = (scrub(str(exc), self.secrets),)
+            raise
+
+    async def _complete(self, messages, inputs) -> Completion:
         body: dict[str, Any] = dict(inputs)
         if messages is not None:
             body["messages"] = messages
@@ -48,7 +60,7 @@ class HttpTarget:
         await self.client.aclose()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "http", "endpoint": self.url}
+        return {"kind": "http", "endpoint": self.public}
 
 
 def _text(data: Any, path: str | None) -> str:

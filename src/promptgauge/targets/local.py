@@ -74,6 +74,11 @@ def _close_all() -> None:
         llm.close()
 
 
+#: The model parameters the local model takes.
+PARAMETERS = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
+                        "repeat_penalty", "top_k", "response_format", *TOOL_PARAMETERS})
+
+
 class LocalTarget:
     """Chat completion on an in-process GGUF model."""
 
@@ -90,9 +95,7 @@ class LocalTarget:
     def _call(self, messages: list[dict[str, str]], parameters: dict[str, Any]) -> dict[str, Any]:
         llm = _load(self.path)
         params = {"temperature": 0.0, "max_tokens": 128, "seed": 0, **parameters}
-        allowed = {"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-                   "repeat_penalty", "top_k", "response_format", *TOOL_PARAMETERS}
-        unknown = set(params) - allowed
+        unknown = set(params) - PARAMETERS
         if unknown:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
         llm.reset()  # no prefix reuse from the previous call: the same request gives the same output whatever ran before
@@ -100,6 +103,13 @@ class LocalTarget:
             return tool_chat(llm, messages, params)
         params = {k: v for k, v in params.items() if k not in TOOL_PARAMETERS}
         return llm.create_chat_completion(messages=messages, **params)
+
+    def check_parameters(self, parameters: dict[str, Any], api: str = "chat") -> None:
+        """Raise :class:`TargetError` (``field`` = the parameter) for a parameter the local model does not take."""
+        for name in parameters:
+            if name not in PARAMETERS:
+                raise TargetError(f"unknown model parameter '{name}': the local model does not take it", field=name,
+                                  hint="valid: " + ", ".join(sorted(PARAMETERS)))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         loop = asyncio.get_running_loop()

@@ -11,12 +11,37 @@ target. Lower-layer errors become :class:`CallError` here, in one place.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Collection
 from typing import Any
 
 import openai
 
-from ..errors import CallError, call_error_for_status, retry_after_seconds
+from ..errors import CallError, TargetError, call_error_for_status, retry_after_seconds
+from ..public import scrub
 from .base import Completion
+
+
+@functools.cache
+def sdk_parameters(api: str) -> frozenset[str]:
+    """The parameters the openai SDK's ``create`` takes for *api* (``chat`` or ``completion``), besides the
+    model and the messages / prompt that a target fills in itself."""
+    from openai.resources.chat.completions import AsyncCompletions as Chat
+    from openai.resources.completions import AsyncCompletions as Legacy
+
+    sig = inspect.signature((Chat if api == "chat" else Legacy).create)
+    return frozenset(n for n in sig.parameters if n not in ("self", "model", "messages", "prompt"))
+
+
+def check_sdk_parameters(parameters: dict[str, Any], api: str) -> None:
+    """A parameter the SDK does not take would raise ``TypeError`` on every call: a :class:`TargetError`
+    naming it instead, before any call."""
+    valid = sdk_parameters(api)
+    for name in parameters:
+        if name not in valid:
+            raise TargetError(f"unknown model parameter '{name}': the openai SDK's {api} API does not take it",
+                              field=name, hint="valid: " + ", ".join(sorted(valid)))
 
 
 def to_call_error(exc: Exception) -> CallError:
@@ -55,14 +80,19 @@ class OpenAIChatTarget:
     seeded = True  # the engine gives each call a ``seed`` parameter (best-effort determinism at the provider)
 
     def __init__(self, name: str, client: openai.AsyncOpenAI, model: str, *, kind: str, endpoint: str | None,
-                 rpm: int | None = None, tpm: int | None = None) -> None:
+                 rpm: int | None = None, tpm: int | None = None, secrets: Collection[str] = ()) -> None:
         self.name = name
         self.client = client  # owned by the TargetFactory, shared per endpoint
         self.model = model
         self.kind = kind
-        self.endpoint = endpoint
+        self.endpoint = endpoint  # as it may be written (promptgauge.public.public_url): no secret
+        self.secrets = secrets  # expanded values and keys, scrubbed from error texts
         self.rpm = rpm
         self.tpm = tpm
+
+    def check_parameters(self, parameters: dict[str, Any], api: str = "chat") -> None:
+        """Raise :class:`TargetError` (``field`` = the parameter) for a parameter the SDK does not take."""
+        check_sdk_parameters(parameters, api)
 
     async def complete(self, messages, parameters, inputs) -> Completion:
         """A chat completion; a prompt string (``api: completion``) goes to the legacy completions API."""
@@ -72,7 +102,11 @@ class OpenAIChatTarget:
             else:
                 resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
         except (openai.OpenAIError, ValueError) as exc:
-            raise to_call_error(exc) from exc
+            err = to_call_error(exc)
+            err.args = (scrub(str(err), self.secrets),)
+            raise err from None
+        except TypeError as exc:  # a parameter the SDK does not take (checked before the run; a last guard)
+            raise CallError(f"the openai SDK refused the request: {_short(str(exc))}") from None
         if not getattr(resp, "choices", None):
             raise CallError("response has no choices", retryable=True)
         texts = [(c.text if isinstance(messages, str) else c.message.content) or "" for c in resp.choices]

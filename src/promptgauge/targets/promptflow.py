@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import CallError, TargetError
+from ..yamlutil import parse_yaml
 from .base import Completion
 from .python import forget_foreign_module
 
@@ -59,9 +60,9 @@ def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFac
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
     path = flow_file(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise TargetError(f"flow file is not valid YAML: {exc}", file=path) from None
+        data = parse_yaml(path.read_text(encoding="utf-8"), TargetError, path) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(f"flow file cannot be read: {exc}", file=path) from None
     if not isinstance(data, dict) or not ("nodes" in data or "entry" in data):
         raise TargetError("unknown flow type: a flow file has 'nodes:' (DAG flow) or 'entry:' (flex flow)",
                           file=path, hint="promptgauge runs flow.dag.yaml and flow.flex.yaml flows; "

@@ -15,8 +15,10 @@ SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 
 Replies are deterministic (see `FakeOpenAIServer.default_reply`), latency is
 configurable, and faults (429 + Retry-After, 500, slow, malformed JSON,
-dropped connection) can be injected at random with a seeded rate or queued
-for the next requests. Everything is settable at runtime and thread-safe.
+dropped connection) can be injected at random with a seeded rate, queued
+for the next requests, or scheduled for given request numbers (`fail_at`).
+`concurrency_timeline` tells how many requests were in flight as each arrived.
+Everything is settable at runtime and thread-safe.
 
     with FakeOpenAIServer(latency=0.05) as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="x")
@@ -575,13 +577,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        app._begin(path, body)
+        index = app._begin(path, body)
         try:
-            self._respond(app, method, path, body)
+            self._respond(app, method, path, body, index)
         finally:
             app._end()
 
-    def _respond(self, app: FakeOpenAIServer, method: str, path: str, body: Any) -> None:
+    def _respond(self, app: FakeOpenAIServer, method: str, path: str, body: Any, index: int = 0) -> None:
         """Route, authenticate, apply the fault drawn for this request, and reply."""
         match = _ROUTE.match(path)
         if match is None or _ENDPOINT_METHOD[match["endpoint"]] != method:
@@ -590,14 +592,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not app._authorized(self.headers):
             self._send_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
             return
-        fault = app._next_fault()
+        fault = app._next_fault(index)
         app._sleep(app.latency)
         if fault == "drop":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
         elif fault == "429":
             retry_after = app.retry_after
-            headers = {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"}
+            headers = ({"Retry-After": retry_after} if isinstance(retry_after, str) else
+                       {"Retry-After": f"{retry_after:g}", "retry-after-ms": f"{retry_after * 1000:g}"})
             self._send_error(429, "Rate limit reached (fake).", "requests", "rate_limit_exceeded", headers)
         elif fault == "500":
             self._send_error(500, "The server had an error (fake).", "server_error")
@@ -728,6 +731,7 @@ class FakeOpenAIServer:
         self._fault_rate = 0.0
         self._fault_kinds: tuple[str, ...] = FAULT_KINDS
         self._queued_faults: collections.deque[str] = collections.deque()
+        self._scheduled_faults: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
@@ -796,14 +800,15 @@ class FakeOpenAIServer:
         rate: float,
         kinds: Sequence[str] = FAULT_KINDS,
         *,
-        retry_after: float = DEFAULT_RETRY_AFTER,
+        retry_after: float | str = DEFAULT_RETRY_AFTER,
         slow_seconds: float = DEFAULT_SLOW_SECONDS,
         seed: int | None = None,
     ) -> None:
         """Give each request a fault with probability `rate`, its kind drawn uniformly from `kinds`.
 
         `retry_after` is sent on 429s (``Retry-After`` in seconds and
-        ``retry-after-ms``); "slow" sleeps `slow_seconds` before a normal reply.
+        ``retry-after-ms``; a string is sent verbatim as ``Retry-After`` alone, e.g. an HTTP
+        date or a malformed value); "slow" sleeps `slow_seconds` before a normal reply.
         A `seed` reseeds the fault generator; None keeps its current state.
         ``set_faults(0)`` turns random faults off.
         """
@@ -819,6 +824,14 @@ class FakeOpenAIServer:
             if seed is not None:
                 self._rng.seed(seed)
 
+    def fail_at(self, start: int, kind: str, n: int = 1) -> None:
+        """Make API requests number `start` .. `start + n - 1` (counted from 1 since the last
+        `reset_stats()`, as `request_count` counts) fail with `kind`: a burst at a known point of a run."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; valid kinds: {FAULT_KINDS}")
+        with self._lock:
+            self._scheduled_faults.update(dict.fromkeys(range(start, start + n), kind))
+
     def fail_next(self, kind: str, n: int = 1) -> None:
         """Make the next `n` API requests fail with `kind` (before any random fault is drawn)."""
         if kind not in FAULT_KINDS:
@@ -831,6 +844,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._fault_rate = 0.0
             self._queued_faults.clear()
+            self._scheduled_faults.clear()
 
     def reset(self) -> None:
         """Back to the construction-time behaviour (latency, seed, responder, replies, tool script, api key).
@@ -856,6 +870,7 @@ class FakeOpenAIServer:
             self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
             self._fault_count: collections.Counter[str] = collections.Counter()
             self._max_concurrent = self._in_flight
+            self._timeline: list[tuple[float, int, int]] = []
 
     @property
     def request_count(self) -> int:
@@ -883,6 +898,13 @@ class FakeOpenAIServer:
     def max_concurrent(self) -> int:
         """Peak number of requests in flight at once."""
         return self._max_concurrent
+
+    @property
+    def concurrency_timeline(self) -> list[tuple[float, int, int]]:
+        """Per request since the last `reset_stats()`, in arrival order: ``(monotonic time, request number,
+        requests in flight with it)`` -- how concurrency at the server rose and fell."""
+        with self._lock:
+            return list(self._timeline)
 
     # -- replies ---------------------------------------------------------------
 
@@ -1088,13 +1110,16 @@ class FakeOpenAIServer:
         with self._lock:
             self._connections.discard(connection)
 
-    def _begin(self, path: str, body: Any) -> None:
-        """Count and record a request; track concurrency."""
+    def _begin(self, path: str, body: Any) -> int:
+        """Count and record a request; track concurrency. Returns the request's number (from 1)."""
         with self._lock:
             self._request_count += 1
             self._requests.append(RecordedRequest(path, body))
             self._in_flight += 1
             self._max_concurrent = max(self._max_concurrent, self._in_flight)
+            if len(self._timeline) < MAX_RECORDED_REQUESTS:
+                self._timeline.append((time.monotonic(), self._request_count, self._in_flight))
+            return self._request_count
 
     def _end(self) -> None:
         """A request is answered."""
@@ -1107,10 +1132,12 @@ class FakeOpenAIServer:
             return True
         return headers.get("Authorization") == f"Bearer {self.api_key}" or headers.get("api-key") == self.api_key
 
-    def _next_fault(self) -> str | None:
-        """The fault for this request: a queued one, else a random draw, else None."""
+    def _next_fault(self, index: int = 0) -> str | None:
+        """The fault for request number *index*: a scheduled one, a queued one, else a random draw, else None."""
         with self._lock:
-            if self._queued_faults:
+            if index in self._scheduled_faults:
+                kind = self._scheduled_faults.pop(index)
+            elif self._queued_faults:
                 kind = self._queued_faults.popleft()
             elif self._fault_rate > 0 and self._rng.random() < self._fault_rate:
                 kind = self._rng.choice(self._fault_kinds)
