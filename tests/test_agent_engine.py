@@ -16,6 +16,7 @@ from conftest import run_cli
 
 from promptgauge import api
 from promptgauge.engine import Options
+from promptgauge.errors import EvaluatorError
 from promptgauge.results import load_results, load_results_file, results_to_json, write_results_file
 from promptgauge.store import Store
 from promptgauge.targets import Completion
@@ -111,12 +112,12 @@ def test_a_variant_without_tools_says_why_it_has_no_trajectory(agent, fake_opena
     agent.suite(variants=[{"name": "agent", "prompt": "agent.prompty", "target": "fake"},
                           {"name": "plain", "prompt": "plain.prompty", "target": "fake"}],
                 evaluators=[{"name": "tool_trajectory"}])
-    report = api.run(agent.root / "promptgauge.yaml")
-    db = sqlite3.connect(report.store_path)
-    errors = {e for (e,) in db.execute("SELECT error FROM scores WHERE variant='plain'")}
-    assert errors == {"KeyError: '${target.trajectory} is not available for this row: only a variant whose prompt "
-                      "declares tools (a tool loop) has it; the target outputs of this row are cached, "
-                      "completion_tokens, cost_usd, latency_ms, prompt_tokens, response'"}
+    # An evaluator that fails on each of a variant's first rows stops the run with the reason (exit 2).
+    with pytest.raises(EvaluatorError) as err:
+        api.run(agent.root / "promptgauge.yaml")
+    assert "evaluator 'tool_trajectory' failed on each of the first" in str(err.value)
+    assert ("KeyError: '${target.trajectory} is not available for this row: only a variant whose prompt "
+            "declares tools (a tool loop) has it" in str(err.value))
 
 
 def test_results_file_round_trips_the_trajectory(agent, tmp_path):
@@ -165,6 +166,7 @@ def test_pytest_evaluate_runs_the_tool_loop(pytester, fake_openai):
             assert trajectory["stop_reason"] == "answer" and result.output.startswith("Status: ")
             assert result.tool_trajectory == 1.0
     """)
+    pytester.makeini("[pytest]\npromptgauge_baselines = off\n")  # no snapshot to compare with here
     outcome = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert outcome.ret == pytest.ExitCode.OK, outcome.stdout.str()
     outcome.assert_outcomes(passed=2)
