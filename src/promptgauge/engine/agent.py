@@ -81,7 +81,7 @@ async def run_agent(caller: Caller, target: Target, messages: list[dict[str, Any
     step = 0
     while True:
         step_params = {**params, "tool_choice": "none"} if final else params
-        # The model call of step `step` (0-based) of this row's loop.
+        # The model call of step `step` (0-based) of this row's loop: a per-step seed takes `step` from here.
         completion, error, took, tries = await caller.call(target, history, step_params, inputs, repeat=repeat)
         attempts += tries
         if completion is None:
