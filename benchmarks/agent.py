@@ -11,8 +11,9 @@ child process of its own, with the same concurrency (rows in flight):
   cache and store), with ``tool_trajectory`` scoring each row -- the whole run as a user times it
   (dataset, loop, cache writes, store, summary, gate, reports); its engine part is shown too.
 
-The ratio is seconds per model call, promptgauge / bare (the better of two bare runs, one before and
-one after), measured in one run.
+The ratio is seconds per model call, promptgauge's engine (from the checked suite to the last
+stored row) / bare, of the best of ``--repeats`` alternated runs of each, measured in one run; the
+whole ``api.run`` and the CPU time per call of each are shown too.
 
     python benchmarks/agent.py [--rows 400] [--concurrency 16] [--tool-steps 2] [--latency 0.05]
 """
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -89,8 +91,15 @@ def part_bare(url: str, n: int, concurrency: int, steps: int) -> dict:
         await client.close()
         return elapsed, calls
 
+    cpu = _cpu()
     seconds, calls = asyncio.run(main())
-    return {"seconds": seconds, "calls": calls}
+    return {"seconds": seconds, "cpu_seconds": _cpu() - cpu, "calls": calls}
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) this process used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def part_promptgauge(url: str, n: int, concurrency: int, steps: int, root: str) -> dict:
@@ -120,16 +129,20 @@ def part_promptgauge(url: str, n: int, concurrency: int, steps: int, root: str) 
     (folder / "promptgauge.yaml").write_text(yaml.safe_dump(doc))
     engine: dict = {}
 
+    def started(run_id: str, total: int) -> None:  # the suite is loaded and checked: the engine starts
+        engine.update(start=time.perf_counter(), cpu=_cpu())
+
     def progress(p) -> None:  # noqa: ANN001
         if p.done == p.total:
-            engine["at"] = time.perf_counter()
+            engine.update(end=time.perf_counter(), cpu=_cpu() - engine["cpu"])
 
     start = time.perf_counter()
-    report = api.run(folder / "promptgauge.yaml", on_progress=progress)
+    report = api.run(folder / "promptgauge.yaml", on_start=started, on_progress=progress)
     seconds = time.perf_counter() - start
     metrics = report.summary["variants"]["agent"]
-    return {"seconds": seconds, "engine_seconds": engine["at"] - start, "calls": n * (steps + 1),
-            "pass_rate": metrics["metrics"]["tool_trajectory"]["pass_rate"], "errors": metrics["calls"]["errors"]}
+    return {"seconds": seconds, "engine_seconds": engine["end"] - engine["start"], "cpu_seconds": engine["cpu"],
+            "calls": n * (steps + 1), "pass_rate": metrics["metrics"]["tool_trajectory"]["pass_rate"],
+            "errors": metrics["calls"]["errors"]}
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -148,6 +161,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--tool-steps", type=int, default=2, help="model calls per row that ask for the tool")
     ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each loop, alternated")
     ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part:
@@ -162,23 +176,28 @@ def main() -> None:
         n, c, s = str(args.rows), str(args.concurrency), str(args.tool_steps)
         print(f"server {url}, latency {args.latency * 1000:.0f} ms, {n} rows x {args.tool_steps + 1} model calls, "
               f"concurrency {c}", flush=True)
-        results = {"bare": child("bare", url, n, c, s)}
-        with tempfile.TemporaryDirectory() as root:
-            results["promptgauge"] = child("promptgauge", url, n, c, s, root)
-        results["bare_again"] = child("bare", url, n, c, s)
+        results: dict[str, list[dict]] = {"bare": [], "promptgauge": []}
+        for _ in range(args.repeats):  # alternated, so that a busy spell of the machine hits both
+            results["bare"].append(child("bare", url, n, c, s))
+            with tempfile.TemporaryDirectory() as root:
+                results["promptgauge"].append(child("promptgauge", url, n, c, s, root))
+        results["bare"].append(child("bare", url, n, c, s))
     finally:
         server.terminate()
         server.wait()
-    for name, r in results.items():
-        per_call = r["seconds"] / r["calls"] * 1000
-        extra = (f"  (engine {r['engine_seconds']:.2f} s; tool_trajectory pass rate {r['pass_rate']:.2f}, "
-                 f"errors {r['errors']})") if name == "promptgauge" else ""
-        print(f"{name:12s} {r['seconds']:7.2f} s  {r['calls']:6d} calls  {per_call:6.2f} ms/call{extra}")
-    bare = min(results["bare"]["seconds"] / results["bare"]["calls"],
-               results["bare_again"]["seconds"] / results["bare_again"]["calls"])
-    ours = results["promptgauge"]
-    print(f"promptgauge / bare, time per model call: whole run {ours['seconds'] / ours['calls'] / bare:.3f}, "
-          f"engine {ours['engine_seconds'] / ours['calls'] / bare:.3f}")
+    for name, runs in results.items():
+        for r in runs:
+            extra = (f"  engine {r['engine_seconds']:.2f} s; tool_trajectory pass rate {r['pass_rate']:.2f}, "
+                     f"errors {r['errors']}") if name == "promptgauge" else ""
+            print(f"{name:12s} {r['seconds']:7.2f} s  {r['calls']:5d} calls  {r['seconds'] / r['calls'] * 1000:6.2f} "
+                  f"ms/call  CPU {r['cpu_seconds'] / r['calls'] * 1000:5.2f} ms/call{extra}")
+    bare = min(results["bare"], key=lambda r: r["seconds"])
+    ours = min(results["promptgauge"], key=lambda r: r["engine_seconds"])
+    per_call = bare["seconds"] / bare["calls"]
+    print(f"promptgauge / bare, wall time per model call (best runs): engine {ours['engine_seconds'] / ours['calls'] / per_call:.3f}, "
+          f"whole run {ours['seconds'] / ours['calls'] / per_call:.3f}")
+    print(f"promptgauge / bare, CPU time per model call (best runs): "
+          f"{ours['cpu_seconds'] / bare['cpu_seconds']:.3f}")
 
 
 if __name__ == "__main__":

@@ -145,6 +145,22 @@ def test_plain_completions_keep_their_cache_entries():
     assert with_calls.message == {"role": "assistant", "content": None, "tool_calls": with_calls.tool_calls}
 
 
+def test_the_cost_budget_stops_between_steps_and_resume_finishes(agent, fake_openai):
+    # 1 USD per prompt token: a step costs ~50 USD, a loop ~110 USD
+    agent.suite(evaluators=[{"name": "tool_trajectory"}], gate={"prices": {"gpt-4o-mini": {"input": 1e6, "output": 0}}},
+                runner={"concurrency": 1, "timeout": 5, "retries": 0})
+    stopped = api.run(agent.root / "promptgauge.yaml", options=Options(max_cost=250))
+    assert stopped.status == "budget"
+    partial = results(stopped.store_path, stopped.run_id)
+    assert 0 < len(partial) < 4 and fake_openai.request_count in (2 * len(partial), 2 * len(partial) + 1)
+    assert sum(r["outputs"]["cost_usd"] for r in partial.values()) <= 250
+    assert all(r["outputs"]["trajectory"]["stop_reason"] == "answer" and len(r["outputs"]["trajectory"]["steps"]) == 2
+               for r in partial.values())  # a loop cut by the budget is not stored: --resume runs it whole
+    done = api.run(agent.root / "promptgauge.yaml", resume=True, run_id=stopped.run_id,
+                   options=Options(max_cost=10_000))
+    assert done.status == "finished" and len(results(done.store_path, done.run_id)) == 4
+
+
 def test_dry_run_counts_the_first_call_of_each_loop(agent):
     estimate = api.dry_run(agent.root / "promptgauge.yaml")
     assert estimate.variants[0]["calls"] == 4 and estimate.variants[0]["max_calls"] == 4 * 8

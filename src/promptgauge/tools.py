@@ -6,8 +6,9 @@ implementation (``tools:``, per variant over the suite's):
 
 - ``module:function`` -- a Python callable, sync or async, imported from the suite's folder like a
   ``python:`` target; it is called with the call's arguments as keyword arguments, and what it
-  returns is the tool result (a string as is, anything else as JSON). A sync tool runs in a thread
-  of its own, so parallel calls run concurrently and a hung one is abandoned at the timeout;
+  returns is the tool result (a string as is, anything else as JSON). A sync tool runs in a daemon
+  thread of a pool that grows as needed, so parallel calls run concurrently, the event loop never
+  waits for a thread to start, and a hung one is abandoned at the timeout;
 - ``${data.COLUMN}`` -- canned results from the row, for deterministic replays: the column holds
   ``{tool_name: result}`` (every call of that tool gets it) or ``{tool_name: [result, ...]}``
   (the n-th call that reaches the tool gets the n-th result; a result that is itself a list is
@@ -25,14 +26,16 @@ import asyncio
 import hashlib
 import inspect
 import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .targets.python import import_callable, in_daemon_thread
+from .targets.python import import_callable
 
 __all__ = ["CannedTool", "NoCannedResult", "PythonTool", "Tool", "ToolCallRecord", "ToolRun", "Toolbox",
            "load_implementation", "parse_tool_definitions"]
@@ -95,7 +98,7 @@ class PythonTool:
     async def __call__(self, name: str, arguments: dict[str, Any], run: ToolRun) -> Any:
         if self.is_async:
             return await self.func(**arguments)
-        return await in_daemon_thread(self.func, arguments)
+        return await _THREADS.run(self.func, arguments)
 
     def describe(self) -> dict[str, Any]:
         """The function and its module file's hash: a changed tool is a changed variant."""
@@ -103,6 +106,53 @@ class PythonTool:
         path = getattr(module, "__file__", None)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
         return {"function": self.ref, "sha256": digest}
+
+
+class _DaemonThreads:
+    """Daemon threads for sync tools, started only when none is idle (starting one blocks its caller until it
+    runs: under load, longer than the tool). A tool that hangs keeps its thread; the process can still exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], dict[str, Any], Callable[[bool, Any], None]]] = \
+            queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    async def run(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(ok: bool, value: Any) -> None:
+            def done() -> None:
+                if not future.done():
+                    future.set_result(value) if ok else future.set_exception(value)
+            try:
+                loop.call_soon_threadsafe(done)
+            except RuntimeError:  # the run ended (its loop is closed) while this call hung
+                pass
+
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        if start:
+            threading.Thread(target=self._work, daemon=True, name="promptgauge-tool").start()
+        self._jobs.put((func, kwargs, settle))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            func, kwargs, settle = self._jobs.get()
+            try:
+                outcome = (True, func(**kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                outcome = (False, exc)
+            settle(*outcome)
+            with self._lock:
+                self._idle += 1
+
+
+_THREADS = _DaemonThreads()
 
 
 class NoCannedResult(Exception):
