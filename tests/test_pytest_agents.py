@@ -25,7 +25,8 @@ def agents(pytester: pytest.Pytester, fake_openai: FakeOpenAIServer) -> SuiteBui
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    # these sessions test the assertions, not snapshots: they have none to compare with
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "promptgauge_baselines=off", *args)
 
 
 def test_result_exposes_the_trajectory_and_tool_assertions_explain_failures(pytester, agents):

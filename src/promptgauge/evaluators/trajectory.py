@@ -57,24 +57,24 @@ def _expected_calls(value: Any) -> list[_Expected]:
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """JSON equality: 1 == 1.0, but True != 1 and "1" != 1."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(_same, a, b))
+        return len(a) == len(b) and all(map(json_equal, a, b))
     return type(a) is type(b) and a == b
 
 
-def _contains(expected: Any, actual: Any) -> bool:
+def json_contains(expected: Any, actual: Any) -> bool:
     """Every key of *expected* is in *actual* with the same value (recursively for objects; lists compare whole)."""
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and _contains(v, actual[k]) for k, v in expected.items())
-    return _same(expected, actual)
+        return isinstance(actual, dict) and all(k in actual and json_contains(v, actual[k]) for k, v in expected.items())
+    return json_equal(expected, actual)
 
 
 def _first_error(validator: Any, value: Any) -> str | None:
@@ -116,7 +116,7 @@ class _Matcher:
         if self.mode == "schema":
             error = _first_error(self.validators[i], a.arguments)
             return None if error is None else f"its arguments fail the expected schema {error}"
-        if (_same if self.mode == "exact" else _contains)(e.arguments, a.arguments):
+        if (json_equal if self.mode == "exact" else json_contains)(e.arguments, a.arguments):
             return None
         return f"expected arguments {'' if self.mode == 'exact' else 'including '}{json.dumps(e.arguments, sort_keys=True)}"
 

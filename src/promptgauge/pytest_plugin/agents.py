@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..evaluators.trajectory import json_contains
 from ..results.trajectory import call_list
 from .result import Result, short
 
@@ -22,26 +23,6 @@ __all__ = ["assert_tool_called", "assert_tool_sequence"]
 MODES = ("in_order", "exact")
 #: Tool calls listed in a failure message.
 LISTED = 30
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: 1 == 1.0, but True != 1 and "1" != 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(_same, a, b))
-    return type(a) is type(b) and a == b
-
-
-def _subset(expected: Any, actual: Any) -> bool:
-    """Every key of *expected* is in *actual* with the same value (recursively in objects; lists whole)."""
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and _subset(v, actual[k]) for k, v in expected.items())
-    return _same(expected, actual)
 
 
 def _json(value: Any) -> str:
@@ -116,7 +97,7 @@ def assert_tool_called(result: Any, name: str, *, args: dict[str, Any] | None = 
         _usage(f"args must be a dict of the arguments to match, not {type(args).__name__}")
     calls = call_list(res.trajectory)
     matching = [(i, c) for i, c in enumerate(calls) if c.get("name") == name
-                and (args is None or (c.get("arguments") is not None and _subset(args, c.get("arguments"))))]
+                and (args is None or (c.get("arguments") is not None and json_contains(args, c.get("arguments"))))]
     what = f"{name}" + (f" with arguments ⊇ {_json(args)}" if args is not None else "")
     wanted = what + (f", {times} time(s)" if times is not None else ", at least once")
     wanted += f", before the first {before}" if before else ""
