@@ -9,7 +9,7 @@ from typing import Any
 
 from .compare import Comparison, compare_sides
 from .engine import Estimate, Options, Progress, estimate, execute, prepare
-from .errors import CompareError, GateError
+from .errors import CompareError, GateError, PathError
 from .files import check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
@@ -40,8 +40,8 @@ def check_run_outputs(suite: Suite, *, store: str | Path | None = None, reports_
         check_output(st.parent / "cache.db", "sqlite", "response cache")
     if opts.record:
         check_output(opts.record, "file", "cassette (--record)")
-    if opts.replay:
-        check_output(opts.replay, "file", "cassette (--replay)")
+    if opts.replay and Path(opts.replay).is_dir():  # only read: a missing one is the cassette's own error
+        raise PathError("cassette (--replay): is a folder: expected a cassette file", file=opts.replay)
     check_output(Path(reports_dir) if reports_dir else suite.resolve(suite.reports_dir), "dir", "reports folder",
                  field=None if reports_dir else "reports_dir")
     if out is not None:

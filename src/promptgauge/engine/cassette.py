@@ -25,10 +25,12 @@ class Cassette:
         self.path = Path(path)
         self.mode = mode
         self._entries: dict[str, dict[str, Any]] = {}
-        check_output(self.path, "file", "cassette")
         if mode == "replay":
+            if self.path.is_dir():
+                raise CassetteMiss("is a folder: expected a cassette file", file=self.path)
             self._load()
         else:
+            check_output(self.path, "file", "cassette")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
                 self._load()
