@@ -82,7 +82,7 @@ def run(
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     check_run_outputs(s, store=store, reports_dir=reports_dir, options=options, out=out)
     plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
-                   seed=seed)
+                   seed=seed, strict_templates=bool(options and options.strict_templates))
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
