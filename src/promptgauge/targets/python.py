@@ -42,6 +42,14 @@ def forget_foreign_module(name: str, folder: Path) -> None:
 
 def import_callable(ref: str, *, search_path: str | None = None) -> Callable[..., Any]:
     """Import ``module:attr`` (``module.sub:attr.attr`` works too)."""
+    obj = import_object(ref, search_path=search_path)
+    if not callable(obj):
+        raise TargetError(f"'{ref}' is not callable")
+    return obj
+
+
+def import_object(ref: str, *, search_path: str | None = None) -> Any:
+    """The object ``module:attr`` names (``module.sub:attr.attr`` works too), importable from *search_path*."""
     if ":" not in ref:
         raise TargetError(f"'{ref}' is not a 'module:function' reference")
     module_name, attr = ref.split(":", 1)
@@ -58,8 +66,6 @@ def import_callable(ref: str, *, search_path: str | None = None) -> Callable[...
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(f"module '{module_name}' has no attribute '{attr}'") from None
-    if not callable(obj):
-        raise TargetError(f"'{ref}' is not callable")
     return obj
 
 
