@@ -341,7 +341,8 @@ class SimulatorSpec(_Model):
     max_turns: int = Field(5, ge=1, le=50, description="user turns the variant answers at most")
     stop: str = Field("GOAL MET", min_length=1, description="the phrase the simulated user says when its goal is met")
     parameters: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.7, "max_tokens": 96})
-    seed: int = Field(0, description="base of the per-call seeds (row, variant, repeat and turn are mixed in)")
+    seed: int | None = Field(None, description="base of the per-call seeds (row, variant, repeat and turn are "
+                             "mixed in); default: the run seed")
 
 
 class DatasetSpec(_Model):

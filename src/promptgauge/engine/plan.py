@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import __version__
 from ..cost import PriceTable
-from ..datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
+from ..datasets import Dataset, Row, RowCheck, Shard, load_dataset, sample_dataset
 from ..errors import DatasetError, SuiteError, TemplateError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
@@ -53,6 +53,9 @@ class Plan:
     simulator: Simulator | None = None
     #: The evaluators scoring each turn of a conversation (``per_turn: true``).
     per_turn: set[str] = field(default_factory=set)
+    #: Run only this part of the rows (``--shard K/N``): the rows whose id hashes to it.
+    shard: Shard | None = None
+    _shard_rows: int | None = field(default=None, repr=False)
 
     @property
     def run_seed(self) -> int:
@@ -64,11 +67,23 @@ class Plan:
         return self.session.prices
 
     @property
-    def n_rows(self) -> int:
+    def dataset_rows(self) -> int:
+        """The dataset's rows this run's suite covers (the first ``limit``), whatever the shard."""
         return min(len(self.dataset), self.limit) if self.limit else len(self.dataset)
 
+    @property
+    def n_rows(self) -> int:
+        """The rows this run sends: :attr:`dataset_rows`, or those of its shard (counted once, by id)."""
+        if self.shard is None:
+            return self.dataset_rows
+        if self._shard_rows is None:
+            self._shard_rows = sum(1 for _ in self.rows())
+        return self._shard_rows
+
     def rows(self) -> Iterator[Row]:
-        return self.dataset.iter_rows(self.limit)
+        rows = self.dataset.iter_rows(self.limit)
+        shard = self.shard
+        return rows if shard is None else (r for r in rows if shard.holds(r.id))
 
     def total(self) -> int:
         return self.n_rows * len(self.variants) * self.suite.runner.repeats
@@ -81,7 +96,7 @@ class Plan:
             "python": platform.python_version(),
             "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
             "dataset": {"path": relative(self.dataset.path, s.root), "sha256": self.dataset.sha256,
-                        "rows": self.n_rows},
+                        "rows": self.dataset_rows},
             "variants": {
                 v.name: {
                     "target": v.target,
@@ -100,6 +115,7 @@ class Plan:
             "seed": self.run_seed,
             "seeds": s.runner.seeds,
             "order": "balanced",
+            **({"shard": {**self.shard.describe(), "rows": self.n_rows}} if self.shard else {}),
         }
 
     def parameters(self, variant: Variant) -> dict[str, Any]:
@@ -137,12 +153,14 @@ def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
 
 
 def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
-            offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None) -> Plan:
+            offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None,
+            shard: Shard | None = None) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
 
     *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
     evaluator instances from the Python API: one named like a suite entry replaces what that entry
-    would build; others are added. *seed* overrides the suite's ``runner.seed``.
+    would build; others are added. *seed* overrides the suite's ``runner.seed``. *shard* keeps only the
+    rows whose id hashes to it (``--shard K/N``).
     """
     chosen = select_variants(suite, variants)
     session = Session.for_suite(suite, offline=offline)
@@ -189,7 +207,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             simulator = prepare_simulator(suite, session.target(suite.simulator.target))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
                 {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn})
+                {e.name for e in suite.evaluators if e.per_turn}, shard)
     _check_columns(plan)
     return plan
 

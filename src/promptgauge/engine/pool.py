@@ -201,8 +201,10 @@ class Engine:
                                        "(conversation: score), but this row has no 'messages'", None, 0, {})
             return score_stored(conversation)
         turns = Turns(self.caller, target, params, inputs, self.plan.agents.get(variant.name), row.data, repeat,
-                      list(prefix or []))
+                      list(prefix or []), params_at=lambda turn, step: self.plan.call_parameters(
+                          variant, row.id, repeat, turn=turn, step=step))
         if mode == "replay":
             return await replay(turns, conversation or [])
-        return await simulate(self.plan.simulator, turns, row.id, variant.name)  # type: ignore[arg-type]
+        return await simulate(self.plan.simulator, turns, row.id, variant.name,  # type: ignore[arg-type]
+                              run_seed=self.plan.run_seed, mode=self.plan.suite.runner.seeds)
 

@@ -30,6 +30,11 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    for name, var in doc.variants.items():  # judges shown text aimed at the grader
+        for ev, m in (var.get("metrics") or {}).items():
+            if flagged := m.get("judge_injection"):
+                ET.SubElement(props, "property", name=f"judge_injection.{name}.{ev}",
+                              value=f"{flagged['rows']} rows: " + ", ".join(flagged["row_ids"]))
     for r in doc.verdict.rules if doc.verdict else []:
         _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason, r.reason)
     rows = ET.SubElement(root, "testsuite", name="rows")
@@ -40,6 +45,8 @@ def render_junit(doc: ReportDoc) -> str:
             problems += [f"{ev} failed" + (f": {s['reason']}" if s.get("reason") else "")
                          + (f" (error: {s['error']})" if s.get("error") else "")
                          for ev, s in cand.scores.items() if s.get("passed") is False or s.get("error")]
+            problems += [f"{ev}: judge_injection ({', '.join(s['injection'])}): the answer has text aimed at the grader"
+                         for ev, s in cand.scores.items() if s.get("injection")]
             if r.status in ("regressed", "mixed"):
                 problems.append(f"regressed against the baseline ({c.baseline.label})")
             if problems:
