@@ -142,7 +142,7 @@ def test_no_token_in_any_file_a_run_writes(entra, builder, fake_openai, tmp_path
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert TOKEN_MARK not in proc.stdout + proc.stderr
     tokens = {json.loads(line)["token"] for line in log.read_text().splitlines()}
-    assert tokens and all(a in {f"Bearer {t}" for t in tokens} for a in fake_openai.authorizations)
+    assert tokens and all(a in {f"Bearer {t}" for t in tokens} for a in fake_openai.authorizations), (log.read_text(), fake_openai.authorizations)
     scanned = [p for p in builder.root.rglob("*") if p.is_file() and not p.name.startswith("fakecred")]
     names = {p.name for p in scanned}
     assert {"promptgauge.db", "cache.db", "run.jsonl", "report.html", "report.json", "summary.json",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,14 @@ def token_provider(credential: Any, secrets: set[str]) -> Callable[[], Awaitable
     from azure.identity import get_bearer_token_provider
 
     inner = get_bearer_token_provider(credential, SCOPE)
+    lock = threading.Lock()  # concurrent first calls ask the credential once, not once per worker
+
+    def locked() -> str:
+        with lock:
+            return inner()
 
     async def provide() -> str:
-        token = await asyncio.to_thread(inner)
+        token = await asyncio.to_thread(locked)
         secrets.add(token)
         return token
 
