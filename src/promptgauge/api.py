@@ -95,7 +95,7 @@ def run(
         check_output(Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir), "file",
                      "shard file" + (" (--shard-file)" if shard_file else ""))
     plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
-                   seed=seed, shard=shard)
+                   seed=seed, shard=shard, strict_templates=bool(options and options.strict_templates))
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:

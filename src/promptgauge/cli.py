@@ -68,6 +68,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
                    "order derive from it.")
+@click.option("--strict-templates", is_flag=True,
+              help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
 @click.option("--shard", metavar="K/N",
               help="Run only shard K of N (K from 1): the rows whose id hashes to it, into a shard file for "
                    "'promptgauge merge'. Not gated; the merged run is.")
@@ -77,7 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
-        seed: int | None, shard: str | None, shard_file: Path | None) -> None:
+        seed: int | None, shard: str | None, shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
@@ -101,7 +103,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             _fail_user(exc, obj.debug)
         print_estimate(est)
         sys.exit(EXIT_PASS)
-    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}
 
@@ -170,7 +173,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
 def print_notes(summary: dict[str, Any]) -> None:
     """What the run's calls noted (kept in summary.json too), as warnings."""
     for note in summary.get("notes", ()):
-        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {escape(note)}", soft_wrap=True)
 
 
 def print_estimate(est: Any) -> None:
@@ -248,8 +251,13 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
     for vname, v in summary["variants"].items():
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
+        ttft = calls["latency_ms"].get("ttft")
         rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
                  str(calls["errors"]), ""]]
+        if ttft:  # streamed answers
+            tps = (calls.get("tokens_per_s") or {}).get("p50")
+            rows.append(["", "[dim]stream[/]", "", f"ttft p50 {_fmt(ttft['p50'], 0)} ms",
+                         f"{_fmt(tps, 1)} tok/s", "", ""])
         rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
                   escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
         for row in rows:

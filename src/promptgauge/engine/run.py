@@ -51,6 +51,8 @@ class Options:
     record: Path | None = None
     replay: Path | None = None
     max_cost: float | None = None
+    #: A promptflow prompty's variable the row lacks is an error (``--strict-templates``), not empty.
+    strict_templates: bool = False
 
 
 def check_budget(plan: Plan, max_cost: float | None) -> None:
@@ -145,7 +147,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.set_status(run_id, status)
         session.close()
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
-                      notes=sorted(caller.notes))
+                      notes=sorted(plan.notes) + sorted(caller.notes))
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:
