@@ -17,12 +17,36 @@ from rich.table import Table
 
 from . import __version__
 from .errors import UserError
+from .escaping import terminal
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+
+class SafeConsole(Console):
+    """A rich console that never lets a string it renders (a row id, a reason, a table cell, a title) write
+    an escape sequence, NUL, BEL or a bidi override to the terminal (:func:`promptgauge.escaping.terminal`).
+    Markup in untrusted text is still escaped where it is printed; styles come from markup, not raw codes."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(terminal(text), **kwargs)
+
+
+class _SafeStream:
+    """A text stream whose writes pass through :func:`promptgauge.escaping.terminal` (click's own messages)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(terminal(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 # Piped output (CI logs) is not cut at 80 columns: tables there are read whole.
-console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+console = SafeConsole(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 
 class Ctx:
@@ -68,20 +92,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
                    "order derive from it.")
+@click.option("--strict-templates", is_flag=True,
+              help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
+@click.option("--shard", metavar="K/N",
+              help="Run only shard K of N (K from 1): the rows whose id hashes to it, into a shard file for "
+                   "'promptgauge merge'. Not gated; the merged run is.")
+@click.option("--shard-file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Where --shard writes (default: <reports_dir>/shards/<suite>.shard-K-of-N.jsonl).")
 @click.pass_obj
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
-        seed: int | None) -> None:
+        seed: int | None, shard: str | None, shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
     """
     from . import api
+    from .datasets import parse_shard
     from .engine import Options, Progress
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    if shard_file and not shard:
+        _fail_user(UserError("--shard-file needs --shard K/N"), obj.debug)
+    try:
+        shard_spec = parse_shard(shard) if shard is not None else None
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
     if dry_run:
         try:
             est = api.dry_run(suite, variants=list(variants) or None, limit=limit, store=store, seed=seed)
@@ -89,7 +127,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             _fail_user(exc, obj.debug)
         print_estimate(est)
         sys.exit(EXIT_PASS)
-    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}
 
@@ -117,16 +156,28 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         report = api.run(suite, variants=list(variants) or None, resume=resume is not None,
                          run_id=resume or None, limit=limit, concurrency=concurrency, store=store,
                          reports_dir=reports_dir, on_progress=on_progress, on_start=on_start, options=options,
-                         seed=seed)
+                         seed=seed, shard=shard_spec, shard_file=shard_file)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
+        again = f" --shard {shard_spec}" if shard_spec else ""
         err_console.print("[yellow]interrupted[/]: finished results are kept in the store; "
-                          "continue with: promptgauge run --resume")
+                          f"continue with: promptgauge run{again} --resume")
         sys.exit(EXIT_INTERRUPTED)
     finally:
         if "bar" in bar:
             bar["bar"].stop()
+    if shard_spec is not None:
+        p = report.progress
+        print_notes(report.summary)
+        done = f"{p.done} of {p.total} results" if p is not None else "results"
+        if report.status != "finished":
+            console.print(f"[yellow]shard {shard_spec} stopped ({report.status})[/]: {done}; continue with: "
+                          f"promptgauge run --shard {shard_spec} --resume {report.run_id}")
+            sys.exit(EXIT_FAIL)
+        console.print(f"shard {shard_spec}: {done} (run {report.run_id}) -> {report.reports['shard']}\n"
+                      "not gated: merge every shard's file with: promptgauge merge FILES...")
+        sys.exit(EXIT_PASS)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
@@ -146,7 +197,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
 def print_notes(summary: dict[str, Any]) -> None:
     """What the run's calls noted (kept in summary.json too), as warnings."""
     for note in summary.get("notes", ()):
-        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {escape(note)}", soft_wrap=True)
 
 
 def print_estimate(est: Any) -> None:
@@ -157,7 +208,11 @@ def print_estimate(est: Any) -> None:
         table.add_column(col, justify="left" if col in ("variant", "model") else "right")
     for v in est.variants:
         cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
+<<<<<<< HEAD
         table.add_row(v["variant"], v["model"] or "–", str(v["calls"] + v.get("simulator_calls", 0)), str(v["cached"]),
+=======
+        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"]), str(v["cached"]),
+>>>>>>> main
                       f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
@@ -231,9 +286,14 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
     for vname, v in summary["variants"].items():
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
-        rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
+        ttft = calls["latency_ms"].get("ttft")
+        rows = [[f"[bold]{escape(vname)}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
                  str(calls["errors"]), ""]]
-        rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
+        if ttft:  # streamed answers
+            tps = (calls.get("tokens_per_s") or {}).get("p50")
+            rows.append(["", "[dim]stream[/]", "", f"ttft p50 {_fmt(ttft['p50'], 0)} ms",
+                         f"{_fmt(tps, 1)} tok/s", "", ""])
+        rows += [["", escape(ename), str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
                   escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
         for row in rows:
             table.add_row(*row[: len(table.columns)])
@@ -273,7 +333,7 @@ def print_comparison(comp: Any) -> None:
     style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
-        name = m.metric + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
+        name = escape(m.metric) + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
         table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
                       ci, _fmt(m.p_holm, 4), style[m.change])
     console.print(table)
@@ -282,6 +342,32 @@ def print_comparison(comp: Any) -> None:
         console.print(f"pass -> fail on {len(flipped)}{'+' if comp.flips_omitted else ''} row(s): "
                       + escape(", ".join(flipped[:10]))
                       + (" ..." if len(flipped) > 10 else ""))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--suite", type=click.Path(path_type=Path), help="The suite the shards ran (default: ./promptgauge.yaml).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Also copy the reports into this folder (as ci --out).")
+@click.pass_obj
+def merge(obj: Ctx, files: tuple[Path, ...], suite: Path | None, store: Path | None, reports_dir: Path | None,
+          out: Path | None) -> None:
+    """Rebuild a sharded run from the FILES 'run --shard K/N' wrote, then summarise and gate it like a run.
+
+    Refuses (exit 2) shards of different suites, datasets or hashes, and missing, duplicate or unfinished shards.
+    """
+    from . import api
+
+    try:
+        report = api.merge(list(files), suite=suite, store=store, reports_dir=reports_dir, out=out)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
+    console.print(f"merged {len(files)} shards into run {report.run_id}; reports: {report.reports['html']}  "
+                  f"(store: {report.store_path})")
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
 @cli.command()
@@ -307,7 +393,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
             table.add_column(col, justify="right" if col == metric else "left")
         for p in api.trend(metric, store=store, variant=variant, limit=limit, suite_name=suite_name):
             started = dt.datetime.fromtimestamp(p["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(p["run_id"], started, p["variant"], _fmt(p["value"], 4))
+            table.add_row(escape(p["run_id"]), started, escape(p["variant"]), _fmt(p["value"], 4))
         console.print(table)
         return
     st = Store(store)
@@ -316,7 +402,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
         table.add_column(col)
     for r in st.runs(suite=suite_name, limit=limit):
         started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
+        table.add_row(escape(r.run_id), escape(r.suite), r.status, started, escape(", ".join(r.manifest.get("variants", {}))))
     console.print(table)
 
 
@@ -413,9 +499,9 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
                       f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
                       f"report: {p.reports['html']}", soft_wrap=True)
         for a in r["alerts"]:
-            console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
+            console.print(f"  [red]✗[/] {escape(a['rule'])}: {escape(a['reason'])}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
-            err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+            err_console.print(f"[yellow]webhook delivery failed[/]: {escape(str(r['webhook']['error']))} (retried next pass)")
         if p.stopped == "budget":
             console.print(f"[yellow]stopped at the cost budget[/] (${r['pass']['cost_usd']:.4f} of "
                           f"${r['pass']['max_cost']:g}): scored records are kept; the next pass goes on from there")
@@ -438,7 +524,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        exc.show(file=_SafeStream(sys.stderr))
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
@@ -447,5 +533,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: say so in one line unless --debug
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                          "(rerun with --debug for the traceback)")
         sys.exit(EXIT_INTERNAL)

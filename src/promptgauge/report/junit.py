@@ -1,9 +1,14 @@
-"""JUnit XML: a testcase per gate rule and per failing row, for CI systems that show test results."""
+"""JUnit XML: a testcase per gate rule and per failing row, for CI systems that show test results.
+
+Every text and attribute goes through :func:`promptgauge.escaping.xml_text`: a control character in a row id or an
+output cannot make the file ill-formed (XML 1.0 forbids most of them), and shows as a visible mark.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from ..escaping import xml_text
 from .document import ReportDoc
 from .markdown import flatten
 from .trajectory import tools_line
@@ -30,6 +35,11 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    for name, var in doc.variants.items():  # judges shown text aimed at the grader
+        for ev, m in (var.get("metrics") or {}).items():
+            if flagged := m.get("judge_injection"):
+                ET.SubElement(props, "property", name=f"judge_injection.{name}.{ev}",
+                              value=f"{flagged['rows']} rows: " + ", ".join(flagged["row_ids"]))
     for r in doc.verdict.rules if doc.verdict else []:
         _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason, r.reason)
     rows = ET.SubElement(root, "testsuite", name="rows")
@@ -40,6 +50,8 @@ def render_junit(doc: ReportDoc) -> str:
             problems += [f"{ev} failed" + (f": {s['reason']}" if s.get("reason") else "")
                          + (f" (error: {s['error']})" if s.get("error") else "")
                          for ev, s in cand.scores.items() if s.get("passed") is False or s.get("error")]
+            problems += [f"{ev}: judge_injection ({', '.join(s['injection'])}): the answer has text aimed at the grader"
+                         for ev, s in cand.scores.items() if s.get("injection")]
             if r.status in ("regressed", "mixed"):
                 problems.append(f"regressed against the baseline ({c.baseline.label})")
             if problems:
@@ -59,5 +71,9 @@ def render_junit(doc: ReportDoc) -> str:
         suite.set("errors", "0")
     root.set("tests", str(sum(int(s.get("tests")) for s in (gate, rows))))
     root.set("failures", str(sum(int(s.get("failures")) for s in (gate, rows))))
+    for el in root.iter():  # every text and attribute, whatever it came from: well-formed XML 1.0
+        el.text = None if el.text is None else xml_text(el.text)
+        for key, value in el.attrib.items():
+            el.set(key, xml_text(value))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
