@@ -124,6 +124,14 @@ class TargetConfig(_Model):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    auth: Literal["key", "entra"] | None = Field(
+        None, description="azure targets: key (an API key) or entra (Entra ID bearer tokens); default: the key "
+        "when its variable is set, else Entra ID")
+    managed_identity_client_id: str | None = Field(
+        None, description="azure targets with Entra ID: the client id of a user-assigned managed identity")
+    credential: str | None = Field(
+        None, description="azure targets with Entra ID: module:attr of a token credential (or of a function "
+        "returning one) to use instead of DefaultAzureCredential")
     azure_endpoint: str | None = None
     api_version: str | None = None
     model_path: str | None = None
