@@ -224,15 +224,23 @@ def print_estimate(est: Any) -> None:
         table.add_column(col, justify="left" if col in ("variant", "model") else "right")
     for v in est.variants:
         cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
-        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"]), str(v["cached"]),
+        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"] + v.get("simulator_calls", 0)),
+                      str(v["cached"]),
                       f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
     console.print(f"total: {est.calls} calls, estimated cost {total}")
     for v in est.variants:
+        if v.get("conversations"):
+            console.print(f"variant {escape(v['variant'])} replays {v['conversations']} conversations: one call per user "
+                          "turn counted (turns already in the response cache are cached)")
+        if v.get("simulated"):
+            console.print(f"variant {escape(v['variant'])} talks to a simulated user on {v['simulated']} rows: at most "
+                          f"max_turns calls of the variant and {v['simulator_calls']} of the simulator "
+                          f"({escape(v['simulator_model'] or 'unpriced')}), included in the calls and the cost above")
         if "max_calls" in v:
-            console.print(f"variant {v['variant']} runs a tool loop: its first call per row is counted; its loops "
-                          f"make up to {v['max_calls']} calls (max_steps)")
+            console.print(f"variant {escape(v['variant'])} runs a tool loop: its first call per row (or turn) is counted; "
+                          f"its loops make up to {v['max_calls']} calls (max_steps)")
     console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
                   "evaluator (judge) calls are not counted[/]")
 
