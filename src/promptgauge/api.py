@@ -64,6 +64,7 @@ def run(
     evaluators: dict[str, Callable[..., Any]] | None = None,
     seed: int | None = None,
     out: str | Path | None = None,
+    on_inconclusive: str = "warn",
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -75,7 +76,8 @@ def run(
     of each row's calls derive from it; a resumed run keeps its own.
 
     *out* is a further folder the caller will copy the reports into (``ci``), checked with the
-    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    other outputs. *on_inconclusive* is what an inconclusive gate means when the policy does not say
+    (``warn``: passes, said loudly; :func:`ci` passes ``fail``). Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
     """
@@ -94,7 +96,8 @@ def run(
         summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
         if outcome.notes:
             summary["notes"] = outcome.notes
-        summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished")
+        summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished",
+                                                  on_inconclusive=on_inconclusive)
         out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
         doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
                              run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
@@ -108,7 +111,7 @@ def run(
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
-               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+               partial: bool = False, on_inconclusive: str = "warn") -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each gated variant against the suite's baseline variant of the same run.
 
     A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
@@ -129,7 +132,7 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
-                            policy_file=suite.gate_file)
+                            policy_file=suite.gate_file, on_inconclusive=on_inconclusive)
     return verdict, comparisons
 
 
@@ -196,7 +199,7 @@ def compare(
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
-                            policy_file=pol_file if pol_file and not in_suite else None)
+                            policy_file=pol_file if pol_file and not in_suite else None, on_inconclusive="fail")
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
@@ -298,8 +301,10 @@ def ci(
     *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
     failing rows), ``report.md`` (a pull-request comment), ``report.html``,
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
-    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``), where an
+    inconclusive gate fails unless the policy's ``on_inconclusive`` says otherwise.
     """
+    options.setdefault("on_inconclusive", "fail")
     report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from .document import ReportDoc
-from .format import fmt, signed
+from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
 from .markdown import LOWER, ORDER_NOTE, agreement_rows, flatten, order_note_at
 from .trajectory import BIDI, CHANGE, CUT_NOTE, inert, side_by_side
 
@@ -112,4 +112,5 @@ def render_html(doc: ReportDoc) -> str:
                            search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
                            trajectory=side_by_side, inert=inert, tool_change=CHANGE, cut_note=CUT_NOTE,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None],
-                           order_note=ORDER_NOTE, order_note_at=order_note_at(doc))
+                           order_note=ORDER_NOTE, order_note_at=order_note_at(doc), outcome_word=outcome_word,
+                           mde=mde, rows_needed=rows_needed, inconclusive_note=INCONCLUSIVE_NOTE)
