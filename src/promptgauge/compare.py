@@ -351,6 +351,7 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
         if b_ev.get(e) != c_ev.get(e):
             warnings.append(f"evaluator '{e}' changed between the sides (its code hash differs): "
                             "its deltas mix a model change with a metric change")
+    warnings += judge_changes(base.hashes()["judges"], cand.hashes()["judges"], evaluators)
     tb, tc = base.table().loc[same], cand.table().loc[same]
     specs, aliases = _metric_specs(base, cand, evaluators)
     metrics, paired, detect = [], {}, {}
@@ -404,6 +405,44 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
     comp._aliases = aliases
     comp._rows = (base, cand, same, status)
     return comp
+
+
+def judge_changes(base: dict[str, Any], cand: dict[str, Any], evaluators: list[str]) -> list[str]:
+    """A warning per LLM judge whose model, call parameters or prompt differ between the sides, or whose settings
+    only one side recorded (a run from before they were recorded)."""
+    out = []
+    for e in evaluators:
+        b, c = base.get(e), cand.get(e)
+        if b is None and c is None or b == c:
+            continue
+        if b is None or c is None:
+            older = "baseline" if b is None else "candidate"
+            out.append(f"LLM judge '{e}': the {older} did not record its judge settings (an older run), so a change "
+                       "of judge model, parameters or prompt cannot be ruled out")
+            continue
+        what = [f"model {_model_name(b.get('model'))} -> {_model_name(c.get('model'))}"
+                if b.get("model") != c.get("model") else "",
+                f"parameters {_short(b.get('parameters'))} -> {_short(c.get('parameters'))}"
+                if b.get("parameters") != c.get("parameters") else "",
+                f"prompt sha256 {str(b.get('prompt_sha256'))[:12]} -> {str(c.get('prompt_sha256'))[:12]}"
+                if b.get("prompt_sha256") != c.get("prompt_sha256") else "",
+                f"threshold {b.get('threshold')} -> {c.get('threshold')}" if b.get("threshold") != c.get("threshold")
+                else ""]
+        out.append(f"LLM judge '{e}' changed between the sides ({'; '.join(w for w in what if w)}): its deltas mix "
+                   "a change of the variant with a change of the judge")
+    return out
+
+
+def _model_name(model: Any) -> str:
+    if not isinstance(model, dict):
+        return str(model)
+    return str(model.get("model") or model.get("target") or model)
+
+
+def _short(params: Any) -> str:
+    if not isinstance(params, dict):
+        return str(params)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(params.items())) + "}"
 
 
 def _flips(m: MetricComparison) -> bool:

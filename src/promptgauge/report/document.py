@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..compare import Comparison
+from ..results.side import judge_hashes
 
 REPORT_SCHEMA = "promptgauge.report/2"
 
@@ -113,6 +114,8 @@ def run_hashes(manifest: dict[str, Any]) -> dict[str, Any]:
             for name, v in manifest.get("variants", {}).items()
         },
         "evaluators": {k: e.get("sha256") or e.get("source") for k, e in manifest.get("evaluators", {}).items()},
+        "judges": {k: {"model": j.get("model"), "parameters": j.get("parameters"), "prompt_sha256": j.get("prompt_sha256")}
+                   for k, j in judge_hashes(manifest).items()},
         "promptgauge": manifest.get("promptgauge"),
     }
 

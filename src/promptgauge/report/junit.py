@@ -34,6 +34,9 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    notes = [f"{c.candidate.label} vs. {c.baseline.label}: {w}" for c in doc.comparisons for w in c.warnings]
+    if notes:  # what the comparison warns about (different datasets, changed evaluators or judges)
+        ET.SubElement(gate, "system-out").text = "\n".join(notes)
     if doc.verdict is not None:
         ET.SubElement(props, "property", name="verdict", value=outcome_word(doc.verdict.outcome,
                                                                          doc.verdict.on_inconclusive))
