@@ -25,6 +25,7 @@ from promptgauge.evaluators.agent_format import (
     to_azure_agent_messages,
     to_azure_tool_definitions,
 )
+from promptgauge.evaluators.integrity import unseal
 from promptgauge.evaluators.judge import JudgeReplyError
 from promptgauge.evaluators.models import EvaluatorModel
 from promptgauge.store import Store
@@ -132,6 +133,18 @@ def theirs(server, name: str, **inputs: Any) -> dict[str, Any]:
     return AZURE[name](config(server))(**azure_agent_inputs(**inputs))
 
 
+def unsealed(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A judge request without its data tags and integrity rule (evaluators.integrity)."""
+    if body is None:
+        return None
+    return {**body, "messages": [{**m, "content": unseal(m["content"])} for m in body["messages"]]}
+
+
+def without_prompt_tokens(result: dict[str, Any]) -> dict[str, Any]:
+    props = {k: v for k, v in result.items() if k.endswith("_properties") and isinstance(v, dict)}
+    return {**result, **{k: {**v, "prompt_tokens": None, "total_tokens": None} for k, v in props.items()}}
+
+
 def last_request(server, before: int) -> dict[str, Any] | None:
     return server.requests[-1].body if server.request_count > before else None
 
@@ -160,8 +173,11 @@ REPLIES = {
 def test_same_request_keys_and_values_as_azure(fake_openai, name, shape, reply):
     fake_openai.responder = lambda req: json.dumps(REPLIES[reply](name))
     az, mine, az_request, my_request = both(fake_openai, name, **inputs_for(name, shape))
-    assert az_request is not None and my_request == az_request  # azure's prompt and parameters, byte for byte
-    assert mine == az
+    # azure's prompt and parameters, byte for byte, but for the data tags around the graded values and the rule
+    # that says they are data (evaluators.integrity)
+    assert az_request is not None and unsealed(my_request) == az_request
+    assert unsealed(my_request) != my_request
+    assert without_prompt_tokens(mine) == without_prompt_tokens(az)  # (the tags make our prompt longer)
     assert list(mine) == list(az)  # in azure's key order
     if reply == "skipped":
         assert mine[f"{name}_result"] == "not_applicable" and mine[name] is None
@@ -175,14 +191,14 @@ def test_same_request_keys_and_values_as_azure(fake_openai, name, shape, reply):
 def test_what_the_judge_is_shown(fake_openai):
     fake_openai.responder = lambda req: json.dumps({"reason": "ok", "score": 1})
     ours(fake_openai, "task_adherence", **inputs_for("task_adherence", "trajectory"))
-    user = fake_openai.requests[-1].body["messages"][1]["content"]
+    user = unseal(fake_openai.requests[-1].body["messages"][1]["content"])
     assert ("USER_QUERY (user instructions): SYSTEM_PROMPT:\n  You are a support agent. Never refund without a lookup."
             "\n\nUser turn 1:\n  Where is order 42? Refund it if it is lost.") in user
     assert ("It is lost; refunding.\n[TOOL_CALL] refund(order_id=42)\n[TOOL_RESULT] refunded\n"
             "Order 42 was lost, so I refunded it.") in user
     assert "[TOOL_CALL] lookup_order(order_id=42)\n[TOOL_RESULT] {\"status\": \"lost\"}" in user
     ours(fake_openai, "intent_resolution", **inputs_for("intent_resolution", "multi-turn"))
-    user = fake_openai.requests[-1].body["messages"][1]["content"]
+    user = unseal(fake_openai.requests[-1].body["messages"][1]["content"])
     assert ("CONVERSATION_HISTORY: User turn 1:\n  Hi, I have a question about an order.\n\nAgent turn 1:\n"
             "  Sure, which order?\n\nUser turn 2:\n  Order 42: where is it?\n\n\nAGENT_RESPONSE: Order 42 has shipped.") in user
 
@@ -286,8 +302,9 @@ def test_azure_classes_fed_our_trajectory_through_the_adapter(fake_openai):
     fake_openai.responder = lambda req: json.dumps({"reason": "Resolved.", "score": 5})
     adapter = AzureAgentEvaluator(config(fake_openai), evaluator="IntentResolutionEvaluator")
     via_azure = asyncio.run(adapter(query=TRAJECTORY, response=TRAJECTORY, tool_definitions=TOOLS))
-    assert via_azure == ours(fake_openai, "intent_resolution", query=TRAJECTORY, response=TRAJECTORY, tool_definitions=TOOLS)
-    assert fake_openai.requests[0].body == fake_openai.requests[1].body
+    mine = ours(fake_openai, "intent_resolution", query=TRAJECTORY, response=TRAJECTORY, tool_definitions=TOOLS)
+    assert without_prompt_tokens(via_azure) == without_prompt_tokens(mine)
+    assert fake_openai.requests[0].body == unsealed(fake_openai.requests[1].body)
     with pytest.raises(ValueError, match="has no evaluator 'NoSuchEvaluator'"):
         AzureAgentEvaluator(config(fake_openai), evaluator="NoSuchEvaluator")
 
@@ -342,7 +359,7 @@ def test_agent_evaluators_in_a_suite(builder, fake_openai):
     for row in rows.values():
         assert row["intent_resolution"]["score"] == 4.0 and row["tool_call_accuracy"]["score"] == 4.0
         assert row["task_adherence"]["score"] == 1.0 and row["task_adherence"]["passed"] is True
-        assert row["azure_intent"]["details"] == row["intent_resolution"]["details"]
+        assert without_prompt_tokens(row["azure_intent"]["details"]) == without_prompt_tokens(row["intent_resolution"]["details"])
         assert row["default_mapping"]["error"].startswith("KeyError: '${target.trajectory} is not available for this row: "
                                                          "only a variant whose prompt declares tools")
     manifest = report.summary["manifest"]["evaluators"]

@@ -286,3 +286,58 @@ def test_kill_9_mid_conversations_then_resume_equals_an_uninterrupted_run(tmp_pa
 
     resumed, reference = rows_of(db, run_id), rows_of(tmp_path / "ref.db", None)
     assert len(resumed) == 30 and resumed == reference
+
+
+def _seeds_by_history(requests: list[Any]) -> dict[tuple[str, ...], int]:
+    """Each request's seed, keyed by the texts of its messages (the call's place in its conversation)."""
+    return {tuple(str(m.get("content")) for m in r.body["messages"]): r.body["seed"] for r in requests}
+
+
+def test_every_turn_and_step_of_a_conversation_gets_its_own_reproducible_seed(tmp_path, fake_openai):
+    from agent_helpers import AgentSuite
+
+    agent = AgentSuite(tmp_path, fake_openai.base_url)
+    agent.prompt()
+    fake_openai.script_tools(
+        lambda req: [ToolCall("lookup_order", {"order_id": 42})] if req["messages"][-1]["role"] == "user" else None,
+        ToolRule(has_tool_results=True, reply="Status: {tool:lookup_order}"))
+    agent.rows([{"id": "c1", "messages": [{"role": "user", "content": "where is 42?"},
+                                          {"role": "assistant", "content": "x"},
+                                          {"role": "user", "content": "and now?"}]}])
+    suite = agent.suite(runner={"concurrency": 1, "timeout": 5, "retries": 0, "repeats": 2, "seed": 7})
+    api.run(suite, options=Options(cache=False))
+    sent = [(r.body["seed"], len(r.body["messages"])) for r in fake_openai.requests]
+    # per repeat: turn 0 step 0, turn 0 step 1 (after the tool), turn 1 step 0, turn 1 step 1 -- each its own seed
+    expected = {(call_seed(7, "c1", "agent", rep, turn=t, step=s), n)
+                for rep in (0, 1) for t, s, n in ((0, 0, 2), (0, 1, 4), (1, 0, 6), (1, 1, 8))}
+    assert len(sent) == 8 and set(sent) == expected and len({s for s, _ in sent}) == 8
+    got = results(tmp_path / ".promptgauge" / "promptgauge.db")
+    assert [(s["turn"], s["step"]) for s in got[("c1", "agent")]["outputs"]["trajectory"]["steps"]] == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]
+    # reproducible: the same run seed gives the same seeds to the same calls; another run seed, other seeds
+    first = _seeds_by_history(fake_openai.requests)
+    fake_openai.reset_stats()
+    api.run(suite, store=tmp_path / "again.db", options=Options(cache=False))
+    assert _seeds_by_history(fake_openai.requests) == first
+    fake_openai.reset_stats()
+    api.run(suite, store=tmp_path / "other.db", seed=8, options=Options(cache=False))
+    other = _seeds_by_history(fake_openai.requests)
+    assert other.keys() == first.keys() and not set(other.values()) & set(first.values())
+
+
+def test_the_simulated_users_seeds_derive_from_the_run_seed(tmp_path, fake_openai):
+    fake_openai.responder = _simulated_responder
+    suite = _write(tmp_path, fake_openai.base_url, SIM_ROWS[:1], runner={"concurrency": 1, "seed": 5},
+                   simulator={"target": "fake", "max_turns": 2, "stop": "GOAL MET"})
+    api.run(suite, options=Options(cache=False))
+    sim = [r.body for r in fake_openai.requests if r.body["messages"][0]["content"].startswith("You are role")]
+    chat = [r.body for r in fake_openai.requests if r.body["messages"][0]["content"] == SYSTEM]
+    assert [b["seed"] for b in sim] == [call_seed(5, "s1", "chat", 0, turn=t, role="user") for t in range(3)]
+    assert [b["seed"] for b in chat] == [call_seed(5, "s1", "chat", 0, turn=t) for t in range(2)]
+    # simulator.seed sets the simulator's base; runner.seeds: fixed gives every call that one seed
+    fake_openai.reset_stats()
+    suite = _write(tmp_path, fake_openai.base_url, SIM_ROWS[:1], runner={"concurrency": 1, "seeds": "fixed"},
+                   simulator={"target": "fake", "max_turns": 2, "stop": "GOAL MET", "seed": 3})
+    api.run(suite, store=tmp_path / "fixed.db", options=Options(cache=False))
+    assert [r.body["seed"] for r in fake_openai.requests
+            if r.body["messages"][0]["content"].startswith("You are role")] == [3, 3, 3]

@@ -14,6 +14,7 @@ from conftest import run_cli
 from promptgauge import api
 from promptgauge.engine import Options, call_seed
 from promptgauge.errors import UserError
+from promptgauge.evaluators.integrity import unseal
 from promptgauge.evaluators.judge import JudgeReplyError, parse_reply
 from promptgauge.store import Store
 
@@ -24,6 +25,11 @@ QUESTIONS = {
     "es": "What is the capital of Spain?",
 }
 ANSWERS = {"fr": "Paris", "jp": "Tokyo", "it": "Rome", "es": "Barcelona"}
+
+
+def unsealed(body: dict[str, Any]) -> dict[str, Any]:
+    """A judge request as it reads without its data tags and integrity rule (see test_judge_integrity.py)."""
+    return {**body, "messages": [{**m, "content": unseal(m["content"])} for m in body["messages"]]}
 
 
 @pytest.mark.parametrize("reply, expected", [
@@ -67,7 +73,7 @@ def test_parse_reply_uses_the_given_scale():
 
 def row_of(request: dict[str, Any]) -> str:
     """Which dataset row a judge request is about (its rendered prompt quotes the question or the answer)."""
-    text = "\n".join(m["content"] for m in request["messages"])
+    text = unseal("\n".join(m["content"] for m in request["messages"]))
     return next(k for k in QUESTIONS if QUESTIONS[k] in text or f"RESPONSE: {ANSWERS[k]}\n" in text)
 
 
@@ -137,7 +143,7 @@ def test_judge_request_is_azure_prompt_with_its_parameters(judged, fake_openai, 
     judged(RELEVANCE, {"name": "g", "type": "groundedness", "params": {"parameters": {"max_tokens": 50}}},
            {"name": "sim", "type": "similarity", "column_mapping": {"query": "${data.question}"}})
     api.run(builder.root / "promptgauge.yaml", limit=1)
-    bodies = [r.body for r in fake_openai.requests]
+    bodies = [unsealed(r.body) for r in fake_openai.requests]
     assert len(bodies) == 3
     rel = next(b for b in bodies if "Relevance-Judge" in b["messages"][0]["content"])
     assert rel["model"] == "gpt-4o-mini" and rel["temperature"] == 0.0 and rel["max_tokens"] == 800
@@ -254,7 +260,7 @@ def test_rubric_judge_from_a_prompty_file(judged, fake_openai, builder):
     assert scores["fr"]["details"]["politeness"] == 8.0 and scores["fr"]["passed"] is True
     assert scores["jp"]["score"] == 6.0 and scores["jp"]["passed"] is False
     assert "outside 1-10" in scores["it"]["error"]
-    req = fake_openai.requests[0].body
+    req = unsealed(fake_openai.requests[0].body)
     user = req["messages"][1]["content"]
     assert "# Criterion\nPoliteness - the response is courteous" in user
     assert "1. Read the query and the response.\n2. Note any rude, curt or dismissive wording." in user
@@ -273,8 +279,11 @@ def test_rubric_judge_with_its_own_prompt(judged, fake_openai, builder):
     judged({"name": "terse"})
     report = api.run(builder.root / "promptgauge.yaml", limit=1)
     assert results(report)["fr"]["terse"]["score"] == 5.0
-    assert fake_openai.requests[0].body["messages"] == [
+    sent = fake_openai.requests[0].body["messages"]
+    assert unsealed({"messages": sent})["messages"] == [
         {"role": "system", "content": "Judge: The answer is one word."}, {"role": "user", "content": "ANSWER=Paris"}]
+    assert re.fullmatch(r"ANSWER=<untrusted_[0-9a-f]{16}>Paris</untrusted_[0-9a-f]{16}>", sent[1]["content"])
+    assert "Integrity rule" in sent[0]["content"]  # the rule in the user's own prompt too
 
 
 def test_judge_configuration_mistakes_exit_2(judged, builder):

@@ -14,6 +14,7 @@ from conftest import run_cli
 from monitor_helpers import HOUR, T0, append, chat_line, write_config
 
 from promptgauge.errors import UserError
+from promptgauge.evaluators.integrity import unseal
 from promptgauge.monitor import load_monitor_config, run_pass
 
 N = 12
@@ -81,7 +82,7 @@ def test_judges_score_records_once_and_a_fresh_monitor_hits_the_cache(monitored,
     bodies = [r.body for r in fake_openai.requests]
     assert len(bodies) == N + N // 2 and {b["model"] for b in bodies} == {"gpt-4o-mini"}
     grounded = next(b for b in bodies if "question about r4" in b["messages"][-1]["content"]
-                    and "CONTEXT: Answer 4 comes from page 4." in b["messages"][-1]["content"])
+                    and "CONTEXT: Answer 4 comes from page 4." in unseal(b["messages"][-1]["content"]))
     assert "**Groundedness**" in grounded["messages"][-1]["content"]
     assert first.report["pass"]["total"]["scored"] == N
     assert first.report["pass"]["stopped"] is None and first.report["pass"]["cost_usd"] > 0  # built-in price

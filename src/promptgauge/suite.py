@@ -124,6 +124,14 @@ class TargetConfig(_Model):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    auth: Literal["key", "entra"] | None = Field(
+        None, description="azure targets: key (an API key) or entra (Entra ID bearer tokens); default: the key "
+        "when its variable is set, else Entra ID")
+    managed_identity_client_id: str | None = Field(
+        None, description="azure targets with Entra ID: the client id of a user-assigned managed identity")
+    credential: str | None = Field(
+        None, description="azure targets with Entra ID: module:attr of a token credential (or of a function "
+        "returning one) to use instead of DefaultAzureCredential")
     azure_endpoint: str | None = None
     api_version: str | None = None
     model_path: str | None = None
@@ -337,7 +345,8 @@ class SimulatorSpec(_Model):
     max_turns: int = Field(5, ge=1, le=50, description="user turns the variant answers at most")
     stop: str = Field("GOAL MET", min_length=1, description="the phrase the simulated user says when its goal is met")
     parameters: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0.7, "max_tokens": 96})
-    seed: int = Field(0, description="base of the per-call seeds (row, variant, repeat and turn are mixed in)")
+    seed: int | None = Field(None, description="base of the per-call seeds (row, variant, repeat and turn are "
+                             "mixed in); default: the run seed")
 
 
 class DatasetSpec(_Model):
@@ -367,6 +376,8 @@ class Suite(_Model, FileBacked):
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
+    strict_templates: bool = Field(False, description="a promptflow prompty's template variable that a row lacks "
+                                   "is an error (exit 2), not empty with a warning")
 
     # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)

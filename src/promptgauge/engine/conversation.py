@@ -26,6 +26,7 @@ a conversation offline, and a row killed mid-conversation is redone from the cac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,12 @@ class ConversationRun:
 
 @dataclass
 class Turns:
-    """The variant's side of a conversation, answered turn by turn through the caller."""
+    """The variant's side of a conversation, answered turn by turn through the caller.
+
+    *params_at(turn, step)* gives the parameters of one call -- its own seed, from the row, variant,
+    repeat, turn and tool-loop step (:func:`~.seeds.call_seed`) -- so each turn samples independently
+    and reproducibly; without it, every call gets *params*.
+    """
 
     caller: Caller
     target: Target
@@ -159,6 +165,11 @@ class Turns:
     attempts: int = 0
     stop_reason: str = "answer"
     error: str | None = None
+    params_at: Callable[[int, int], dict[str, Any]] | None = None
+
+    def parameters(self, turn: int, step: int = 0) -> dict[str, Any]:
+        """The parameters of the call at (*turn*, *step*)."""
+        return self.params if self.params_at is None else self.params_at(turn, step)
 
     async def answer(self, user: list[dict[str, Any]]) -> Completion | None:
         """Append the turn's user message(s), answer them; None (and :attr:`error`) when a call failed."""
@@ -166,8 +177,9 @@ class Turns:
         start = len(self.history)
         self.history.extend(dict(m) for m in user)
         if self.agent is not None:
-            run = await run_agent(self.caller, self.target, self.history, self.params, self.inputs, self.agent,
-                                  self.row, repeat=self.repeat)
+            run = await run_agent(self.caller, self.target, self.history, self.parameters(turn), self.inputs,
+                                  self.agent, self.row, repeat=self.repeat,
+                                  params_at=lambda step: self.parameters(turn, step))
             self.attempts += run.attempts
             self.latency += run.latency_ms or 0.0
             traj = run.trajectory
@@ -176,8 +188,9 @@ class Turns:
             self.calls += [{"turn": turn, **c} for c in traj["tool_calls"]]
             completion, error, stop = run.completion, run.error, traj["stop_reason"]
         else:
-            completion, error, took, tries = await self.caller.call(self.target, self.history, self.params,
-                                                                    self.inputs, repeat=self.repeat)
+            completion, error, took, tries = await self.caller.call(self.target, self.history,
+                                                                    self.parameters(turn), self.inputs,
+                                                                    repeat=self.repeat)
             self.attempts += tries
             stop = "answer" if completion is not None else "error"
             if completion is not None:

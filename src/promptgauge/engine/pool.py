@@ -166,6 +166,8 @@ class Engine:
             outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
                        "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
                        "cached": completion.cached}
+            if completion.ttft_ms is not None:  # a streamed answer: ${target.ttft_ms}, ${target.tokens_per_s}
+                outputs.update(ttft_ms=completion.ttft_ms, tokens_per_s=completion.tokens_per_s)
             scores = []
             scoring = seeds.current_row.set(row.id)  # a judge's calls get this row's seeds
             try:
@@ -201,8 +203,10 @@ class Engine:
                                        "(conversation: score), but this row has no 'messages'", None, 0, {})
             return score_stored(conversation)
         turns = Turns(self.caller, target, params, inputs, self.plan.agents.get(variant.name), row.data, repeat,
-                      list(prefix or []))
+                      list(prefix or []), params_at=lambda turn, step: self.plan.call_parameters(
+                          variant, row.id, repeat, turn=turn, step=step))
         if mode == "replay":
             return await replay(turns, conversation or [])
-        return await simulate(self.plan.simulator, turns, row.id, variant.name)  # type: ignore[arg-type]
+        return await simulate(self.plan.simulator, turns, row.id, variant.name,  # type: ignore[arg-type]
+                              run_seed=self.plan.run_seed, mode=self.plan.suite.runner.seeds)
 

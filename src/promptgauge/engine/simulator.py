@@ -9,8 +9,10 @@ simulator message contains the stop phrase (``stop_reason`` ``goal``; that messa
 the variant) or the variant has answered ``max_turns`` turns (``max_turns``; the simulator is asked
 once more, so a goal met on the last turn still counts).
 
-Every simulator call is an ordinary :meth:`Caller.call` with a seed from :func:`.conversation.call_seed`
-(``role="user"``, the turn), so the same row and variant get the same conversation, a warm re-run
+Every simulator call is an ordinary :meth:`Caller.call` with a seed of its own,
+``call_seed(base, row, variant, repeat, turn, role="user")`` (the base is ``simulator.seed``, else its
+parameters' ``seed``, else the run seed; ``runner.seeds: fixed``: that one seed for every call), so the
+same row and variant get the same conversation, its turns sample independently, a warm re-run
 makes no call, and a cassette replays the whole conversation without a server. The simulator's calls
 are in the trajectory's ``simulator`` (its steps and its final message); their cost counts against
 the run's budget, not in the row's tokens.
@@ -27,7 +29,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..errors import SuiteError
 from ..suite import SimulatorSpec, Suite
 from ..targets import Target
-from .conversation import ConversationRun, Turns, call_seed
+from . import seeds
+from .conversation import ConversationRun, Turns
 
 __all__ = ["OPENING", "Simulator", "prepare_simulator", "simulate"]
 
@@ -51,6 +54,18 @@ class Simulator:
                 "max_turns": self.spec.max_turns, "stop": self.spec.stop, "parameters": self.spec.parameters,
                 "seed": self.spec.seed}
 
+    def parameters(self, *, run_seed: int, mode: str, row_id: str, variant: str, repeat: int,
+                   turn: int) -> dict[str, Any]:
+        """The parameters of the simulator's call at *turn*, with its seed when its target takes one."""
+        params = dict(self.spec.parameters)
+        if not getattr(self.target, "seeded", False):
+            return params
+        if mode == seeds.FIXED:
+            base = self.spec.seed if self.spec.seed is not None else params.get("seed")
+            return params if base is None else {**params, "seed": int(base) + repeat}
+        base = self.spec.seed if self.spec.seed is not None else seeds.base_seed(run_seed, params)
+        return {**params, "seed": seeds.call_seed(base, row_id, variant, repeat, turn=turn, role="user")}
+
     def system(self, row: dict[str, Any]) -> str:
         """The simulator's system prompt for *row*."""
         return self.template.render({**row, "persona": row.get("persona") or "a user", "goal": row["goal"],
@@ -69,8 +84,10 @@ def prepare_simulator(suite: Suite, target: Target) -> Simulator:
     return Simulator(spec, target, template)
 
 
-async def simulate(sim: Simulator, turns: Turns, row_id: str, variant: str) -> ConversationRun:
-    """The conversation of the variant (*turns*) with the simulated user, for one row."""
+async def simulate(sim: Simulator, turns: Turns, row_id: str, variant: str, *, run_seed: int = 0,
+                   mode: str = seeds.PER_CALL) -> ConversationRun:
+    """The conversation of the variant (*turns*) with the simulated user, for one row (*run_seed*, *mode*:
+    the run's seed and ``runner.seeds``)."""
     spec = sim.spec
     try:
         system = sim.system(turns.row)
@@ -82,8 +99,8 @@ async def simulate(sim: Simulator, turns: Turns, row_id: str, variant: str) -> C
     last = None
     stop_reason = "max_turns"
     for turn in range(spec.max_turns + 1):
-        params = {**spec.parameters, "seed": call_seed(spec.seed, row_id, variant, turns.repeat, turn=turn,
-                                                       role="user")}
+        params = sim.parameters(run_seed=run_seed, mode=mode, row_id=row_id, variant=variant, repeat=turns.repeat,
+                                turn=turn)
         completion, error, took, tries = await turns.caller.call(sim.target, list(chat), params, {},
                                                                  repeat=turns.repeat)
         turns.attempts += tries

@@ -46,6 +46,7 @@ from .agent_text import (
     preprocess,
     response_text,
 )
+from .integrity import instruct, scan, seal
 from .judge import JudgeReplyError, PromptyJudge, builtin_prompt, json_object, parse_reply
 
 __all__ = ["AGENT_JUDGES", "IntentResolutionJudge", "TaskAdherenceJudge", "ToolCallAccuracyJudge"]
@@ -80,11 +81,20 @@ class _AgentJudge(PromptyJudge):
     inputs: ClassVar[dict[str, str]] = {"query": "${target.messages}", "response": "${target.messages}"}
 
     async def _ask(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """The judge's reply object, azure's ``_properties`` for it, and the raw reply text."""
+        """The judge's reply object, azure's ``_properties`` for it, and the raw reply text.
+
+        The inputs are sealed as data (:mod:`.integrity`); instruction-like text aimed at the grader
+        in them comes back as ``obj["judge_injection"]``, which the result keeps (:meth:`_flag`)."""
         prompt = builtin_prompt(self.prompt_name)
-        messages = prompt.render({k: _jinja(v) for k, v in inputs.items()})
+        values = {k: _jinja(v) for k, v in inputs.items()}
+        sealed = seal(values)
+        messages = instruct(prompt.render(sealed.values), sealed)
+        injection = scan(values)
         completion = await self.judge.complete(messages, {**prompt.parameters, **self.parameters})
         obj = _reply_object(completion.text, self.low, self.high)
+        obj.pop("judge_injection", None)
+        if injection:
+            obj["judge_injection"] = injection
         properties = obj.get("properties")
         properties = copy.deepcopy(properties) if isinstance(properties, dict) else {}
         text = completion.text
@@ -98,6 +108,11 @@ class _AgentJudge(PromptyJudge):
             "sample_output": json.dumps([{"role": "assistant", "content": text}] if text else []),
         })
         return obj, properties, text
+
+    @staticmethod
+    def _flag(result: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+        """*result* with the ``judge_injection`` signals of the judged inputs, if any."""
+        return {**result, "judge_injection": obj["judge_injection"]} if "judge_injection" in obj else result
 
     def _not_applicable(self, reason: str) -> dict[str, Any]:
         k = self.key
@@ -134,12 +149,12 @@ class IntentResolutionJudge(_AgentJudge):
                   "tool_definitions": tools}
         obj, properties, raw = await self._ask(inputs)
         if obj.get("status", "completed") == "skipped":
-            return self._not_applicable(obj.get("reason", ""))
+            return self._flag(self._not_applicable(obj.get("reason", "")), obj)
         score = obj.get("score", math.nan)
         if not check_score_is_valid(score, self.low, self.high):
             raise JudgeReplyError(f"Invalid score value: {score}. Expected a number in range [1, 5].", raw)
         score = float(score)
-        return self._scored(score, score >= self.threshold, obj, properties)
+        return self._flag(self._scored(score, score >= self.threshold, obj, properties), obj)
 
 
 class TaskAdherenceJudge(_AgentJudge):
@@ -188,12 +203,12 @@ class TaskAdherenceJudge(_AgentJudge):
         inputs = {"system_message": system_message, "query": user_query, "response": assistant, "tool_calls": tools}
         obj, properties, raw = await self._ask(inputs)
         if obj.get("status", "completed") == "skipped":
-            return self._not_applicable(obj.get("reason", ""))
+            return self._flag(self._not_applicable(obj.get("reason", "")), obj)
         try:
             score = float(obj.get("score", 0.0))
         except (TypeError, ValueError):
             raise JudgeReplyError(f"Invalid score value: {obj.get('score')!r}. Expected 0 or 1.", raw) from None
-        return self._scored(score, score >= 1.0, obj, properties)
+        return self._flag(self._scored(score, score >= 1.0, obj, properties), obj)
 
 
 _NO_TOOL_CALLS = "No tool calls found in response or provided tool_calls."
@@ -268,7 +283,7 @@ class ToolCallAccuracyJudge(_AgentJudge):
         inputs = {"query": preprocess(query), "tool_calls": calls, "tool_definitions": needed}
         obj, properties, raw = await self._ask(inputs)
         if obj.get("status", "completed") == "skipped":
-            return self._not_applicable(obj.get("reason", ""))
+            return self._flag(self._not_applicable(obj.get("reason", "")), obj)
         score = obj.get("score")
         if not score or not check_score_is_valid(score, self.low, self.high):
             raise JudgeReplyError(f"Invalid score value: {score}. Expected a number in range [1, 5].", raw)
@@ -276,7 +291,7 @@ class ToolCallAccuracyJudge(_AgentJudge):
         result = self._scored(score, score >= self.threshold, obj, properties)
         k = self.key
         order = [k, f"gpt_{k}", f"{k}_score", f"{k}_result", f"{k}_passed"]
-        return {key: result.get(key, score) for key in order} | result
+        return self._flag({key: result.get(key, score) for key in order} | result, obj)
 
 
 #: Agent judge names (as a suite's ``type:``) -> classes.

@@ -36,9 +36,16 @@ def model_config(model: EvaluatorModel) -> dict[str, Any]:
             hint="set the suite's judge: (or the evaluator's model:) to e.g. openai:gpt-4o-mini or a targets: entry",
         )
     if target.kind == "azure":
-        return {"type": "azure_openai", "azure_endpoint": target.endpoint, "azure_deployment": target.model,
-                "api_key": client.api_key, "api_version": client.default_query.get("api-version")}
+        config = {"type": "azure_openai", "azure_endpoint": target.endpoint, "azure_deployment": target.model,
+                  "api_version": client.default_query.get("api-version")}
+        # An Entra ID endpoint has no key: its credential goes to the evaluator (see judge_credential).
+        return config if judge_credential(model) is not None else {**config, "api_key": client.api_key}
     return {"type": "openai", "model": target.model, "base_url": str(client.base_url), "api_key": client.api_key}
+
+
+def judge_credential(model: EvaluatorModel) -> Any:
+    """The token credential of an Entra ID judge target (an evaluator's ``credential=``), else None."""
+    return getattr(getattr(model.target, "client", None), "credential", None)
 
 
 class AzureEvaluator:

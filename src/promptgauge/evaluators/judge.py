@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import EvaluatorError, JudgeReplyError
 from ..prompts import Prompt, load_prompt
+from .integrity import instruct, scan, seal
 from .models import EvaluatorModel
 
 __all__ = [
@@ -134,16 +135,23 @@ class PromptyJudge:
         self.threshold = threshold
         self.parameters = dict(parameters or {})
 
+    #: Prompt variables that are the judge's own settings, not graded data (never sealed or scanned).
+    SETTINGS = frozenset({"criteria", "steps", "low", "high"})
+
     async def _judge(self, prompt: Prompt, variables: dict[str, Any],
                      parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-        messages = prompt.render({k: v if k in ("steps", "fields") else _text(v) for k, v in variables.items()})
+        values = {k: v if k in self.SETTINGS or k == "fields" else _text(v) for k, v in variables.items()}
+        sealed = seal(values, keep=self.SETTINGS)
+        messages = instruct(prompt.render(sealed.values), sealed)
         params = {**prompt.parameters, **(parameters or {}), **self.parameters}
         completion = await self.judge.complete(messages, params)
         score, reason, status = parse_reply(completion.text, self.low, self.high)
+        flagged = scan(values, keep=self.SETTINGS)
+        injection = {"judge_injection": flagged} if flagged else {}
         k = self.key
         if status == "skipped":
             return {k: None, f"{k}_reason": f"Not applicable: {reason}", f"{k}_result": "not_applicable",
-                    f"{k}_threshold": self.threshold}
+                    f"{k}_threshold": self.threshold, **injection}
         return {
             k: score,
             f"{k}_reason": reason,
@@ -152,6 +160,7 @@ class PromptyJudge:
             f"{k}_properties": {"prompt_tokens": completion.prompt_tokens,
                                 "completion_tokens": completion.completion_tokens, "model": completion.model,
                                 "cost_usd": getattr(completion, "cost_usd", None)},
+            **injection,
         }
 
 

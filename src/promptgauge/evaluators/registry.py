@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
-from .azure import AzureEvaluator, is_azure_evaluator, model_config
+from .azure import AzureEvaluator, is_azure_evaluator, judge_credential, model_config
 from .builtin import BUILTINS
 from .judge import JUDGES, RubricJudge, judge_evidence
 from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
@@ -345,6 +345,8 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
         model = pool.judge(spec.target, spec.name)
         with located(field=target_field if spec.target else "judge"):
             kwargs["model_config"] = model_config(model)
+        if "credential" in accepts and "credential" not in kwargs and (cred := judge_credential(model)) is not None:
+            kwargs["credential"] = cred  # an Entra ID judge target: its token credential
     elif "embedder" in accepts and "embedder" not in kwargs and spec.target:
         model = kwargs["embedder"] = pool.get(spec.target, field=target_field)
         with located(field=target_field):

@@ -40,6 +40,11 @@ def render_junit(doc: ReportDoc) -> str:
     if doc.verdict is not None:
         ET.SubElement(props, "property", name="verdict", value=outcome_word(doc.verdict.outcome,
                                                                          doc.verdict.on_inconclusive))
+    for name, var in doc.variants.items():  # judges shown text aimed at the grader
+        for ev, m in (var.get("metrics") or {}).items():
+            if flagged := m.get("judge_injection"):
+                ET.SubElement(props, "property", name=f"judge_injection.{name}.{ev}",
+                              value=f"{flagged['rows']} rows: " + ", ".join(flagged["row_ids"]))
     for r in doc.verdict.rules if doc.verdict else []:
         unsure = r.outcome == "inconclusive"
         extra = (f" [MDE {mde(r.mde)}" + (f"; needs {rows_needed(r.rows_needed)}" if unsure else "") + "]"
@@ -54,6 +59,8 @@ def render_junit(doc: ReportDoc) -> str:
             problems += [f"{ev} failed" + (f": {s['reason']}" if s.get("reason") else "")
                          + (f" (error: {s['error']})" if s.get("error") else "")
                          for ev, s in cand.scores.items() if s.get("passed") is False or s.get("error")]
+            problems += [f"{ev}: judge_injection ({', '.join(s['injection'])}): the answer has text aimed at the grader"
+                         for ev, s in cand.scores.items() if s.get("injection")]
             if r.status in ("regressed", "mixed"):
                 problems.append(f"regressed against the baseline ({c.baseline.label})")
             if problems:

@@ -64,11 +64,14 @@ def agreement(m: dict[str, Any], sep: str = "; ") -> str:
             continue
         stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff") if k in a)
         parts.append(f"{group}: {stats} ({a['rows']} rows)")
+    if flagged := m.get("judge_injection"):
+        ids = ", ".join(flagged["row_ids"]) + (" …" if flagged["rows"] > len(flagged["row_ids"]) else "")
+        parts.append(f"judge_injection: {flagged['rows']} rows with text aimed at the grader ({ids})")
     return sep.join(parts)
 
 
 def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
-    """(variant, evaluator, agreement) for every evaluator with repeats or human labels."""
+    """(variant, evaluator, agreement) for every evaluator with repeats, human labels or injection flags."""
     return [(name, ev, text) for name, var in doc.variants.items() for ev, m in var["metrics"].items()
             if (text := agreement(m))]
 

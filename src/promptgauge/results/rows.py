@@ -40,11 +40,15 @@ def _num(x: Any) -> float | None:
 
 def _score_view(score: Any, passed: Any, error: Any, details: Any) -> dict[str, Any]:
     """One evaluator's record in the per-row view, with the evaluator's reason."""
-    if isinstance(details, str):  # JSON text from the store: parsed only when it may hold a reason
-        details = json.loads(details) if "reason" in details else None
+    if isinstance(details, str):  # JSON text from the store: parsed only when it may hold a reason or a flag
+        details = json.loads(details) if "reason" in details or "judge_injection" in details else None
     reason = next((str(v) for k, v in details.items() if k.endswith("reason") and v), None) if details else None
-    return {"score": _num(score), "passed": None if passed is None or passed != passed else bool(passed),  # noqa: PLR0124 - NaN
+    view = {"score": _num(score), "passed": None if passed is None or passed != passed else bool(passed),  # noqa: PLR0124 - NaN
             "error": error if isinstance(error, str) else None, "reason": reason}
+    flagged = details.get("judge_injection") if isinstance(details, dict) else None
+    if isinstance(flagged, dict) and flagged.get("flagged"):
+        view["injection"] = sorted({str(s.get("kind")) for s in flagged.get("signals") or [] if isinstance(s, dict)})
+    return view
 
 
 def _row_view(index: Any, inputs: dict[str, Any], output: Any, error: Any, latency_ms: Any,

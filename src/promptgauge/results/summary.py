@@ -35,6 +35,10 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
     evaluators = evaluators if evaluators is not None else list(info.manifest.get("evaluators", {}))
     configs = info.manifest.get("evaluators", {})
     columns = {v: (columns or {}).get(v) or read_columns(store, run_id, v, evaluators, configs) for v in variants}
+    summaries = {v: columns_summary(columns[v], evaluators, configs) for v in variants}
+    for (v, ev), flagged in judge_injections(store, run_id, evaluators, configs).items():
+        if v in summaries and ev in summaries[v]["metrics"]:
+            summaries[v]["metrics"][ev]["judge_injection"] = flagged
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,
@@ -43,8 +47,33 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
         "created_at": info.created_at,
         "finished_at": info.finished_at,
         "manifest": info.manifest,
-        "variants": {v: columns_summary(columns[v], evaluators, configs) for v in variants},
+        "variants": summaries,
     }
+
+
+#: How many flagged row ids a summary lists per evaluator.
+INJECTION_IDS = 20
+
+
+def judge_injections(store: Store, run_id: str, evaluators: list[str],
+                     configs: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(variant, evaluator) -> ``{rows, row_ids}``: the results of a judge (an evaluator that calls a model)
+    whose graded text was flagged as instruction-like text aimed at the grader (``judge_injection``)."""
+    judges = [ev for ev in evaluators if (configs.get(ev) or {}).get("model")]
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if not judges:
+        return out
+    marks = ",".join("?" * len(judges))
+    for variant, ev, row_id in store.db.execute(
+            f"SELECT variant, evaluator, row_id FROM scores WHERE run_id=? AND evaluator IN ({marks}) "
+            "AND instr(details, '\"judge_injection\"') AND json_extract(details, '$.judge_injection.flagged') "
+            "ORDER BY variant, evaluator, row_id", (run_id, *judges)):
+        entry = out.setdefault((variant, ev), {"rows": 0, "row_ids": []})
+        if row_id not in entry["row_ids"]:
+            entry["rows"] += 1
+            if len(entry["row_ids"]) < INJECTION_IDS:
+                entry["row_ids"].append(row_id)
+    return out
 
 
 def variant_summary(res: pd.DataFrame, sv: pd.DataFrame, evaluators: list[str],
@@ -80,6 +109,12 @@ def columns_summary(cols: Columns, evaluators: list[str], configs: dict[str, Any
         },
     }
     calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
+    ttft = cols.ttft_ms[ok]
+    ttft = ttft[~np.isnan(ttft)]
+    if ttft.size:  # streamed answers: time to first token, and output tokens per second after it
+        calls["latency_ms"]["ttft"] = _stats(ttft, ("mean", "p50", "p95", "max"))
+        tps = cols.tokens_per_s[ok]
+        calls["tokens_per_s"] = _stats(tps[~np.isnan(tps)], ("mean", "p50", "p5", "min"))
     metrics = {}
     for ev in evaluators:
         e = cols.evaluators[ev]
@@ -108,6 +143,13 @@ def columns_summary(cols: Columns, evaluators: list[str], configs: dict[str, Any
             m.update(_agreement(cols, e, cfg))
         metrics[ev] = m
     return {"calls": calls, "metrics": metrics}
+
+
+def _stats(values: np.ndarray, names: tuple[str, ...]) -> dict[str, float | None]:
+    """``mean``, ``min``, ``max`` and percentiles (``p50``, ``p95``...) of *values*; None each when empty."""
+    funcs = {"mean": np.mean, "min": np.min, "max": np.max}
+    return {n: (_f(funcs[n](values)) if n in funcs else _f(np.percentile(values, float(n[1:])))) if values.size else None
+            for n in names}
 
 
 def _agreement_wanted(cfg: dict[str, Any]) -> bool:

@@ -133,6 +133,9 @@ def _connection(factory: TargetFactory, target: str, field: str) -> dict[str, An
         raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
     client, endpoint = factory.client(cfg, field)
     if cfg.type == "azure":
+        if getattr(client, "credential", None) is not None:  # Entra ID: promptflow gets its own token (meid_token)
+            return {"type": "AzureOpenAIConnection", "value": {
+                "api_base": endpoint, "api_type": "azure", "api_version": client._api_version, "auth_mode": "meid_token"}}
         return {"type": "AzureOpenAIConnection", "value": {
             "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
     return {"type": "OpenAIConnection", "value": {"api_key": client.api_key, "base_url": endpoint}}
