@@ -17,12 +17,36 @@ from rich.table import Table
 
 from . import __version__
 from .errors import UserError
+from .escaping import terminal
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+
+class SafeConsole(Console):
+    """A rich console that never lets a string it renders (a row id, a reason, a table cell, a title) write
+    an escape sequence, NUL, BEL or a bidi override to the terminal (:func:`promptgauge.escaping.terminal`).
+    Markup in untrusted text is still escaped where it is printed; styles come from markup, not raw codes."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(terminal(text), **kwargs)
+
+
+class _SafeStream:
+    """A text stream whose writes pass through :func:`promptgauge.escaping.terminal` (click's own messages)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(terminal(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 # Piped output (CI logs) is not cut at 80 columns: tables there are read whole.
-console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+console = SafeConsole(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 
 class Ctx:
@@ -184,15 +208,23 @@ def print_estimate(est: Any) -> None:
         table.add_column(col, justify="left" if col in ("variant", "model") else "right")
     for v in est.variants:
         cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
-        table.add_row(v["variant"], v["model"] or "–", str(v["calls"]), str(v["cached"]),
+        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"] + v.get("simulator_calls", 0)),
+                      str(v["cached"]),
                       f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
     console.print(f"total: {est.calls} calls, estimated cost {total}")
     for v in est.variants:
+        if v.get("conversations"):
+            console.print(f"variant {escape(v['variant'])} replays {v['conversations']} conversations: one call per user "
+                          "turn counted (turns already in the response cache are cached)")
+        if v.get("simulated"):
+            console.print(f"variant {escape(v['variant'])} talks to a simulated user on {v['simulated']} rows: at most "
+                          f"max_turns calls of the variant and {v['simulator_calls']} of the simulator "
+                          f"({escape(v['simulator_model'] or 'unpriced')}), included in the calls and the cost above")
         if "max_calls" in v:
-            console.print(f"variant {v['variant']} runs a tool loop: its first call per row is counted; its loops "
-                          f"make up to {v['max_calls']} calls (max_steps)")
+            console.print(f"variant {escape(v['variant'])} runs a tool loop: its first call per row (or turn) is counted; "
+                          f"its loops make up to {v['max_calls']} calls (max_steps)")
     console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
                   "evaluator (judge) calls are not counted[/]")
 
@@ -252,13 +284,13 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
         ttft = calls["latency_ms"].get("ttft")
-        rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
+        rows = [[f"[bold]{escape(vname)}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
                  str(calls["errors"]), ""]]
         if ttft:  # streamed answers
             tps = (calls.get("tokens_per_s") or {}).get("p50")
             rows.append(["", "[dim]stream[/]", "", f"ttft p50 {_fmt(ttft['p50'], 0)} ms",
                          f"{_fmt(tps, 1)} tok/s", "", ""])
-        rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
+        rows += [["", escape(ename), str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
                   escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
         for row in rows:
             table.add_row(*row[: len(table.columns)])
@@ -310,7 +342,7 @@ def print_comparison(comp: Any) -> None:
     style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
-        name = m.metric + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
+        name = escape(m.metric) + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
         table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
                       ci, _fmt(m.p_holm, 4), style[m.change], mde(m.mde))
     console.print(table)
@@ -370,7 +402,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
             table.add_column(col, justify="right" if col == metric else "left")
         for p in api.trend(metric, store=store, variant=variant, limit=limit, suite_name=suite_name):
             started = dt.datetime.fromtimestamp(p["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(p["run_id"], started, p["variant"], _fmt(p["value"], 4))
+            table.add_row(escape(p["run_id"]), started, escape(p["variant"]), _fmt(p["value"], 4))
         console.print(table)
         return
     st = Store(store)
@@ -379,7 +411,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
         table.add_column(col)
     for r in st.runs(suite=suite_name, limit=limit):
         started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
+        table.add_row(escape(r.run_id), escape(r.suite), r.status, started, escape(", ".join(r.manifest.get("variants", {}))))
     console.print(table)
 
 
@@ -476,9 +508,9 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
                       f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
                       f"report: {p.reports['html']}", soft_wrap=True)
         for a in r["alerts"]:
-            console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
+            console.print(f"  [red]✗[/] {escape(a['rule'])}: {escape(a['reason'])}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
-            err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+            err_console.print(f"[yellow]webhook delivery failed[/]: {escape(str(r['webhook']['error']))} (retried next pass)")
         if p.stopped == "budget":
             console.print(f"[yellow]stopped at the cost budget[/] (${r['pass']['cost_usd']:.4f} of "
                           f"${r['pass']['max_cost']:g}): scored records are kept; the next pass goes on from there")
@@ -501,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        exc.show(file=_SafeStream(sys.stderr))
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
@@ -510,5 +542,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: say so in one line unless --debug
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                          "(rerun with --debug for the traceback)")
         sys.exit(EXIT_INTERNAL)

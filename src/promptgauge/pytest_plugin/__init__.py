@@ -492,9 +492,11 @@ class _State:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.lines:
+            from ..escaping import terminal
+
             terminalreporter.write_sep("=", "promptgauge")
-            for line in self.lines:
-                terminalreporter.write_line(line)
+            for line in self.lines:  # row ids, reasons: no escape sequence reaches the terminal
+                terminalreporter.write_line(terminal(line))
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:

@@ -1,19 +1,23 @@
-"""CSV of the compared rows (pandas): one line per row, inputs, both outputs, per-evaluator scores and,
+"""CSV of the compared rows: one line per row, inputs, both outputs, per-evaluator scores and,
 when a side has trajectories, both tool sequences (``lookup_order → refund``) and ``tool_change``
 (``sequence`` / ``arguments``).
 
 Written chunk by chunk, every row read from the comparison's sides
 (:meth:`~promptgauge.compare.Comparison.iter_rows`): a run of any size, in flat memory.
+
+Every text field (header included) goes through :func:`promptgauge.escaping.csv_cell` (controls made
+visible, ``= + - @`` cells prefixed with ``'``) and is quoted, so a bare CR or a newline in an output stays
+inside its field.
 """
 
 from __future__ import annotations
 
+import csv
 from itertools import islice
 from typing import Any, TextIO
 
-import pandas as pd
-
 from ..compare import ROW_CHUNK, Comparison
+from ..escaping import csv_cell
 from ..results import RowView, tool_change, tool_sequence, trajectory_digests
 from .document import ReportDoc
 
@@ -50,9 +54,11 @@ def write_csv(doc: ReportDoc, out: TextIO, chunk: int = ROW_CHUNK) -> None:
     """One line per matched row and gated variant, *chunk* rows at a time; an empty table when
     nothing was compared."""
     columns = list(dict.fromkeys(col for c in doc.comparisons for col in _columns(c)))
+    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
     if not columns:
-        out.write(pd.DataFrame().to_csv(index=False))
-    header = True
+        out.write('""\n')
+        return
+    writer.writerow([csv_cell(col) for col in columns])
     for c in doc.comparisons:
         b, k = c.baseline.hashes, c.candidate.hashes
         provenance = dict(zip(PROVENANCE, (  # what each line rests on
@@ -60,6 +66,15 @@ def write_csv(doc: ReportDoc, out: TextIO, chunk: int = ROW_CHUNK) -> None:
             k["prompt"]["sha256"], b["model"].get("model"), k["model"].get("model"))))
         rows = c.iter_rows(chunk)
         while part := list(islice(rows, chunk)):
-            frame = pd.DataFrame.from_records([_record(c, provenance, r) for r in part], columns=columns)
-            frame.to_csv(out, header=header, index=False, lineterminator="\n")
-            header = False
+            for r in part:
+                rec = _record(c, provenance, r)
+                writer.writerow([_field(rec.get(col)) for col in columns])
+
+
+def _field(value: Any) -> Any:
+    """A value as its CSV field: numbers and booleans as they are, lists/dicts as JSON-like text, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return value
+    return csv_cell(value if isinstance(value, str) else str(value))

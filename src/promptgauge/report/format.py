@@ -60,5 +60,5 @@ def mde(value: float | None) -> str:
 
 
 def rows_needed(n: int | None) -> str:
-    """``~452 rows`` or, when no number of rows would do, ``no row count``."""
-    return "no row count decides it" if n is None else f"~{n:,} rows"
+    """``needs ~452 rows`` or, when no number of rows would do, ``more rows alone will not decide it``."""
+    return "more rows alone will not decide it" if n is None else f"needs ~{n:,} rows"

@@ -1,9 +1,14 @@
-"""JUnit XML: a testcase per gate rule and per failing row, for CI systems that show test results."""
+"""JUnit XML: a testcase per gate rule and per failing row, for CI systems that show test results.
+
+Every text and attribute goes through :func:`promptgauge.escaping.xml_text`: a control character in a row id or an
+output cannot make the file ill-formed (XML 1.0 forbids most of them), and shows as a visible mark.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from ..escaping import xml_text
 from .document import ReportDoc
 from .format import mde, outcome_word, rows_needed
 from .markdown import flatten
@@ -47,7 +52,7 @@ def render_junit(doc: ReportDoc) -> str:
                               value=f"{flagged['rows']} rows: " + ", ".join(flagged["row_ids"]))
     for r in doc.verdict.rules if doc.verdict else []:
         unsure = r.outcome == "inconclusive"
-        extra = (f" [MDE {mde(r.mde)}" + (f"; needs {rows_needed(r.rows_needed)}" if unsure else "") + "]"
+        extra = (f" [MDE {mde(r.mde)}" + (f"; {rows_needed(r.rows_needed)}" if unsure else "") + "]"
                  if r.kind == "no_regression" else "")
         _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason + extra, r.reason + extra,
               skipped=f"INCONCLUSIVE: {r.reason}{extra}" if unsure and r.passed else None)
@@ -81,5 +86,9 @@ def render_junit(doc: ReportDoc) -> str:
         suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
     root.set("tests", str(sum(int(s.get("tests")) for s in (gate, rows))))
     root.set("failures", str(sum(int(s.get("failures")) for s in (gate, rows))))
+    for el in root.iter():  # every text and attribute, whatever it came from: well-formed XML 1.0
+        el.text = None if el.text is None else xml_text(el.text)
+        for key, value in el.attrib.items():
+            el.set(key, xml_text(value))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -12,27 +12,26 @@ tool result cannot reorder what the reader sees around it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ..compare import RowDiff
+from ..escaping import html_text
 from ..results.trajectory import MAX_CHARS, MAX_TEXT, step_groups
 
 #: Step groups up to which a row's trajectory opens expanded; longer ones start collapsed.
 OPEN_GROUPS = 8
-#: Bidirectional formatting characters (Trojan Source): embeddings, overrides, isolates, marks.
-BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 CHANGE = {"sequence": "tool sequence changed", "arguments": "tool arguments changed"}
 CUT_NOTE = (f"Trajectories are cut for the report: {MAX_TEXT:,} characters per message, tool argument or tool "
             f"result, {MAX_CHARS:,} per row and side; results.jsonl and the store keep them whole.")
 
 
 def inert(text: Any) -> Markup:
-    """*text* escaped, with bidirectional control characters shown as visible marks."""
-    return Markup(BIDI.sub(lambda m: f'<span class="ctl">⟨U+{ord(m.group()):04X}⟩</span>', str(escape(text))))
+    """*text* escaped, with control and bidirectional characters shown as visible marks
+    (:func:`promptgauge.escaping.html_text`, styled: for element content)."""
+    return html_text(text, styled=True)
 
 
 def pretty(arguments: str) -> str:
