@@ -180,6 +180,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         sys.exit(EXIT_PASS)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
     p = report.progress
     if p is not None and p.reused:
@@ -192,6 +193,21 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
                       "--max-cost HIGHER")
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def print_failures(report: Any) -> None:
+    """One line per failed row (variant, row id, the reason's first line), then the count -- and where
+    promptflow's own log went."""
+    for row_id, variant, repeat, error in report.failures:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        where = f"{variant} row {row_id}" + (f" repeat {repeat}" if repeat else "")
+        err_console.print(f"[red]failed[/] {escape(where)}: {escape(reason[:200])}", soft_wrap=True)
+    if report.failed:
+        more = f" (first {len(report.failures)} shown)" if report.failed > len(report.failures) else ""
+        calls = sum(v["calls"]["n"] for v in report.summary["variants"].values())
+        err_console.print(f"{report.failed} of {calls} results failed{more}; every error is in the reports")
+    if log := report.reports.get("promptflow_log"):
+        err_console.print(f"promptflow's log: {log}")
 
 
 def print_notes(summary: dict[str, Any]) -> None:
@@ -258,6 +274,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
         sys.exit(EXIT_INTERRUPTED)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
     if report.status == "budget":

@@ -12,7 +12,7 @@ from ..escaping import xml_text
 from .document import ReportDoc
 from .format import mde, outcome_word, rows_needed
 from .markdown import flatten
-from .trajectory import tools_line
+from .trajectory import failed_turns, tools_line, turns_line
 
 
 def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "",
@@ -61,7 +61,8 @@ def render_junit(doc: ReportDoc) -> str:
         for r in c.row_diffs:
             cand = r.candidate
             problems = [f"model call failed: {cand.error}"] if cand.error else []
-            problems += [f"{ev} failed" + (f": {s['reason']}" if s.get("reason") else "")
+            problems += [f"{ev} failed" + (f" on {failed_turns(s)}" if failed_turns(s) else "")
+                         + (f": {s['reason']}" if s.get("reason") else "")
                          + (f" (error: {s['error']})" if s.get("error") else "")
                          for ev, s in cand.scores.items() if s.get("passed") is False or s.get("error")]
             problems += [f"{ev}: judge_injection ({', '.join(s['injection'])}): the answer has text aimed at the grader"
@@ -69,10 +70,11 @@ def render_junit(doc: ReportDoc) -> str:
             if r.status in ("regressed", "mixed"):
                 problems.append(f"regressed against the baseline ({c.baseline.label})")
             if problems:
-                tools = tools_line(r)
+                tools, turns = tools_line(r), turns_line(r)
                 detail = "\n".join(problems + ["", f"baseline output: {r.baseline.output!r}",
                                                f"candidate output: {cand.output!r}"]
-                                    + ([f"tool calls: {tools}"] if tools else []))
+                                    + ([f"tool calls: {tools}"] if tools else [])
+                                    + ([f"conversation: {turns}"] if turns else []))
                 _case(rows, f"rows.{c.candidate.variant}", r.row_id, problems[0], detail)
     left_out = [f"{c.candidate.variant}: {c.rows_omitted} of {c.rows.matched} rows are not checked here (the report "
                 "holds the most changed rows); rows.csv has every row" for c in doc.comparisons if c.rows_omitted]

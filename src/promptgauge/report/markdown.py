@@ -12,7 +12,7 @@ from ..escaping import markdown_cell
 from ..results.trajectory import MAX_NAMES
 from .document import REPORT_SCHEMA, ReportDoc
 from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
-from .trajectory import tools_line
+from .trajectory import tools_line, turn_marks
 
 GITHUB_LIMIT = 65_536
 
@@ -171,7 +171,9 @@ def _row_lines(doc: ReportDoc) -> list[str]:
             for ev, s in r.candidate.scores.items():
                 b = r.baseline.scores.get(ev, {})
                 if (b.get("score"), b.get("passed")) != (s.get("score"), s.get("passed")):
-                    scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}")
+                    scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}"
+                                  + (f" (per turn {turn_marks(b) or '–'}→{turn_marks(s) or '–'})"
+                                     if b.get("turns") or s.get("turns") else ""))
             lines.append(f"| {_code(r.row_id, 40)} | {r.status} | {_cell('; '.join(scores))} | "
                          f"{_cell(r.baseline.output or r.baseline.error or '')} | "
                          f"{_cell(r.candidate.output or r.candidate.error or '')} |"
