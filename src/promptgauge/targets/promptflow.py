@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import CallError, TargetError
+from ..telemetry import silence_loaded
 from ..yamlutil import parse_yaml
 from .base import Completion
 from .python import forget_foreign_module
@@ -79,6 +80,7 @@ def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFac
         from promptflow.executor import FlowExecutor
     except ImportError:
         raise TargetError("promptflow is not installed", hint=INSTALL_HINT) from None
+    silence_loaded()
     try:
         if "nodes" in data:
             flow = Flow._from_dict(flow_data=data, working_dir=path.parent)
