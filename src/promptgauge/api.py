@@ -21,6 +21,7 @@ from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .targets.promptflow import promptflow_logs
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -101,8 +102,11 @@ def run(
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
-                          options=options)
+        run_id = run_id or (st.run(None, suite=s.name).run_id if resume else new_run_id())
+        out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
+        with promptflow_logs(out_dir / run_id / PROMPTFLOW_LOG):  # promptflow's loggers: a file, not the terminal
+            outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress,
+                              concurrency=concurrency, options=options)
         if shard is not None:
             path = Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir)
             write_shard(st, outcome.run_id, path, notes=outcome.notes)
@@ -114,6 +118,10 @@ def run(
                            notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
     finally:
         st.close()
+
+
+#: promptflow's log output, in the run's report folder.
+PROMPTFLOW_LOG = "promptflow.log"
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
@@ -136,7 +144,11 @@ def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[st
                          comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
                          order_balanced=summary["manifest"].get("order") == "balanced")
     reports = write_reports(doc, out_dir / run_id, summary=summary, store=st)
-    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress)
+    if (log := out_dir / run_id / PROMPTFLOW_LOG).is_file():
+        reports["promptflow_log"] = log
+    failed, failures = st.failures(run_id)
+    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
+                     failures=failures)
 
 
 def merge(

@@ -180,6 +180,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         sys.exit(EXIT_PASS)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
     p = report.progress
     if p is not None and p.reused:
@@ -192,6 +193,21 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
                       "--max-cost HIGHER")
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def print_failures(report: Any) -> None:
+    """One line per failed row (variant, row id, the reason's first line), then the count -- and where
+    promptflow's own log went."""
+    for row_id, variant, repeat, error in report.failures:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        where = f"{variant} row {row_id}" + (f" repeat {repeat}" if repeat else "")
+        err_console.print(f"[red]failed[/] {escape(where)}: {escape(reason[:200])}", soft_wrap=True)
+    if report.failed:
+        more = f" (first {len(report.failures)} shown)" if report.failed > len(report.failures) else ""
+        calls = sum(v["calls"]["n"] for v in report.summary["variants"].values())
+        err_console.print(f"{report.failed} of {calls} results failed{more}; every error is in the reports")
+    if log := report.reports.get("promptflow_log"):
+        err_console.print(f"promptflow's log: {log}")
 
 
 def print_notes(summary: dict[str, Any]) -> None:
@@ -208,15 +224,23 @@ def print_estimate(est: Any) -> None:
         table.add_column(col, justify="left" if col in ("variant", "model") else "right")
     for v in est.variants:
         cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
-        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"]), str(v["cached"]),
+        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"] + v.get("simulator_calls", 0)),
+                      str(v["cached"]),
                       f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
     console.print(f"total: {est.calls} calls, estimated cost {total}")
     for v in est.variants:
+        if v.get("conversations"):
+            console.print(f"variant {escape(v['variant'])} replays {v['conversations']} conversations: one call per user "
+                          "turn counted (turns already in the response cache are cached)")
+        if v.get("simulated"):
+            console.print(f"variant {escape(v['variant'])} talks to a simulated user on {v['simulated']} rows: at most "
+                          f"max_turns calls of the variant and {v['simulator_calls']} of the simulator "
+                          f"({escape(v['simulator_model'] or 'unpriced')}), included in the calls and the cost above")
         if "max_calls" in v:
-            console.print(f"variant {v['variant']} runs a tool loop: its first call per row is counted; its loops "
-                          f"make up to {v['max_calls']} calls (max_steps)")
+            console.print(f"variant {escape(v['variant'])} runs a tool loop: its first call per row (or turn) is counted; "
+                          f"its loops make up to {v['max_calls']} calls (max_steps)")
     console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
                   "evaluator (judge) calls are not counted[/]")
 
@@ -250,6 +274,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
         sys.exit(EXIT_INTERRUPTED)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
     if report.status == "budget":

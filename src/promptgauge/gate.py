@@ -114,7 +114,8 @@ class Subject:
 
 
 def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
-                file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = ()) -> list[Rule]:
+                file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = (),
+                aggregating: Collection[str] = ()) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
     *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
@@ -136,7 +137,7 @@ def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str
         if spec.variant and variants is not None and spec.variant not in variants:
             raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
                             hint="variants: " + ", ".join(variants))
-        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i)))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
     for ev in evaluators:
@@ -149,14 +150,16 @@ def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
     """The rules of a suite's own policy (in the suite, or the file ``gate:`` names)."""
     return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
                        file=suite.gate_file or suite.path, in_suite=suite.gate_file is None,
-                       optional=[e.name for e in suite.evaluators if e.optional])
+                       optional=[e.name for e in suite.evaluators if e.optional],
+                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")])
 
 
-def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]]) -> Rule:
+def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]],
+                aggregating: Collection[str] = ()) -> Rule:
     text = spec.rule.strip()
     if m := THRESHOLD.match(text):
         metric, op, number = m.groups()
-        if split_metric(metric, evaluators) is None:
+        if split_metric(metric, evaluators, aggregating) is None:
             raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=metric_hint(evaluators))
         return Rule(text, "threshold", metric, op, float(number), spec.variant)
     if m := CALL.match(text):
@@ -216,7 +219,8 @@ def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | No
 
 def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
-    source, base, bound = split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
+    source, base, bound = split_metric(rule.metric, subject.side.evaluators, subject.side.evaluators) \
+        or ("", rule.metric, None)
     if (empty := _no_data(rule.metric, subject)) is not None:
         return None, empty
     if source == "summary":

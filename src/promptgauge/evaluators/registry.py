@@ -6,7 +6,7 @@ azure-ai-evaluation classes (``azure.ai.evaluation:RelevanceEvaluator``) plug in
 the same way. Lookup order for a suite's ``type:``: builtin name (``not-NAME``
 negates a deterministic builtin), then ``module:attribute``, then in the suite's
 ``evaluators/`` folder: ``NAME.py``, ``NAME.prompty`` (a rubric judge), any
-other ``*.py`` defining ``NAME``.
+other ``*.py`` defining ``NAME``; ``flow:PATH`` is a promptflow evaluation flow (:mod:`.flow`).
 
 A class is built with the entry's ``params`` plus what its constructor asks
 for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``target:``
@@ -44,6 +44,8 @@ from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
 from .outcome import Outcome, combine, negated, normalise
 
 _NOT = re.compile(r"^not[-_]")
+#: ``type: flow:PATH``: a promptflow evaluation flow (:mod:`.flow`).
+FLOW_PREFIX = "flow:"
 
 
 def builtin_evaluators() -> dict[str, type]:
@@ -254,6 +256,14 @@ def _find(kind: str, root: Path) -> _Found:
     if kind in builtins:
         return _Found(builtins[kind], "builtin", None, factory=True)
     folder = root / "evaluators"
+    if kind.startswith(FLOW_PREFIX):  # a promptflow evaluation flow: flow:PATH
+        from .flow import FlowEvaluator
+
+        path = root / kind[len(FLOW_PREFIX):].strip()
+        if not path.exists():
+            raise EvaluatorError(f"flow not found: {path}", hint="type: flow:PATH names a flow.dag.yaml, "
+                                 "flow.flex.yaml or their folder, relative to the suite")
+        return _Found(functools.partial(FlowEvaluator, path), kind, _tree_sha(path), factory=True)
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
         try:
@@ -315,6 +325,17 @@ def _getattr_path(module: Any, attr: str, kind: str) -> Any:
     return obj
 
 
+def _tree_sha(path: Path) -> str:
+    """A digest of a flow's folder (every file in it but hidden ones and caches), so an edit to its code
+    changes the evaluator."""
+    folder = path if path.is_dir() else path.parent
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+            part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)):
+        digest.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
 def _file_sha(path: str | None) -> str | None:
     if not path or not Path(path).is_file():
         return None
@@ -340,6 +361,8 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     kwargs = check_params(found.obj, spec.params, kind, field)
     model = None
     pool = models or ModelPool(None)
+    if "targets" in accepts and "targets" not in kwargs:  # a flow evaluator's connections are suite targets
+        kwargs["targets"] = pool.factory
     if "judge" in accepts and "judge" not in kwargs:
         model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
