@@ -39,7 +39,7 @@ from ..suite import COLUMN_REF, EvaluatorSpec
 from ..telemetry import silence_loaded
 from .azure import AzureEvaluator, is_azure_evaluator, judge_credential, model_config
 from .builtin import BUILTINS
-from .judge import JUDGES, RubricJudge
+from .judge import JUDGES, RubricJudge, judge_evidence
 from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
 from .outcome import Outcome, combine, negated, normalise
 
@@ -93,9 +93,11 @@ class BoundEvaluator:
 
     def describe(self) -> dict[str, Any]:
         """What the run manifest records about this evaluator."""
+        judge = judge_evidence(self.func, self.model)
         return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
                 "model": self.model.describe() if self.model else None, "repeats": self.repeats,
-                "human_label": self.human_label, "higher_is_better": self.higher_is_better}
+                "human_label": self.human_label, "higher_is_better": self.higher_is_better,
+                **({"judge": judge} if judge is not None else {})}
 
     async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
         """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
