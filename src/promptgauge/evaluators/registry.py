@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
+from ..telemetry import silence_loaded
 from .azure import AzureEvaluator, is_azure_evaluator, judge_credential, model_config
 from .builtin import BUILTINS
 from .judge import JUDGES, RubricJudge, judge_evidence
@@ -271,6 +272,7 @@ def _find(kind: str, root: Path) -> _Found:
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
             module = importlib.import_module(module_name)
+            silence_loaded()  # azure-ai-evaluation loads promptflow's telemetry handler
         except ImportError as exc:
             hint = "install it with: pip install 'promptgauge[azure]'" if module_name.startswith("azure.ai") else None
             raise EvaluatorError(f"cannot import '{module_name}' for evaluator '{kind}': {exc}", hint=hint) from None
@@ -286,6 +288,7 @@ def _find(kind: str, root: Path) -> _Found:
             if path == prompty:
                 return _Found(functools.partial(RubricJudge, path), source, sha, factory=True)
             module = _load_module(path)
+            silence_loaded()
             if hasattr(module, kind):
                 obj = getattr(module, kind)
                 return _Found(obj, source, sha, factory=inspect.isclass(obj))
