@@ -120,6 +120,10 @@ def flow_file(path: Path) -> Path:
 
 def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    from . import expand_env
+
+    for name, value in (cfg.environment or {}).items():  # a promptflow run's environment_variables
+        os.environ[name] = expand_env(str(value), field=f"{field}.environment.{name}", secrets=factory.secrets)
     connections = {name: connection(factory, target, f"{field}.connections.{name}")
                    for name, target in cfg.connections.items()}
     path, executor, data = load_flow(path, variant=cfg.variant, connections=connections, init=cfg.init,
