@@ -70,6 +70,7 @@ def run(
     out: str | Path | None = None,
     shard: Shard | str | None = None,
     shard_file: str | Path | None = None,
+    on_inconclusive: str = "warn",
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -81,7 +82,8 @@ def run(
     of each row's calls derive from it; a resumed run keeps its own.
 
     *out* is a further folder the caller will copy the reports into (``ci``), checked with the
-    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    other outputs. *on_inconclusive* is what an inconclusive gate means when the policy does not say
+    (``warn``: passes, said loudly; :func:`ci` passes ``fail``). Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
 
@@ -116,7 +118,8 @@ def run(
             summary["gate"] = None  # a shard is not judged: its merged run is
             return RunReport(outcome.run_id, outcome.status, summary, {"shard": path}, st.path, [], outcome.progress)
         return _report_run(s, st, outcome.run_id, outcome.status, [v.name for v in plan.variants], rules,
-                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
+                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress,
+                           on_inconclusive=on_inconclusive)
     finally:
         st.close()
 
@@ -155,13 +158,15 @@ def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | Non
 
 
 def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                notes: list[str], reports_dir: str | Path | None, progress: Progress | None) -> RunReport:
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
+                on_inconclusive: str = "warn") -> RunReport:
     """A stored run's summary, verdict and reports (a run's, or a merged one's)."""
     sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
     summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
     if notes:
         summary["notes"] = notes
-    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished")
+    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished",
+                                              on_inconclusive=on_inconclusive)
     out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
     doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
                          run_id=run_id, status=status, variants=summary["variants"],
@@ -219,7 +224,7 @@ def merge(
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
-               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+               partial: bool = False, on_inconclusive: str = "warn") -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each gated variant against the suite's baseline variant of the same run.
 
     A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
@@ -240,7 +245,7 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
-                            policy_file=suite.gate_file)
+                            policy_file=suite.gate_file, on_inconclusive=on_inconclusive)
     return verdict, comparisons
 
 
@@ -307,7 +312,7 @@ def compare(
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
-                            policy_file=pol_file if pol_file and not in_suite else None)
+                            policy_file=pol_file if pol_file and not in_suite else None, on_inconclusive="fail")
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
@@ -409,8 +414,10 @@ def ci(
     *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
     failing rows), ``report.md`` (a pull-request comment), ``report.html``,
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
-    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``), where an
+    inconclusive gate fails unless the policy's ``on_inconclusive`` says otherwise.
     """
+    options.setdefault("on_inconclusive", "fail")
     report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

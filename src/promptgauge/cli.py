@@ -319,20 +319,29 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
 
 def print_verdict(gate: dict[str, Any] | None) -> None:
     """Every gate rule with its measured value and reason, then the verdict."""
+    from .report.format import INCONCLUSIVE_NOTE, outcome_word
+
     if gate is None:
         return
     for r in gate["rules"]:
         skipped = r["passed"] and r["reason"].startswith("SKIPPED")
-        mark = "[bold yellow]![/]" if skipped else "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+        unsure = r.get("outcome") == "inconclusive"
+        mark = ("[bold yellow]?[/]" if unsure else "[bold yellow]![/]" if skipped else
+                "[green]✓[/]" if r["passed"] else "[red]✗[/]")
         console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
                       soft_wrap=True)
-    verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
+    outcome = gate.get("outcome") or ("pass" if gate["passed"] else "fail")
+    word = escape(outcome_word(outcome, gate.get("on_inconclusive", "fail")))
+    color = {"pass": "green", "fail": "red"}.get(outcome, "yellow")
     against = f" (vs. {escape(gate['baseline'])})" if gate.get("baseline") else ""
-    console.print(f"gate: {verdict}{against}" + ("" if gate["rules"] else " [dim](no rules)[/]"))
+    if outcome == "inconclusive":
+        console.print(f"[yellow]{escape(INCONCLUSIVE_NOTE)}[/]", soft_wrap=True)
+    console.print(f"gate: [bold {color}]{word}[/]{against}" + ("" if gate["rules"] else " [dim](no rules)[/]"))
 
 
 def print_comparison(comp: Any) -> None:
     """Per metric: both aggregates, the delta with its CI, the two-sided Holm-adjusted p-value, the change."""
+    from .report.format import mde
     from .report.markdown import LOWER
 
     for w in comp.warnings:
@@ -341,15 +350,18 @@ def print_comparison(comp: Any) -> None:
                         f"({comp.rows.matched} rows)", title_justify="left",
                   caption=f"p: two-sided paired test (did it change?), Holm-adjusted over {len(comp.metrics)} "
                           f"metrics; a change needs p < {comp.alpha:g}. The gate's no_regression uses a one-sided "
-                          "test (is it worse?), shown with its rule.", caption_justify="left")
-    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p 2-sided (Holm)", "change"):
+                          "test (is it worse?), shown with its rule. MDE: the smallest worsening that test "
+                          f"detects with probability {comp.metrics[0].mde_power if comp.metrics else 0.8:g} at "
+                          f"alpha {comp.alpha:g} on these rows.", caption_justify="left")
+    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p 2-sided (Holm)", "change",
+                "MDE"):
         table.add_column(col, justify="left" if col in ("metric", "change") else "right", no_wrap=col == "metric")
     style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
         name = escape(m.metric) + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
         table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
-                      ci, _fmt(m.p_holm, 4), style[m.change])
+                      ci, _fmt(m.p_holm, 4), style[m.change], mde(m.mde))
     console.print(table)
     flipped = list(dict.fromkeys(f.row_id for f in comp.flips if f.direction == "pass->fail"))
     if flipped:

@@ -69,7 +69,7 @@ THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER
 #: ``METRIC: FUNCTION(ARGS)``
 CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 #: Rule functions and their arguments' defaults.
-FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
+FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05, "power": 0.8}}
 GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
            "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
            + " ".join(OPS))

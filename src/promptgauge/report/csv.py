@@ -20,18 +20,26 @@ from ..compare import ROW_CHUNK, Comparison
 from ..escaping import csv_cell
 from ..results import RowView, tool_change, tool_sequence, trajectory_digests
 from .document import ReportDoc
+from .trajectory import turn_marks
 
 PROVENANCE = ("baseline_run", "candidate_run", "dataset_sha256", "baseline_prompt_sha256",
               "candidate_prompt_sha256", "baseline_model", "candidate_model")
 
 
+def _per_turn(c: Comparison) -> set[str]:
+    """The evaluators that scored some of the comparison's rows turn by turn (conversations, ``per_turn: true``)."""
+    return {ev for r in c.row_diffs for side in (r.baseline, r.candidate) for ev, s in side.scores.items()
+            if s.get("turns")}
+
+
 def _columns(c: Comparison) -> list[str]:
     inputs, b_evs, c_evs = c.row_fields()
     tools = ["baseline_tools", "candidate_tools", "tool_change"] if c.has_trajectories() else []
+    per_turn = _per_turn(c)
     return [*PROVENANCE, "candidate", "baseline", "row_id", "status", *(f"data.{k}" for k in inputs),
             "baseline_output", "candidate_output", "baseline_error", "candidate_error", *tools,
             *(f"{side}.{ev}.{x}" for side, evs in (("baseline", b_evs), ("candidate", c_evs))
-              for ev in evs for x in ("score", "passed"))]
+              for ev in evs for x in ("score", "passed", *(("turns",) if ev in per_turn else ())))]
 
 
 def _record(c: Comparison, provenance: dict[str, Any], row: tuple[str, str, RowView, RowView]) -> dict[str, Any]:
@@ -47,6 +55,8 @@ def _record(c: Comparison, provenance: dict[str, Any], row: tuple[str, str, RowV
         for ev, s in view.scores.items():
             rec[f"{side}.{ev}.score"] = s["score"]
             rec[f"{side}.{ev}.passed"] = s["passed"]
+            if s.get("turns"):  # a conversation scored per turn: ✓✓✗, one mark per turn
+                rec[f"{side}.{ev}.turns"] = turn_marks(s)
     return rec
 
 

@@ -30,6 +30,7 @@ import yaml
 
 from ..errors import CallError, TargetError
 from ..public import scrub
+from ..telemetry import silence_loaded
 from ..yamlutil import parse_yaml
 from .base import Completion
 from .python import forget_foreign_module
@@ -154,6 +155,7 @@ def load_flow(path: Path, *, variant: str | None = None, connections: dict[str, 
         from promptflow.executor import FlowExecutor
     except ImportError:
         raise TargetError("promptflow is not installed", hint=INSTALL_HINT) from None
+    silence_loaded()
     try:
         if "nodes" in data:
             flow = Flow._from_dict(flow_data=data, working_dir=path.parent)
