@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptgauge.errors import UserError
-from promptgauge.pfimport import RUN_KEYS, import_runs
+from promptgauge.pfimport import RUN_KEYS, import_connection, import_runs
 from promptgauge.suite import load_suite
 
 PF = Path(__file__).parent / "flows" / "pf_examples"
@@ -159,3 +159,18 @@ def test_any_run_file_is_a_suite_or_a_user_error(text, connection):
             load_suite(root / "promptgauge.yaml")  # what import writes is a suite (or a clear error naming it)
         except UserError:
             pass
+
+
+def test_promptflows_own_connection_files_become_targets_without_keys(ex):
+    """connections/azure_openai.yml and openai.yml, unchanged: api_key "<user-input>" is not a key to copy."""
+    (ex / "run.yml").write_text("flow: ex/flows/standard/basic\nconnections:\n  llm:\n    connection: open_ai_connection\n"
+                                "    deployment_name: gpt-35-turbo-instruct\n")
+    imported = import_runs([ex / "run.yml"], connections=[ex / "ex" / "connections" / "azure_openai.yml"],
+                           out=ex / "promptgauge.yaml")
+    target = imported.suite["targets"]["open_ai_connection"]
+    assert target == {"type": "azure", "azure_endpoint": "aoai-api-endpoint", "api_key_env": "OPEN_AI_CONNECTION_API_KEY",
+                      "model": "gpt-35-turbo-instruct"}
+    assert "<user-input>" not in imported.text
+    assert any("OPEN_AI_CONNECTION_API_KEY" in n for n in imported.notes)
+    name, target, _ = import_connection(ex / "ex" / "connections" / "openai.yml")
+    assert name == "open_ai_connection" and target == {"type": "openai", "api_key_env": "OPEN_AI_CONNECTION_API_KEY"}

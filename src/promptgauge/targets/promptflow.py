@@ -244,6 +244,13 @@ class FlowTarget:
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
 
+    @property
+    def aggregates(self) -> bool:
+        """Whether the flow has aggregation nodes (whose metrics only an evaluator, ``type: flow:PATH``, collects)."""
+        flow = getattr(self.executor, "_flow", None)
+        return bool(getattr(flow, "has_aggregation_node", False)) if self.kind == "dag" else \
+            bool(getattr(self.executor, "has_aggregation_node", False))
+
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
         result = await self.executor.exec_line_async(values)
