@@ -10,7 +10,7 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
-from .errors import CompareError, GateError, PathError
+from .errors import CompareError, GateError, PathError, StoreError, SuiteError
 from .files import atomic_write, check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
@@ -221,6 +221,57 @@ def merge(
         folder.mkdir(parents=True, exist_ok=True)
         report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}
     return report
+
+
+def rescore(
+    run_ref: str,
+    *,
+    evaluators: list[str] | None = None,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    options: Options | None = None,
+    concurrency: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_inconclusive: str = "warn",
+) -> RunReport:
+    """Score the stored outputs of run *run_ref* (an id, a unique prefix, or ``latest``) again with the suite's
+    new or changed evaluators -- or those *evaluators* names -- without calling any target: a new run whose
+    manifest's ``rescored_from`` names the source run, summarised, gated and reported like :func:`run`.
+
+    The suite is *suite*, else ``promptgauge.yaml`` here, else the file the source run was made from. LLM judges
+    call their models through the engine (*options*: cache, cassette, budget). A bad reference or an unknown
+    evaluator is a :class:`~promptgauge.errors.UserError` (exit 2).
+    """
+    from .engine import rescore as rescore_run
+    from .engine import source_run
+
+    s = _find_suite(suite)
+    db = Path(store) if store else (s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    if not db.is_file():
+        raise StoreError("no store here to rescore a run from", file=db,
+                         hint="run a suite first, or pass --store / --suite")
+    check_output(db, "sqlite", "store")
+    st = Store(db)
+    try:
+        source = source_run(st, run_ref)
+        if s is None:
+            if not source.suite_path or not Path(source.suite_path).is_file():
+                raise SuiteError(f"run {source.run_id} was made from {source.suite_path or 'no suite file'}, "
+                                 "which is not here", hint="pass the suite with --suite FILE")
+            s = load_suite(source.suite_path)
+        check_run_outputs(s, store=db, reports_dir=reports_dir, options=options)
+        plan = prepare(s, offline=bool(options and options.replay))
+        outcome = rescore_run(plan, st, source, evaluators=evaluators, options=options, concurrency=concurrency,
+                              on_progress=on_progress)
+        names = list(dict.fromkeys([*source.manifest.get("evaluators", {}), *outcome.evaluators]))
+        rules = suite_rules(s, names)
+        notes = [f"rescored from run {source.run_id}: evaluators {', '.join(outcome.evaluators)} scored again, "
+                 "no target called"] + outcome.notes
+        return _report_run(s, st, outcome.run_id, outcome.status, outcome.variants, rules, notes=notes,
+                           reports_dir=reports_dir, progress=outcome.progress, on_inconclusive=on_inconclusive)
+    finally:
+        st.close()
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,

@@ -396,6 +396,47 @@ def import_(obj: Ctx, run_files: tuple[Path, ...], connections: tuple[Path, ...]
                   f"{len(imported.suite.get('evaluators', []))} evaluator(s); run it with: promptgauge run {out}")
 
 
+@cli.command(params=[p for p in run.params if p.name in ("concurrency", "no_cache", "refresh", "record", "replay",
+                                                          "max_cost")])
+@click.argument("run_ref", metavar="RUN")
+@click.option("--evaluator", "evaluators", multiple=True, metavar="NAME",
+              help="Score again with this suite evaluator (repeatable; default: every new or changed one).")
+@click.option("--suite", type=click.Path(path_type=Path),
+              help="Suite file with the evaluators (default: ./promptgauge.yaml, else the run's own suite file).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.pass_obj
+def rescore(obj: Ctx, run_ref: str, evaluators: tuple[str, ...], suite: Path | None, store: Path | None,
+            reports_dir: Path | None, concurrency: int | None, no_cache: bool, refresh: bool, record: Path | None,
+            replay: Path | None, max_cost: float | None) -> None:
+    """Score the stored outputs of RUN (an id, a unique prefix, or 'latest') again with new or changed
+    evaluators -- judges included -- without calling any target: a new run that points at RUN; gated like a run.
+    """
+    from . import api
+    from .engine import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    try:
+        report = api.rescore(run_ref, evaluators=list(evaluators) or None, suite=suite, store=store,
+                             reports_dir=reports_dir, options=options, concurrency=concurrency)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the scores so far are kept in the new run")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
+    source = report.summary["manifest"].get("rescored_from", {}).get("run_id")
+    console.print(f"run {report.run_id} rescored from run {source}; reports: {report.reports['html']}  "
+                  f"(store: {report.store_path})")
+    if report.status != "finished":
+        console.print(f"[yellow]rescore stopped ({report.status})[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--suite", type=click.Path(path_type=Path), help="The suite the shards ran (default: ./promptgauge.yaml).")
