@@ -580,19 +580,24 @@ def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path |
 def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None,
             max_cost: float | None) -> None:
     """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
-    cost budget, 2 input error."""
+    cost budget, 2 input error, 4 nothing to judge (no records yet, or no rule judgeable on the latest window)."""
     from . import api
     from .report.monitor import when
 
     def on_pass(p: Any) -> None:
         r = p.report
         t = r["pass"]["total"]
-        mark = "[bold red]ALERT[/]" if p.alerting else "[bold green]healthy[/]"
+        mark = {"alert": "[bold red]ALERT[/]", "healthy": "[bold green]healthy[/]",
+                "no_data": "[bold yellow]NO DATA[/] (not healthy: no record to judge)",
+                "inconclusive": "[bold yellow]INCONCLUSIVE[/] (not healthy: no rule could be judged)"}[p.status]
         console.print(f"{mark} · latest window {when(r['latest_window'], r['window_seconds'])} · "
                       f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
                       f"report: {p.reports['html']}", soft_wrap=True)
         for a in r["alerts"]:
             console.print(f"  [red]✗[/] {escape(a['rule'])}: {escape(a['reason'])}", soft_wrap=True)
+        if p.status == "inconclusive":
+            for w in r["windows"][-1]["rules"]:
+                console.print(f"  [yellow]?[/] {escape(w['rule'])}: {escape(str(w['reason']))}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
             err_console.print(f"[yellow]webhook delivery failed[/]: {escape(str(r['webhook']['error']))} (retried next pass)")
         if p.stopped == "budget":
