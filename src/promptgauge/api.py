@@ -11,11 +11,12 @@ from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
 from .errors import CompareError, GateError, PathError, StoreError, SuiteError
-from .files import check_output
+from .files import atomic_write, check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
+from .pfimport import Imported, import_runs
 from .report import build_document, run_hashes, write_reports
 from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
@@ -125,6 +126,29 @@ def run(
 
 #: promptflow's log output, in the run's report folder.
 PROMPTFLOW_LOG = "promptflow.log"
+
+
+def import_promptflow(run_files: list[str | Path], *, connections: list[str | Path] = (),
+                      out: str | Path = DEFAULT_SUITE_FILE, force: bool = False, name: str | None = None) -> Imported:
+    """``promptgauge import``: promptflow run files (and connection files) -> a suite file at *out*
+    (:mod:`promptgauge.pfimport`), checked by loading it as a suite. An existing *out* is kept unless *force*."""
+    out = Path(out)
+    check_output(out, "file", "suite file (--out)")
+    if out.exists() and not force:
+        raise PathError("the suite file exists; pass --force to overwrite it, or --out another file", file=out)
+    imported = import_runs([Path(f) for f in run_files], connections=[Path(c) for c in connections], out=out, name=name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_bytes() if out.exists() else None
+    atomic_write(out, imported.text)
+    try:
+        load_suite(out)
+    except Exception:
+        if previous is None:
+            out.unlink()
+        else:
+            out.write_bytes(previous)
+        raise
+    return imported
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:

@@ -370,6 +370,32 @@ def print_comparison(comp: Any) -> None:
                       + (" ..." if len(flipped) > 10 else ""))
 
 
+@cli.command(name="import")
+@click.argument("run_files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PF_RUN_YAML...")
+@click.option("-c", "--connection", "connections", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="A promptflow connection YAML file: becomes a target (its key stays in the environment).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("promptgauge.yaml"), show_default=True,
+              help="The suite file to write.")
+@click.option("--name", help="The suite's name (default: the folder's).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.pass_obj
+def import_(obj: Ctx, run_files: tuple[Path, ...], connections: tuple[Path, ...], out: Path, name: str | None,
+            force: bool) -> None:
+    """Turn promptflow run files (run.yml: flow, data, column_mapping, variant, connections, environment_variables)
+    into a suite file to commit; an evaluation run (run: ...) becomes a flow evaluator."""
+    from . import api
+
+    try:
+        imported = api.import_promptflow(list(run_files), connections=list(connections), out=out, force=force,
+                                         name=name)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    for note in imported.notes:
+        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"wrote {out}: {len(imported.suite['variants'])} variant(s), "
+                  f"{len(imported.suite.get('evaluators', []))} evaluator(s); run it with: promptgauge run {out}")
+
+
 @cli.command(params=[p for p in run.params if p.name in ("concurrency", "no_cache", "refresh", "record", "replay",
                                                           "max_cost")])
 @click.argument("run_ref", metavar="RUN")
