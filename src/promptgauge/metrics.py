@@ -69,7 +69,7 @@ THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER
 #: ``METRIC: FUNCTION(ARGS)``
 CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 #: Rule functions and their arguments' defaults.
-FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
+FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05, "power": 0.8}}
 GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
            "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
            + " ".join(OPS))
@@ -121,8 +121,8 @@ def split_metric(metric: str, evaluators: list[str],
     if metric in known_metrics(evaluators):
         return "summary", metric, None
     ev, dot, name = metric.partition(".")
-    if dot and ev in aggregating and name and "." not in name:
-        return "summary", metric, None
+    if dot and ev in aggregating and name and "." not in name and name not in ("ci_low", "ci_high", "delta"):
+        return "summary", metric, None  # (EV.ci_low and EV.delta stay the CI bound and the change of EV)
     if metric in COST_METRICS:
         return "cost", metric, None
     bound = None

@@ -36,9 +36,10 @@ from typing import Any
 
 from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
+from ..telemetry import silence_loaded
 from .azure import AzureEvaluator, is_azure_evaluator, judge_credential, model_config
 from .builtin import BUILTINS
-from .judge import JUDGES, RubricJudge
+from .judge import JUDGES, RubricJudge, judge_evidence
 from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
 from .outcome import Outcome, combine, negated, normalise
 
@@ -92,9 +93,11 @@ class BoundEvaluator:
 
     def describe(self) -> dict[str, Any]:
         """What the run manifest records about this evaluator."""
+        judge = judge_evidence(self.func, self.model)
         return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
                 "model": self.model.describe() if self.model else None, "repeats": self.repeats,
-                "human_label": self.human_label, "higher_is_better": self.higher_is_better}
+                "human_label": self.human_label, "higher_is_better": self.higher_is_better,
+                **({"judge": judge} if judge is not None else {})}
 
     async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
         """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
@@ -269,6 +272,7 @@ def _find(kind: str, root: Path) -> _Found:
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
             module = importlib.import_module(module_name)
+            silence_loaded()  # azure-ai-evaluation loads promptflow's telemetry handler
         except ImportError as exc:
             hint = "install it with: pip install 'promptgauge[azure]'" if module_name.startswith("azure.ai") else None
             raise EvaluatorError(f"cannot import '{module_name}' for evaluator '{kind}': {exc}", hint=hint) from None
@@ -284,6 +288,7 @@ def _find(kind: str, root: Path) -> _Found:
             if path == prompty:
                 return _Found(functools.partial(RubricJudge, path), source, sha, factory=True)
             module = _load_module(path)
+            silence_loaded()
             if hasattr(module, kind):
                 obj = getattr(module, kind)
                 return _Found(obj, source, sha, factory=inspect.isclass(obj))

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from ..escaping import BIDI, html_text
 from .document import ReportDoc
-from .format import fmt, signed
+from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
 from .markdown import LOWER, ORDER_NOTE, agreement_rows, flatten, order_note_at
 from .trajectory import CHANGE, CUT_NOTE, inert, side_by_side, turn_marks, turn_table
 
@@ -211,4 +211,5 @@ def render_html(doc: ReportDoc) -> str:
                            search_text=_search_text, clip=clip, lower=LOWER, agreement=agreement_rows(doc),
                            trajectory=side_by_side, turns=turn_table, marks=turn_marks, inert=inert, tool_change=CHANGE, cut_note=CUT_NOTE,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None],
-                           order_note=ORDER_NOTE, order_note_at=order_note_at(doc))
+                           order_note=ORDER_NOTE, order_note_at=order_note_at(doc), outcome_word=outcome_word,
+                           mde=mde, rows_needed=rows_needed, inconclusive_note=INCONCLUSIVE_NOTE)

@@ -10,15 +10,19 @@ import xml.etree.ElementTree as ET
 
 from ..escaping import xml_text
 from .document import ReportDoc
+from .format import mde, outcome_word, rows_needed
 from .markdown import flatten
 from .trajectory import failed_turns, tools_line, turns_line
 
 
-def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "") -> None:
+def _case(suite: ET.Element, classname: str, name: str, failure: str | None, detail: str = "",
+          skipped: str | None = None) -> None:
     case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
     if failure is not None:
         ET.SubElement(case, "failure", message=failure).text = detail or failure
     else:
+        if skipped is not None:  # an inconclusive rule that passes (warn / pass): shown, not hidden
+            ET.SubElement(case, "skipped", message=skipped)
         ET.SubElement(case, "system-out").text = detail
 
 
@@ -35,13 +39,23 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    notes = [f"{c.candidate.label} vs. {c.baseline.label}: {w}" for c in doc.comparisons for w in c.warnings]
+    if notes:  # what the comparison warns about (different datasets, changed evaluators or judges)
+        ET.SubElement(gate, "system-out").text = "\n".join(notes)
+    if doc.verdict is not None:
+        ET.SubElement(props, "property", name="verdict", value=outcome_word(doc.verdict.outcome,
+                                                                         doc.verdict.on_inconclusive))
     for name, var in doc.variants.items():  # judges shown text aimed at the grader
         for ev, m in (var.get("metrics") or {}).items():
             if flagged := m.get("judge_injection"):
                 ET.SubElement(props, "property", name=f"judge_injection.{name}.{ev}",
                               value=f"{flagged['rows']} rows: " + ", ".join(flagged["row_ids"]))
     for r in doc.verdict.rules if doc.verdict else []:
-        _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason, r.reason)
+        unsure = r.outcome == "inconclusive"
+        extra = (f" [MDE {mde(r.mde)}" + (f"; {rows_needed(r.rows_needed)}" if unsure else "") + "]"
+                 if r.kind == "no_regression" else "")
+        _case(gate, f"gate.{r.variant}", r.rule, None if r.passed else r.reason + extra, r.reason + extra,
+              skipped=f"INCONCLUSIVE: {r.reason}{extra}" if unsure and r.passed else None)
     rows = ET.SubElement(root, "testsuite", name="rows")
     for c in doc.comparisons:
         for r in c.row_diffs:
@@ -71,6 +85,7 @@ def render_junit(doc: ReportDoc) -> str:
         suite.set("tests", str(len(cases)))
         suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
         suite.set("errors", "0")
+        suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
     root.set("tests", str(sum(int(s.get("tests")) for s in (gate, rows))))
     root.set("failures", str(sum(int(s.get("failures")) for s in (gate, rows))))
     for el in root.iter():  # every text and attribute, whatever it came from: well-formed XML 1.0

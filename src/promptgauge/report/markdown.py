@@ -11,7 +11,7 @@ from typing import Any
 from ..escaping import markdown_cell
 from ..results.trajectory import MAX_NAMES
 from .document import REPORT_SCHEMA, ReportDoc
-from .format import fmt, signed
+from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
 from .trajectory import tools_line, turn_marks
 
 GITHUB_LIMIT = 65_536
@@ -81,11 +81,18 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
     if v is not None:
-        verdict = "✅ **PASS**" if v.passed else "❌ **FAIL**"
+        mark = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}[v.outcome]
+        verdict = f"{mark} **{outcome_word(v.outcome, v.on_inconclusive)}**"
         against = f" against {_code(v.baseline)}" if v.baseline else ""
-        failed = sum(not r.passed for r in v.rules)
-        head += [(f"Gate verdict: {verdict} — {len(v.rules) - failed} of {len(v.rules)} rules passed "
-                  f"(gated: {_cell(', '.join(v.variants)) or 'none'}{against})"), ""]
+        failed = sum(r.outcome == "fail" for r in v.rules)
+        unsure = v.inconclusive
+        head += [(f"Gate verdict: {verdict} — {len(v.rules) - failed - len(unsure)} of {len(v.rules)} rules passed"
+                  + (f", {len(unsure)} inconclusive" if unsure else "")
+                  + f" (gated: {_cell(', '.join(v.variants)) or 'none'}{against})"), ""]
+        if unsure:
+            head += [f"> {INCONCLUSIVE_NOTE}", ">"]
+            head += [f"> - {_code(r.rule)} ({_code(r.variant)}): MDE {mde(r.mde)}, {rows_needed(r.rows_needed)}"
+                     for r in unsure] + [""]
     if doc.status:
         head += [f"Run status: {doc.status}", ""]
     note_at = order_note_at(doc)
@@ -95,14 +102,17 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
         head += [(f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
                   f"change?), Holm-adjusted over {len(c.metrics)} metrics; a change needs p < {c.alpha:g} · "
                   f"seed {c.seed}"), "",
-                 "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change | MDE |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for m in c.metrics:
             name = _code(m.metric) + ("" if m.higher_is_better else f" ({LOWER})")
             head.append(f"| {name} | {fmt(m.baseline)} | {fmt(m.candidate)} | {signed(m.delta)} | "
                         f"[{signed(m.ci_low)}, {signed(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
-                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} |")
-        head.append("")
+                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} | {mde(m.mde)} |")
+        head += ["", (f"MDE: the smallest worsening the one-sided paired test detects with probability "
+                      f"{c.metrics[0].mde_power:g} at alpha {c.alpha:g}, at these {c.rows.matched} rows and the "
+                      "observed agreement (pass rates) or spread of row differences (scores)."
+                      if c.metrics else ""), ""]
         if i == note_at:
             head += [ORDER_NOTE, ""]
     if not doc.comparisons and doc.variants:
@@ -124,7 +134,8 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
         head += ["## Gate rules", "", "| | rule | variant | value | p one-sided (Holm) | why |",
                  "|---|---|---|---|---|---|"]
         for r in v.rules:
-            head.append(f"| {'✅' if r.passed else '❌'} | {_code(r.rule)} | {_code(r.variant)} | "
+            icon = "⚠️" if r.outcome == "inconclusive" else "✅" if r.passed else "❌"
+            head.append(f"| {icon} | {_code(r.rule)} | {_code(r.variant)} | "
                         f"{fmt(r.value, 4)} | {fmt(r.p_value, 4) if r.kind == 'no_regression' else ''} | "
                         f"{_cell(r.reason, 400)} |")
         head.append("")

@@ -30,6 +30,7 @@ import yaml
 
 from ..errors import CallError, TargetError
 from ..public import scrub
+from ..telemetry import silence_loaded
 from ..yamlutil import parse_yaml
 from .base import Completion
 from .python import forget_foreign_module
@@ -120,6 +121,10 @@ def flow_file(path: Path) -> Path:
 
 def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    from . import expand_env
+
+    for name, value in (cfg.environment or {}).items():  # a promptflow run's environment_variables
+        os.environ[name] = expand_env(str(value), field=f"{field}.environment.{name}", secrets=factory.secrets)
     connections = {name: connection(factory, target, f"{field}.connections.{name}")
                    for name, target in cfg.connections.items()}
     path, executor, data = load_flow(path, variant=cfg.variant, connections=connections, init=cfg.init,
@@ -150,6 +155,7 @@ def load_flow(path: Path, *, variant: str | None = None, connections: dict[str, 
         from promptflow.executor import FlowExecutor
     except ImportError:
         raise TargetError("promptflow is not installed", hint=INSTALL_HINT) from None
+    silence_loaded()
     try:
         if "nodes" in data:
             flow = Flow._from_dict(flow_data=data, working_dir=path.parent)
@@ -237,6 +243,13 @@ class FlowTarget:
         self.executor = executor
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the flow has aggregation nodes (whose metrics only an evaluator, ``type: flow:PATH``, collects)."""
+        flow = getattr(self.executor, "_flow", None)
+        return bool(getattr(flow, "has_aggregation_node", False)) if self.kind == "dag" else \
+            bool(getattr(self.executor, "has_aggregation_node", False))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
