@@ -15,6 +15,9 @@ import pytest
 import yaml
 from conftest import run_cli
 
+from promptgauge import api
+from promptgauge.errors import UserError
+
 PF = Path(__file__).parent / "flows" / "pf_examples"
 
 
@@ -212,3 +215,24 @@ def test_promptflow_logs_go_to_a_file_and_the_terminal_gets_one_line_per_failed_
     assert text.count("Traceback (most recent call last)") >= 2 and "InternalServerError" in text
     assert "test-key" not in text  # the key from the environment never reaches the log
     assert f"promptflow's log: {log}" in out.stderr.replace("\n", "")
+
+
+@pytest.mark.parametrize(("evaluator", "message"), [
+    ({"type": "flow:nowhere"}, "flow not found"),
+    ({"type": "flow:ex/flows/evaluation/eval-classification-accuracy/requirements.txt"}, "unknown flow type"),
+    ({"type": "flow:ex/prompty"}, "no flow file in"),
+    (CLASSIFICATION | {"params": {"score": "nope"}}, "params.score names output 'nope'"),
+    (CLASSIFICATION | {"params": {"colour": "red"}}, "has no parameter 'colour'"),
+    (CLASSIFICATION | {"column_mapping": {"truth": "${data.label}"}}, "column_mapping names truth"),
+    (CLASSIFICATION | {"params": {"connections": {"c": "missing"}}}, "'missing' is not an openai or azure entry"),
+])
+def test_flow_evaluator_mistakes_are_clear_errors(pf, fake_openai, evaluator, message):
+    _labels(pf, fake_openai)
+    (pf / "ask.prompty").write_text("---\nmodel:\n  parameters:\n    temperature: 0\n---\nuser:\n{{text}}\n")
+    _suite(pf, dataset="rows.jsonl", targets={"fake": {"type": "openai", "model": "m", "base_url": fake_openai.base_url}},
+           variants=[{"name": "v", "prompt": "ask.prompty", "target": "fake"}], baseline="v",
+           evaluators=[{"name": "e", **evaluator}])
+    with pytest.raises(UserError) as exc:
+        api.run(pf / "promptgauge.yaml")
+    assert message in exc.value.format(), exc.value.format()
+    assert fake_openai.request_count == 0  # checked before any call
