@@ -154,6 +154,14 @@ def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_ope
     assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
     with socket.socket() as sock:  # in process: no trace service left listening on promptflow's port
         assert sock.connect_ex(("127.0.0.1", 23333)) != 0
+    db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
+    with db:  # the source run's aggregate gone: the rescore must compute its own
+        db.execute("UPDATE runs SET manifest=json_remove(manifest, '$.aggregates') WHERE run_id=?", (summary["run_id"],))
+    rescored = run_cli("rescore", summary["run_id"], "--evaluator", "classification", cwd=pf)  # aggregated again
+    assert rescored.returncode == 0, rescored.stdout + rescored.stderr
+    manifests = [json.loads(m) for (m,) in db.execute("SELECT manifest FROM runs ORDER BY created_at")]
+    assert manifests[-1]["rescored_from"]["run_id"] == summary["run_id"]
+    assert manifests[-1]["aggregates"] == {"v": {"classification": {"accuracy": 0.75}}}
     trend = run_cli("runs", "--metric", "classification.accuracy", cwd=pf)  # pf run show-metrics, across runs
     assert trend.returncode == 0 and "0.75" in trend.stdout, trend.stdout + trend.stderr
     # a stricter bar fails the gate on the aggregated metric itself
