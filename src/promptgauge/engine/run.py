@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import SuiteError
 from ..store import Store
 from .checks import FailureWatch
+from .pairs import judge_pairs
 from .plan import Plan
 from .pool import Engine, Progress
 
@@ -123,7 +124,10 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         if sys.platform != "win32" and task is not None:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await engine.run(skip)
+            progress = await engine.run(skip)
+            if not caller.stop_reason:  # pairwise judges need both variants' rows
+                await judge_pairs(plan, store, run_id, caller)
+            return progress
         finally:
             await session.aclose()
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from .document import ReportDoc
 from .format import fmt, signed
-from .markdown import LOWER, ORDER_NOTE, agreement_rows, flatten, order_note_at
+from .markdown import LOWER, ORDER_NOTE, PAIRWISE_COLUMNS, PAIRWISE_NOTE, agreement_rows, flatten, order_note_at, pairwise_rows
 from .trajectory import BIDI, CHANGE, CUT_NOTE, inert, side_by_side
 
 _env = jinja2.Environment(
@@ -110,6 +110,8 @@ def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
     return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=signed, worst=_worst,
                            search_text=_search_text, lower=LOWER, agreement=agreement_rows(doc),
+                           pairwise=pairwise_rows(doc.variants), pairwise_columns=PAIRWISE_COLUMNS,
+                           pairwise_note=PAIRWISE_NOTE,
                            trajectory=side_by_side, inert=inert, tool_change=CHANGE, cut_note=CUT_NOTE,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None],
                            order_note=ORDER_NOTE, order_note_at=order_note_at(doc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .document import ReportDoc
+from .format import fmt
 from .markdown import flatten
 from .trajectory import tools_line
 
@@ -30,6 +31,11 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    for name, var in doc.variants.items():  # pairwise judges' verdicts vs. the baseline
+        for judge, p in (var.get("pairwise") or {}).items():
+            ET.SubElement(props, "property", name=f"pairwise.{name}.{judge}",
+                          value=f"{p['wins']} wins / {p['ties']} ties / {p['losses']} losses vs. {p.get('baseline')}; "
+                                f"win rate {fmt(p['win_rate'])}, position bias {fmt(p['position_bias'])}")
     for name, var in doc.variants.items():  # judges shown text aimed at the grader
         for ev, m in (var.get("metrics") or {}).items():
             if flagged := m.get("judge_injection"):

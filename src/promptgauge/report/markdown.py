@@ -76,6 +76,31 @@ def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
             if (text := agreement(m))]
 
 
+#: Columns of the pairwise table (markdown, HTML, terminal).
+PAIRWISE_COLUMNS = ("variant", "judge", "baseline", "pairs", "wins / ties / losses", "win rate [CI]",
+                    "sign test p", "position bias")
+
+
+def pairwise_rows(variants: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One line per (gated variant, pairwise judge): the cells of :data:`PAIRWISE_COLUMNS`."""
+    out = []
+    for name, var in variants.items():
+        for judge, p in (var.get("pairwise") or {}).items():
+            ci = p.get("win_rate_ci") or {}
+            errors = f" ({p['errors']} errors)" if p.get("errors") else ""
+            out.append((name, judge, str(p.get("baseline")), f"{p['n']}{errors}",
+                        f"{p['wins']} / {p['ties']} / {p['losses']}",
+                        f"{fmt(p['win_rate'])} [{fmt(ci.get('ci_low'), 2)}, {fmt(ci.get('ci_high'), 2)}]",
+                        fmt(p.get("p_value"), 3), fmt(p.get("position_bias"))))
+    return out
+
+
+#: Said under the pairwise table.
+PAIRWISE_NOTE = ("Each pair was judged twice, with the answers in both orders; a verdict that changed with the "
+                 "order counts as a tie, and position bias is the share of pairs where it did. Win rate = (wins + "
+                 "ties / 2) / pairs, with its Wilson CI; the sign test compares wins with losses.")
+
+
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
@@ -116,6 +141,12 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
             row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
             head.append("| " + " | ".join(row) + " |")
         head.append("")
+    if pairs := pairwise_rows(doc.variants):
+        head += ["## Pairwise judging", "", "| " + " | ".join(PAIRWISE_COLUMNS) + " |",
+                 "|" + "---|" * len(PAIRWISE_COLUMNS)]
+        head += ["| " + " | ".join([f"`{_cell(r[0])}`", f"`{_cell(r[1])}`", f"`{_cell(r[2])}`", *r[3:]]) + " |"
+                 for r in pairs]
+        head += ["", PAIRWISE_NOTE, ""]
     if agreed := agreement_rows(doc):
         head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
         head += [f"| `{_cell(name)}` | `{_cell(ev)}` | {_cell(text)} |" for name, ev, text in agreed] + [""]
