@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Comparison, compare_sides
-from .engine import Estimate, Options, Progress, estimate, execute, prepare
+from .datasets import Shard, parse_shard
+from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
 from .errors import CompareError, GateError, PathError
 from .files import check_output
 from .gate import Subject, evaluate_gate, pairwise_judges, parse_rules, suite_rules
@@ -17,6 +18,7 @@ from .monitor import PassResult, monitor  # noqa: F401 - the library behind `pro
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .report import build_document, run_hashes, write_reports
 from .results import Results, load_results, resolve_results, summarize
+from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
 
@@ -64,6 +66,8 @@ def run(
     evaluators: dict[str, Callable[..., Any]] | None = None,
     seed: int | None = None,
     out: str | Path | None = None,
+    shard: Shard | str | None = None,
+    shard_file: str | Path | None = None,
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -78,11 +82,20 @@ def run(
     other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
+
+    *shard* (``K/N``) runs only the rows whose id hashes to shard K of N and writes them to a shard file
+    (*shard_file*, default :func:`default_shard_file`; ``reports["shard"]``) for :func:`merge`; a shard is
+    not gated (``summary["gate"]`` is None): the merged run is.
     """
     s = suite if isinstance(suite, Suite) else load_suite(suite)
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
     check_run_outputs(s, store=store, reports_dir=reports_dir, options=options, out=out)
+    if shard is not None:
+        check_output(Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir), "file",
+                     "shard file" + (" (--shard-file)" if shard_file else ""))
     plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
-                   seed=seed)
+                   seed=seed, shard=shard, strict_templates=bool(options and options.strict_templates))
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
@@ -90,21 +103,83 @@ def run(
             on_start(run_id or "", plan.total())
         outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
                           options=options)
-        sides = {v.name: load_results(st, outcome.run_id, v.name, frames=False) for v in plan.variants}
-        summary = summarize(st, outcome.run_id, columns={v: side.columns() for v, side in sides.items()})
-        if outcome.notes:
+        if shard is not None:
+            path = Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir)
+            write_shard(st, outcome.run_id, path, notes=outcome.notes)
+            summary = summarize(st, outcome.run_id)
             summary["notes"] = outcome.notes
-        summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=outcome.status != "finished")
-        out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
-        doc = build_document(kind="run", title=f"promptgauge run {outcome.run_id} — suite {s.name}", suite=s.name,
-                             run_id=outcome.run_id, status=outcome.status, variants=summary["variants"],
-                             comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
-                             order_balanced=summary["manifest"].get("order") == "balanced")
-        reports = write_reports(doc, out_dir / outcome.run_id, summary=summary, store=st)
-        return RunReport(outcome.run_id, outcome.status, summary, reports, st.path, comparisons,
-                         outcome.progress)
+            summary["gate"] = None  # a shard is not judged: its merged run is
+            return RunReport(outcome.run_id, outcome.status, summary, {"shard": path}, st.path, [], outcome.progress)
+        return _report_run(s, st, outcome.run_id, outcome.status, [v.name for v in plan.variants], rules,
+                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
     finally:
         st.close()
+
+
+def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
+    """Where ``run --shard K/N`` writes its shard file unless told: ``<reports_dir>/shards/<suite>.shard-K-of-N.jsonl``."""
+    root = Path(reports_dir) if reports_dir else suite.resolve(suite.reports_dir)
+    return root / "shards" / f"{suite.name}.shard-{shard.index}-of-{shard.count}.jsonl"
+
+
+def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None) -> RunReport:
+    """A stored run's summary, verdict and reports (a run's, or a merged one's)."""
+    sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
+    summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
+    if notes:
+        summary["notes"] = notes
+    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished")
+    out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
+    doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
+                         run_id=run_id, status=status, variants=summary["variants"],
+                         comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
+                         order_balanced=summary["manifest"].get("order") == "balanced")
+    reports = write_reports(doc, out_dir / run_id, summary=summary, store=st)
+    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress)
+
+
+def merge(
+    files: list[str | Path],
+    *,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    out: str | Path | None = None,
+) -> RunReport:
+    """Rebuild a sharded run from its shard files (``run --shard K/N``), then summarise, gate and report it
+    as :func:`run` does: the merged run's summary, statistics and verdict are those of the same suite run
+    on one machine.
+
+    Refuses (:class:`~promptgauge.errors.CompareError`, exit 2), before writing anything: shards of
+    different suites, datasets or hashes, missing or duplicate shards, unfinished shards, a row outside its
+    shard or given twice, a file cut short, and a suite file other than the one the shards ran. *out*: a
+    further folder for the reports (as :func:`ci`).
+    """
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    check_run_outputs(s, store=store, reports_dir=reports_dir, options=Options(cache=False), out=out)
+    shards = check_shards([Path(f) for f in files])
+    ran = shards[0].manifest.get("suite", {})
+    if ran.get("sha256") != s.sha256 or ran.get("name") != s.name:
+        raise CompareError(f"the shards ran suite '{ran.get('name')}' (sha256 {str(ran.get('sha256'))[:12]}), not "
+                           f"this one ('{s.name}', sha256 {s.sha256[:12]})", file=s.path,
+                           hint="merge with the suite file the shards ran (the same commit)")
+    evaluators = list(shards[0].manifest.get("evaluators", {}))
+    rules = suite_rules(s, evaluators)
+    st = open_store(s, store)
+    try:
+        run_id = new_run_id()
+        merge_shards(st, shards, run_id, suite_path=str(s.path) if s.path else None)
+        notes = sorted({n for sh in shards for n in sh.notes})
+        report = _report_run(s, st, run_id, "finished", list(shards[0].manifest.get("variants", {})), rules,
+                             notes=notes, reports_dir=reports_dir, progress=None)
+    finally:
+        st.close()
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}
+    return report
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,

@@ -68,20 +68,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
                    "order derive from it.")
+@click.option("--strict-templates", is_flag=True,
+              help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
+@click.option("--shard", metavar="K/N",
+              help="Run only shard K of N (K from 1): the rows whose id hashes to it, into a shard file for "
+                   "'promptgauge merge'. Not gated; the merged run is.")
+@click.option("--shard-file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Where --shard writes (default: <reports_dir>/shards/<suite>.shard-K-of-N.jsonl).")
 @click.pass_obj
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
-        seed: int | None) -> None:
+        seed: int | None, shard: str | None, shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
     """
     from . import api
+    from .datasets import parse_shard
     from .engine import Options, Progress
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    if shard_file and not shard:
+        _fail_user(UserError("--shard-file needs --shard K/N"), obj.debug)
+    try:
+        shard_spec = parse_shard(shard) if shard is not None else None
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
     if dry_run:
         try:
             est = api.dry_run(suite, variants=list(variants) or None, limit=limit, store=store, seed=seed)
@@ -89,7 +103,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             _fail_user(exc, obj.debug)
         print_estimate(est)
         sys.exit(EXIT_PASS)
-    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}
 
@@ -117,16 +132,28 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         report = api.run(suite, variants=list(variants) or None, resume=resume is not None,
                          run_id=resume or None, limit=limit, concurrency=concurrency, store=store,
                          reports_dir=reports_dir, on_progress=on_progress, on_start=on_start, options=options,
-                         seed=seed)
+                         seed=seed, shard=shard_spec, shard_file=shard_file)
     except UserError as exc:
         _fail_user(exc, obj.debug)
     except KeyboardInterrupt:
+        again = f" --shard {shard_spec}" if shard_spec else ""
         err_console.print("[yellow]interrupted[/]: finished results are kept in the store; "
-                          "continue with: promptgauge run --resume")
+                          f"continue with: promptgauge run{again} --resume")
         sys.exit(EXIT_INTERRUPTED)
     finally:
         if "bar" in bar:
             bar["bar"].stop()
+    if shard_spec is not None:
+        p = report.progress
+        print_notes(report.summary)
+        done = f"{p.done} of {p.total} results" if p is not None else "results"
+        if report.status != "finished":
+            console.print(f"[yellow]shard {shard_spec} stopped ({report.status})[/]: {done}; continue with: "
+                          f"promptgauge run --shard {shard_spec} --resume {report.run_id}")
+            sys.exit(EXIT_FAIL)
+        console.print(f"shard {shard_spec}: {done} (run {report.run_id}) -> {report.reports['shard']}\n"
+                      "not gated: merge every shard's file with: promptgauge merge FILES...")
+        sys.exit(EXIT_PASS)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
@@ -146,7 +173,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
 def print_notes(summary: dict[str, Any]) -> None:
     """What the run's calls noted (kept in summary.json too), as warnings."""
     for note in summary.get("notes", ()):
-        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {escape(note)}", soft_wrap=True)
 
 
 def print_estimate(est: Any) -> None:
@@ -224,8 +251,13 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
     for vname, v in summary["variants"].items():
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
+        ttft = calls["latency_ms"].get("ttft")
         rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
                  str(calls["errors"]), ""]]
+        if ttft:  # streamed answers
+            tps = (calls.get("tokens_per_s") or {}).get("p50")
+            rows.append(["", "[dim]stream[/]", "", f"ttft p50 {_fmt(ttft['p50'], 0)} ms",
+                         f"{_fmt(tps, 1)} tok/s", "", ""])
         rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
                   escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
         for row in rows:
@@ -285,6 +317,32 @@ def print_comparison(comp: Any) -> None:
         console.print(f"pass -> fail on {len(flipped)}{'+' if comp.flips_omitted else ''} row(s): "
                       + escape(", ".join(flipped[:10]))
                       + (" ..." if len(flipped) > 10 else ""))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--suite", type=click.Path(path_type=Path), help="The suite the shards ran (default: ./promptgauge.yaml).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Also copy the reports into this folder (as ci --out).")
+@click.pass_obj
+def merge(obj: Ctx, files: tuple[Path, ...], suite: Path | None, store: Path | None, reports_dir: Path | None,
+          out: Path | None) -> None:
+    """Rebuild a sharded run from the FILES 'run --shard K/N' wrote, then summarise and gate it like a run.
+
+    Refuses (exit 2) shards of different suites, datasets or hashes, and missing, duplicate or unfinished shards.
+    """
+    from . import api
+
+    try:
+        report = api.merge(list(files), suite=suite, store=store, reports_dir=reports_dir, out=out)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
+    console.print(f"merged {len(files)} shards into run {report.run_id}; reports: {report.reports['html']}  "
+                  f"(store: {report.store_path})")
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
 @cli.command()

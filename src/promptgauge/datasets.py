@@ -21,7 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError
+from .errors import DatasetError, UserError
 
 CHUNK_ROWS = 5000
 #: Characters of a JSON array read at a time.
@@ -120,10 +120,54 @@ def load_dataset(path: str | Path, *, id_column: str | None = None, format: str 
                    id_column=id_column, common=frozenset(common or ()))
 
 
-def sample_dataset(samples: dict[Path, dict[str, Any]], *, check: RowCheck | None = None) -> Dataset:
-    """One row per distinct prompty ``sample`` (keyed by the prompt file it came from)."""
+#: The most shards a run may be split into (``--shard K/N``).
+MAX_SHARDS = 100_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of *count* disjoint parts of a dataset (``--shard K/N``, *index* K from 1): the rows whose id
+    hashes to it (:func:`shard_of`), so a row's shard depends on its id only -- not on the file's order,
+    its other rows or the machine."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def holds(self, row_id: str) -> bool:
+        return shard_of(row_id, self.count) == self.index
+
+    def describe(self) -> dict[str, int]:
+        return {"index": self.index, "count": self.count}
+
+
+def shard_of(row_id: str, count: int) -> int:
+    """The shard (1..*count*) a row id belongs to: a stable hash (sha256) of the id, not Python's ``hash``."""
+    return 1 + int.from_bytes(hashlib.sha256(str(row_id).encode()).digest()[:8], "big") % count
+
+
+def parse_shard(text: str, *, field: str = "--shard") -> Shard:
+    """``K/N`` (1 <= K <= N) -> :class:`Shard`; anything else is a :class:`UserError` saying what is valid."""
+    raw = str(text).strip()
+    k, sep, n = raw.partition("/")
+    hint = "write K/N with whole numbers 1 <= K <= N, e.g. --shard 1/4 (a Kubernetes indexed job: $((JOB_COMPLETION_INDEX+1))/N)"
+    if not sep or not k.strip().isdecimal() or not n.strip().isdecimal() or not k.isascii() or not n.isascii():
+        raise UserError(f"shard '{raw}' is not K/N", field=field, hint=hint)
+    index, count = int(k), int(n)
+    if not 1 <= count <= MAX_SHARDS:
+        raise UserError(f"shard '{raw}': N must be between 1 and {MAX_SHARDS}", field=field, hint=hint)
+    if not 1 <= index <= count:
+        raise UserError(f"shard '{raw}': K must be between 1 and N ({count}); shards count from 1", field=field,
+                        hint=hint)
+    return Shard(index, count)
+
+
+def sample_dataset(samples: dict[Path, list[dict[str, Any]]], *, check: RowCheck | None = None) -> Dataset:
+    """One row per distinct prompty sample (the samples keyed by the prompt file they came from)."""
     records, seen = [], set()
-    for sample in samples.values():
+    for sample in (s for rows in samples.values() for s in rows):
         key = content_id(sample)
         if key not in seen:
             seen.add(key)
@@ -286,9 +330,12 @@ class _JsonArray:
 
     def elements(self) -> Iterator[tuple[int, dict[str, Any]]]:
         decoder = json.JSONDecoder()
+        if self.peek() == "{":  # one object (a prompty's sample.json): one row
+            yield from self.single(decoder)
+            return
         if self.peek() != "[":
             found = "the file is empty" if not self.buf.strip() else f"it starts with {self.buf[self.pos:self.pos + 20]!r}"
-            raise self.fail(f"a .json dataset is one JSON array of objects, but {found}", self.pos,
+            raise self.fail(f"a .json dataset is one JSON array of objects (or one object), but {found}", self.pos,
                             hint='write [{"question": "...", "answer": "..."}, ...], or one object per line as .jsonl')
         self.pos += 1
         index = 0
@@ -325,6 +372,22 @@ class _JsonArray:
             start = self.line_at(self.pos)
             self.pos = end
             yield start, obj
+
+
+    def single(self, decoder: json.JSONDecoder) -> Iterator[tuple[int, dict[str, Any]]]:
+        """A file holding one JSON object: that object, as the only row."""
+        while not self.eof:
+            self.more()
+        start = self.line_at(self.pos)
+        try:
+            obj, end = decoder.raw_decode(self.buf, self.pos)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"malformed JSON: {exc.msg}", file=self.path, line=self.line_at(exc.pos)) from None
+        self.pos = end
+        if self.peek():
+            raise self.fail(f"unexpected text after the object: {self.buf[self.pos:self.pos + 20]!r}", self.pos,
+                            hint="a .json dataset is one object or an array of objects")
+        yield start, obj
 
 
 def _rows(path: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str | None, *,

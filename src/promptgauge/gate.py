@@ -62,6 +62,7 @@ from .metrics import (
     GRAMMAR,
     NUMBER,
     OPS,
+    STREAM_METRICS,
     THRESHOLD,
     comparable,
     metric_hint,
@@ -284,8 +285,11 @@ def _no_data(metric: str, subject: Subject) -> str | None:
         return None if m["n"] else f"no data: evaluator '{head}' has no scored rows ({m['errors']} errors)"
     if head == "error_rate":
         return None if calls["n"] else "no data: no calls"
-    if head in ("latency_ms", "tokens", "cost"):
-        return None if calls["n"] - calls["errors"] > 0 else f"no data: no successful call ({calls['n']} calls)"
+    if head in ("latency_ms", "tokens", "tokens_per_s", "cost"):
+        if calls["n"] - calls["errors"] <= 0:
+            return f"no data: no successful call ({calls['n']} calls)"
+        if metric in STREAM_METRICS and "ttft" not in calls["latency_ms"]:
+            return "no data: no streamed answer (time to first token is measured on stream: true)"
     return None
 
 

@@ -11,7 +11,10 @@ A run's metrics (summary, reports and gate rules name them the same way):
 - ``<judge>.win_rate`` (with ``.ci_low`` / ``.ci_high``), ``.wins``, ``.ties``, ``.losses``, ``.n``, ``.errors``,
   ``.p_value``, ``.p_better``, ``.position_bias`` -- a pairwise judge's verdicts on a gated variant vs. the baseline;
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.mean|p50|p95|max``;
-  ``tokens.prompt|completion|total`` (sums).
+  ``tokens.prompt|completion|total`` (sums);
+- of streamed answers (``stream: true``): ``latency_ms.ttft.mean|p50|p95|max`` (time to first token) and
+  ``tokens_per_s.mean|p50|p5|min`` (output tokens per second after the first token; more is better).
+  A variant whose answers were not streamed has neither: a rule naming them fails (no data).
 
 Gate rules add CI bounds (``f1.ci_low``, ``contains.pass_rate.ci_low``), changes vs. the baseline
 (``f1.mean.delta``, ``contains.pass_rate.delta.ci_low``) and costs (``cost.total``, ``cost.per_row``);
@@ -38,7 +41,12 @@ PAIRWISE_STATS = ("n", "wins", "ties", "losses", "errors", "win_rate", "p_value"
 #: Pairwise statistics where less is better.
 PAIRWISE_LOWER = ("losses", "errors", "p_value", "p_better", "position_bias")
 #: Call metrics of a run: ``error_rate``, ``latency_ms.<stat>``, ``tokens.<stat>``.
-RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
+RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total"),
+               "tokens_per_s": ("mean", "p50", "p5", "min")}
+#: Statistics of streamed answers' time to first token: ``latency_ms.ttft.<stat>``.
+TTFT_STATS = ("mean", "p50", "p95", "max")
+#: The metrics only streamed answers have.
+STREAM_METRICS = frozenset([f"latency_ms.ttft.{s}" for s in TTFT_STATS] + [f"tokens_per_s.{s}" for s in RUN_METRICS["tokens_per_s"]])
 #: Run metrics a comparison tests row by row, besides the evaluators'.
 COMPARED_RUN_METRICS = ("error_rate", "latency_ms.mean")
 #: Statistics of an evaluator's score: they follow the evaluator's direction.
@@ -112,7 +120,9 @@ def known_metrics(evaluators: list[str]) -> list[str]:
     names += [f"{e}.{group}.{s}" for e in evaluators for group, stats in AGREEMENT_STATS.items() for s in stats]
     names.append("error_rate")
     names += [f"latency_ms.{s}" for s in RUN_METRICS["latency_ms"]]
+    names += [f"latency_ms.ttft.{s}" for s in TTFT_STATS]
     names += [f"tokens.{s}" for s in RUN_METRICS["tokens"]]
+    names += [f"tokens_per_s.{s}" for s in RUN_METRICS["tokens_per_s"]]
     return names
 
 
@@ -187,6 +197,8 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
         node: Any = v["calls"]
         for p in parts:
             if not isinstance(node, dict) or p not in node:
+                if metric in STREAM_METRICS:  # a variant without streamed answers: no data
+                    return None
                 raise KeyError(metric)
             node = node[p]
         return _f(node)

@@ -365,6 +365,8 @@ class Suite(_Model, FileBacked):
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
+    strict_templates: bool = Field(False, description="a promptflow prompty's template variable that a row lacks "
+                                   "is an error (exit 2), not empty with a warning")
 
     # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)

@@ -15,11 +15,11 @@ from typing import Any
 
 from .. import __version__
 from ..cost import PriceTable
-from ..datasets import Dataset, Row, RowCheck, load_dataset, sample_dataset
+from ..datasets import Dataset, Row, RowCheck, Shard, load_dataset, sample_dataset
 from ..errors import DatasetError, SuiteError, TemplateError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
-from ..prompts import Prompt, load_prompt, load_sample
+from ..prompts import Prompt, load_prompt, load_samples
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
 from . import seeds
@@ -53,6 +53,11 @@ class Plan:
     simulator: Simulator | None = None
     #: The evaluators scoring each turn of a conversation (``per_turn: true``).
     per_turn: set[str] = field(default_factory=set)
+    #: Run only this part of the rows (``--shard K/N``): the rows whose id hashes to it.
+    shard: Shard | None = None
+    _shard_rows: int | None = field(default=None, repr=False)
+    #: What the run should warn about once (a promptflow prompty's variable the rows lack, rendered empty).
+    notes: set[str] = field(default_factory=set)
     #: Pairwise judges (``type: pairwise``): run on (baseline, candidate) pairs once both are scored (:mod:`.pairs`).
     pairwise: list[BoundEvaluator] = field(default_factory=list)
 
@@ -66,11 +71,23 @@ class Plan:
         return self.session.prices
 
     @property
-    def n_rows(self) -> int:
+    def dataset_rows(self) -> int:
+        """The dataset's rows this run's suite covers (the first ``limit``), whatever the shard."""
         return min(len(self.dataset), self.limit) if self.limit else len(self.dataset)
 
+    @property
+    def n_rows(self) -> int:
+        """The rows this run sends: :attr:`dataset_rows`, or those of its shard (counted once, by id)."""
+        if self.shard is None:
+            return self.dataset_rows
+        if self._shard_rows is None:
+            self._shard_rows = sum(1 for _ in self.rows())
+        return self._shard_rows
+
     def rows(self) -> Iterator[Row]:
-        return self.dataset.iter_rows(self.limit)
+        rows = self.dataset.iter_rows(self.limit)
+        shard = self.shard
+        return rows if shard is None else (r for r in rows if shard.holds(r.id))
 
     def total(self) -> int:
         return self.n_rows * len(self.variants) * self.suite.runner.repeats
@@ -83,7 +100,7 @@ class Plan:
             "python": platform.python_version(),
             "suite": {"name": s.name, "path": str(s.path) if s.path else None, "sha256": s.sha256},
             "dataset": {"path": relative(self.dataset.path, s.root), "sha256": self.dataset.sha256,
-                        "rows": self.n_rows},
+                        "rows": self.dataset_rows},
             "variants": {
                 v.name: {
                     "target": v.target,
@@ -104,6 +121,7 @@ class Plan:
             "seed": self.run_seed,
             "seeds": s.runner.seeds,
             "order": "balanced",
+            **({"shard": {**self.shard.describe(), "rows": self.n_rows}} if self.shard else {}),
         }
 
     def parameters(self, variant: Variant) -> dict[str, Any]:
@@ -141,12 +159,16 @@ def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
 
 
 def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
-            offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None) -> Plan:
+            offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None,
+            shard: Shard | None = None, strict_templates: bool = False) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
 
     *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
     evaluator instances from the Python API: one named like a suite entry replaces what that entry
-    would build; others are added. *seed* overrides the suite's ``runner.seed``.
+    would build; others are added. *seed* overrides the suite's ``runner.seed``. *shard* keeps only the
+    rows whose id hashes to it (``--shard K/N``). *strict_templates*
+    (or the suite's ``strict_templates``): a promptflow prompty's variable the row lacks is an error, as
+    in promptgauge's own prompts, instead of rendering empty with a warning.
     """
     chosen = select_variants(suite, variants)
     session = Session.for_suite(suite, offline=offline)
@@ -167,7 +189,10 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
         _check_parameters(suite, v, prompts[v.name], targets[v.name])
-    check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None)
+        if prompts[v.name] is not None and (strict_templates or suite.strict_templates):
+            prompts[v.name].strict = True
+    notes: set[str] = set()
+    check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None, notes=notes)
     ds = suite.dataset
     if ds:
         dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format, check=check)
@@ -199,7 +224,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
                              field=f"evaluators.{e.name}", hint="add 'baseline: VARIANT' to the suite")
     plan = Plan(suite, dataset, chosen, prompts, targets, [e for e in bound_evaluators if not e.pairwise], session,
                 limit, seed, {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn}, pairwise)
+                {e.name for e in suite.evaluators if e.per_turn}, shard, notes=notes, pairwise=pairwise)
     _check_columns(plan)
     return plan
 
@@ -224,14 +249,16 @@ def _check_parameters(suite: Suite, variant: Variant, prompt: Prompt | None, tar
 
 
 def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dataset:
-    """Without ``dataset:``, the prompty files' ``sample`` inputs are the rows (like ``pf flow test``)."""
+    """Without ``dataset:``, the prompty files' samples are the rows (like ``pf flow test``): ``sample:``
+    inline or ``${file:...}``, or ``sample.json`` beside the prompty (:func:`~promptgauge.prompts.load_samples`)."""
     samples = {}
     for prompt in prompts:
-        sample = load_sample(prompt) if prompt else None
-        if sample is None:
+        rows = load_samples(prompt) if prompt else None
+        if not rows:
             raise SuiteError("the suite has no dataset: and a variant's prompt has no sample", file=suite.path,
-                             field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
-        samples[prompt.path] = sample
+                             field="dataset", hint="set dataset: data.jsonl, or give every .prompty a sample: "
+                             "(inline or ${file:sample.json}) or a sample.json beside it")
+        samples[prompt.path] = rows
     return sample_dataset(samples, check=check)
 
 
@@ -257,12 +284,15 @@ def _check_mapping(variant: Variant, dataset: Dataset) -> None:
 
 
 def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None, *,
-               simulated: bool = False) -> RowCheck:
+               simulated: bool = False, notes: set[str] | None = None) -> RowCheck:
     """Checks a row (one of the first *limit*) against every template: its variables and declared types.
 
     A conversation row is checked as a conversation instead, and a simulated-user row (``goal``) not
-    at all: only their prompts' system messages are used, missing variables empty.
+    at all: only their prompts' system messages are used, missing variables empty. A variable a
+    promptflow prompty (not strict) uses and the row lacks renders empty: one line in *notes* per
+    prompty and variable -- unless the prompty declares it as an input without a default.
     """
+    warned: set[tuple[str, str]] = set()
     needs = [(v, p, p.variables() - set(p.input_defaults)) for v in variants if (p := prompts[v.name]) is not None]
 
     def check(row: Row, where: Callable[[], str]) -> None:
@@ -277,6 +307,21 @@ def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit
         for v, prompt, needed in needs:
             have = template_inputs(v, row) if v.inputs else row.data
             missing = sorted(needed - set(have))
+            if missing and not prompt.strict:
+                required = [m for m in missing if m in prompt.required_inputs]
+                if required:
+                    raise TemplateError(
+                        f"input '{required[0]}' is missing for {where()} (row id {row.id}): the prompty declares it "
+                        "without a default, so promptflow requires it too", file=prompt.path,
+                        field=f"inputs.{required[0]}",
+                        hint="row has: " + (", ".join(sorted(have)) or "nothing")
+                        + "; map it with the variant's inputs: or give it a default")
+                for name in missing:
+                    if (str(prompt.path), name) not in warned and notes is not None:
+                        warned.add((str(prompt.path), name))
+                        notes.add(f"{prompt.path}: template variable '{name}' is not in the rows (first: {where()}); "
+                                  "it renders empty, as in promptflow (--strict-templates makes it an error)")
+                missing = []
             if missing:
                 raise TemplateError(
                     f"template variable '{missing[0]}' is undefined for {where()} (row id {row.id})",

@@ -166,6 +166,8 @@ class Engine:
             outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
                        "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
                        "cached": completion.cached}
+            if completion.ttft_ms is not None:  # a streamed answer: ${target.ttft_ms}, ${target.tokens_per_s}
+                outputs.update(ttft_ms=completion.ttft_ms, tokens_per_s=completion.tokens_per_s)
             scores = []
             scoring = seeds.current_row.set(row.id)  # a judge's calls get this row's seeds
             try:

@@ -52,6 +52,8 @@ class Options:
     record: Path | None = None
     replay: Path | None = None
     max_cost: float | None = None
+    #: A promptflow prompty's variable the row lacks is an error (``--strict-templates``), not empty.
+    strict_templates: bool = False
 
 
 def check_budget(plan: Plan, max_cost: float | None) -> None:
@@ -96,6 +98,11 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
                     f"cannot resume run {run_id}: the {key} changed since it started",
                     file=suite.path, hint="start a new run instead of --resume",
                 )
+        if old.get("shard", {}).get("index") != manifest.get("shard", {}).get("index") or \
+                old.get("shard", {}).get("count") != manifest.get("shard", {}).get("count"):
+            was = f"shard {old['shard']['index']}/{old['shard']['count']}" if old.get("shard") else "all rows"
+            raise SuiteError(f"cannot resume run {run_id}: it runs {was}", file=suite.path,
+                             hint="resume with the same --shard K/N" if old.get("shard") else "resume without --shard")
         if set(old.get("variants", {})) != set(manifest["variants"]):
             raise SuiteError(f"cannot resume run {run_id}: it ran variants {', '.join(old['variants'])}",
                              file=suite.path, hint="resume with the same --variant selection")
@@ -108,7 +115,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         skip = set()
     use_cache = opts.cache and suite.runner.cache and not opts.replay
     reused = 0
-    if use_cache and not opts.refresh and not opts.record and not resume:
+    if use_cache and not opts.refresh and not opts.record and not resume and plan.shard is None:
         reused = reuse(plan, store, run_id, manifest, config)
         skip = store.completed(run_id, [e.name for e in plan.evaluators]) if reused else skip
     session = plan.session
@@ -144,7 +151,7 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         store.set_status(run_id, status)
         session.close()
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
-                      notes=sorted(caller.notes))
+                      notes=sorted(plan.notes) + sorted(caller.notes))
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:

@@ -21,6 +21,10 @@ class Completion:
     #: The tool calls the model asked for, in OpenAI's shape (``[{"id", "type": "function", "function":
     #: {"name", "arguments"}}]``, arguments as the model's text); None when it asked for none.
     tool_calls: list[dict[str, Any]] | None = None
+    #: A streamed answer's time to its first token (ms, from the request) and output tokens per second
+    #: after it (None when the answer was not streamed). Kept in the cache, like the call's latency.
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
     #: Set by the runner, not stored in the cache: answered from cache/cassette, and what the call cost.
     cached: bool = field(default=False, compare=False)
     cost_usd: float | None = field(default=None, compare=False)
@@ -37,11 +41,13 @@ class Completion:
         return {"role": "assistant", "content": self.text or None, "tool_calls": self.tool_calls}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as the cache and cassettes keep it (a completion without tool calls has no such key)."""
+        """JSON-ready form, as the cache and cassettes keep it (a completion without tool calls, or not streamed,
+        has no such key)."""
         data = asdict(self)
         del data["cached"], data["cost_usd"]
-        if data["tool_calls"] is None:
-            del data["tool_calls"]
+        for key in ("tool_calls", "ttft_ms", "tokens_per_s"):
+            if data[key] is None:
+                del data[key]
         return data
 
     @classmethod

@@ -3,7 +3,8 @@
 `FakeOpenAIServer` speaks enough of the OpenAI REST API for the real `openai`
 SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 
-- ``POST /v1/chat/completions`` (also ``stream: true``, as SSE chunks), with
+- ``POST /v1/chat/completions`` (also ``stream: true``: server-sent events sent with
+  ``Transfer-Encoding: chunked``, one chunk per event, ``chunk_latency`` seconds apart), with
   function tool calling: ``tools``, ``tool_choice`` (``"auto"``, ``"none"``,
   ``"required"``, a named function), ``parallel_tool_calls``, assistant
   ``tool_calls`` and ``role: "tool"`` results in the history, and streamed
@@ -14,7 +15,8 @@ SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 - the same under ``/openai/deployments/{deployment}/...`` (Azure style)
 
 Replies are deterministic (see `FakeOpenAIServer.default_reply`), latency is
-configurable, and faults (429 + Retry-After, 500, slow, malformed JSON,
+configurable (``latency`` before the first byte of a reply, ``chunk_latency`` between the
+events of a stream: time to first token vs. generation time), and faults (429 + Retry-After, 500, slow, malformed JSON,
 dropped connection) can be injected at random with a seeded rate, queued
 for the next requests, or scheduled for given request numbers (`fail_at`).
 `concurrency_timeline` tells how many requests were in flight as each arrived.
@@ -527,10 +529,13 @@ def _error_body(message: str, type_: str, code: str | None = None, param: str | 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def _sse(events: Iterable[dict[str, Any]]) -> bytes:
-    """Server-sent-events body: one `data:` line per event, then `data: [DONE]`."""
-    lines = [b"data: " + json.dumps(event).encode() + b"\n\n" for event in events]
-    return b"".join(lines) + b"data: [DONE]\n\n"
+class _Stream(list):
+    """A streamed reply: its events, sent as server-sent events (see `_Handler._send_stream`)."""
+
+
+def _sse_event(event: dict[str, Any] | None) -> bytes:
+    """One server-sent event: a `data:` line (None: the closing `data: [DONE]`)."""
+    return b"data: " + (json.dumps(event).encode() if event is not None else b"[DONE]") + b"\n\n"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -632,8 +637,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001  # a user responder or tool rule failed: show it to the client
             self._send_error(500, f"Responder failed: {exc!r}", "server_error")
         else:
-            if isinstance(payload, bytes):
-                self._send(200, payload, "text/event-stream")
+            if isinstance(payload, _Stream):
+                self._send_stream(app, payload)
             else:
                 self._send_json(200, payload)
 
@@ -652,6 +657,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_stream(self, app: FakeOpenAIServer, events: Sequence[dict[str, Any]]) -> None:
+        """Server-sent events with ``Transfer-Encoding: chunked``: one chunk per event, flushed at once,
+        `chunk_latency` seconds after the previous one (the first goes out at once), then ``[DONE]``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i, event in enumerate([*events, None]):
+            if i:
+                app._sleep(app.chunk_latency)
+            data = _sse_event(event)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         """Send `payload` as JSON."""
@@ -682,7 +703,9 @@ class FakeOpenAIServer:
     """A fake OpenAI-compatible server on a background thread; use as a context manager.
 
     Args:
-        latency: seconds slept before answering each request (settable at runtime).
+        latency: seconds slept before answering each request (settable at runtime): a stream's
+            time to first token.
+        chunk_latency: seconds between the events of a streamed reply (settable at runtime).
         seed: seed of the random generator that draws faults.
         responder: ``(request_json) -> str`` giving the reply text of chat and
             legacy completions; None means `default_reply`.
@@ -702,6 +725,7 @@ class FakeOpenAIServer:
         self,
         *,
         latency: float = 0.0,
+        chunk_latency: float = 0.0,
         seed: int = 0,
         responder: Responder | None = None,
         replies: Mapping[str, str] | None = None,
@@ -714,6 +738,7 @@ class FakeOpenAIServer:
         verbose: bool = False,
     ) -> None:
         self.latency = latency
+        self.chunk_latency = chunk_latency
         self.responder = responder
         self.replies: dict[str, str] = dict(replies or {})
         self.tool_script: list[ToolScriptEntry] = list(tool_script or ())
@@ -725,7 +750,7 @@ class FakeOpenAIServer:
         self.verbose = verbose
         self.retry_after = DEFAULT_RETRY_AFTER
         self.slow_seconds = DEFAULT_SLOW_SECONDS
-        self._initial = (latency, seed, responder, dict(self.replies), list(self.tool_script), api_key)
+        self._initial = (latency, chunk_latency, seed, responder, dict(self.replies), list(self.tool_script), api_key)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._fault_rate = 0.0
@@ -851,7 +876,7 @@ class FakeOpenAIServer:
 
         No faults, no stats.
         """
-        latency, seed, responder, replies, tool_script, api_key = self._initial
+        latency, self.chunk_latency, seed, responder, replies, tool_script, api_key = self._initial
         self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
         self.tool_script = list(tool_script)
         self.clear_faults()
@@ -984,7 +1009,7 @@ class FakeOpenAIServer:
             return calls
         return answer if isinstance(answer, str) else self._reply_text(request)
 
-    def _chat(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
+    def _chat(self, request: dict[str, Any], model: str) -> dict[str, Any] | _Stream:
         """A chat completion, or its SSE stream when ``stream`` is true."""
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -1035,9 +1060,9 @@ class FakeOpenAIServer:
         events.append(chunk({}, finish_reason))
         if (request.get("stream_options") or {}).get("include_usage"):
             events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-        return _sse(events)
+        return _Stream(events)
 
-    def _completion(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
+    def _completion(self, request: dict[str, Any], model: str) -> dict[str, Any] | _Stream:
         """A legacy text completion (one choice per prompt), or its SSE stream."""
         prompts = _prompt_list(request.get("prompt"), "prompt")
         texts = [self._reply_text({**request, "prompt": prompt}) for prompt in prompts]
@@ -1060,7 +1085,9 @@ class FakeOpenAIServer:
             for piece in _STREAM_PIECE.findall(text)
         ]
         events += [{**head, "choices": [choice(i, "", "stop")]} for i in range(len(texts))]
-        return _sse(events)
+        if (request.get("stream_options") or {}).get("include_usage"):
+            events.append({**head, "choices": [], "usage": usage})
+        return _Stream(events)
 
     def _embeddings(self, request: dict[str, Any], model: str) -> dict[str, Any]:
         """Embeddings of ``input`` (float lists, or base64 float32 when asked)."""
@@ -1160,6 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (default: 8000)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument("--chunk-latency", type=float, default=0.0, help="seconds between the events of a stream")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     parser.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset of kinds")
     parser.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER, help="seconds sent on 429")
@@ -1178,6 +1206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--tool-script: {exc}")
     server = FakeOpenAIServer(
         latency=args.latency,
+        chunk_latency=args.chunk_latency,
         seed=args.seed,
         tool_script=tool_script,
         api_key=args.api_key,
