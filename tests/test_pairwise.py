@@ -7,9 +7,11 @@ import json
 import re
 from typing import Any
 
+import pandas  # noqa: F401 - loaded here, outside pytester's in-process runs, which cannot reload numpy
 import pytest
 from conftest import run_cli
 
+import promptgauge.pytest_plugin.harness  # noqa: F401 - one module for both in-process pytest sessions
 from promptgauge import api, stats
 from promptgauge.engine import Options
 from promptgauge.errors import UserError
@@ -18,8 +20,12 @@ from promptgauge.evaluators.pairwise import combine_orders, parse_preference
 from promptgauge.store import Store
 from promptgauge.testing.fake_server import FakeOpenAIServer
 
+pytest_plugins = ["pytester"]
+
 TRUTH = {f"w{i}": f"City{i}" for i in range(6)} | {"l0": "Lyon", "l1": "Nice", "t0": "Oslo", "t1": "Rome",
                                                    "p0": "Bern", "p1": "Kyiv"}
+#: Judge calls of a run: two per row, but none for the rows with identical answers (t*: a tie without asking).
+CALLS = 2 * (len(TRUTH) - 2)
 #: row -> (baseline's answer, candidate's answer): w* the candidate is right, l* the baseline, t* both, p* neither
 ANSWERS = {**{k: ("no idea", TRUTH[k]) for k in TRUTH if k[0] == "w"},
            **{k: (TRUTH[k], "no idea") for k in TRUTH if k[0] == "l"},
@@ -80,8 +86,8 @@ def test_both_orders_position_bias_is_a_tie_and_the_aggregate(paired, builder, f
     paired()
     report = api.run(builder.root / "promptgauge.yaml", reports_dir=builder.root / "reports")
     bodies = [r.body for r in fake_openai.requests]
-    assert len(bodies) == 2 * len(TRUTH)  # every row, in both orders
-    for row in TRUTH:
+    assert len(bodies) == CALLS  # every row, in both orders
+    for row in (r for r in TRUTH if r[0] != "t"):
         shown = [_answers(b["messages"][-1]["content"]) for b in bodies if f"Question {row}?" in unseal(
             b["messages"][-1]["content"])]
         assert sorted(shown) == sorted([ANSWERS[row], ANSWERS[row][::-1]])  # baseline first, then candidate first
@@ -92,6 +98,7 @@ def test_both_orders_position_bias_is_a_tie_and_the_aggregate(paired, builder, f
     verdicts = {k: got[k]["pairwise"]["details"]["pairwise_result"] for k in TRUTH}
     assert verdicts == {k: {"w": "win", "l": "loss", "t": "tie", "p": "tie"}[k[0]] for k in TRUTH}
     assert [got[k]["pairwise"]["details"]["flipped"] for k in ("p0", "p1", "w0", "t0")] == [True, True, False, False]
+    assert got["t0"]["pairwise"]["details"]["identical"] is True
     assert got["w0"]["pairwise"]["score"] == 1.0 and got["l0"]["pairwise"]["score"] == 0.0
     assert got["p0"]["pairwise"]["score"] == 0.5
     p = report.summary["variants"]["cand"]["pairwise"]["pairwise"]
@@ -127,9 +134,9 @@ def test_warm_rerun_makes_no_judge_call_and_a_cassette_replays_offline(paired, b
         (builder.root / "promptgauge.yaml").write_text(
             (builder.root / "promptgauge.yaml").read_text().replace(builder.base_url, server.base_url))
         first = api.run(builder.root / "promptgauge.yaml", options=Options(record=tmp_path / "pairs.jsonl"))
-        assert server.request_count == 2 * len(TRUTH)
+        assert server.request_count == CALLS
         again = api.run(builder.root / "promptgauge.yaml")
-        assert server.request_count == 2 * len(TRUTH)  # every judge call from the response cache
+        assert server.request_count == CALLS  # every judge call from the response cache
         assert again.summary["variants"]["cand"]["pairwise"] == first.summary["variants"]["cand"]["pairwise"]
     # the server is gone: a fresh store and no cache, answered from the cassette
     out = run_cli("run", "--no-progress", "--replay", str(tmp_path / "pairs.jsonl"), "--store", str(tmp_path / "r.db"),
@@ -236,7 +243,33 @@ def test_own_azure_style_prompt(paired, builder, fake_openai):
     body = fake_openai.requests[0].body
     assert body["max_tokens"] == 20 and re.search(rf"FIRST: <{TAG}_[0-9a-f]{{16}}>", body["messages"][-1]["content"])
     p = report.summary["variants"]["cand"]["pairwise"]["pref"]
-    assert (p["ties"], p["flipped"], p["position_bias"]) == (12, 12, 1.0)
+    assert (p["ties"], p["flipped"], p["position_bias"]) == (12, 10, pytest.approx(10 / 12))  # t*: identical answers
     assert not report.passed
     manifest = report.summary["manifest"]["pairwise"]["pref"]
     assert manifest["baseline"] == "base" and len(manifest["judge_prompt"]["prompt_sha256"]) == 64
+
+
+# -- in pytest ----------------------------------------------------------------------------------------
+
+def test_pairwise_in_pytest(pytester, paired, builder, fake_openai):
+    paired()
+    (pytester.path / "promptgauge.yaml").write_text((builder.root / "promptgauge.yaml").read_text())
+    for name in ("answers.py", "data.jsonl"):
+        (pytester.path / name).write_text((builder.root / name).read_text())
+    pytester.makepyfile(test_pairs="""
+        import pytest
+        from promptgauge.pytest_plugin import assert_score
+
+        @pytest.mark.promptgauge()
+        def test_prefers_the_candidate(row, evaluate):
+            result = evaluate(row, "cand")
+            assert_score(result, "pairwise", ">= 0.5")
+    """)
+    res = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "promptgauge_baselines=off", "-v")
+    res.assert_outcomes(passed=10, failed=2)  # l0, l1: the baseline's answer wins
+    res.stdout.fnmatch_lines(["*test_prefers_the_candidate?l0? FAILED*", "*pairwise*",
+                              "*cand | pairwise | base | 12 | 6 / 4 / 2 | 0.667 *"])
+    assert fake_openai.request_count == CALLS  # each pair judged once, in both orders, through the engine
+    again = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "promptgauge_baselines=off")
+    again.assert_outcomes(passed=10, failed=2)
+    assert fake_openai.request_count == CALLS  # a new session: every judge call from the response cache

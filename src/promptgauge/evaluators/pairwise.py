@@ -152,11 +152,14 @@ class PairwiseJudge(PromptyJudge):
 
     async def __call__(self, *, response: Any, baseline_response: Any, **fields: Any) -> dict[str, Any]:
         candidate, baseline = _text(response), _text(baseline_response)
+        k = self.key
+        if candidate == baseline:  # nothing to prefer: a tie, without asking
+            return {"score": SCORES["tie"], "passed": False, f"{k}_result": "tie", "flipped": False,
+                    f"{k}_reason": "identical answers", "identical": True}
         shown = {k: _text(v) for k, v in fields.items() if v is not None}
         first, first_reason, c1 = await self._ask(baseline, candidate, shown)
         second, second_reason, c2 = await self._ask(candidate, baseline, shown)
         verdict, flipped = combine_orders(first, second)
-        k = self.key
         out: dict[str, Any] = {
             "score": SCORES[verdict],
             "passed": verdict == "win",
