@@ -10,7 +10,7 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
-from .errors import CompareError, GateError, PathError
+from .errors import CompareError, GateError, PathError, StoreError, SuiteError
 from .files import check_output
 from .gate import Subject, evaluate_gate, pairwise_judges, parse_rules, suite_rules
 from .metrics import metric_value
@@ -21,6 +21,7 @@ from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .targets.promptflow import promptflow_logs
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -68,6 +69,7 @@ def run(
     out: str | Path | None = None,
     shard: Shard | str | None = None,
     shard_file: str | Path | None = None,
+    on_inconclusive: str = "warn",
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -79,7 +81,8 @@ def run(
     of each row's calls derive from it; a resumed run keeps its own.
 
     *out* is a further folder the caller will copy the reports into (``ci``), checked with the
-    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    other outputs. *on_inconclusive* is what an inconclusive gate means when the policy does not say
+    (``warn``: passes, said loudly; :func:`ci` passes ``fail``). Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
 
@@ -101,8 +104,11 @@ def run(
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
-                          options=options)
+        run_id = run_id or (st.run(None, suite=s.name).run_id if resume else new_run_id())
+        out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
+        with promptflow_logs(out_dir / run_id / PROMPTFLOW_LOG):  # promptflow's loggers: a file, not the terminal
+            outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress,
+                              concurrency=concurrency, options=options)
         if shard is not None:
             path = Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir)
             write_shard(st, outcome.run_id, path, notes=outcome.notes)
@@ -111,9 +117,14 @@ def run(
             summary["gate"] = None  # a shard is not judged: its merged run is
             return RunReport(outcome.run_id, outcome.status, summary, {"shard": path}, st.path, [], outcome.progress)
         return _report_run(s, st, outcome.run_id, outcome.status, [v.name for v in plan.variants], rules,
-                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
+                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress,
+                           on_inconclusive=on_inconclusive)
     finally:
         st.close()
+
+
+#: promptflow's log output, in the run's report folder.
+PROMPTFLOW_LOG = "promptflow.log"
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
@@ -123,20 +134,26 @@ def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | Non
 
 
 def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                notes: list[str], reports_dir: str | Path | None, progress: Progress | None) -> RunReport:
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
+                on_inconclusive: str = "warn") -> RunReport:
     """A stored run's summary, verdict and reports (a run's, or a merged one's)."""
     sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
     summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
     if notes:
         summary["notes"] = notes
-    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished")
+    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished",
+                                              on_inconclusive=on_inconclusive)
     out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
     doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
                          run_id=run_id, status=status, variants=summary["variants"],
                          comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
                          order_balanced=summary["manifest"].get("order") == "balanced")
     reports = write_reports(doc, out_dir / run_id, summary=summary, store=st)
-    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress)
+    if (log := out_dir / run_id / PROMPTFLOW_LOG).is_file():
+        reports["promptflow_log"] = log
+    failed, failures = st.failures(run_id)
+    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
+                     failures=failures)
 
 
 def merge(
@@ -182,8 +199,59 @@ def merge(
     return report
 
 
+def rescore(
+    run_ref: str,
+    *,
+    evaluators: list[str] | None = None,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    options: Options | None = None,
+    concurrency: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_inconclusive: str = "warn",
+) -> RunReport:
+    """Score the stored outputs of run *run_ref* (an id, a unique prefix, or ``latest``) again with the suite's
+    new or changed evaluators -- or those *evaluators* names -- without calling any target: a new run whose
+    manifest's ``rescored_from`` names the source run, summarised, gated and reported like :func:`run`.
+
+    The suite is *suite*, else ``promptgauge.yaml`` here, else the file the source run was made from. LLM judges
+    call their models through the engine (*options*: cache, cassette, budget). A bad reference or an unknown
+    evaluator is a :class:`~promptgauge.errors.UserError` (exit 2).
+    """
+    from .engine import rescore as rescore_run
+    from .engine import source_run
+
+    s = _find_suite(suite)
+    db = Path(store) if store else (s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    if not db.is_file():
+        raise StoreError("no store here to rescore a run from", file=db,
+                         hint="run a suite first, or pass --store / --suite")
+    check_output(db, "sqlite", "store")
+    st = Store(db)
+    try:
+        source = source_run(st, run_ref)
+        if s is None:
+            if not source.suite_path or not Path(source.suite_path).is_file():
+                raise SuiteError(f"run {source.run_id} was made from {source.suite_path or 'no suite file'}, "
+                                 "which is not here", hint="pass the suite with --suite FILE")
+            s = load_suite(source.suite_path)
+        check_run_outputs(s, store=db, reports_dir=reports_dir, options=options)
+        plan = prepare(s, offline=bool(options and options.replay))
+        outcome = rescore_run(plan, st, source, evaluators=evaluators, options=options, concurrency=concurrency,
+                              on_progress=on_progress)
+        names = list(dict.fromkeys([*source.manifest.get("evaluators", {}), *outcome.evaluators]))
+        rules = suite_rules(s, names)
+        notes = [f"rescored from run {source.run_id}: evaluators {', '.join(outcome.evaluators)} scored again, "
+                 "no target called"] + outcome.notes
+        return _report_run(s, st, outcome.run_id, outcome.status, outcome.variants, rules, notes=notes,
+                           reports_dir=reports_dir, progress=outcome.progress, on_inconclusive=on_inconclusive)
+    finally:
+        st.close()
+
+
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
-               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+               partial: bool = False, on_inconclusive: str = "warn") -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each gated variant against the suite's baseline variant of the same run.
 
     A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
@@ -204,7 +272,7 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
-                            policy_file=suite.gate_file)
+                            policy_file=suite.gate_file, on_inconclusive=on_inconclusive)
     return verdict, comparisons
 
 
@@ -272,7 +340,7 @@ def compare(
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
-                            policy_file=pol_file if pol_file and not in_suite else None)
+                            policy_file=pol_file if pol_file and not in_suite else None, on_inconclusive="fail")
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
@@ -374,8 +442,10 @@ def ci(
     *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
     failing rows), ``report.md`` (a pull-request comment), ``report.html``,
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
-    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``), where an
+    inconclusive gate fails unless the policy's ``on_inconclusive`` says otherwise.
     """
+    options.setdefault("on_inconclusive", "fail")
     report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -73,11 +73,11 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "FAULT_KINDS",
@@ -104,6 +104,9 @@ DEFAULT_MODELS = ("gpt-4o-mini", "text-embedding-3-small")
 MALFORMED_BODY = b'{"choices": ['
 DEFAULT_RETRY_AFTER = 0.05
 DEFAULT_SLOW_SECONDS = 5.0
+#: The managed-identity token endpoint (Azure App Service protocol: ``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``).
+IDENTITY_PATH = "/msi/token"
+IDENTITY_HEADER = "fake-identity-header"
 
 _ROUTE = re.compile(
     r"^/(?:v1|openai(?:/deployments/(?P<deployment>[^/]+))?)"
@@ -578,11 +581,14 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        if path == IDENTITY_PATH and method == "GET":
+            self._identity_token(app)
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        index = app._begin(path, body)
+        index = app._begin(path, body, self.headers.get("Authorization"))
         try:
             self._respond(app, method, path, body, index)
         finally:
@@ -615,6 +621,17 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "slow":
                 app._sleep(app.slow_seconds)
             self._reply(app, match["endpoint"], unquote(match["deployment"] or ""), body)
+
+    def _identity_token(self, app: FakeOpenAIServer) -> None:
+        """A managed identity's token, as App Service's identity endpoint gives it (not counted as a request)."""
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        if self.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
+            self._send_json(401, {"error": "invalid_request", "error_description": "missing X-IDENTITY-HEADER"})
+            return
+        token = app._issue_token(query)
+        self._send_json(200, {"access_token": token, "expires_on": str(int(time.time() + app.token_lifetime)),
+                              "resource": query.get("resource", ""), "token_type": "Bearer",
+                              "client_id": query.get("client_id", "")})
 
     def _reply(self, app: FakeOpenAIServer, endpoint: str, deployment: str, body: Any) -> None:
         """Answer a well-routed request normally."""
@@ -715,6 +732,11 @@ class FakeOpenAIServer:
             callables; the first that answers wins); see `script_tools`.
         api_key: if set, requests need ``Authorization: Bearer <key>`` or
             ``api-key: <key>``, else they get 401.
+        bearer_tokens: if set (a collection, read live: a fake credential may add the tokens it hands
+            out), requests need ``Authorization: Bearer <token>`` with one of them (Entra ID bearer
+            tokens; an ``api-key`` header is then refused unless it is *api_key*), else they get 401.
+            Every request's ``Authorization`` header is kept in `authorizations`. Tokens the server's own
+            managed-identity endpoint issued (`identity_endpoint`) are accepted too.
         host, port: where to listen; port 0 picks a free port (see `port` after start).
         models: model ids listed by ``GET /v1/models``.
         embedding_dimensions: default vector length when a request gives no ``dimensions``.
@@ -731,6 +753,7 @@ class FakeOpenAIServer:
         replies: Mapping[str, str] | None = None,
         tool_script: Iterable[ToolScriptEntry] | None = None,
         api_key: str | None = None,
+        bearer_tokens: Collection[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         models: Sequence[str] = DEFAULT_MODELS,
@@ -743,6 +766,11 @@ class FakeOpenAIServer:
         self.replies: dict[str, str] = dict(replies or {})
         self.tool_script: list[ToolScriptEntry] = list(tool_script or ())
         self.api_key = api_key
+        self.bearer_tokens = bearer_tokens
+        #: Seconds a token of the managed-identity endpoint lives (its ``expires_on``).
+        self.token_lifetime = 3600.0
+        self._issued: list[str] = []
+        self._identity_requests: list[dict[str, str]] = []
         self.host = host
         self.port = port
         self.models = list(models)
@@ -814,6 +842,32 @@ class FakeOpenAIServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def identity_endpoint(self) -> str:
+        """A managed-identity token endpoint in Azure App Service's protocol: set ``IDENTITY_ENDPOINT`` to it and
+        ``IDENTITY_HEADER`` to :data:`IDENTITY_HEADER`, and azure-identity's ``ManagedIdentityCredential`` (and so
+        ``DefaultAzureCredential``) gets its tokens here."""
+        return self.root_url + IDENTITY_PATH
+
+    @property
+    def identity_requests(self) -> list[dict[str, str]]:
+        """The query of each token request to `identity_endpoint` (``resource``, ``client_id``...), oldest first."""
+        with self._lock:
+            return [dict(q) for q in self._identity_requests]
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """The tokens `identity_endpoint` handed out, oldest first."""
+        with self._lock:
+            return list(self._issued)
+
+    def _issue_token(self, query: Mapping[str, str]) -> str:
+        with self._lock:
+            self._identity_requests.append(dict(query))
+            token = f"fake-mi-token-{len(self._issued) + 1}-" + hashlib.sha256(repr(sorted(query.items())).encode()).hexdigest()[:12]
+            self._issued.append(token)
+            return token
+
+    @property
     def base_url(self) -> str:
         """``http://host:port/v1`` (for ``OpenAI(base_url=...)``)."""
         return self.root_url + "/v1"
@@ -878,6 +932,11 @@ class FakeOpenAIServer:
         """
         latency, self.chunk_latency, seed, responder, replies, tool_script, api_key = self._initial
         self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
+        self.bearer_tokens = None
+        self.token_lifetime = 3600.0
+        with self._lock:
+            self._issued.clear()
+            self._identity_requests.clear()
         self.tool_script = list(tool_script)
         self.clear_faults()
         with self._lock:
@@ -893,6 +952,7 @@ class FakeOpenAIServer:
             self._request_count = 0
             self._connection_count = 0
             self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
+            self._authorizations: collections.deque[str | None] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
             self._fault_count: collections.Counter[str] = collections.Counter()
             self._max_concurrent = self._in_flight
             self._timeline: list[tuple[float, int, int]] = []
@@ -912,6 +972,12 @@ class FakeOpenAIServer:
         """The last (up to 10 000) requests as ``(path, body)``, oldest first."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The ``Authorization`` header of each recorded request (None without one), in the order of `requests`."""
+        with self._lock:
+            return list(self._authorizations)
 
     @property
     def fault_count(self) -> dict[str, int]:
@@ -1137,11 +1203,12 @@ class FakeOpenAIServer:
         with self._lock:
             self._connections.discard(connection)
 
-    def _begin(self, path: str, body: Any) -> int:
+    def _begin(self, path: str, body: Any, authorization: str | None = None) -> int:
         """Count and record a request; track concurrency. Returns the request's number (from 1)."""
         with self._lock:
             self._request_count += 1
             self._requests.append(RecordedRequest(path, body))
+            self._authorizations.append(authorization)
             self._in_flight += 1
             self._max_concurrent = max(self._max_concurrent, self._in_flight)
             if len(self._timeline) < MAX_RECORDED_REQUESTS:
@@ -1154,10 +1221,17 @@ class FakeOpenAIServer:
             self._in_flight -= 1
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
-        """Whether the request carries the API key (always true without one)."""
-        if self.api_key is None:
+        """Whether the request carries the API key or an accepted bearer token (always true without either)."""
+        if self.api_key is None and self.bearer_tokens is None:
             return True
-        return headers.get("Authorization") == f"Bearer {self.api_key}" or headers.get("api-key") == self.api_key
+        auth = headers.get("Authorization") or ""
+        if self.api_key is not None and (auth == f"Bearer {self.api_key}" or headers.get("api-key") == self.api_key):
+            return True
+        tokens = self.bearer_tokens
+        if tokens is None or not auth.startswith("Bearer "):
+            return False
+        token = auth[len("Bearer "):]
+        return token in tokens or token in self._issued
 
     def _next_fault(self, index: int = 0) -> str | None:
         """The fault for request number *index*: a scheduled one, a queued one, else a random draw, else None."""
