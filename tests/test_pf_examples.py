@@ -113,3 +113,97 @@ def test_promptgauges_own_prompts_stay_strict(pf):
            variants=[{"name": "own", "prompt": "own.prompty", "target": "fake"}], baseline="own")
     out = run_cli("run", "--no-progress", cwd=pf)
     assert out.returncode == 2 and "'extra' is undefined" in out.stderr and "own.prompty" in out.stderr, out.stderr
+
+
+def _labels(pf: Path, fake_openai) -> None:
+    """Four rows; the fake server answers three of them with the right label."""
+    rows = [("r1", "App"), ("r2", "Channel"), ("r3", "Academic"), ("r4", "Profile")]
+    (pf / "rows.jsonl").write_text("".join(json.dumps({"id": i, "text": f"classify {i}", "label": label}) + "\n"
+                                           for i, label in rows))
+    fake_openai.responder = None
+    fake_openai.replies = {"classify r1": "App", "classify r2": "channel", "classify r3": "Academic",
+                           "classify r4": "Academic"}
+
+
+CLASSIFICATION = {"name": "classification", "type": "flow:ex/flows/evaluation/eval-classification-accuracy",
+                  "column_mapping": {"groundtruth": "${data.label}", "prediction": "${target.response}"}}
+
+
+def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_openai):
+    _labels(pf, fake_openai)
+    (pf / "ask.prompty").write_text("---\nmodel:\n  parameters:\n    temperature: 0\n---\nuser:\n{{text}}\n")
+    _suite(pf, dataset="rows.jsonl", targets={"fake": {"type": "openai", "model": "gpt-4o-mini",
+                                                       "base_url": fake_openai.base_url, "api_key_env": "AZURE_OPENAI_API_KEY"}},
+           variants=[{"name": "v", "prompt": "ask.prompty", "target": "fake"}], baseline="v",
+           evaluators=[CLASSIFICATION], gate={"rules": ["classification.accuracy >= 0.7", "classification.pass_rate >= 0.7"]})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(next((pf / "reports").glob("*/summary.json")).read_text())
+    m = summary["variants"]["v"]["metrics"]["classification"]
+    assert m["aggregates"] == {"accuracy": 0.75}  # calculate_accuracy's log_metric: round(3 / 4, 2)
+    assert m["pass_rate"] == 0.75 and m["n"] == 4  # grade: Correct / Incorrect per row
+    rules = {r["rule"]: r for r in summary["gate"]["rules"]}
+    assert rules["classification.accuracy >= 0.7"]["passed"] and rules["classification.accuracy >= 0.7"]["value"] == 0.75
+    db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
+    details = dict(db.execute("SELECT row_id, details FROM scores WHERE evaluator='classification'").fetchall())
+    assert json.loads(details["r4"])["grade"] == "Incorrect" and json.loads(details["r2"])["grade"] == "Correct"
+    assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    # a stricter bar fails the gate on the aggregated metric itself
+    doc = yaml.safe_load((pf / "promptgauge.yaml").read_text())
+    doc["gate"]["rules"] = ["classification.accuracy >= 0.8"]
+    (pf / "promptgauge.yaml").write_text(yaml.safe_dump(doc))
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 1, out.stdout + out.stderr
+    # a metric the flow never logs is no data: the rule fails, it does not pass on nothing
+    doc["gate"]["rules"] = ["classification.precision >= 0"]
+    (pf / "promptgauge.yaml").write_text(yaml.safe_dump(doc))
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 1 and "classification.precision was not measured" in out.stdout + out.stderr
+
+
+def test_standard_and_flex_flows_run_unchanged_as_targets(pf, fake_openai, monkeypatch):
+    """flows/standard/basic reads AZURE_OPENAI_API_KEY / AZURE_OPENAI_API_BASE; flex-flows/basic the azure
+    client's AZURE_OPENAI_ENDPOINT: their connection is pointed at the fake server through the environment."""
+    monkeypatch.setenv("AZURE_OPENAI_API_BASE", fake_openai.root_url)
+    # the DAG's python node sends a completion prompt, the flex flow a system message: echo either
+    fake_openai.responder = lambda req: "echo: " + (req.get("prompt") or req["messages"][-1]["content"])
+    _suite(pf, dataset="ex/flows/standard/basic/data.jsonl",
+           targets={"dag": {"type": "flow", "flow": "ex/flows/standard/basic"},
+                    "flex": {"type": "flow", "flow": "ex/flex-flows/basic/flow.flex.yaml"}},
+           variants=[{"name": "dag", "target": "dag"}, {"name": "flex", "target": "flex"}], baseline="dag",
+           evaluators=[CLASSIFICATION | {"column_mapping": {"groundtruth": "${target.output}",
+                                                             "prediction": "${target.response}"}}])
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = _results(pf)
+    assert len(rows) == 6 and not any(r[3] for r in rows.values()), rows
+    texts = {json.loads(r[5])["text"] for r in rows.values()}
+    for (_, variant), r in rows.items():
+        text = json.loads(r[5])["text"]
+        prompt = (f"Write a simple {text} program that displays the greeting message." if variant == "dag"
+                  else f"system: \nWrite a simple {text} program.\nOutput code only.")  # each flow's hello.jinja2
+        assert r[2] == f"echo: {prompt}", r[2]
+    assert texts == {"Python Hello World!", "C Hello World!", "C# Hello World!"}
+    paths = {r.path for r in fake_openai.requests}
+    assert paths == {"/openai/deployments/gpt-35-turbo-instruct/completions", "/openai/deployments/gpt-4o/chat/completions"}
+
+
+def test_promptflow_logs_go_to_a_file_and_the_terminal_gets_one_line_per_failed_row(pf, fake_openai, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_BASE", fake_openai.root_url)
+    fake_openai.responder = lambda req: "fine"
+    fake_openai.fail_at(1, "500", n=6)  # two of the three rows fail inside the flow (its client tries 3 times)
+    _suite(pf, dataset="ex/flows/standard/basic/data.jsonl", targets={"dag": {"type": "flow", "flow": "ex/flows/standard/basic"}},
+           variants=[{"name": "dag", "target": "dag"}], baseline="dag", runner={"concurrency": 1, "retries": 0})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    terminal = out.stdout + out.stderr
+    assert "Traceback" not in terminal and "ERROR execution" not in terminal, terminal
+    failed = [line for line in out.stderr.splitlines() if line.startswith("failed dag row ")]
+    assert len(failed) == 2 and all("Execution failure in 'llm'" in line and "500" in line for line in failed), terminal
+    assert "Traceback" not in terminal and "ERROR execution" not in terminal, terminal
+    assert "2 of 3 results failed" in out.stderr
+    (log,) = (pf / "reports").glob("*/promptflow.log")
+    text = log.read_text()
+    assert text.count("Traceback (most recent call last)") >= 2 and "InternalServerError" in text
+    assert "test-key" not in text  # the key from the environment never reaches the log
+    assert f"promptflow's log: {log}" in out.stderr.replace("\n", "")

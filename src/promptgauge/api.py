@@ -23,6 +23,7 @@ from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .targets.promptflow import promptflow_logs
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -71,6 +72,7 @@ def run(
     out: str | Path | None = None,
     shard: Shard | str | None = None,
     shard_file: str | Path | None = None,
+    on_inconclusive: str = "warn",
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -82,7 +84,8 @@ def run(
     of each row's calls derive from it; a resumed run keeps its own.
 
     *out* is a further folder the caller will copy the reports into (``ci``), checked with the
-    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    other outputs. *on_inconclusive* is what an inconclusive gate means when the policy does not say
+    (``warn``: passes, said loudly; :func:`ci` passes ``fail``). Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
 
@@ -104,8 +107,11 @@ def run(
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
-                          options=options)
+        run_id = run_id or (st.run(None, suite=s.name).run_id if resume else new_run_id())
+        out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
+        with promptflow_logs(out_dir / run_id / PROMPTFLOW_LOG):  # promptflow's loggers: a file, not the terminal
+            outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress,
+                              concurrency=concurrency, options=options)
         if shard is not None:
             path = Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir)
             write_shard(st, outcome.run_id, path, notes=outcome.notes)
@@ -114,9 +120,14 @@ def run(
             summary["gate"] = None  # a shard is not judged: its merged run is
             return RunReport(outcome.run_id, outcome.status, summary, {"shard": path}, st.path, [], outcome.progress)
         return _report_run(s, st, outcome.run_id, outcome.status, [v.name for v in plan.variants], rules,
-                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
+                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress,
+                           on_inconclusive=on_inconclusive)
     finally:
         st.close()
+
+
+#: promptflow's log output, in the run's report folder.
+PROMPTFLOW_LOG = "promptflow.log"
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
@@ -126,13 +137,15 @@ def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | Non
 
 
 def _run_document(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                  notes: list[str] | None = None) -> tuple[dict[str, Results], dict[str, Any], list[Comparison], Any]:
+                  notes: list[str] | None = None, on_inconclusive: str = "warn",
+                  ) -> tuple[dict[str, Results], dict[str, Any], list[Comparison], Any]:
     """A stored run's results per variant, its summary with the verdict, its comparisons and its report document."""
     sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
     summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
     if notes:
         summary["notes"] = notes
-    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished")
+    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished",
+                                              on_inconclusive=on_inconclusive)
     doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
                          run_id=run_id, status=status, variants=summary["variants"],
                          comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
@@ -141,12 +154,18 @@ def _run_document(s: Suite, st: Store, run_id: str, status: str, variants: list[
 
 
 def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                notes: list[str], reports_dir: str | Path | None, progress: Progress | None) -> RunReport:
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
+                on_inconclusive: str = "warn") -> RunReport:
     """A stored run's summary, verdict and reports (a run's, or a merged one's), then the suite's exports."""
-    sides, summary, comparisons, doc = _run_document(s, st, run_id, status, variants, rules, notes=notes)
+    sides, summary, comparisons, doc = _run_document(s, st, run_id, status, variants, rules, notes=notes,
+                                                     on_inconclusive=on_inconclusive)
     out_dir = (Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)) / run_id
     reports = write_reports(doc, out_dir, summary=summary, store=st)
-    report = RunReport(run_id, status, summary, reports, st.path, comparisons, progress)
+    if (log := out_dir / PROMPTFLOW_LOG).is_file():
+        reports["promptflow_log"] = log
+    failed, failures = st.failures(run_id)
+    report = RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
+                       failures=failures)
     if s.export:
         data = RunData(run_id, s.name, status, summary, sides, comparisons, s.gate.confidence, reports, st, out_dir)
         for i, spec in enumerate(s.export):
@@ -286,7 +305,7 @@ def merge(
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
-               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+               partial: bool = False, on_inconclusive: str = "warn") -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each gated variant against the suite's baseline variant of the same run.
 
     A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
@@ -307,7 +326,7 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
-                            policy_file=suite.gate_file)
+                            policy_file=suite.gate_file, on_inconclusive=on_inconclusive)
     return verdict, comparisons
 
 
@@ -374,7 +393,7 @@ def compare(
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
-                            policy_file=pol_file if pol_file and not in_suite else None)
+                            policy_file=pol_file if pol_file and not in_suite else None, on_inconclusive="fail")
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
@@ -476,8 +495,10 @@ def ci(
     *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
     failing rows), ``report.md`` (a pull-request comment), ``report.html``,
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
-    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``), where an
+    inconclusive gate fails unless the policy's ``on_inconclusive`` says otherwise.
     """
+    options.setdefault("on_inconclusive", "fail")
     report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

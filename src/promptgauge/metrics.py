@@ -5,6 +5,9 @@ A run's metrics (summary, reports and gate rules name them the same way):
 - ``<evaluator>.mean`` / ``.std`` / ``.min`` / ``.max`` / ``.median`` -- of the primary score over scored rows;
 - ``<evaluator>.pass_rate`` -- passed / (scored + errors): an error counts as a failure;
 - ``<evaluator>.n``, ``.passed``, ``.errors``, ``.error_rate``;
+- ``<evaluator>.<metric>`` -- a run-level metric an evaluator logged once per variant (a promptflow
+  evaluation flow's aggregation nodes, ``log_metric``); found in the summary under
+  ``metrics.<evaluator>.aggregates``; a built-in statistic's name wins over a logged one;
 - ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an evaluator
   with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` -- agreement with the
   dataset's ``human_label`` column;
@@ -27,7 +30,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 #: Statistics of an evaluator in a run's summary: ``<evaluator>.<stat>``.
@@ -66,7 +69,7 @@ THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER
 #: ``METRIC: FUNCTION(ARGS)``
 CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 #: Rule functions and their arguments' defaults.
-FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
+FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05, "power": 0.8}}
 GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
            "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
            + " ".join(OPS))
@@ -106,13 +109,19 @@ def comparable(evaluators: list[str]) -> set[str]:
     return names | set(COMPARED_RUN_METRICS)
 
 
-def split_metric(metric: str, evaluators: list[str]) -> tuple[str, str, str | None] | None:
+def split_metric(metric: str, evaluators: list[str],
+                 aggregating: Collection[str] = ()) -> tuple[str, str, str | None] | None:
     """A gate rule's ``METRIC`` -> (source, base metric, CI bound), or None when unknown.
+
+    *aggregating*: evaluators that log run-level metrics (any ``EV.NAME`` of theirs is a summary metric).
 
     source: ``summary`` (a summary metric), ``cost``, ``ci`` (a CI bound of a compared metric)
     or ``delta`` (its change vs. the baseline); bound: ``ci_low``, ``ci_high`` or None.
     """
     if metric in known_metrics(evaluators):
+        return "summary", metric, None
+    ev, dot, name = metric.partition(".")
+    if dot and ev in aggregating and name and "." not in name:
         return "summary", metric, None
     if metric in COST_METRICS:
         return "cost", metric, None
@@ -178,6 +187,10 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
         return _f(node)
     if len(parts) == 3 and parts[0] in v["metrics"] and parts[2] in AGREEMENT_STATS.get(parts[1], ()):
         return _f((v["metrics"][parts[0]].get(parts[1]) or {}).get(parts[2]))
+    if len(parts) == 2 and parts[0] in v["metrics"] and parts[1] not in EVALUATOR_STATS:
+        aggregates = v["metrics"][parts[0]].get("aggregates") or {}
+        if parts[1] in aggregates:
+            return _f(aggregates[parts[1]])
     if len(parts) != 2 or parts[0] not in v["metrics"] or parts[1] not in EVALUATOR_STATS:
         raise KeyError(metric)
     return _f(v["metrics"][parts[0]][parts[1]])

@@ -290,6 +290,10 @@ class GatePolicy(_Model):
     prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
     baseline_file: str | None = Field(None, description="the promoted baseline; default baselines/<suite>.json")
     promotions_dir: str = "promotions"
+    on_inconclusive: Literal["fail", "pass", "warn"] | None = Field(
+        None, description="what an inconclusive no_regression rule (too few rows to see a drop of max_drop) means "
+        "for the exit code: fail, pass, or warn (pass, said loudly); default: fail for ci, compare and promote, "
+        "warn for a plain run")
 
     @field_validator("rules", mode="before")
     @classmethod

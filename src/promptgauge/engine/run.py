@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import SuiteError
 from ..store import Store
+from .aggregate import aggregate
 from .checks import FailureWatch
 from .plan import Plan
 from .pool import Engine, Progress
@@ -146,8 +147,9 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     finally:
         store.set_status(run_id, status)
         session.close()
+    notes = aggregate(plan, store, run_id) if status == "finished" else []
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
-                      notes=sorted(plan.notes) + sorted(caller.notes))
+                      notes=sorted(plan.notes) + sorted(caller.notes) + notes)
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:

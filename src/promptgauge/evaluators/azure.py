@@ -17,6 +17,7 @@ import inspect
 from typing import Any
 
 from ..errors import EvaluatorError
+from ..telemetry import silence_loaded
 from .models import EvaluatorModel
 
 
@@ -57,6 +58,7 @@ class AzureEvaluator:
     """
 
     def __init__(self, evaluator: Any, signature: inspect.Signature) -> None:
+        silence_loaded()  # an instance passed to the API: its module loaded promptflow's telemetry handler
         self.evaluator = evaluator
         self._acall = evaluator._to_async() if hasattr(evaluator, "_to_async") else None
         self.__signature__ = signature

@@ -39,6 +39,10 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
     for (v, ev), flagged in judge_injections(store, run_id, evaluators, configs).items():
         if v in summaries and ev in summaries[v]["metrics"]:
             summaries[v]["metrics"][ev]["judge_injection"] = flagged
+    for v, per_evaluator in (info.manifest.get("aggregates") or {}).items():  # flows' aggregation nodes
+        for ev, values in per_evaluator.items():
+            if v in summaries and ev in summaries[v]["metrics"]:
+                summaries[v]["metrics"][ev]["aggregates"] = values
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,15 @@ def model_file(name: str) -> Path:
     return path
 
 
+def _threads() -> int:
+    """CPU threads for the embedded model: ``PROMPTGAUGE_LOCAL_THREADS``, else 2 (or fewer cores). On a busy machine
+    one thread is faster: llama.cpp's threads wait for each other by spinning. Outputs do not depend on it."""
+    value = os.environ.get("PROMPTGAUGE_LOCAL_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
 def _load(path: Path) -> Any:
     with _load_lock:
         if path not in _models:
@@ -63,7 +73,7 @@ def _load(path: Path) -> Any:
                 from llama_cpp import Llama
             except ImportError:
                 raise TargetError("llama-cpp-python is not installed", hint=INSTALL_HINT) from None
-            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False, seed=0)
+            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=_threads(), verbose=False, seed=0)
         return _models[path]
 
 
