@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,10 @@ def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_ope
     details = dict(db.execute("SELECT row_id, details FROM scores WHERE evaluator='classification'").fetchall())
     assert json.loads(details["r4"])["grade"] == "Incorrect" and json.loads(details["r2"])["grade"] == "Correct"
     assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    with socket.socket() as sock:  # in process: no trace service left listening on promptflow's port
+        assert sock.connect_ex(("127.0.0.1", 23333)) != 0
+    trend = run_cli("runs", "--metric", "classification.accuracy", cwd=pf)  # pf run show-metrics, across runs
+    assert trend.returncode == 0 and "0.75" in trend.stdout, trend.stdout + trend.stderr
     # a stricter bar fails the gate on the aggregated metric itself
     doc = yaml.safe_load((pf / "promptgauge.yaml").read_text())
     doc["gate"]["rules"] = ["classification.accuracy >= 0.8"]

@@ -11,13 +11,14 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
-from .errors import CompareError, GateError, PathError, StoreError, UserError, located
+from .errors import CompareError, GateError, PathError, StoreError, SuiteError, UserError, located
 from .export import EXPORTERS, Exported, ExportError, RunData, check_export, export_run
-from .files import check_output
+from .files import atomic_write, check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
+from .pfimport import Imported, import_runs
 from .report import build_document, run_hashes, write_reports
 from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
@@ -128,6 +129,29 @@ def run(
 
 #: promptflow's log output, in the run's report folder.
 PROMPTFLOW_LOG = "promptflow.log"
+
+
+def import_promptflow(run_files: list[str | Path], *, connections: list[str | Path] = (),
+                      out: str | Path = DEFAULT_SUITE_FILE, force: bool = False, name: str | None = None) -> Imported:
+    """``promptgauge import``: promptflow run files (and connection files) -> a suite file at *out*
+    (:mod:`promptgauge.pfimport`), checked by loading it as a suite. An existing *out* is kept unless *force*."""
+    out = Path(out)
+    check_output(out, "file", "suite file (--out)")
+    if out.exists() and not force:
+        raise PathError("the suite file exists; pass --force to overwrite it, or --out another file", file=out)
+    imported = import_runs([Path(f) for f in run_files], connections=[Path(c) for c in connections], out=out, name=name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_bytes() if out.exists() else None
+    atomic_write(out, imported.text)
+    try:
+        load_suite(out)
+    except Exception:
+        if previous is None:
+            out.unlink()
+        else:
+            out.write_bytes(previous)
+        raise
+    return imported
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
@@ -302,6 +326,57 @@ def merge(
         folder.mkdir(parents=True, exist_ok=True)
         report.reports = {fmt: Path(shutil.copy2(path, folder / path.name)) for fmt, path in report.reports.items()}
     return report
+
+
+def rescore(
+    run_ref: str,
+    *,
+    evaluators: list[str] | None = None,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    options: Options | None = None,
+    concurrency: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_inconclusive: str = "warn",
+) -> RunReport:
+    """Score the stored outputs of run *run_ref* (an id, a unique prefix, or ``latest``) again with the suite's
+    new or changed evaluators -- or those *evaluators* names -- without calling any target: a new run whose
+    manifest's ``rescored_from`` names the source run, summarised, gated and reported like :func:`run`.
+
+    The suite is *suite*, else ``promptgauge.yaml`` here, else the file the source run was made from. LLM judges
+    call their models through the engine (*options*: cache, cassette, budget). A bad reference or an unknown
+    evaluator is a :class:`~promptgauge.errors.UserError` (exit 2).
+    """
+    from .engine import rescore as rescore_run
+    from .engine import source_run
+
+    s = _find_suite(suite)
+    db = Path(store) if store else (s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    if not db.is_file():
+        raise StoreError("no store here to rescore a run from", file=db,
+                         hint="run a suite first, or pass --store / --suite")
+    check_output(db, "sqlite", "store")
+    st = Store(db)
+    try:
+        source = source_run(st, run_ref)
+        if s is None:
+            if not source.suite_path or not Path(source.suite_path).is_file():
+                raise SuiteError(f"run {source.run_id} was made from {source.suite_path or 'no suite file'}, "
+                                 "which is not here", hint="pass the suite with --suite FILE")
+            s = load_suite(source.suite_path)
+        check_run_outputs(s, store=db, reports_dir=reports_dir, options=options)
+        plan = prepare(s, offline=bool(options and options.replay))
+        outcome = rescore_run(plan, st, source, evaluators=evaluators, options=options, concurrency=concurrency,
+                              on_progress=on_progress)
+        names = list(dict.fromkeys([*source.manifest.get("evaluators", {}), *outcome.evaluators]))
+        rules = suite_rules(s, names)
+        notes = [f"rescored from run {source.run_id}: evaluators {', '.join(outcome.evaluators)} scored again, "
+                 "no target called"] + outcome.notes
+        return _report_run(s, st, outcome.run_id, outcome.status, outcome.variants, rules, notes=notes,
+                           reports_dir=reports_dir, progress=outcome.progress, on_inconclusive=on_inconclusive)
+    finally:
+        st.close()
 
 
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,

@@ -383,6 +383,73 @@ def print_comparison(comp: Any) -> None:
                       + (" ..." if len(flipped) > 10 else ""))
 
 
+@cli.command(name="import")
+@click.argument("run_files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PF_RUN_YAML...")
+@click.option("-c", "--connection", "connections", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="A promptflow connection YAML file: becomes a target (its key stays in the environment).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("promptgauge.yaml"), show_default=True,
+              help="The suite file to write.")
+@click.option("--name", help="The suite's name (default: the folder's).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.pass_obj
+def import_(obj: Ctx, run_files: tuple[Path, ...], connections: tuple[Path, ...], out: Path, name: str | None,
+            force: bool) -> None:
+    """Turn promptflow run files (run.yml: flow, data, column_mapping, variant, connections, environment_variables)
+    into a suite file to commit; an evaluation run (run: ...) becomes a flow evaluator."""
+    from . import api
+
+    try:
+        imported = api.import_promptflow(list(run_files), connections=list(connections), out=out, force=force,
+                                         name=name)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    for note in imported.notes:
+        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"wrote {out}: {len(imported.suite['variants'])} variant(s), "
+                  f"{len(imported.suite.get('evaluators', []))} evaluator(s); run it with: promptgauge run {out}")
+
+
+@cli.command(params=[p for p in run.params if p.name in ("concurrency", "no_cache", "refresh", "record", "replay",
+                                                          "max_cost")])
+@click.argument("run_ref", metavar="RUN")
+@click.option("--evaluator", "evaluators", multiple=True, metavar="NAME",
+              help="Score again with this suite evaluator (repeatable; default: every new or changed one).")
+@click.option("--suite", type=click.Path(path_type=Path),
+              help="Suite file with the evaluators (default: ./promptgauge.yaml, else the run's own suite file).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.pass_obj
+def rescore(obj: Ctx, run_ref: str, evaluators: tuple[str, ...], suite: Path | None, store: Path | None,
+            reports_dir: Path | None, concurrency: int | None, no_cache: bool, refresh: bool, record: Path | None,
+            replay: Path | None, max_cost: float | None) -> None:
+    """Score the stored outputs of RUN (an id, a unique prefix, or 'latest') again with new or changed
+    evaluators -- judges included -- without calling any target: a new run that points at RUN; gated like a run.
+    """
+    from . import api
+    from .engine import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    try:
+        report = api.rescore(run_ref, evaluators=list(evaluators) or None, suite=suite, store=store,
+                             reports_dir=reports_dir, options=options, concurrency=concurrency)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the scores so far are kept in the new run")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
+    source = report.summary["manifest"].get("rescored_from", {}).get("run_id")
+    console.print(f"run {report.run_id} rescored from run {source}; reports: {report.reports['html']}  "
+                  f"(store: {report.store_path})")
+    if report.status != "finished":
+        console.print(f"[yellow]rescore stopped ({report.status})[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+
+
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--suite", type=click.Path(path_type=Path), help="The suite the shards ran (default: ./promptgauge.yaml).")
@@ -526,19 +593,24 @@ def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path |
 def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None,
             max_cost: float | None) -> None:
     """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
-    cost budget, 2 input error."""
+    cost budget, 2 input error, 4 nothing to judge (no records yet, or no rule judgeable on the latest window)."""
     from . import api
     from .report.monitor import when
 
     def on_pass(p: Any) -> None:
         r = p.report
         t = r["pass"]["total"]
-        mark = "[bold red]ALERT[/]" if p.alerting else "[bold green]healthy[/]"
+        mark = {"alert": "[bold red]ALERT[/]", "healthy": "[bold green]healthy[/]",
+                "no_data": "[bold yellow]NO DATA[/] (not healthy: no record to judge)",
+                "inconclusive": "[bold yellow]INCONCLUSIVE[/] (not healthy: no rule could be judged)"}[p.status]
         console.print(f"{mark} · latest window {when(r['latest_window'], r['window_seconds'])} · "
                       f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
                       f"report: {p.reports['html']}", soft_wrap=True)
         for a in r["alerts"]:
             console.print(f"  [red]✗[/] {escape(a['rule'])}: {escape(a['reason'])}", soft_wrap=True)
+        if p.status == "inconclusive":
+            for w in r["windows"][-1]["rules"]:
+                console.print(f"  [yellow]?[/] {escape(w['rule'])}: {escape(str(w['reason']))}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
             err_console.print(f"[yellow]webhook delivery failed[/]: {escape(str(r['webhook']['error']))} (retried next pass)")
         if p.stopped == "budget":

@@ -146,6 +146,9 @@ class TargetConfig(_Model):
     connections: dict[str, str] = Field(
         default_factory=dict, description="flow targets: promptflow connection name -> a target of this suite")
     init: dict[str, Any] = Field(default_factory=dict, description="flow targets: a flex flow class's init arguments")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="flow targets: environment variables set (in this process) before the "
+        "flow loads, as a promptflow run's environment_variables; values may use ${env:VAR}")
 
 
 class Variant(_Model):
