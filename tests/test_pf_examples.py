@@ -17,6 +17,7 @@ from conftest import run_cli
 
 from promptgauge import api
 from promptgauge.errors import UserError
+from promptgauge.testing.browser import Browser
 
 PF = Path(__file__).parent / "flows" / "pf_examples"
 
@@ -151,7 +152,11 @@ def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_ope
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
     details = dict(db.execute("SELECT row_id, details FROM scores WHERE evaluator='classification'").fetchall())
     assert json.loads(details["r4"])["grade"] == "Incorrect" and json.loads(details["r2"])["grade"] == "Correct"
-    assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    assert "| `v` | `classification.accuracy` | 0.750 |" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    with Browser() as b:  # the HTML report shows it too
+        b.open((pf / "reports" / summary["run_id"] / "report.html").resolve().as_uri())
+        cells = b.eval("[...document.querySelectorAll('#run-level td')].map(td => td.textContent.trim())")
+    assert cells == ["v", "classification.accuracy", "0.750"], cells
     with socket.socket() as sock:  # in process: no trace service left listening on promptflow's port
         assert sock.connect_ex(("127.0.0.1", 23333)) != 0
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
