@@ -90,6 +90,8 @@ def test_streamed_prompt_is_assembled_and_measured(builder, fake_openai):
     assert verdict[("tokens_per_s.p50 >= 5", "streamed")]["passed"]
     assert not verdict[("latency_ms.ttft.p95 <= 100", "streamed")]["passed"]  # 250 ms is more: the rule bites
     assert not report.passed
+    md = report.reports["markdown"].read_text()
+    assert "| `streamed` | `latency_ms.ttft.p95` |" in md and "`plain` | `latency_ms.ttft" not in md
 
 
 def test_a_ttft_rule_on_a_variant_that_did_not_stream_has_no_data(builder, fake_openai):
