@@ -192,6 +192,10 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is not None and (strict_templates or suite.strict_templates):
             prompts[v.name].strict = True
     notes: set[str] = set()
+    for v in chosen:
+        if getattr(targets[v.name], "aggregates", False):
+            notes.add(f"variant '{v.name}': its flow has aggregation nodes; a target's rows are not aggregated -- "
+                      f"to get its log_metric values, use it as an evaluator: type: flow:PATH")
     check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None, notes=notes)
     ds = suite.dataset
     if ds:

@@ -102,6 +102,22 @@ PAIRWISE_NOTE = ("Each pair was judged twice, with the answers in both orders; a
                  "ties / 2) / pairs, with its Wilson CI; the sign test compares wins with losses.")
 
 
+def run_level_rows(doc: ReportDoc) -> list[tuple[str, str, float | None]]:
+    """(variant, metric, value) of the run-level metrics beyond the evaluator table: what evaluators logged once
+    per variant (a promptflow evaluation flow's ``log_metric``: ``EV.NAME``) and streamed answers' time to first
+    token and output rate."""
+    rows = []
+    for name, var in doc.variants.items():
+        calls = var.get("calls") or {}
+        ttft = (calls.get("latency_ms") or {}).get("ttft")
+        if ttft:
+            rows += [(name, "latency_ms.ttft.p50", ttft.get("p50")), (name, "latency_ms.ttft.p95", ttft.get("p95")),
+                     (name, "tokens_per_s.p50", (calls.get("tokens_per_s") or {}).get("p50"))]
+        for ev, m in var["metrics"].items():
+            rows += [(name, f"{ev}.{k}", v) for k, v in (m.get("aggregates") or {}).items()]
+    return rows
+
+
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
@@ -155,9 +171,12 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     if pairs := pairwise_rows(doc.variants):
         head += ["## Pairwise judging", "", "| " + " | ".join(PAIRWISE_COLUMNS) + " |",
                  "|" + "---|" * len(PAIRWISE_COLUMNS)]
-        head += ["| " + " | ".join([f"`{_cell(r[0])}`", f"`{_cell(r[1])}`", f"`{_cell(r[2])}`", *r[3:]]) + " |"
+        head += ["| " + " | ".join([_code(r[0]), _code(r[1]), _code(r[2]), *r[3:]]) + " |"
                  for r in pairs]
         head += ["", PAIRWISE_NOTE, ""]
+    if run_level := run_level_rows(doc):
+        head += ["## Run-level metrics", "", "| variant | metric | value |", "|---|---|---|"]
+        head += [f"| {_code(name)} | {_code(metric)} | {fmt(value)} |" for name, metric, value in run_level] + [""]
     if agreed := agreement_rows(doc):
         head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
         head += [f"| {_code(name)} | {_code(ev)} | {_cell(text)} |" for name, ev, text in agreed] + [""]

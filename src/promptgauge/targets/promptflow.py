@@ -121,6 +121,10 @@ def flow_file(path: Path) -> Path:
 
 def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    from . import expand_env
+
+    for name, value in (cfg.environment or {}).items():  # a promptflow run's environment_variables
+        os.environ[name] = expand_env(str(value), field=f"{field}.environment.{name}", secrets=factory.secrets)
     connections = {name: connection(factory, target, f"{field}.connections.{name}")
                    for name, target in cfg.connections.items()}
     path, executor, data = load_flow(path, variant=cfg.variant, connections=connections, init=cfg.init,
@@ -239,6 +243,13 @@ class FlowTarget:
         self.executor = executor
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the flow has aggregation nodes (whose metrics only an evaluator, ``type: flow:PATH``, collects)."""
+        flow = getattr(self.executor, "_flow", None)
+        return bool(getattr(flow, "has_aggregation_node", False)) if self.kind == "dag" else \
+            bool(getattr(self.executor, "has_aggregation_node", False))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
