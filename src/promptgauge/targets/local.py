@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,7 +63,8 @@ def _load(path: Path) -> Any:
                 from llama_cpp import Llama
             except ImportError:
                 raise TargetError("llama-cpp-python is not installed", hint=INSTALL_HINT) from None
-            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=2, verbose=False, seed=0)
+            threads = int(os.environ.get("PROMPTGAUGE_LOCAL_THREADS") or 2)  # a Ray replica sets its own
+            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, verbose=False, seed=0)
         return _models[path]
 
 
