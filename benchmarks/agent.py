@@ -12,8 +12,10 @@ child process of its own, with the same concurrency (rows in flight):
   (dataset, loop, cache writes, store, summary, gate, reports); its engine part is shown too.
 
 The ratio is seconds per model call, promptgauge's engine (from the checked suite to the last
-stored row) / bare, of the best of ``--repeats`` alternated runs of each, measured in one run; the
-whole ``api.run`` and the CPU time per call of each are shown too.
+stored row) / bare, of the best and of the median of ``--repeats`` alternated runs of each (as many
+of each, which one goes first alternating too), measured in one run; the whole ``api.run`` and the
+CPU time per call of each are shown too (on a shared machine the CPU ratio is the steadier figure:
+wall time there follows the CPU the client and the server take).
 
     python benchmarks/agent.py [--rows 400] [--concurrency 16] [--tool-steps 2] [--latency 0.05]
 """
@@ -25,6 +27,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,11 +180,13 @@ def main() -> None:
         print(f"server {url}, latency {args.latency * 1000:.0f} ms, {n} rows x {args.tool_steps + 1} model calls, "
               f"concurrency {c}", flush=True)
         results: dict[str, list[dict]] = {"bare": [], "promptgauge": []}
-        for _ in range(args.repeats):  # alternated, so that a busy spell of the machine hits both
-            results["bare"].append(child("bare", url, n, c, s))
-            with tempfile.TemporaryDirectory() as root:
-                results["promptgauge"].append(child("promptgauge", url, n, c, s, root))
-        results["bare"].append(child("bare", url, n, c, s))
+        for i in range(args.repeats):  # as many runs of each, alternated (and which goes first too), so
+            for name in (("bare", "promptgauge") if i % 2 == 0 else ("promptgauge", "bare")):  # that a busy
+                if name == "bare":  # spell of the machine hits both alike
+                    results["bare"].append(child("bare", url, n, c, s))
+                    continue
+                with tempfile.TemporaryDirectory() as root:
+                    results["promptgauge"].append(child("promptgauge", url, n, c, s, root))
     finally:
         server.terminate()
         server.wait()
@@ -196,8 +201,16 @@ def main() -> None:
     per_call = bare["seconds"] / bare["calls"]
     print(f"promptgauge / bare, wall time per model call (best runs): engine {ours['engine_seconds'] / ours['calls'] / per_call:.3f}, "
           f"whole run {ours['seconds'] / ours['calls'] / per_call:.3f}")
-    print(f"promptgauge / bare, CPU time per model call (best runs): "
-          f"{ours['cpu_seconds'] / bare['cpu_seconds']:.3f}")
+    med = {name: statistics.median(r["engine_seconds" if name == "promptgauge" else "seconds"] / r["calls"]
+                                   for r in runs) for name, runs in results.items()}
+    print(f"promptgauge / bare, wall time per model call (medians): engine {med['promptgauge'] / med['bare']:.3f}")
+    pairs = [(o["engine_seconds"] / o["calls"]) / (b["seconds"] / b["calls"])
+             for o, b in zip(results["promptgauge"], results["bare"], strict=True)]  # run back to back
+    print(f"promptgauge / bare, wall time per model call (median of the back-to-back pairs' ratios): "
+          f"engine {statistics.median(pairs):.3f}  ({', '.join(f'{p:.2f}' for p in pairs)})")
+    cpu = {name: statistics.median(r["cpu_seconds"] / r["calls"] for r in runs) for name, runs in results.items()}
+    print(f"promptgauge / bare, CPU time per model call (medians): {cpu['promptgauge'] / cpu['bare']:.3f} "
+          f"({cpu['promptgauge'] * 1000:.2f} vs {cpu['bare'] * 1000:.2f} ms)")
 
 
 if __name__ == "__main__":

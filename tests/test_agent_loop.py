@@ -216,3 +216,40 @@ def test_a_failed_model_call_ends_the_loop_and_keeps_the_partial_trajectory(agen
     trajectory = row["outputs"]["trajectory"]
     assert trajectory["stop_reason"] == "error" and len(trajectory["steps"]) == 1
     assert [c["name"] for c in trajectory["tool_calls"]] == ["lookup_order"]
+
+
+THREADED_TOOLS = '''
+import threading
+import time
+
+CALLS = []
+
+
+def lookup_order(order_id):
+    CALLS.append(order_id)
+    if order_id == 4:          # slow once: the tool goes back to the threads
+        time.sleep(0.05)
+    if order_id == 99:         # hangs past the timeout
+        time.sleep(3)
+    return threading.current_thread().name
+'''
+
+
+def test_a_fast_sync_tool_moves_to_the_loop_and_a_slow_or_hung_one_stays_on_threads(agent, fake_openai):
+    from promptgauge.tools import FAST_CALLS
+
+    module = agent.module + "_threads"
+    (agent.root / f"{module}.py").write_text(THREADED_TOOLS, encoding="utf-8")
+    agent.prompt(SYSTEM.format(directives='TOOL: lookup_order {"order_id": {{order}}}\nREPLY: {tool:lookup_order}'),
+                 tools=[LOOKUP])
+    agent.rows([{"id": f"q{i}", "question": "where?", "order": n} for i, n in enumerate([1, 2, 3, 4, 99, 5, 6, 7, 8])])
+    agent.suite(tools={"lookup_order": f"{module}:lookup_order"},
+                runner={"concurrency": 1, "timeout": 0.5, "retries": 0})
+    _, rows = _run(agent)
+    where = [rows[(f"q{i}", "agent")]["output"] for i in range(9) if i != 4]
+    assert FAST_CALLS == 3
+    # 3 fast calls on threads, then on the loop; order 4 (inline) is slow: back to the threads, where order 99
+    # hangs and is abandoned at the timeout; 3 fast calls on threads again, then the loop
+    assert where == ["promptgauge-tool"] * 3 + ["MainThread"] + ["promptgauge-tool"] * 3 + ["MainThread"]
+    hung = rows[("q4", "agent")]["outputs"]["trajectory"]["tool_calls"][0]
+    assert hung["error"] == "tool timed out after 0.5s" and hung["result"] == "error: tool timed out after 0.5s"

@@ -149,6 +149,11 @@ def test_promote_writes_record_and_moves_baseline(ab, capsys):
     ab.dataset(ab_rows(20, a_wrong={0, 1}, b_wrong={0}))
     ab.suite(gate={"rules": ["exact_match: no_regression(max_drop=0.02)", "exact_match.pass_rate >= 0.9"]})
     assert cli(capsys, ab.root, "run", "--no-progress")[0] == 0
+    # 20 rows cannot see a 2-point drop: inconclusive, which promote counts as a failure unless the policy says
+    code, out, err = cli(capsys, ab.root, "promote")
+    assert code == 1 and "INCONCLUSIVE (counts as a failure)" in out and "not promoted" in out, out + err
+    ab.suite(gate={"rules": ["exact_match: no_regression(max_drop=0.02)", "exact_match.pass_rate >= 0.9"],
+                   "on_inconclusive": "warn"})
     code, out, err = cli(capsys, ab.root, "promote")
     assert code == 0, out + err
     assert "promoted" in out

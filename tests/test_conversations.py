@@ -341,3 +341,49 @@ def test_the_simulated_users_seeds_derive_from_the_run_seed(tmp_path, fake_opena
     api.run(suite, store=tmp_path / "fixed.db", options=Options(cache=False))
     assert [r.body["seed"] for r in fake_openai.requests
             if r.body["messages"][0]["content"].startswith("You are role")] == [3, 3, 3]
+
+
+def test_dry_run_counts_every_turn_and_the_simulated_users_calls(tmp_path, fake_openai):
+    fake_openai.responder = _simulated_responder
+    rows = [{"id": "c1", "messages": CONV}, {"id": "c2", "conversation": {"messages": CONV[:3]}},
+            {"id": "s1", "persona": "a customer", "goal": "finish after two"}]
+    suite = _write(tmp_path, fake_openai.base_url, rows,
+                   simulator={"target": "fake", "max_turns": 2, "stop": "GOAL MET",
+                              "parameters": {"max_tokens": 10}},
+                   gate={"prices": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}})
+    est = api.dry_run(suite)
+    chat = est.variants[0]
+    # c1: 3 user turns, c2: 1, s1: at most max_turns = 2 answers; the simulator: at most max_turns + 1 messages
+    assert (chat["calls"], chat["cached"], chat["conversations"], chat["turns"]) == (3 + 1 + 2, 0, 2, 6)
+    assert (chat["simulated"], chat["simulator_calls"], chat["simulator_completion_tokens"]) == (1, 3, 30)
+    assert est.calls == 9
+    assert chat["cost_usd"] == pytest.approx((chat["prompt_tokens"] + chat["simulator_prompt_tokens"]) * 1e-6
+                                             + (chat["completion_tokens"] + 30) * 2e-6)
+    out = run_cli("run", "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0 and "replays 2 conversations" in out.stdout and "simulated user on 1 rows" in \
+        out.stdout, out.stdout + out.stderr
+    assert fake_openai.request_count == 0
+    # after a run, the replayed conversations' turns are in the response cache: followed turn by turn
+    api.run(suite)
+    warm = api.dry_run(suite).variants[0]
+    assert (warm["calls"], warm["cached"], warm["simulator_calls"]) == (2, 4, 3)
+    # a stored conversation (conversation: score) makes no call
+    suite = _write(tmp_path, fake_openai.base_url, rows[:2], variants=[{"name": "stored", "conversation": "score"}])
+    assert api.dry_run(suite).calls == 0
+
+
+def test_a_score_variant_never_simulates_a_goal_row(tmp_path, fake_openai):
+    fake_openai.responder = _simulated_responder
+    rows = [{"id": "c1", "messages": CONV}, {"id": "s1", "persona": "a customer", "goal": "finish after two"}]
+    suite = _write(tmp_path, fake_openai.base_url, rows,
+                   variants=[{"name": "chat", "prompt": "chat.prompty", "target": "fake"},
+                             {"name": "stored", "conversation": "score"}], baseline="stored",
+                   simulator={"target": "fake", "max_turns": 2},
+                   evaluators=[{"name": "answers", "type": "convevals:answers",
+                                "column_mapping": {"messages": "${target.messages}"}}])
+    report = api.run(suite)
+    got = results(report.store_path, report.run_id)
+    assert got[("s1", "stored")]["error"] == ("variant 'stored' scores stored conversations (conversation: score), "
+                                              "but this row has no 'messages'")
+    assert got[("c1", "stored")]["output"] == "stored a3" and got[("s1", "chat")]["error"] is None
+    assert got[("s1", "chat")]["outputs"]["trajectory"]["mode"] == "simulate"

@@ -75,7 +75,9 @@ def test_json_array_is_streamed_with_line_numbers(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("text", "line", "message"), [
     ("", 1, "the file is empty"),
-    ('{"id": 1}', 1, "one JSON array of objects"),
+    ("5", 1, "one JSON array of objects (or one object)"),
+    ('{"id": 1} {"id": 2}', 1, "unexpected text after the object"),
+    ('\n{"id": 1,\n "q": }', 3, "malformed JSON"),
     ('[\n {"id": 1},\n 5\n]', 3, "element 2 is not a JSON object"),
     ('[\n {"id": 1},\n {"id": 2,}\n]', 3, "malformed JSON in element 2"),
     ('[\n {"id": 1}\n {"id": 2}\n]', 3, "expected ',' or ']' after element 1"),

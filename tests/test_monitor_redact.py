@@ -12,16 +12,23 @@ from promptgauge.monitor.redact import Found, Redactor, iban_ok, luhn_ok
 
 CATALOGUE = {
     "email": ["jane.doe+shop@example.co.uk", "o'brien@mail.example.org"],
-    "phone": ["+44 20 7946 0958", "(555) 123-4567", "+1-202-555-0143", "030 1234567"],
+    "phone": ["+44 20 7946 0958", "(555) 123-4567", "+1-202-555-0143", "030 1234567",
+              "4155552671", "14155552671", "447911123456", "07911123456"],  # bare digit runs too
     "card": ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"],
-    "iban": ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606"],
+    "iban": ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606",
+             "gb82 west 1234 5698 7654 32", "de89370400440532013000", "GB82-WEST-1234-5698-7654-32"],  # any case
     "api_key": ["sk-proj-Abc123def456ghi789jkl012mno345", "AKIAIOSFODNN7EXAMPLE",
                 "ghp_" + "x1" * 18, "xoxb-123456789012-abcdefghijkl",
                 "AIzaSyA1234567890abcdefghijklmnopqrstuv"],
     "ticket": ["TCK-123456"],
 }
 NOT_PII = ["order 12345678", "2024-05-01 12:30", "version 1.2.3", "4111-1111-1111-1112",  # bad Luhn
-           "DE00370400440532013000", "total 1234.56 EUR", "HTTP 500"]
+           "DE00370400440532013000", "total 1234.56 EUR", "HTTP 500",
+           "id 123456789",  # bare runs under 10 digits are ids and amounts
+           "at 1733131200", "at 1733131200123",  # Unix time in s and ms: a bare run starting with 1 but not 11 long
+           "de00 3704 0044 0532 0130 00 ok"]  # a lower-case IBAN shape failing mod-97
+#: Accepted false positives: any other bare run of 10-15 digits reads as a phone number (e.g. an order number).
+FALSE_POSITIVES = {"order 20240501123": "order [PHONE]"}
 
 
 def test_luhn_and_iban_checks():
@@ -45,6 +52,17 @@ def test_assignments_and_bearer_tokens_keep_their_label():
     assert found.counts() == {"api_key": 2}
 
 
+def test_accepted_false_positives():
+    for text, out in FALSE_POSITIVES.items():
+        assert Redactor().text(text, Found()) == out
+
+
+def test_lower_case_bearer_and_an_iban_running_into_the_next_word():
+    found = Found()
+    out = Redactor().text("authorization: bearer abcdefghijklmnop0123456789; iban gb82 west 1234 5698 7654 32 ok", found)
+    assert out == "authorization: bearer [API_KEY]; iban [IBAN] ok" and found.counts() == {"api_key": 1, "iban": 1}
+
+
 @pytest.mark.parametrize("text", NOT_PII)
 def test_ordinary_numbers_are_left_alone(text):
     found = Found()
@@ -63,6 +81,9 @@ def test_nothing_is_stored_raw(tmp_path):
                                metadata={"route": "faq", "user": value}))
     lines.append(chat_line(CATALOGUE["email"][0], T0 + 99, "id is an e-mail", "ok"))
     lines.append(chat_line("r-err", T0 + 100, "q", None, error=f"upstream rejected key {CATALOGUE['api_key'][0]}"))
+    bad = chat_line("r-bad", T0 + 101, "q", "a")  # malformed: its reason quotes the field's raw value
+    bad["timestamp"] = f"call {CATALOGUE['phone'][4]} or mail {CATALOGUE['email'][0]}"
+    lines.append(bad)
     append(tmp_path / "logs" / "app.jsonl", lines)
     result = run_pass(load_monitor_config(cfg))
     assert result.alerting  # the answers are not JSON: examples of every record are in the reports
@@ -73,6 +94,7 @@ def test_nothing_is_stored_raw(tmp_path):
     blobs += [p.read_bytes() for p in result.reports.values()]
     html = result.reports["html"].read_text()
     assert "[EMAIL]" in html and "[CARD]" in html
+    assert [m["reason"] for m in result.report["malformed"]] == ["timestamp 'call [PHONE] or mail [EMAIL]' is neither ISO 8601 nor epoch seconds"]
     for value in secrets:
         for blob in blobs:
             assert value.encode() not in blob, value

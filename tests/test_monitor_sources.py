@@ -196,9 +196,32 @@ def test_rule_errors_point_at_the_alerts_section(tmp_path):
         load_monitor_config(path)
 
 
-def test_no_logs_yet_is_healthy_and_reported(tmp_path):
+def test_no_logs_yet_is_no_data_not_healthy(tmp_path):
     r = run_pass(load_monitor_config(write_config(tmp_path)))
-    assert r.status == "healthy" and r.report["latest_window"] is None and r.report["windows"] == []
+    assert r.status == "no_data" and r.exit_code == 4  # nothing passes on nothing
+    assert r.report["latest_window"] is None and r.report["windows"] == []
     assert "No windows with data yet." in r.reports["html"].read_text()
     with pytest.raises(MonitorError, match="monitor names use letters"):
         load_monitor_config(write_config(tmp_path, name="../x"))
+
+
+def test_an_empty_existing_log_is_no_data_and_too_few_records_inconclusive(tmp_path):
+    """Nothing passes on nothing: an existing but empty log says NO DATA, exit 4 (not healthy, not an input
+    error); a latest window whose every rule lacks records says INCONCLUSIVE, exit 4."""
+    from conftest import run_cli
+
+    cfg = write_config(tmp_path, sources=[{"name": "app", "type": "openai", "path": "logs/app.jsonl"}],
+                       reference=None, min_n=5, alerts=[{"metric": "json_valid.pass_rate", "below": 0.5}])
+    (tmp_path / "logs" / "app.jsonl").write_text("")
+    p = run_cli("monitor", "--config", str(cfg), "--once", cwd=tmp_path)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "NO DATA" in p.stdout and "healthy" not in p.stdout.replace("not healthy", "")
+    report = json.loads(next(tmp_path.rglob("monitor.json")).read_text())
+    assert report["status"] == "no_data"
+    append(tmp_path / "logs" / "app.jsonl", [chat_line(f"r{i}", T0 + i, "q", '{"a": 1}') for i in range(3)])
+    p = run_cli("monitor", "--config", str(cfg), "--once", cwd=tmp_path)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "INCONCLUSIVE" in p.stdout and "n=3 < min_n 5" in p.stdout
+    append(tmp_path / "logs" / "app.jsonl", [chat_line(f"s{i}", T0 + 10 + i, "q", '{"a": 1}') for i in range(3)])
+    p = run_cli("monitor", "--config", str(cfg), "--once", cwd=tmp_path)
+    assert p.returncode == 0 and "healthy" in p.stdout, p.stdout + p.stderr

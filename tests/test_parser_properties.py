@@ -59,7 +59,8 @@ EVALUATOR = st.one_of(st.sampled_from(["f1", "contains", "length", "regex", "exa
 GATE = st.fixed_dictionaries({}, optional={
     "rules": st.lists(st.one_of(st.sampled_from(["f1.mean >= 0.5", "contains: no_regression()", "error_rate <= 0"]),
                                 st.text(max_size=20), values), max_size=3),
-    "required": values, "confidence": scalars, "prices": values, "variants": values})
+    "required": values, "confidence": scalars, "prices": values, "variants": values,
+    "on_inconclusive": st.one_of(st.sampled_from(["fail", "pass", "warn"]), scalars)})
 SUITES = st.fixed_dictionaries({"name": st.one_of(st.just("s"), scalars)}, optional={
     "dataset": st.one_of(st.sampled_from(["data.jsonl", "data.csv", "data.json", "nope.jsonl"]), values),
     "variants": st.one_of(st.lists(VARIANT, max_size=2), values),
@@ -178,7 +179,9 @@ EVALUATORS = ["f1", "contains", "exact_match"]
                                                        "cost.total", "f1", "nope.mean", "f1.ci_low"]),
     st.sampled_from([">=", "<", "==", "=>", "!"]), st.sampled_from(["0.5", "-1e3", "1e999", "x", ""])),
     st.builds(lambda m, a: f"{m}: no_regression({a})", st.sampled_from(["f1", "contains", "error_rate", "nope"]),
-              st.text(max_size=20))), max_size=4),
+              st.one_of(st.text(max_size=20), st.builds(
+                  lambda k, v: f"{k}={v}", st.sampled_from(["power", "alpha", "max_drop", "pwr"]),
+                  st.sampled_from(["0.8", "0", "1", "-0.1", "1e-9", "x", "0.99999"]))))), max_size=4),
        st.one_of(st.none(), st.text(max_size=5)))
 def test_any_gate_rule_parses_or_is_a_gate_error(rules, variant):
     try:

@@ -310,5 +310,9 @@ def test_without_a_dataset_the_prompty_samples_are_the_rows(builder, azure_env):
     answers = [json.loads(r[5])["answer"] for r in rows.values() if r[1] == "json" and r[5]]
     assert answers == ["1"]  # the other sample's echo is not JSON: recorded as that row's error
     (builder.root / "basic.prompty").write_text(BASIC.replace('sample:\n  "question": "Who is the most famous person in the world?"\n', ""))
+    report = api.run(path)  # no sample: in basic.prompty: the sample.json beside it
+    assert report.summary["variants"]["basic"]["calls"]["n"] == 1
+    (builder.root / "sample.json").unlink()
+    (builder.root / "json_format.prompty").write_text(JSON_FORMAT.replace("sample: sample.json", "sample: {question: hi}"))
     with pytest.raises(SuiteError, match="no dataset: and a variant's prompt has no sample"):
         api.run(path)

@@ -124,7 +124,15 @@ def test_baseline_update_then_noise_passes_and_a_regression_fails(
     res.assert_outcomes(passed=12)
     res.stdout.fnmatch_lines(["*test_rows.py::promptgauge-baseline?b-contains.pass_rate? PASSED*",
                               "*test_rows.py::promptgauge-baseline?b-exact_match.pass_rate? PASSED*",
-                              "ok   b no regression: contains.pass_rate 0.9 -> 0.8 (delta -0.1, *n=10)*mcnemar*"])
+                              # 10 rows cannot rule out a drop (max_drop 0): inconclusive, which warns by default
+                              "WARN b INCONCLUSIVE: 10 rows cannot tell a drop of max_drop 0 from noise (MDE *); "
+                              "more rows will not decide it: max_drop 0*contains.pass_rate 0.9 -> 0.8 "
+                              "(delta -0.1, *n=10)*mcnemar*"])
+    pytester.makeini("[pytest]\npromptgauge_on_inconclusive = fail\n")  # ... or fails, when the project says so
+    res = run(pytester)
+    res.assert_outcomes(passed=10, failed=2)
+    res.stdout.fnmatch_lines(["FAIL b INCONCLUSIVE: 10 rows cannot tell a drop*counts as fail (on_inconclusive)*"])
+    pytester.makeini("[pytest]\n")
 
     fake_openai.replies = replies(wrong=set(CAPITALS) - {"pe"})  # 8 more rows fail
     res = run(pytester, "--junitxml=junit.xml")
@@ -158,7 +166,7 @@ def test_baseline_check_follows_k_and_stops_with_x(pytester: pytest.Pytester, pr
     fake_openai.replies = replies(wrong=set(CAPITALS))
     res = run(pytester, "-k", "fr or jp")  # two rows: too few to call a drop significant
     res.assert_outcomes(passed=2, failed=2, deselected=8)
-    res.stdout.fnmatch_lines(["ok   b no regression: contains.pass_rate 1 -> 0 (delta -1, * n=2); *"])
+    res.stdout.fnmatch_lines(["WARN b INCONCLUSIVE: 2 rows cannot tell a drop*contains.pass_rate 1 -> 0 (delta -1, * n=2); *"])
     res = run(pytester, "-x")
     res.assert_outcomes(failed=1)
     assert "promptgauge-baseline" not in res.stdout.str()
@@ -515,7 +523,7 @@ def test_baseline_metrics_tolerance_and_settings(pytester: pytest.Pytester, proj
     res.assert_outcomes(passed=12)
     res.stdout.fnmatch_lines(["*promptgauge-baseline?b-contains.mean? PASSED*",
                               "*promptgauge-baseline?b-error_rate? PASSED*",
-                              "ok   b no regression: contains.mean 1 -> 0.1 (delta -0.9, * n=10)*0.001953*"])
+                              "WARN b INCONCLUSIVE: 10 rows*contains.mean 1 -> 0.1 (delta -0.9, * n=10)*0.001953*"])
 
     pytester.makeini("[pytest]\npromptgauge_baseline_metrics = contains.median\n")
     res = run(pytester)
@@ -531,6 +539,10 @@ def test_baseline_metrics_tolerance_and_settings(pytester: pytest.Pytester, proj
     pytester.makeini("[pytest]\npromptgauge_alpha = 5%\n")
     res = run(pytester)
     res.stderr.fnmatch_lines(["ERROR: promptgauge: promptgauge_alpha = '5%' is not a number in (0, 1)"])
+    pytester.makeini("[pytest]\npromptgauge_on_inconclusive = maybe\n")
+    res = run(pytester)
+    res.stderr.fnmatch_lines(["ERROR: promptgauge: promptgauge_on_inconclusive = 'maybe' is not 'fail', 'pass' "
+                              "or 'warn'"])
 
     pytester.makeini("[pytest]\n")
     baseline_of(pytester).write_text("{not json")

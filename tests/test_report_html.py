@@ -58,7 +58,11 @@ def test_html_report_in_chromium(report, tmp_path):
         assert by_metric["exact_match.pass_rate"][2] == f"{(7 - 11) / 12:+.3f}"  # 11/12 -> 7/12
         assert all(c[3] for c in cards) and by_metric["exact_match.pass_rate"][4] < 1000
         rules = b.eval("Array.from(document.querySelectorAll('#rules tr.rule')).map(r => r.className)")
-        assert rules == ["rule fail", "rule pass"]  # 5 flips vs. 1 is not significant at n=12
+        # 5 flips vs. 1 is not significant at n=12, but 12 rows cannot see a 2-point drop either: inconclusive
+        assert rules == ["rule fail", "rule inconclusive"]
+        assert "needs ~" in b.eval("document.getElementById('inconclusive').innerText")
+        mdes = b.eval("Array.from(document.querySelectorAll('.card.metric .mde')).map(e => e.textContent)")
+        assert len(mdes) == 4 and all(m.startswith("MDE ") for m in mdes)
         # filter: only regressed rows
         visible = "Array.from(document.querySelectorAll('tbody.row')).filter(t => !t.hidden).map(t => t.dataset.id)"
         assert len(b.eval(visible)) == 12

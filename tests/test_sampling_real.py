@@ -130,3 +130,24 @@ def test_the_gate_holds_on_real_model_noise_and_catches_a_real_drop(tmp_path):
     # Real sampling noise: the two copies of the prompt do not agree on every row of every pair.
     assert any(a != b for _, a, b in aa)
     assert caught == DROP_PAIRS
+
+
+def test_outputs_do_not_depend_on_the_number_of_model_threads(tmp_path):
+    """PROMPTGAUGE_LOCAL_THREADS (one thread is faster on a busy machine) changes speed, never an output."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "sample.py"
+    script.write_text(
+        "import asyncio, json\n"
+        "from promptgauge.targets.local import LocalTarget, model_file\n"
+        "t = LocalTarget('local:smollm2', model_file('smollm2'), 'smollm2')\n"
+        "qs = ['What is the capital of France?', 'Name a prime number.', 'What is 2+3?']\n"
+        "async def go():\n"
+        "    return [(await t.complete([{'role': 'user', 'content': q}],\n"
+        "             {'temperature': 0.9, 'max_tokens': 24, 'seed': 100 + i}, {})).text for i, q in enumerate(qs)]\n"
+        "print(json.dumps(asyncio.run(go())))\n", encoding="utf-8")
+    outs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PROMPTGAUGE_LOCAL_THREADS": n}).stdout for n in ("1", "2")]
+    assert outs[0] == outs[1] and len(json.loads(outs[0])) == 3

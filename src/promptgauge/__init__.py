@@ -15,7 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .telemetry import off as _telemetry_off
+
 __version__ = "0.1.0"
+
+_telemetry_off()  # before any third-party library is imported, for every entry point (promptgauge.telemetry)
 
 _API = {
     "run": "api", "compare": "api", "promote": "api", "trend": "api", "ci": "api", "dry_run": "api",

@@ -10,17 +10,20 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
-from .errors import CompareError, GateError, PathError
-from .files import check_output
+from .engine.aggregate import aggregate
+from .errors import CompareError, GateError, PathError, StoreError, SuiteError
+from .files import atomic_write, check_output
 from .gate import Subject, evaluate_gate, parse_rules, suite_rules
 from .metrics import metric_value
 from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
+from .pfimport import Imported, import_runs
 from .report import build_document, run_hashes, write_reports
 from .results import Results, load_results, resolve_results, summarize
 from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
+from .targets.promptflow import promptflow_logs
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -68,6 +71,7 @@ def run(
     out: str | Path | None = None,
     shard: Shard | str | None = None,
     shard_file: str | Path | None = None,
+    on_inconclusive: str = "warn",
 ) -> RunReport:
     """Run a suite end to end: score, store, summarise, gate, write reports.
 
@@ -79,7 +83,8 @@ def run(
     of each row's calls derive from it; a resumed run keeps its own.
 
     *out* is a further folder the caller will copy the reports into (``ci``), checked with the
-    other outputs. Raises :class:`promptgauge.errors.UserError` for bad input (before any model
+    other outputs. *on_inconclusive* is what an inconclusive gate means when the policy does not say
+    (``warn``: passes, said loudly; :func:`ci` passes ``fail``). Raises :class:`promptgauge.errors.UserError` for bad input (before any model
     call) and ``KeyboardInterrupt`` when stopped (results so far are kept). A run
     stopped by its budget has status ``budget`` and can be continued with ``resume``.
 
@@ -95,14 +100,17 @@ def run(
         check_output(Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir), "file",
                      "shard file" + (" (--shard-file)" if shard_file else ""))
     plan = prepare(s, variants=variants, limit=limit, offline=bool(options and options.replay), evaluators=evaluators,
-                   seed=seed, shard=shard)
+                   seed=seed, shard=shard, strict_templates=bool(options and options.strict_templates))
     rules = suite_rules(s, [e.name for e in plan.evaluators])
     st = open_store(s, store)
     try:
         if on_start:
             on_start(run_id or "", plan.total())
-        outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress, concurrency=concurrency,
-                          options=options)
+        run_id = run_id or (st.run(None, suite=s.name).run_id if resume else new_run_id())
+        out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
+        with promptflow_logs(out_dir / run_id / PROMPTFLOW_LOG):  # promptflow's loggers: a file, not the terminal
+            outcome = execute(plan, st, run_id=run_id, resume=resume, on_progress=on_progress,
+                              concurrency=concurrency, options=options)
         if shard is not None:
             path = Path(shard_file) if shard_file else default_shard_file(s, shard, reports_dir)
             write_shard(st, outcome.run_id, path, notes=outcome.notes)
@@ -111,9 +119,37 @@ def run(
             summary["gate"] = None  # a shard is not judged: its merged run is
             return RunReport(outcome.run_id, outcome.status, summary, {"shard": path}, st.path, [], outcome.progress)
         return _report_run(s, st, outcome.run_id, outcome.status, [v.name for v in plan.variants], rules,
-                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress)
+                           notes=outcome.notes, reports_dir=reports_dir, progress=outcome.progress,
+                           on_inconclusive=on_inconclusive)
     finally:
         st.close()
+
+
+#: promptflow's log output, in the run's report folder.
+PROMPTFLOW_LOG = "promptflow.log"
+
+
+def import_promptflow(run_files: list[str | Path], *, connections: list[str | Path] = (),
+                      out: str | Path = DEFAULT_SUITE_FILE, force: bool = False, name: str | None = None) -> Imported:
+    """``promptgauge import``: promptflow run files (and connection files) -> a suite file at *out*
+    (:mod:`promptgauge.pfimport`), checked by loading it as a suite. An existing *out* is kept unless *force*."""
+    out = Path(out)
+    check_output(out, "file", "suite file (--out)")
+    if out.exists() and not force:
+        raise PathError("the suite file exists; pass --force to overwrite it, or --out another file", file=out)
+    imported = import_runs([Path(f) for f in run_files], connections=[Path(c) for c in connections], out=out, name=name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_bytes() if out.exists() else None
+    atomic_write(out, imported.text)
+    try:
+        load_suite(out)
+    except Exception:
+        if previous is None:
+            out.unlink()
+        else:
+            out.write_bytes(previous)
+        raise
+    return imported
 
 
 def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | None = None) -> Path:
@@ -123,20 +159,26 @@ def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | Non
 
 
 def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                notes: list[str], reports_dir: str | Path | None, progress: Progress | None) -> RunReport:
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
+                on_inconclusive: str = "warn") -> RunReport:
     """A stored run's summary, verdict and reports (a run's, or a merged one's)."""
     sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
     summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
     if notes:
         summary["notes"] = notes
-    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished")
+    summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished",
+                                              on_inconclusive=on_inconclusive)
     out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
     doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
                          run_id=run_id, status=status, variants=summary["variants"],
                          comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
                          order_balanced=summary["manifest"].get("order") == "balanced")
     reports = write_reports(doc, out_dir / run_id, summary=summary, store=st)
-    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress)
+    if (log := out_dir / run_id / PROMPTFLOW_LOG).is_file():
+        reports["promptflow_log"] = log
+    failed, failures = st.failures(run_id)
+    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
+                     failures=failures)
 
 
 def merge(
@@ -170,9 +212,15 @@ def merge(
     try:
         run_id = new_run_id()
         merge_shards(st, shards, run_id, suite_path=str(s.path) if s.path else None)
-        notes = sorted({n for sh in shards for n in sh.notes})
-        report = _report_run(s, st, run_id, "finished", list(shards[0].manifest.get("variants", {})), rules,
-                             notes=notes, reports_dir=reports_dir, progress=None)
+        variants = list(shards[0].manifest.get("variants", {}))
+        notes = {n for sh in shards for n in sh.notes}
+        if any(sh.manifest.get("aggregates") for sh in shards):  # flow evaluators' run-level metrics: over all rows
+            plan = prepare(s, variants=variants, offline=True)
+            notes = {n for n in notes if "aggregation" not in n and "logged metric" not in n}
+            notes.update(aggregate(plan, st, run_id))
+        notes = sorted(notes)
+        report = _report_run(s, st, run_id, "finished", variants, rules, notes=notes, reports_dir=reports_dir,
+                             progress=None)
     finally:
         st.close()
     if out is not None:
@@ -182,8 +230,59 @@ def merge(
     return report
 
 
+def rescore(
+    run_ref: str,
+    *,
+    evaluators: list[str] | None = None,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    options: Options | None = None,
+    concurrency: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_inconclusive: str = "warn",
+) -> RunReport:
+    """Score the stored outputs of run *run_ref* (an id, a unique prefix, or ``latest``) again with the suite's
+    new or changed evaluators -- or those *evaluators* names -- without calling any target: a new run whose
+    manifest's ``rescored_from`` names the source run, summarised, gated and reported like :func:`run`.
+
+    The suite is *suite*, else ``promptgauge.yaml`` here, else the file the source run was made from. LLM judges
+    call their models through the engine (*options*: cache, cassette, budget). A bad reference or an unknown
+    evaluator is a :class:`~promptgauge.errors.UserError` (exit 2).
+    """
+    from .engine import rescore as rescore_run
+    from .engine import source_run
+
+    s = _find_suite(suite)
+    db = Path(store) if store else (s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    if not db.is_file():
+        raise StoreError("no store here to rescore a run from", file=db,
+                         hint="run a suite first, or pass --store / --suite")
+    check_output(db, "sqlite", "store")
+    st = Store(db)
+    try:
+        source = source_run(st, run_ref)
+        if s is None:
+            if not source.suite_path or not Path(source.suite_path).is_file():
+                raise SuiteError(f"run {source.run_id} was made from {source.suite_path or 'no suite file'}, "
+                                 "which is not here", hint="pass the suite with --suite FILE")
+            s = load_suite(source.suite_path)
+        check_run_outputs(s, store=db, reports_dir=reports_dir, options=options)
+        plan = prepare(s, offline=bool(options and options.replay))
+        outcome = rescore_run(plan, st, source, evaluators=evaluators, options=options, concurrency=concurrency,
+                              on_progress=on_progress)
+        names = list(dict.fromkeys([*source.manifest.get("evaluators", {}), *outcome.evaluators]))
+        rules = suite_rules(s, names)
+        notes = [f"rescored from run {source.run_id}: evaluators {', '.join(outcome.evaluators)} scored again, "
+                 "no target called"] + outcome.notes
+        return _report_run(s, st, outcome.run_id, outcome.status, outcome.variants, rules, notes=notes,
+                           reports_dir=reports_dir, progress=outcome.progress, on_inconclusive=on_inconclusive)
+    finally:
+        st.close()
+
+
 def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results], rules: list, *,
-               partial: bool = False) -> tuple[dict[str, Any], list[Comparison]]:
+               partial: bool = False, on_inconclusive: str = "warn") -> tuple[dict[str, Any], list[Comparison]]:
     """The run's verdict: each gated variant against the suite's baseline variant of the same run.
 
     A *partial* run (stopped by its budget or interrupted) is compared on the rows both variants have:
@@ -204,7 +303,7 @@ def _judge_run(suite: Suite, summary: dict[str, Any], sides: dict[str, Results],
         comparisons += [comp] if comp else []
         subjects.append(Subject(v, summary["variants"][v], side, comp))
     verdict = evaluate_gate(rules, subjects, suite.gate, baseline=base.label if base else None,
-                            policy_file=suite.gate_file)
+                            policy_file=suite.gate_file, on_inconclusive=on_inconclusive)
     return verdict, comparisons
 
 
@@ -271,7 +370,7 @@ def compare(
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
-                            policy_file=pol_file if pol_file and not in_suite else None)
+                            policy_file=pol_file if pol_file and not in_suite else None, on_inconclusive="fail")
     doc = build_document(
         kind="compare", title=f"{cand.label} vs. baseline {base.label}", suite=cand.suite, run_id=cand.run_id,
         variants={f"baseline: {base.label}": base.summary(), f"candidate: {cand.label}": subject.summary},
@@ -373,8 +472,10 @@ def ci(
     *out* is a fixed folder a pipeline can publish: ``junit.xml`` (gate rules and
     failing rows), ``report.md`` (a pull-request comment), ``report.html``,
     ``report.json``, ``rows.csv``, ``summary.json``, ``results.jsonl``. The returned
-    report's ``reports`` point there; the exit code is the gate's (``report.passed``).
+    report's ``reports`` point there; the exit code is the gate's (``report.passed``), where an
+    inconclusive gate fails unless the policy's ``on_inconclusive`` says otherwise.
     """
+    options.setdefault("on_inconclusive", "fail")
     report = run(suite, out=out, **options)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)

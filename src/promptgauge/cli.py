@@ -17,12 +17,36 @@ from rich.table import Table
 
 from . import __version__
 from .errors import UserError
+from .escaping import terminal
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+
+class SafeConsole(Console):
+    """A rich console that never lets a string it renders (a row id, a reason, a table cell, a title) write
+    an escape sequence, NUL, BEL or a bidi override to the terminal (:func:`promptgauge.escaping.terminal`).
+    Markup in untrusted text is still escaped where it is printed; styles come from markup, not raw codes."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(terminal(text), **kwargs)
+
+
+class _SafeStream:
+    """A text stream whose writes pass through :func:`promptgauge.escaping.terminal` (click's own messages)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(terminal(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 # Piped output (CI logs) is not cut at 80 columns: tables there are read whole.
-console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+console = SafeConsole(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = SafeConsole(stderr=True, highlight=False)
 
 
 class Ctx:
@@ -74,6 +98,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--ray-address", metavar="ADDR",
               help="The Ray cluster to join (HOST:6379, ray://HOST:10001, auto); default: runner.ray.address, "
                    "RAY_ADDRESS, else a local cluster.")
+@click.option("--strict-templates", is_flag=True,
+              help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
 @click.option("--shard", metavar="K/N",
               help="Run only shard K of N (K from 1): the rows whose id hashes to it, into a shard file for "
                    "'promptgauge merge'. Not gated; the merged run is.")
@@ -84,7 +110,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
         seed: int | None, executor: str | None, ray_address: str | None, shard: str | None,
-        shard_file: Path | None) -> None:
+        shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
@@ -111,7 +137,8 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     if ray_address and executor == "local":
         _fail_user(UserError("--ray-address needs --executor ray (or runner.executor: ray)"), obj.debug)
     options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
-                      executor="ray" if ray_address and executor is None else executor, ray_address=ray_address)
+                      executor="ray" if ray_address and executor is None else executor, ray_address=ray_address,
+                      strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}
 
@@ -163,6 +190,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
         sys.exit(EXIT_PASS)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
     p = report.progress
     if p is not None and p.reused:
@@ -177,10 +205,25 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
+def print_failures(report: Any) -> None:
+    """One line per failed row (variant, row id, the reason's first line), then the count -- and where
+    promptflow's own log went."""
+    for row_id, variant, repeat, error in report.failures:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        where = f"{variant} row {row_id}" + (f" repeat {repeat}" if repeat else "")
+        err_console.print(f"[red]failed[/] {escape(where)}: {escape(reason[:200])}", soft_wrap=True)
+    if report.failed:
+        more = f" (first {len(report.failures)} shown)" if report.failed > len(report.failures) else ""
+        calls = sum(v["calls"]["n"] for v in report.summary["variants"].values())
+        err_console.print(f"{report.failed} of {calls} results failed{more}; every error is in the reports")
+    if log := report.reports.get("promptflow_log"):
+        err_console.print(f"promptflow's log: {log}")
+
+
 def print_notes(summary: dict[str, Any]) -> None:
     """What the run's calls noted (kept in summary.json too), as warnings."""
     for note in summary.get("notes", ()):
-        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {escape(note)}", soft_wrap=True)
 
 
 def print_estimate(est: Any) -> None:
@@ -191,28 +234,36 @@ def print_estimate(est: Any) -> None:
         table.add_column(col, justify="left" if col in ("variant", "model") else "right")
     for v in est.variants:
         cost = "unknown" if v["cost_usd"] is None else f"{v['cost_usd']:.4f}"
-        table.add_row(v["variant"], v["model"] or "–", str(v["calls"]), str(v["cached"]),
+        table.add_row(escape(v["variant"]), escape(v["model"] or "–"), str(v["calls"] + v.get("simulator_calls", 0)),
+                      str(v["cached"]),
                       f"~{v['prompt_tokens']}", f"≤{v['completion_tokens']}", cost)
     console.print(table)
     total = "unknown (a model has no price: add it under gate: prices:)" if est.cost_usd is None else f"${est.cost_usd:.4f}"
     console.print(f"total: {est.calls} calls, estimated cost {total}")
     for v in est.variants:
+        if v.get("conversations"):
+            console.print(f"variant {escape(v['variant'])} replays {v['conversations']} conversations: one call per user "
+                          "turn counted (turns already in the response cache are cached)")
+        if v.get("simulated"):
+            console.print(f"variant {escape(v['variant'])} talks to a simulated user on {v['simulated']} rows: at most "
+                          f"max_turns calls of the variant and {v['simulator_calls']} of the simulator "
+                          f"({escape(v['simulator_model'] or 'unpriced')}), included in the calls and the cost above")
         if "max_calls" in v:
-            console.print(f"variant {v['variant']} runs a tool loop: its first call per row is counted; its loops "
-                          f"make up to {v['max_calls']} calls (max_steps)")
+            console.print(f"variant {escape(v['variant'])} runs a tool loop: its first call per row (or turn) is counted; "
+                          f"its loops make up to {v['max_calls']} calls (max_steps)")
     console.print("[dim]prompt tokens ~ characters/4; completion tokens = max_tokens, or 256 per call when unset; "
                   "evaluator (judge) calls are not counted[/]")
 
 
 @cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
                                                           "no_cache", "refresh", "record", "replay", "max_cost",
-                                                          "seed")])
+                                                          "seed", "strict_templates")])
 @click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
               help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
 @click.pass_obj
 def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
        store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
-       max_cost: float | None, seed: int | None, out: Path) -> None:
+       max_cost: float | None, seed: int | None, strict_templates: bool, out: Path) -> None:
     """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
 
     With --replay CASSETTE it runs offline, without API keys.
@@ -222,7 +273,8 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
-    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      strict_templates=strict_templates)
     try:
         report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
                         store=store, options=options, seed=seed)
@@ -233,6 +285,7 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
         sys.exit(EXIT_INTERRUPTED)
     print_summary(report.summary, report.comparisons)
     print_notes(report.summary)
+    print_failures(report)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
     if report.status == "budget":
@@ -258,9 +311,14 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
     for vname, v in summary["variants"].items():
         calls = v["calls"]
         lat = calls["latency_ms"]["p50"]
-        rows = [[f"[bold]{vname}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
+        ttft = calls["latency_ms"].get("ttft")
+        rows = [[f"[bold]{escape(vname)}[/]", "[dim]calls[/]", str(calls["n"]), f"p50 {_fmt(lat, 0)} ms", "",
                  str(calls["errors"]), ""]]
-        rows += [["", ename, str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
+        if ttft:  # streamed answers
+            tps = (calls.get("tokens_per_s") or {}).get("p50")
+            rows.append(["", "[dim]stream[/]", "", f"ttft p50 {_fmt(ttft['p50'], 0)} ms",
+                         f"{_fmt(tps, 1)} tok/s", "", ""])
+        rows += [["", escape(ename), str(m["n"]), _fmt(m["mean"]), _fmt(m["pass_rate"]), str(m["errors"]),
                   escape(texts[vname, ename])] for ename, m in v["metrics"].items()]
         for row in rows:
             table.add_row(*row[: len(table.columns)])
@@ -272,20 +330,29 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
 
 def print_verdict(gate: dict[str, Any] | None) -> None:
     """Every gate rule with its measured value and reason, then the verdict."""
+    from .report.format import INCONCLUSIVE_NOTE, outcome_word
+
     if gate is None:
         return
     for r in gate["rules"]:
         skipped = r["passed"] and r["reason"].startswith("SKIPPED")
-        mark = "[bold yellow]![/]" if skipped else "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+        unsure = r.get("outcome") == "inconclusive"
+        mark = ("[bold yellow]?[/]" if unsure else "[bold yellow]![/]" if skipped else
+                "[green]✓[/]" if r["passed"] else "[red]✗[/]")
         console.print(f"  {mark} {escape('[' + r['variant'] + ']')} {escape(r['rule'])}: {escape(r['reason'])}",
                       soft_wrap=True)
-    verdict = "[bold green]PASS[/]" if gate["passed"] else "[bold red]FAIL[/]"
+    outcome = gate.get("outcome") or ("pass" if gate["passed"] else "fail")
+    word = escape(outcome_word(outcome, gate.get("on_inconclusive", "fail")))
+    color = {"pass": "green", "fail": "red"}.get(outcome, "yellow")
     against = f" (vs. {escape(gate['baseline'])})" if gate.get("baseline") else ""
-    console.print(f"gate: {verdict}{against}" + ("" if gate["rules"] else " [dim](no rules)[/]"))
+    if outcome == "inconclusive":
+        console.print(f"[yellow]{escape(INCONCLUSIVE_NOTE)}[/]", soft_wrap=True)
+    console.print(f"gate: [bold {color}]{word}[/]{against}" + ("" if gate["rules"] else " [dim](no rules)[/]"))
 
 
 def print_comparison(comp: Any) -> None:
     """Per metric: both aggregates, the delta with its CI, the two-sided Holm-adjusted p-value, the change."""
+    from .report.format import mde
     from .report.markdown import LOWER
 
     for w in comp.warnings:
@@ -294,21 +361,91 @@ def print_comparison(comp: Any) -> None:
                         f"({comp.rows.matched} rows)", title_justify="left",
                   caption=f"p: two-sided paired test (did it change?), Holm-adjusted over {len(comp.metrics)} "
                           f"metrics; a change needs p < {comp.alpha:g}. The gate's no_regression uses a one-sided "
-                          "test (is it worse?), shown with its rule.", caption_justify="left")
-    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p 2-sided (Holm)", "change"):
+                          "test (is it worse?), shown with its rule. MDE: the smallest worsening that test "
+                          f"detects with probability {comp.metrics[0].mde_power if comp.metrics else 0.8:g} at "
+                          f"alpha {comp.alpha:g} on these rows.", caption_justify="left")
+    for col in ("metric", "baseline", "candidate", "delta", f"{comp.confidence:.0%} CI", "p 2-sided (Holm)", "change",
+                "MDE"):
         table.add_column(col, justify="left" if col in ("metric", "change") else "right", no_wrap=col == "metric")
     style = {"improved": "[green]improved[/]", "regressed": "[bold red]regressed[/]", "unchanged": "[dim]unchanged[/]"}
     for m in comp.metrics:
         ci = "–" if m.ci_low is None else f"[{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
-        name = m.metric + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
+        name = escape(m.metric) + ("" if m.higher_is_better else f" [dim]({LOWER})[/]")
         table.add_row(name, _fmt(m.baseline), _fmt(m.candidate), "–" if m.delta is None else f"{m.delta:+.3f}",
-                      ci, _fmt(m.p_holm, 4), style[m.change])
+                      ci, _fmt(m.p_holm, 4), style[m.change], mde(m.mde))
     console.print(table)
     flipped = list(dict.fromkeys(f.row_id for f in comp.flips if f.direction == "pass->fail"))
     if flipped:
         console.print(f"pass -> fail on {len(flipped)}{'+' if comp.flips_omitted else ''} row(s): "
                       + escape(", ".join(flipped[:10]))
                       + (" ..." if len(flipped) > 10 else ""))
+
+
+@cli.command(name="import")
+@click.argument("run_files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PF_RUN_YAML...")
+@click.option("-c", "--connection", "connections", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="A promptflow connection YAML file: becomes a target (its key stays in the environment).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("promptgauge.yaml"), show_default=True,
+              help="The suite file to write.")
+@click.option("--name", help="The suite's name (default: the folder's).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.pass_obj
+def import_(obj: Ctx, run_files: tuple[Path, ...], connections: tuple[Path, ...], out: Path, name: str | None,
+            force: bool) -> None:
+    """Turn promptflow run files (run.yml: flow, data, column_mapping, variant, connections, environment_variables)
+    into a suite file to commit; an evaluation run (run: ...) becomes a flow evaluator."""
+    from . import api
+
+    try:
+        imported = api.import_promptflow(list(run_files), connections=list(connections), out=out, force=force,
+                                         name=name)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    for note in imported.notes:
+        err_console.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"wrote {out}: {len(imported.suite['variants'])} variant(s), "
+                  f"{len(imported.suite.get('evaluators', []))} evaluator(s); run it with: promptgauge run {out}")
+
+
+@cli.command(params=[p for p in run.params if p.name in ("concurrency", "no_cache", "refresh", "record", "replay",
+                                                          "max_cost")])
+@click.argument("run_ref", metavar="RUN")
+@click.option("--evaluator", "evaluators", multiple=True, metavar="NAME",
+              help="Score again with this suite evaluator (repeatable; default: every new or changed one).")
+@click.option("--suite", type=click.Path(path_type=Path),
+              help="Suite file with the evaluators (default: ./promptgauge.yaml, else the run's own suite file).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store file (default from the suite).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), help="Where reports/<run-id>/ goes.")
+@click.pass_obj
+def rescore(obj: Ctx, run_ref: str, evaluators: tuple[str, ...], suite: Path | None, store: Path | None,
+            reports_dir: Path | None, concurrency: int | None, no_cache: bool, refresh: bool, record: Path | None,
+            replay: Path | None, max_cost: float | None) -> None:
+    """Score the stored outputs of RUN (an id, a unique prefix, or 'latest') again with new or changed
+    evaluators -- judges included -- without calling any target: a new run that points at RUN; gated like a run.
+    """
+    from . import api
+    from .engine import Options
+
+    if record and replay:
+        _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost)
+    try:
+        report = api.rescore(run_ref, evaluators=list(evaluators) or None, suite=suite, store=store,
+                             reports_dir=reports_dir, options=options, concurrency=concurrency)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: the scores so far are kept in the new run")
+        sys.exit(EXIT_INTERRUPTED)
+    print_summary(report.summary, report.comparisons)
+    print_notes(report.summary)
+    source = report.summary["manifest"].get("rescored_from", {}).get("run_id")
+    console.print(f"run {report.run_id} rescored from run {source}; reports: {report.reports['html']}  "
+                  f"(store: {report.store_path})")
+    if report.status != "finished":
+        console.print(f"[yellow]rescore stopped ({report.status})[/]: the gate cannot pass on an unfinished run")
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
 
 
 @cli.command()
@@ -360,7 +497,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
             table.add_column(col, justify="right" if col == metric else "left")
         for p in api.trend(metric, store=store, variant=variant, limit=limit, suite_name=suite_name):
             started = dt.datetime.fromtimestamp(p["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(p["run_id"], started, p["variant"], _fmt(p["value"], 4))
+            table.add_row(escape(p["run_id"]), started, escape(p["variant"]), _fmt(p["value"], 4))
         console.print(table)
         return
     st = Store(store)
@@ -369,7 +506,7 @@ def runs(obj: Ctx, store: Path, suite_name: str | None, limit: int, metric: str 
         table.add_column(col)
     for r in st.runs(suite=suite_name, limit=limit):
         started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r.run_id, r.suite, r.status, started, ", ".join(r.manifest.get("variants", {})))
+        table.add_row(escape(r.run_id), escape(r.suite), r.status, started, escape(", ".join(r.manifest.get("variants", {}))))
     console.print(table)
 
 
@@ -454,21 +591,26 @@ def promote(obj: Ctx, candidate: str | None, baseline: str | None, suite: Path |
 def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, reports_dir: Path | None,
             max_cost: float | None) -> None:
     """Score new production records and judge the latest window: exit 0 healthy, 1 alert or stopped at the
-    cost budget, 2 input error."""
+    cost budget, 2 input error, 4 nothing to judge (no records yet, or no rule judgeable on the latest window)."""
     from . import api
     from .report.monitor import when
 
     def on_pass(p: Any) -> None:
         r = p.report
         t = r["pass"]["total"]
-        mark = "[bold red]ALERT[/]" if p.alerting else "[bold green]healthy[/]"
+        mark = {"alert": "[bold red]ALERT[/]", "healthy": "[bold green]healthy[/]",
+                "no_data": "[bold yellow]NO DATA[/] (not healthy: no record to judge)",
+                "inconclusive": "[bold yellow]INCONCLUSIVE[/] (not healthy: no rule could be judged)"}[p.status]
         console.print(f"{mark} · latest window {when(r['latest_window'], r['window_seconds'])} · "
                       f"{t['records']} new records, {t['sampled']} sampled, {t['malformed']} malformed · "
                       f"report: {p.reports['html']}", soft_wrap=True)
         for a in r["alerts"]:
-            console.print(f"  [red]✗[/] {a['rule']}: {a['reason']}", soft_wrap=True)
+            console.print(f"  [red]✗[/] {escape(a['rule'])}: {escape(a['reason'])}", soft_wrap=True)
+        if p.status == "inconclusive":
+            for w in r["windows"][-1]["rules"]:
+                console.print(f"  [yellow]?[/] {escape(w['rule'])}: {escape(str(w['reason']))}", soft_wrap=True)
         if r.get("webhook") and not r["webhook"]["delivered"]:
-            err_console.print(f"[yellow]webhook delivery failed[/]: {r['webhook']['error']} (retried next pass)")
+            err_console.print(f"[yellow]webhook delivery failed[/]: {escape(str(r['webhook']['error']))} (retried next pass)")
         if p.stopped == "budget":
             console.print(f"[yellow]stopped at the cost budget[/] (${r['pass']['cost_usd']:.4f} of "
                           f"${r['pass']['max_cost']:g}): scored records are kept; the next pass goes on from there")
@@ -491,7 +633,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        exc.show(file=_SafeStream(sys.stderr))
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
@@ -500,5 +642,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: say so in one line unless --debug
         if debug:
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                          "(rerun with --debug for the traceback)")
         sys.exit(EXIT_INTERNAL)

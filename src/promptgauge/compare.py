@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, PrivateAttr
 
+from . import power as power_
 from . import stats
 from .errors import CompareError
 from .metrics import COMPARED_RUN_METRICS as RUN_METRICS
@@ -154,6 +155,12 @@ class MetricComparison(BaseModel):
         description="improved / regressed when p_holm < alpha, in the metric's direction; else unchanged")
     rows_better: int
     rows_worse: int
+    mde: float | None = Field(None, description="minimum detectable effect: the smallest worsening the one-sided "
+                              "paired test detects at alpha with probability mde_power, at this n and the observed "
+                              "agreement (pass/fail) or spread of row differences (scores); null: none can be "
+                              "detected (see mde_note)")
+    mde_power: float = Field(power_.DEFAULT_POWER, description="the power the MDE is stated at")
+    mde_note: str = Field("", description="the MDE with what it rests on, or why there is none")
 
 
 class Flip(BaseModel):
@@ -220,6 +227,7 @@ class Comparison(BaseModel):
                                      "changed (regressed, mixed, improved first) in dataset order")
     rows_omitted: int = Field(0, description="matched rows left out of row_diffs (rows.csv has every row)")
     _paired: dict[str, stats.PairedComparison] = PrivateAttr(default_factory=dict)
+    _detect: dict[str, power_.Detectability] = PrivateAttr(default_factory=dict)
     _aliases: dict[str, str] = PrivateAttr(default_factory=dict)
     _rows: tuple[Results, Results, np.ndarray, np.ndarray] | None = PrivateAttr(None)
 
@@ -230,6 +238,10 @@ class Comparison(BaseModel):
     def paired(self, name: str) -> stats.PairedComparison | None:
         """The oriented (higher is better) paired comparison behind *name*, for ``no_regression``."""
         return self._paired.get(self._aliases.get(name, name))
+
+    def detectability(self, name: str) -> power_.Detectability | None:
+        """What the paired test behind *name* can detect (its MDE at the comparison's alpha), for the gate."""
+        return self._detect.get(self._aliases.get(name, name))
 
     def has_trajectories(self) -> bool:
         """Whether either side has a result with a trajectory (reports then show tool sequences)."""
@@ -339,9 +351,10 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
         if b_ev.get(e) != c_ev.get(e):
             warnings.append(f"evaluator '{e}' changed between the sides (its code hash differs): "
                             "its deltas mix a model change with a metric change")
+    warnings += judge_changes(base.hashes()["judges"], cand.hashes()["judges"], evaluators)
     tb, tc = base.table().loc[same], cand.table().loc[same]
     specs, aliases = _metric_specs(base, cand, evaluators)
-    metrics, paired = [], {}
+    metrics, paired, detect = [], {}, {}
     for name, ev, hib in specs:
         a, b = tb[name].to_numpy(dtype=float), tc[name].to_numpy(dtype=float)
         binary = _is_binary(a, b)
@@ -349,6 +362,7 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
         pc = stats.compare_paired(a_o, b_o, kind="binary" if binary else "score", confidence=confidence,
                                   n_resamples=n_resamples, seed=seed)
         paired[name] = pc
+        detect[name] = power_.detectability(a_o, b_o, kind=pc.kind, alpha=alpha)
         sign = 1.0 if hib else -1.0
         keep = ~(np.isnan(a) | np.isnan(b))
         d = (b_o - a_o)[keep]
@@ -360,6 +374,7 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
             "ci_low": _num(ci[0]), "ci_high": _num(ci[1]), "p_value": _num(pc.pvalue),
             "p_regression": _num(pc.pvalue_regression), "test": pc.test, "effect_size": _num(pc.effect_size),
             "effect_name": pc.effect_name, "rows_better": int((d > 0).sum()), "rows_worse": int((d < 0).sum()),
+            "mde": detect[name].mde, "mde_power": detect[name].power, "mde_note": detect[name].describe(),
         })
     adjusted = stats.holm([m["p_value"] if m["p_value"] is not None else math.nan for m in metrics])
     out = []
@@ -386,9 +401,48 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
                       row_diffs=_row_diffs(base, cand, same[shown], status[shown], tools[shown], rank[shown])
                       if rows else [], rows_omitted=len(same) - len(shown) if rows else 0)
     comp._paired = paired
+    comp._detect = detect
     comp._aliases = aliases
     comp._rows = (base, cand, same, status)
     return comp
+
+
+def judge_changes(base: dict[str, Any], cand: dict[str, Any], evaluators: list[str]) -> list[str]:
+    """A warning per LLM judge whose model, call parameters or prompt differ between the sides, or whose settings
+    only one side recorded (a run from before they were recorded)."""
+    out = []
+    for e in evaluators:
+        b, c = base.get(e), cand.get(e)
+        if b is None and c is None or b == c:
+            continue
+        if b is None or c is None:
+            older = "baseline" if b is None else "candidate"
+            out.append(f"LLM judge '{e}': the {older} did not record its judge settings (an older run), so a change "
+                       "of judge model, parameters or prompt cannot be ruled out")
+            continue
+        what = [f"model {_model_name(b.get('model'))} -> {_model_name(c.get('model'))}"
+                if b.get("model") != c.get("model") else "",
+                f"parameters {_short(b.get('parameters'))} -> {_short(c.get('parameters'))}"
+                if b.get("parameters") != c.get("parameters") else "",
+                f"prompt sha256 {str(b.get('prompt_sha256'))[:12]} -> {str(c.get('prompt_sha256'))[:12]}"
+                if b.get("prompt_sha256") != c.get("prompt_sha256") else "",
+                f"threshold {b.get('threshold')} -> {c.get('threshold')}" if b.get("threshold") != c.get("threshold")
+                else ""]
+        out.append(f"LLM judge '{e}' changed between the sides ({'; '.join(w for w in what if w)}): its deltas mix "
+                   "a change of the variant with a change of the judge")
+    return out
+
+
+def _model_name(model: Any) -> str:
+    if not isinstance(model, dict):
+        return str(model)
+    return str(model.get("model") or model.get("target") or model)
+
+
+def _short(params: Any) -> str:
+    if not isinstance(params, dict):
+        return str(params)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(params.items())) + "}"
 
 
 def _flips(m: MetricComparison) -> bool:

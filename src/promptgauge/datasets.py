@@ -164,10 +164,10 @@ def parse_shard(text: str, *, field: str = "--shard") -> Shard:
     return Shard(index, count)
 
 
-def sample_dataset(samples: dict[Path, dict[str, Any]], *, check: RowCheck | None = None) -> Dataset:
-    """One row per distinct prompty ``sample`` (keyed by the prompt file it came from)."""
+def sample_dataset(samples: dict[Path, list[dict[str, Any]]], *, check: RowCheck | None = None) -> Dataset:
+    """One row per distinct prompty sample (the samples keyed by the prompt file they came from)."""
     records, seen = [], set()
-    for sample in samples.values():
+    for sample in (s for rows in samples.values() for s in rows):
         key = content_id(sample)
         if key not in seen:
             seen.add(key)
@@ -330,9 +330,12 @@ class _JsonArray:
 
     def elements(self) -> Iterator[tuple[int, dict[str, Any]]]:
         decoder = json.JSONDecoder()
+        if self.peek() == "{":  # one object (a prompty's sample.json): one row
+            yield from self.single(decoder)
+            return
         if self.peek() != "[":
             found = "the file is empty" if not self.buf.strip() else f"it starts with {self.buf[self.pos:self.pos + 20]!r}"
-            raise self.fail(f"a .json dataset is one JSON array of objects, but {found}", self.pos,
+            raise self.fail(f"a .json dataset is one JSON array of objects (or one object), but {found}", self.pos,
                             hint='write [{"question": "...", "answer": "..."}, ...], or one object per line as .jsonl')
         self.pos += 1
         index = 0
@@ -369,6 +372,22 @@ class _JsonArray:
             start = self.line_at(self.pos)
             self.pos = end
             yield start, obj
+
+
+    def single(self, decoder: json.JSONDecoder) -> Iterator[tuple[int, dict[str, Any]]]:
+        """A file holding one JSON object: that object, as the only row."""
+        while not self.eof:
+            self.more()
+        start = self.line_at(self.pos)
+        try:
+            obj, end = decoder.raw_decode(self.buf, self.pos)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"malformed JSON: {exc.msg}", file=self.path, line=self.line_at(exc.pos)) from None
+        self.pos = end
+        if self.peek():
+            raise self.fail(f"unexpected text after the object: {self.buf[self.pos:self.pos + 20]!r}", self.pos,
+                            hint="a .json dataset is one object or an array of objects")
+        yield start, obj
 
 
 def _rows(path: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str | None, *,

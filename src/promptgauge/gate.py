@@ -22,7 +22,11 @@ the one-sided paired test that the candidate is worse, Holm-adjusted over the va
 no_regression rules, is below alpha *and* the metric got worse by more than max_drop (see
 :func:`promptgauge.stats.no_regression`). Worse follows the metric's direction
 (:func:`promptgauge.metrics.higher_is_better`): for latency, cost or an evaluator with
-``higher_is_better: false``, worse is higher.
+``higher_is_better: false``, worse is higher. Three outcomes: fail as above; pass when the test
+could have seen a drop of max_drop (its minimum detectable effect at the rule's ``power``, default
+0.8, is at most max_drop: :mod:`promptgauge.power`); else **inconclusive**, with the rows that would
+decide it. ``gate.on_inconclusive`` (fail | pass | warn; default: the verb's -- fail for ci, compare
+and promote, warn for a plain run) says what inconclusive means for the exit code.
 In YAML, ``- exact_match: no_regression(max_drop=0.02)`` is the same rule.
 
 ``gate.required: [EV, ...]`` -- each evaluator must have scored rows.
@@ -52,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from . import power as power_
 from . import stats
 from .compare import Comparison
 from .cost import PriceTable
@@ -62,6 +67,7 @@ from .metrics import (
     GRAMMAR,
     NUMBER,
     OPS,
+    STREAM_METRICS,
     THRESHOLD,
     comparable,
     metric_hint,
@@ -97,6 +103,16 @@ class RuleResult:
     passed: bool
     reason: str
     p_value: float | None = None
+    outcome: str = ""  # pass | fail | inconclusive (default: from passed)
+    mde: float | None = None  # no_regression: the smallest drop its test detects at the rule's alpha and power
+    rows_needed: int | None = None  # inconclusive no_regression: the rows (same noise) that would decide it
+
+    def __post_init__(self) -> None:
+        self.outcome = self.outcome or ("pass" if self.passed else "fail")
+
+
+#: What an inconclusive rule means for the exit code, when the policy does not say.
+ON_INCONCLUSIVE = ("fail", "pass", "warn")
 
 
 @dataclass
@@ -113,7 +129,8 @@ class Subject:
 
 
 def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
-                file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = ()) -> list[Rule]:
+                file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = (),
+                aggregating: Collection[str] = ()) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
     *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
@@ -135,7 +152,7 @@ def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str
         if spec.variant and variants is not None and spec.variant not in variants:
             raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
                             hint="variants: " + ", ".join(variants))
-        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i)))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
     for ev in evaluators:
@@ -148,14 +165,16 @@ def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
     """The rules of a suite's own policy (in the suite, or the file ``gate:`` names)."""
     return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
                        file=suite.gate_file or suite.path, in_suite=suite.gate_file is None,
-                       optional=[e.name for e in suite.evaluators if e.optional])
+                       optional=[e.name for e in suite.evaluators if e.optional],
+                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")])
 
 
-def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]]) -> Rule:
+def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]],
+                aggregating: Collection[str] = ()) -> Rule:
     text = spec.rule.strip()
     if m := THRESHOLD.match(text):
         metric, op, number = m.groups()
-        if split_metric(metric, evaluators) is None:
+        if split_metric(metric, evaluators, aggregating) is None:
             raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=metric_hint(evaluators))
         return Rule(text, "threshold", metric, op, float(number), spec.variant)
     if m := CALL.match(text):
@@ -174,8 +193,8 @@ def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], d
                 raise GateError(f"rule '{text}': bad argument '{arg}'", **where(),
                                 hint=f"{fn} takes " + ", ".join(f"{k}=NUMBER" for k in params))
             params[name] = float(value)
-        if not 0 < params["alpha"] < 1 or params["max_drop"] < 0:
-            raise GateError(f"rule '{text}': alpha must lie in (0, 1) and max_drop be >= 0", **where())
+        if not 0 < params["alpha"] < 1 or params["max_drop"] < 0 or not 0 < params["power"] < 1:
+            raise GateError(f"rule '{text}': alpha and power must lie in (0, 1) and max_drop be >= 0", **where())
         return Rule(text, fn, metric, "no_regression", params["max_drop"], spec.variant, params)
     raise GateError(f"malformed rule '{text}'", **where(), hint=GRAMMAR)
 
@@ -215,7 +234,8 @@ def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | No
 
 def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
-    source, base, bound = split_metric(rule.metric, subject.side.evaluators) or ("", rule.metric, None)
+    source, base, bound = split_metric(rule.metric, subject.side.evaluators, subject.side.evaluators) \
+        or ("", rule.metric, None)
     if (empty := _no_data(rule.metric, subject)) is not None:
         return None, empty
     if source == "summary":
@@ -251,8 +271,11 @@ def _no_data(metric: str, subject: Subject) -> str | None:
         return None if m["n"] else f"no data: evaluator '{head}' has no scored rows ({m['errors']} errors)"
     if head == "error_rate":
         return None if calls["n"] else "no data: no calls"
-    if head in ("latency_ms", "tokens", "cost"):
-        return None if calls["n"] - calls["errors"] > 0 else f"no data: no successful call ({calls['n']} calls)"
+    if head in ("latency_ms", "tokens", "tokens_per_s", "cost"):
+        if calls["n"] - calls["errors"] <= 0:
+            return f"no data: no successful call ({calls['n']} calls)"
+        if metric in STREAM_METRICS and "ttft" not in calls["latency_ms"]:
+            return "no data: no streamed answer (time to first token is measured on stream: true)"
     return None
 
 
@@ -281,8 +304,23 @@ def _has_calls(subject: Subject) -> RuleResult | None:
                       "errors): a gate does not pass on nothing")
 
 
-def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
-    """no_regression rules of one variant, Holm-adjusted together."""
+def regression_outcome(no_regression: bool, det: power_.Detectability | None, max_drop: float) -> str:
+    """A no_regression rule's outcome: ``fail`` when :func:`promptgauge.stats.no_regression` found a regression,
+    ``pass`` when it did not and the test could have seen a drop of *max_drop* (*det*'s MDE <= max_drop),
+    else ``inconclusive``."""
+    if not no_regression:
+        return "fail"
+    return "pass" if det is not None and det.decidable(max_drop) else "inconclusive"
+
+
+def _no_regression(rules: list[Rule], subject: Subject, on_inconclusive: str) -> list[RuleResult]:
+    """no_regression rules of one variant, Holm-adjusted together: pass, fail or inconclusive.
+
+    Fail: the one-sided paired test says worse (Holm-adjusted p < alpha) and the drop exceeds max_drop.
+    Pass: otherwise, if the test could have seen a drop of max_drop -- its MDE at the rule's power and
+    alpha / k (k rules: Holm's strictest step) is at most max_drop. Else inconclusive, with the rows that
+    would decide it (:mod:`promptgauge.power`).
+    """
     comp = subject.comparison
     out: list[RuleResult] = []
     found = []
@@ -291,6 +329,7 @@ def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
         pc = comp.paired(metric) if comp else None
         found.append((rule, metric, pc))
     adjusted = stats.holm([pc.pvalue_regression if pc else math.nan for _, _, pc in found])
+    family = max(1, sum(1 for _, _, pc in found if pc is not None and pc.n))
     for (rule, metric, pc), p_adj in zip(found, adjusted):
         mc = comp.metric(metric) if comp else None
         if pc is None or mc is None:
@@ -298,21 +337,35 @@ def _no_regression(rules: list[Rule], subject: Subject) -> list[RuleResult]:
             out.append(RuleResult(rule.text, rule.kind, subject.variant, metric, rule.op, rule.threshold, None,
                                   False, why))
             continue
-        check = stats.no_regression(dataclasses.replace(pc, pvalue_regression=p_adj),
-                                    max_drop=rule.params["max_drop"], alpha=rule.params["alpha"])
+        max_drop, alpha = rule.params["max_drop"], rule.params["alpha"]
+        check = stats.no_regression(dataclasses.replace(pc, pvalue_regression=p_adj), max_drop=max_drop, alpha=alpha)
         worse = "rose" if not mc.higher_is_better else "fell"
         change = (f"{metric} {sig(mc.baseline)} -> {sig(mc.candidate)} (delta {sig(mc.delta)}, "
                   f"{comp.confidence:.0%} CI [{sig(mc.ci_low)}, {sig(mc.ci_high)}], n={mc.n}"
                   f"{'' if mc.higher_is_better else ', lower is better'}); {mc.test} one-sided p (worse) "
                   f"{sig(pc.pvalue_regression)}, Holm over {len(found)} no_regression rule(s) {sig(p_adj)}")
-        if check.ok:
-            reason = f"no regression: {change}"
-        else:
-            reason = (f"REGRESSION: {metric} {worse} by more than max_drop {rule.params['max_drop']:g} and the "
-                      f"drop is significant at alpha {rule.params['alpha']:g}: {change}"
+        det = comp.detectability(metric)
+        if det is not None:
+            det = power_.at(det, alpha=alpha / family, power=rule.params.get("power", power_.DEFAULT_POWER))
+        mde = det.mde if det is not None else None
+        needed = None
+        outcome = regression_outcome(check.ok, det, max_drop)
+        if outcome == "fail":
+            reason = (f"REGRESSION: {metric} {worse} by more than max_drop {max_drop:g} and the "
+                      f"drop is significant at alpha {alpha:g}: {change}"
                       if pc.n else f"no paired rows to compare {metric}")
+        elif outcome == "pass":
+            reason = f"no regression: {change}; a drop of max_drop {max_drop:g} would have been seen: {det.describe()}"
+        else:
+            needed, why_not = power_.rows_needed(det, max_drop) if det is not None else (None, "no paired test")
+            more = (f"about {needed:,} rows at this agreement would decide it" if needed is not None
+                    else f"more rows will not decide it: {why_not}")
+            reason = (f"INCONCLUSIVE: {mc.n} rows cannot tell a drop of max_drop {max_drop:g} from noise "
+                      f"({det.describe() if det is not None else 'no MDE'}); {more}; "
+                      f"counts as {on_inconclusive} (on_inconclusive): {change}")
+        passed = outcome == "pass" or (outcome == "inconclusive" and on_inconclusive != "fail")
         out.append(RuleResult(rule.text, rule.kind, subject.variant, metric, rule.op, rule.threshold, mc.delta,
-                              check.ok, reason, _num(p_adj)))
+                              passed, reason, _num(p_adj), outcome, mde, needed))
     return out
 
 
@@ -321,14 +374,23 @@ def _num(x: float) -> float | None:
 
 
 def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy | None = None, *,
-                  baseline: str | None = None, policy_file: str | Path | None = None) -> dict[str, Any]:
-    """The verdict: ``{"passed", "variants", "baseline", "policy", "rules": [...]}``."""
+                  baseline: str | None = None, policy_file: str | Path | None = None,
+                  on_inconclusive: str = "fail") -> dict[str, Any]:
+    """The verdict: ``{"passed", "outcome", "on_inconclusive", "variants", "baseline", "policy", "rules": [...]}``.
+
+    ``outcome`` is fail when a rule failed, else inconclusive when a no_regression rule could not tell a drop of
+    its max_drop from noise, else pass. ``passed`` (the exit code) is the outcome read with the policy's
+    ``on_inconclusive`` (else the verb's *on_inconclusive*): inconclusive passes under ``pass`` and ``warn``.
+    """
     policy = policy or GatePolicy()
+    treat = policy.on_inconclusive or on_inconclusive
+    if treat not in ON_INCONCLUSIVE:
+        raise ValueError(f"on_inconclusive must be one of {ON_INCONCLUSIVE}, got {treat!r}")
     results: list[RuleResult] = []
     for subject in subjects:
         mine = [r for r in rules if r.variant in (None, subject.variant)]
         regression = [r for r in mine if r.kind == "no_regression"]
-        checked = dict(zip(map(id, regression), _no_regression(regression, subject)))
+        checked = dict(zip(map(id, regression), _no_regression(regression, subject, treat)))
         if (empty := _has_calls(subject)) is not None:
             results.append(empty)
         for rule in mine:
@@ -357,8 +419,12 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
     if policy_file:
         p = Path(policy_file)
         policy_info = {"file": str(p), "sha256": _file_sha(p)}
+    outcomes = {r.outcome for r in results}
+    outcome = "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     return {
         "passed": all(r.passed for r in results),
+        "outcome": outcome,
+        "on_inconclusive": treat,
         "variants": [s.variant for s in subjects],
         "baseline": baseline,
         "policy": policy_info,

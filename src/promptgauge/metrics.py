@@ -5,11 +5,17 @@ A run's metrics (summary, reports and gate rules name them the same way):
 - ``<evaluator>.mean`` / ``.std`` / ``.min`` / ``.max`` / ``.median`` -- of the primary score over scored rows;
 - ``<evaluator>.pass_rate`` -- passed / (scored + errors): an error counts as a failure;
 - ``<evaluator>.n``, ``.passed``, ``.errors``, ``.error_rate``;
+- ``<evaluator>.<metric>`` -- a run-level metric an evaluator logged once per variant (a promptflow
+  evaluation flow's aggregation nodes, ``log_metric``); found in the summary under
+  ``metrics.<evaluator>.aggregates``; a built-in statistic's name wins over a logged one;
 - ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an evaluator
   with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` -- agreement with the
   dataset's ``human_label`` column;
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.mean|p50|p95|max``;
-  ``tokens.prompt|completion|total`` (sums).
+  ``tokens.prompt|completion|total`` (sums);
+- of streamed answers (``stream: true``): ``latency_ms.ttft.mean|p50|p95|max`` (time to first token) and
+  ``tokens_per_s.mean|p50|p5|min`` (output tokens per second after the first token; more is better).
+  A variant whose answers were not streamed has neither: a rule naming them fails (no data).
 
 Gate rules add CI bounds (``f1.ci_low``, ``contains.pass_rate.ci_low``), changes vs. the baseline
 (``f1.mean.delta``, ``contains.pass_rate.delta.ci_low``) and costs (``cost.total``, ``cost.per_row``);
@@ -24,7 +30,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 #: Statistics of an evaluator in a run's summary: ``<evaluator>.<stat>``.
@@ -32,7 +38,12 @@ EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "pas
 #: Agreement groups of an evaluator and their statistics: ``<evaluator>.<group>.<stat>``.
 AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
 #: Call metrics of a run: ``error_rate``, ``latency_ms.<stat>``, ``tokens.<stat>``.
-RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total")}
+RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total"),
+               "tokens_per_s": ("mean", "p50", "p5", "min")}
+#: Statistics of streamed answers' time to first token: ``latency_ms.ttft.<stat>``.
+TTFT_STATS = ("mean", "p50", "p95", "max")
+#: The metrics only streamed answers have.
+STREAM_METRICS = frozenset([f"latency_ms.ttft.{s}" for s in TTFT_STATS] + [f"tokens_per_s.{s}" for s in RUN_METRICS["tokens_per_s"]])
 #: Run metrics a comparison tests row by row, besides the evaluators'.
 COMPARED_RUN_METRICS = ("error_rate", "latency_ms.mean")
 #: Statistics of an evaluator's score: they follow the evaluator's direction.
@@ -58,7 +69,7 @@ THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER
 #: ``METRIC: FUNCTION(ARGS)``
 CALL = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*:\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$")
 #: Rule functions and their arguments' defaults.
-FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05}}
+FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05, "power": 0.8}}
 GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
            "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
            + " ".join(OPS))
@@ -86,7 +97,9 @@ def known_metrics(evaluators: list[str]) -> list[str]:
     names += [f"{e}.{group}.{s}" for e in evaluators for group, stats in AGREEMENT_STATS.items() for s in stats]
     names.append("error_rate")
     names += [f"latency_ms.{s}" for s in RUN_METRICS["latency_ms"]]
+    names += [f"latency_ms.ttft.{s}" for s in TTFT_STATS]
     names += [f"tokens.{s}" for s in RUN_METRICS["tokens"]]
+    names += [f"tokens_per_s.{s}" for s in RUN_METRICS["tokens_per_s"]]
     return names
 
 
@@ -96,14 +109,20 @@ def comparable(evaluators: list[str]) -> set[str]:
     return names | set(COMPARED_RUN_METRICS)
 
 
-def split_metric(metric: str, evaluators: list[str]) -> tuple[str, str, str | None] | None:
+def split_metric(metric: str, evaluators: list[str],
+                 aggregating: Collection[str] = ()) -> tuple[str, str, str | None] | None:
     """A gate rule's ``METRIC`` -> (source, base metric, CI bound), or None when unknown.
+
+    *aggregating*: evaluators that log run-level metrics (any ``EV.NAME`` of theirs is a summary metric).
 
     source: ``summary`` (a summary metric), ``cost``, ``ci`` (a CI bound of a compared metric)
     or ``delta`` (its change vs. the baseline); bound: ``ci_low``, ``ci_high`` or None.
     """
     if metric in known_metrics(evaluators):
         return "summary", metric, None
+    ev, dot, name = metric.partition(".")
+    if dot and ev in aggregating and name and "." not in name and name not in ("ci_low", "ci_high", "delta"):
+        return "summary", metric, None  # (EV.ci_low and EV.delta stay the CI bound and the change of EV)
     if metric in COST_METRICS:
         return "cost", metric, None
     bound = None
@@ -161,11 +180,17 @@ def metric_value(summary: dict[str, Any], variant: str, metric: str) -> float | 
         node: Any = v["calls"]
         for p in parts:
             if not isinstance(node, dict) or p not in node:
+                if metric in STREAM_METRICS:  # a variant without streamed answers: no data
+                    return None
                 raise KeyError(metric)
             node = node[p]
         return _f(node)
     if len(parts) == 3 and parts[0] in v["metrics"] and parts[2] in AGREEMENT_STATS.get(parts[1], ()):
         return _f((v["metrics"][parts[0]].get(parts[1]) or {}).get(parts[2]))
+    if len(parts) == 2 and parts[0] in v["metrics"] and parts[1] not in EVALUATOR_STATS:
+        aggregates = v["metrics"][parts[0]].get("aggregates") or {}
+        if parts[1] in aggregates:
+            return _f(aggregates[parts[1]])
     if len(parts) != 2 or parts[0] not in v["metrics"] or parts[1] not in EVALUATOR_STATS:
         raise KeyError(metric)
     return _f(v["metrics"][parts[0]][parts[1]])

@@ -30,6 +30,9 @@ class RunReport:
     store_path: Path
     comparisons: list[Comparison] = field(default_factory=list)
     progress: Progress | None = None
+    #: How many results failed, and the first of them: (row_id, variant, repeat, error).
+    failed: int = 0
+    failures: list[tuple[str, str, int, str]] = field(default_factory=list)
 
     @property
     def gate(self) -> dict[str, Any]:

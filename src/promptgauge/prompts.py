@@ -7,10 +7,19 @@ stored), ``model.parameters``, ``model.response`` (``first`` or ``all``),
 ``inputs`` with types and defaults, ``outputs`` and JSON response formats,
 ``sample`` (inline, a file, or ``${file:...}``).
 
-Rendering uses a sandboxed jinja2 environment with ``StrictUndefined``: a
-template variable missing from the row is an error naming the variable, the
-prompt file and the row -- also for a variable the prompty does not declare
-under ``inputs:`` (promptflow would render it empty). The whole body is rendered
+Two rules for a template variable the row lacks, decided per file (:attr:`Prompt.promptflow`):
+
+- a **promptflow prompty** -- one with ``model.configuration``, written to run on its own in
+  promptflow -- renders as promptflow renders it: with promptflow's jinja2 settings (sandboxed,
+  ``trim_blocks``, default ``Undefined``) the variable is empty, and the run warns once per
+  prompty and variable. A declared input without a default that the row lacks is an error, as
+  in promptflow ("missing required input"). ``strict_templates: true`` (suite) or
+  ``--strict-templates`` makes these files strict too.
+- **promptgauge's own prompts** (no ``model.configuration``: the variant's target is their model)
+  are strict: ``StrictUndefined``, a missing variable is an error naming the variable, the
+  prompt file and the row.
+
+The whole body is rendered
 at once and then split into role sections, so loops over ``chat_history`` can
 emit messages; role lines inside row values are escaped first, so a value
 containing ``system:`` cannot inject a new message.
@@ -41,6 +50,8 @@ _ESCAPABLE = re.compile(r"^(\s*#?\s*(?:system|user|assistant|function|tool|devel
                         re.IGNORECASE | re.MULTILINE)
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+#: promptflow's own settings (promptflow.core._utils.render_jinja_template_content): undefined is empty.
+_PF_ENV = SandboxedEnvironment(trim_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 APIS = ("chat", "completion")
 RESPONSES = ("first", "all")
@@ -83,6 +94,24 @@ class Prompt:
     template: jinja2.Template
     source: str
     body_line: int
+    #: False: a variable the row lacks renders empty (promptflow's rule); set by :func:`load_prompt`
+    #: from :attr:`promptflow`, and True again by ``strict_templates``.
+    strict: bool = True
+
+    @property
+    def promptflow(self) -> bool:
+        """A promptflow prompty (it has ``model.configuration``), rather than one of promptgauge's own."""
+        return bool(self.model.get("configuration"))
+
+    @cached_property
+    def lenient_template(self) -> jinja2.Template:
+        """The body compiled with promptflow's jinja2 settings."""
+        return _PF_ENV.from_string(self.source)
+
+    @property
+    def required_inputs(self) -> frozenset[str]:
+        """Declared inputs without a default (promptflow refuses a line without them)."""
+        return frozenset(k for k, v in self.inputs.items() if not (isinstance(v, dict) and "default" in v))
 
     @property
     def model(self) -> dict[str, Any]:
@@ -170,7 +199,7 @@ class Prompt:
         """Chat messages (or, for ``api: completion``, the prompt text) for one row."""
         values = {**self.input_defaults, **variables}
         try:
-            text = self.template.render(_escape(values))
+            text = (self.template if self.strict else self.lenient_template).render(_escape(values))
         except jinja2.UndefinedError as exc:
             name = _undefined_name(exc)
             have = ", ".join(sorted(values)) or "none"
@@ -278,6 +307,7 @@ def load_prompt(path: str | Path) -> Prompt:
     prompt = Prompt(path=path, sha256=hashlib.sha256(raw).hexdigest(), front=front, template=template,
                     source=body, body_line=body_line)
     _check_front(prompt)
+    prompt.strict = not prompt.promptflow
     return prompt
 
 
@@ -300,27 +330,52 @@ def _check_front(prompt: Prompt) -> None:
                                 field=f"inputs.{name}.type", hint="valid: " + ", ".join(INPUT_TYPES))
 
 
-def load_sample(prompt: Prompt) -> dict[str, Any] | None:
-    """The prompty's ``sample`` inputs: inline mapping, a JSON/JSONL/YAML file, or ``${file:...}``."""
+#: A sample file promptflow's examples keep beside a prompty (``pf flow test --inputs sample.json``).
+SAMPLE_FILE = "sample.json"
+
+
+def load_samples(prompt: Prompt) -> list[dict[str, Any]] | None:
+    """The prompty's sample inputs, as rows: ``sample:`` inline (a mapping, or a list of them), a file
+    named by ``sample:`` (``${file:sample.json}`` or a bare name; ``.json`` with one object or an array
+    of them, ``.jsonl`` with one object per line, ``.yaml``), else ``sample.json`` beside the prompty.
+    None when there is none."""
     sample = prompt.front.get("sample")
-    if sample is None or isinstance(sample, dict):
-        return sample
+    if isinstance(sample, dict):
+        return [sample]
+    if sample is None:
+        beside = prompt.path.parent / SAMPLE_FILE
+        return _sample_file(prompt, beside) if beside.is_file() else None
     if not isinstance(sample, str):
         raise TemplateError("sample must be a mapping or a file name", file=prompt.path, field="sample")
     ref = sample.strip()
     m = re.fullmatch(r"\$\{file:(.+)\}", ref)
-    path = prompt.path.parent / (m.group(1) if m else ref)
+    return _sample_file(prompt, prompt.path.parent / (m.group(1).strip() if m else ref))
+
+
+def load_sample(prompt: Prompt) -> dict[str, Any] | None:
+    """The prompty's first sample (see :func:`load_samples`), or None."""
+    samples = load_samples(prompt)
+    return samples[0] if samples else None
+
+
+def _sample_file(prompt: Prompt, path: Path) -> list[dict[str, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise TemplateError(f"sample file not found: {path}", file=prompt.path, field="sample") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"sample file cannot be read: {exc}", file=path) from None
     try:
-        data = json.loads(text.splitlines()[0] if path.suffix == ".jsonl" else text) if path.suffix != ".yaml" \
-            else parse_yaml(text, TemplateError, path)
-    except (ValueError, IndexError) as exc:
+        if path.suffix in (".yaml", ".yml"):
+            data = parse_yaml(text, TemplateError, path)
+        elif path.suffix in (".jsonl", ".ndjson"):
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
         raise TemplateError(f"sample file is not valid: {exc}", file=path) from None
-    if not isinstance(data, dict):
-        raise TemplateError("sample file must hold one mapping of input -> value", file=path)
-    return data
+    rows = data if isinstance(data, list) else [data]
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        raise TemplateError("a sample file holds one mapping of input -> value (or a list of them)", file=path,
+                            hint='write {"question": "..."} or [{"question": "..."}, ...]')
+    return rows

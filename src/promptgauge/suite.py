@@ -124,6 +124,14 @@ class TargetConfig(_Model):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    auth: Literal["key", "entra"] | None = Field(
+        None, description="azure targets: key (an API key) or entra (Entra ID bearer tokens); default: the key "
+        "when its variable is set, else Entra ID")
+    managed_identity_client_id: str | None = Field(
+        None, description="azure targets with Entra ID: the client id of a user-assigned managed identity")
+    credential: str | None = Field(
+        None, description="azure targets with Entra ID: module:attr of a token credential (or of a function "
+        "returning one) to use instead of DefaultAzureCredential")
     azure_endpoint: str | None = None
     api_version: str | None = None
     model_path: str | None = None
@@ -138,6 +146,9 @@ class TargetConfig(_Model):
     connections: dict[str, str] = Field(
         default_factory=dict, description="flow targets: promptflow connection name -> a target of this suite")
     init: dict[str, Any] = Field(default_factory=dict, description="flow targets: a flex flow class's init arguments")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="flow targets: environment variables set (in this process) before the "
+        "flow loads, as a promptflow run's environment_variables; values may use ${env:VAR}")
 
 
 class Variant(_Model):
@@ -282,6 +293,10 @@ class GatePolicy(_Model):
     prices: dict[str, Price] = Field({}, description="model or variant name -> price, for cost.* rules")
     baseline_file: str | None = Field(None, description="the promoted baseline; default baselines/<suite>.json")
     promotions_dir: str = "promotions"
+    on_inconclusive: Literal["fail", "pass", "warn"] | None = Field(
+        None, description="what an inconclusive no_regression rule (too few rows to see a drop of max_drop) means "
+        "for the exit code: fail, pass, or warn (pass, said loudly); default: fail for ci, compare and promote, "
+        "warn for a plain run")
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -384,6 +399,8 @@ class Suite(_Model, FileBacked):
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
+    strict_templates: bool = Field(False, description="a promptflow prompty's template variable that a row lacks "
+                                   "is an error (exit 2), not empty with a warning")
 
     # Not part of the file: where it came from (``path``, from FileBacked) and its hash.
     sha256: str | None = Field(None, exclude=True)

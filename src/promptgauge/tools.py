@@ -8,7 +8,11 @@ implementation (``tools:``, per variant over the suite's):
   ``python:`` target; it is called with the call's arguments as keyword arguments, and what it
   returns is the tool result (a string as is, anything else as JSON). A sync tool runs in a daemon
   thread of a pool that grows as needed, so parallel calls run concurrently, the event loop never
-  waits for a thread to start, and a hung one is abandoned at the timeout;
+  waits for a thread to start, and a hung one is abandoned at the timeout -- until it has returned
+  within :data:`FAST_SECONDS` on :data:`FAST_CALLS` calls in a row: such a tool (a lookup in a dict,
+  a computation) is then called on the event loop itself, since handing a call to a thread and back
+  costs more than the tool (a GIL hand-off each way: measured, ~10 % of an agent run's wall time per
+  model call on a loaded 2-core machine); a call that takes longer sends it back to the threads;
 - ``${data.COLUMN}`` -- canned results from the row, for deterministic replays: the column holds
   ``{tool_name: result}`` (every call of that tool gets it) or ``{tool_name: [result, ...]}``
   (the n-th call that reaches the tool gets the n-th result; a result that is itself a list is
@@ -83,6 +87,12 @@ def parse_tool_definitions(value: Any) -> list[Tool]:
     return tools
 
 
+#: A sync tool that returned within this many seconds on :data:`FAST_CALLS` calls in a row is then called
+#: on the event loop (no thread hand-off); one call that takes longer sends it back to the threads.
+FAST_SECONDS = 0.002
+FAST_CALLS = 3
+
+
 class PythonTool:
     """A tool implemented by a Python callable (``module:function``, sync or async)."""
 
@@ -90,6 +100,8 @@ class PythonTool:
         self.ref = ref
         self.func = func
         self.is_async = inspect.iscoroutinefunction(func)
+        #: Calls in a row (of a sync tool) that returned within FAST_SECONDS; at FAST_CALLS it runs inline.
+        self.fast = 0
 
     @classmethod
     def load(cls, ref: str, root: Path) -> PythonTool:
@@ -98,7 +110,26 @@ class PythonTool:
     async def __call__(self, name: str, arguments: dict[str, Any], run: ToolRun) -> Any:
         if self.is_async:
             return await self.func(**arguments)
-        return await _THREADS.run(self.func, arguments)
+        if self.fast >= FAST_CALLS:  # a fast tool: called here, on the loop
+            start = time.perf_counter()
+            try:
+                return self.func(**arguments)
+            finally:
+                if time.perf_counter() - start > FAST_SECONDS:
+                    self.fast = 0
+        took = [FAST_SECONDS + 1.0]
+
+        def timed(**kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return self.func(**kwargs)
+            finally:
+                took[0] = time.perf_counter() - start
+
+        try:
+            return await _THREADS.run(timed, arguments)
+        finally:  # a call abandoned at the timeout counts as slow (took keeps its default)
+            self.fast = self.fast + 1 if took[0] <= FAST_SECONDS else 0
 
     def describe(self) -> dict[str, Any]:
         """The function and its module file's hash: a changed tool is a changed variant."""
@@ -263,7 +294,8 @@ class ToolRun:
             error = _schema_error(tool, arguments)
         if error is None:
             try:
-                value = await asyncio.wait_for(self.box.implementations[name](name, arguments, self), self.box.timeout)
+                async with asyncio.timeout(self.box.timeout):
+                    value = await self.box.implementations[name](name, arguments, self)
             except TimeoutError:
                 error = f"tool timed out after {self.box.timeout:g}s"
             except NoCannedResult as exc:

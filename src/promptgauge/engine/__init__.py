@@ -9,6 +9,7 @@ One way in for the CLI, the pytest harness and the monitor:
 - :class:`Engine` (``pool``) -- the worker pool; :meth:`Engine.process` scores one row on demand;
 - :func:`run_agent` / :class:`Agent` (``agent``) -- the tool loop of a variant whose prompt declares tools;
 - :func:`execute` (``run``) -- a run into the store, new, resumed or reused;
+- :func:`rescore` (``rescore``) -- a stored run's outputs scored again by new or changed evaluators, no target called;
 - :func:`estimate` (``estimate``) -- what a run would cost, before any call;
 - :func:`call_seed` / :func:`call_order` (``seeds``) -- every call's seed and each row's call order, from the run seed.
 """
@@ -20,11 +21,12 @@ from .checks import FailureWatch
 from .estimate import Estimate, estimate
 from .plan import Plan, prepare, select_variants, template_inputs
 from .pool import Engine, Progress
+from .rescore import RescoreOutcome, rescore, source_run
 from .run import Options, RunOutcome, check_budget, execute, new_run_id, reuse
 from .seeds import call_order, call_seed, current_row
 from .session import Session
 
 __all__ = ["MODEL_KINDS", "Agent", "AgentRun", "Caller", "Cassette", "Engine", "Estimate", "FailureWatch", "Options",
-           "Plan", "Progress", "RunOutcome", "Session", "call_order", "call_seed", "check_budget", "current_row",
-           "estimate", "execute", "new_run_id", "prepare", "prepare_agent", "priced_model", "reuse", "run_agent",
-           "select_variants", "template_inputs"]
+           "Plan", "Progress", "RescoreOutcome", "RunOutcome", "Session", "call_order", "call_seed", "check_budget", "current_row",
+           "estimate", "execute", "new_run_id", "prepare", "prepare_agent", "priced_model", "rescore", "reuse", "run_agent",
+           "select_variants", "source_run", "template_inputs"]

@@ -104,7 +104,9 @@ async def run_agent(caller: Caller, target: Target, messages: list[dict[str, Any
                       "finish_reason": completion.finish_reason, "tool_calls": [c["id"] for c in asked]})
         history.append(completion.message)
         if asked:
-            records = await asyncio.gather(*(tools.call(c, step) for c in asked))
+            # One call is awaited as it is; parallel calls run concurrently (gather: a task each).
+            records = [await tools.call(asked[0], step)] if len(asked) == 1 else \
+                await asyncio.gather(*(tools.call(c, step) for c in asked))
             for rec in records:
                 calls.append(rec.as_dict())
                 history.append({"role": "tool", "tool_call_id": rec.id, "content": rec.result})

@@ -178,7 +178,8 @@ class Caller:
                     await lock.acquire()
                 start = time.perf_counter()
                 try:
-                    completion = await asyncio.wait_for(target.complete(messages, params, inputs), self.cfg.timeout)
+                    async with asyncio.timeout(self.cfg.timeout):  # unlike wait_for, no task of its own
+                        completion = await target.complete(messages, params, inputs)
                 finally:
                     if lock:
                         lock.release()

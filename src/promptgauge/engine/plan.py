@@ -19,7 +19,7 @@ from ..datasets import Dataset, Row, RowCheck, Shard, load_dataset, sample_datas
 from ..errors import DatasetError, SuiteError, TemplateError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
-from ..prompts import Prompt, load_prompt, load_sample
+from ..prompts import Prompt, load_prompt, load_samples
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
 from . import seeds
@@ -58,6 +58,8 @@ class Plan:
     #: Evaluators given as instances from the Python API (not rebuilt from the suite elsewhere).
     instances: set[str] = field(default_factory=set)
     _shard_rows: int | None = field(default=None, repr=False)
+    #: What the run should warn about once (a promptflow prompty's variable the rows lack, rendered empty).
+    notes: set[str] = field(default_factory=set)
 
     @property
     def run_seed(self) -> int:
@@ -156,13 +158,15 @@ def select_variants(suite: Suite, patterns: list[str] | None) -> list[Variant]:
 
 def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | None = None,
             offline: bool = False, evaluators: dict[str, Any] | None = None, seed: int | None = None,
-            shard: Shard | None = None) -> Plan:
+            shard: Shard | None = None, strict_templates: bool = False) -> Plan:
     """Load and check everything a run needs, before any model call. Raises :class:`UserError`.
 
     *offline* (replaying a cassette): no API key is needed. *evaluators* (name -> callable) are
     evaluator instances from the Python API: one named like a suite entry replaces what that entry
     would build; others are added. *seed* overrides the suite's ``runner.seed``. *shard* keeps only the
-    rows whose id hashes to it (``--shard K/N``).
+    rows whose id hashes to it (``--shard K/N``). *strict_templates*
+    (or the suite's ``strict_templates``): a promptflow prompty's variable the row lacks is an error, as
+    in promptgauge's own prompts, instead of rendering empty with a warning.
     """
     chosen = select_variants(suite, variants)
     session = Session.for_suite(suite, offline=offline)
@@ -183,7 +187,14 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             raise SuiteError(f"variant '{v.name}' has no prompt: set 'prompt: flows/....prompty'",
                              file=suite.path, field=f"variants.{v.name}.prompt")
         _check_parameters(suite, v, prompts[v.name], targets[v.name])
-    check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None)
+        if prompts[v.name] is not None and (strict_templates or suite.strict_templates):
+            prompts[v.name].strict = True
+    notes: set[str] = set()
+    for v in chosen:
+        if getattr(targets[v.name], "aggregates", False):
+            notes.add(f"variant '{v.name}': its flow has aggregation nodes; a target's rows are not aggregated -- "
+                      f"to get its log_metric values, use it as an evaluator: type: flow:PATH")
+    check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None, notes=notes)
     ds = suite.dataset
     if ds:
         dataset = load_dataset(suite.resolve(ds.path), id_column=ds.id_column, format=ds.format, check=check)
@@ -209,7 +220,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             simulator = prepare_simulator(suite, session.target(suite.simulator.target))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
                 {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn}, shard, set(instances))
+                {e.name for e in suite.evaluators if e.per_turn}, shard, set(instances), notes=notes)
     _check_columns(plan)
     return plan
 
@@ -234,14 +245,16 @@ def _check_parameters(suite: Suite, variant: Variant, prompt: Prompt | None, tar
 
 
 def _samples(suite: Suite, prompts: list[Prompt | None], check: RowCheck) -> Dataset:
-    """Without ``dataset:``, the prompty files' ``sample`` inputs are the rows (like ``pf flow test``)."""
+    """Without ``dataset:``, the prompty files' samples are the rows (like ``pf flow test``): ``sample:``
+    inline or ``${file:...}``, or ``sample.json`` beside the prompty (:func:`~promptgauge.prompts.load_samples`)."""
     samples = {}
     for prompt in prompts:
-        sample = load_sample(prompt) if prompt else None
-        if sample is None:
+        rows = load_samples(prompt) if prompt else None
+        if not rows:
             raise SuiteError("the suite has no dataset: and a variant's prompt has no sample", file=suite.path,
-                             field="dataset", hint="set dataset: data.jsonl (or a sample: in every .prompty)")
-        samples[prompt.path] = sample
+                             field="dataset", hint="set dataset: data.jsonl, or give every .prompty a sample: "
+                             "(inline or ${file:sample.json}) or a sample.json beside it")
+        samples[prompt.path] = rows
     return sample_dataset(samples, check=check)
 
 
@@ -267,12 +280,15 @@ def _check_mapping(variant: Variant, dataset: Dataset) -> None:
 
 
 def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit: int | None, *,
-               simulated: bool = False) -> RowCheck:
+               simulated: bool = False, notes: set[str] | None = None) -> RowCheck:
     """Checks a row (one of the first *limit*) against every template: its variables and declared types.
 
     A conversation row is checked as a conversation instead, and a simulated-user row (``goal``) not
-    at all: only their prompts' system messages are used, missing variables empty.
+    at all: only their prompts' system messages are used, missing variables empty. A variable a
+    promptflow prompty (not strict) uses and the row lacks renders empty: one line in *notes* per
+    prompty and variable -- unless the prompty declares it as an input without a default.
     """
+    warned: set[tuple[str, str]] = set()
     needs = [(v, p, p.variables() - set(p.input_defaults)) for v in variants if (p := prompts[v.name]) is not None]
 
     def check(row: Row, where: Callable[[], str]) -> None:
@@ -287,6 +303,21 @@ def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit
         for v, prompt, needed in needs:
             have = template_inputs(v, row) if v.inputs else row.data
             missing = sorted(needed - set(have))
+            if missing and not prompt.strict:
+                required = [m for m in missing if m in prompt.required_inputs]
+                if required:
+                    raise TemplateError(
+                        f"input '{required[0]}' is missing for {where()} (row id {row.id}): the prompty declares it "
+                        "without a default, so promptflow requires it too", file=prompt.path,
+                        field=f"inputs.{required[0]}",
+                        hint="row has: " + (", ".join(sorted(have)) or "nothing")
+                        + "; map it with the variant's inputs: or give it a default")
+                for name in missing:
+                    if (str(prompt.path), name) not in warned and notes is not None:
+                        warned.add((str(prompt.path), name))
+                        notes.add(f"{prompt.path}: template variable '{name}' is not in the rows (first: {where()}); "
+                                  "it renders empty, as in promptflow (--strict-templates makes it an error)")
+                missing = []
             if missing:
                 raise TemplateError(
                     f"template variable '{missing[0]}' is undefined for {where()} (row id {row.id})",

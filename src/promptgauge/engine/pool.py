@@ -227,6 +227,8 @@ class Engine:
             outputs = {**completion.outputs, "latency_ms": latency, "prompt_tokens": completion.prompt_tokens,
                        "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd,
                        "cached": completion.cached}
+            if completion.ttft_ms is not None:  # a streamed answer: ${target.ttft_ms}, ${target.tokens_per_s}
+                outputs.update(ttft_ms=completion.ttft_ms, tokens_per_s=completion.tokens_per_s)
             scores = await self.executor.score(plan, row, outputs)
             if self.caller.stop_reason and any(BUDGET_STOP in (s["error"] or "") for s in scores):
                 # a judge of this item hit the budget: keep nothing half-scored

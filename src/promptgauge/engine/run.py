@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import SuiteError
 from ..store import Store
+from .aggregate import aggregate
 from .checks import FailureWatch
 from .plan import Plan
 from .pool import Engine, Progress
@@ -55,6 +56,8 @@ class Options:
     executor: str | None = None
     #: The Ray cluster to join (default: ``runner.ray.address``, else ``RAY_ADDRESS``, else a local one).
     ray_address: str | None = None
+    #: A promptflow prompty's variable the row lacks is an error (``--strict-templates``), not empty.
+    strict_templates: bool = False
 
 
 def check_budget(plan: Plan, max_cost: float | None) -> None:
@@ -161,8 +164,9 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         session.close()
         if executor is not None:
             executor.close()
+    notes = aggregate(plan, store, run_id) if status == "finished" else []
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
-                      notes=sorted(caller.notes))
+                      notes=sorted(plan.notes) + sorted(caller.notes) + notes)
 
 
 def reuse(plan: Plan, store: Store, run_id: str, manifest: dict[str, Any], config: dict[str, Any]) -> int:

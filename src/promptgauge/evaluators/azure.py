@@ -17,6 +17,7 @@ import inspect
 from typing import Any
 
 from ..errors import EvaluatorError
+from ..telemetry import silence_loaded
 from .models import EvaluatorModel
 
 
@@ -36,9 +37,16 @@ def model_config(model: EvaluatorModel) -> dict[str, Any]:
             hint="set the suite's judge: (or the evaluator's model:) to e.g. openai:gpt-4o-mini or a targets: entry",
         )
     if target.kind == "azure":
-        return {"type": "azure_openai", "azure_endpoint": target.endpoint, "azure_deployment": target.model,
-                "api_key": client.api_key, "api_version": client.default_query.get("api-version")}
+        config = {"type": "azure_openai", "azure_endpoint": target.endpoint, "azure_deployment": target.model,
+                  "api_version": client.default_query.get("api-version")}
+        # An Entra ID endpoint has no key: its credential goes to the evaluator (see judge_credential).
+        return config if judge_credential(model) is not None else {**config, "api_key": client.api_key}
     return {"type": "openai", "model": target.model, "base_url": str(client.base_url), "api_key": client.api_key}
+
+
+def judge_credential(model: EvaluatorModel) -> Any:
+    """The token credential of an Entra ID judge target (an evaluator's ``credential=``), else None."""
+    return getattr(getattr(model.target, "client", None), "credential", None)
 
 
 class AzureEvaluator:
@@ -50,6 +58,7 @@ class AzureEvaluator:
     """
 
     def __init__(self, evaluator: Any, signature: inspect.Signature) -> None:
+        silence_loaded()  # an instance passed to the API: its module loaded promptflow's telemetry handler
         self.evaluator = evaluator
         self._acall = evaluator._to_async() if hasattr(evaluator, "_to_async") else None
         self.__signature__ = signature

@@ -19,6 +19,7 @@ the run records as that row's error, with the raw reply in its details.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import math
@@ -282,3 +283,38 @@ JUDGES: dict[str, type] = {
     "similarity": SimilarityJudge,
     "retrieval": RetrievalJudge,
 }
+
+
+def judge_evidence(judge: Any, model: EvaluatorModel | None) -> dict[str, Any] | None:
+    """What a judge's scores rest on besides its code: the judge model, the parameters of its calls (temperature
+    0 unless its prompt or parameters set one; each call's seed derives from the run seed, see
+    :mod:`promptgauge.engine.seeds`) and the sha256 of the prompts it sends. None for an evaluator that is no
+    prompty judge. A change of any of them makes a comparison say so (:func:`promptgauge.compare.compare_sides`).
+    """
+    if not isinstance(judge, PromptyJudge):
+        return None
+    prompts = _judge_prompts(judge)
+    parameters: dict[str, Any] = {"temperature": 0}
+    for prompt in prompts:
+        parameters.update(prompt.parameters)
+    parameters.update(judge.parameters)
+    digest = hashlib.sha256("\n".join(p.sha256 for p in prompts).encode()).hexdigest()
+    return {"model": model.describe() if model is not None else None,
+            "parameters": json.loads(json.dumps(parameters, default=str, sort_keys=True)),
+            "prompt_sha256": digest, "threshold": judge.threshold}
+
+
+def _judge_prompts(judge: PromptyJudge) -> list[Prompt]:
+    """Every prompt *judge* may send: its own file, and the shipped prompts it renders."""
+    own = [judge.prompt] if isinstance(getattr(judge, "prompt", None), Prompt) else []
+    name = getattr(judge, "prompt_name", None)
+    if isinstance(judge, RubricJudge):
+        names = ["rubric"] if judge.blank else []
+    elif isinstance(name, str):
+        names = [name]
+    else:
+        shipped = files("promptgauge.evaluators") / "prompts"
+        names = sorted(p.name.removesuffix(".prompty") for p in shipped.iterdir()
+                       if p.name.endswith(".prompty") and (p.name == f"{judge.key}.prompty"
+                                                           or p.name.startswith(f"{judge.key}_")))
+    return own + [builtin_prompt(n) for n in names]

@@ -6,7 +6,7 @@ azure-ai-evaluation classes (``azure.ai.evaluation:RelevanceEvaluator``) plug in
 the same way. Lookup order for a suite's ``type:``: builtin name (``not-NAME``
 negates a deterministic builtin), then ``module:attribute``, then in the suite's
 ``evaluators/`` folder: ``NAME.py``, ``NAME.prompty`` (a rubric judge), any
-other ``*.py`` defining ``NAME``.
+other ``*.py`` defining ``NAME``; ``flow:PATH`` is a promptflow evaluation flow (:mod:`.flow`).
 
 A class is built with the entry's ``params`` plus what its constructor asks
 for: ``judge`` (an :class:`~.models.EvaluatorModel` for the entry's ``target:``
@@ -36,13 +36,16 @@ from typing import Any
 
 from ..errors import EvaluatorError, located
 from ..suite import COLUMN_REF, EvaluatorSpec
-from .azure import AzureEvaluator, is_azure_evaluator, model_config
+from ..telemetry import silence_loaded
+from .azure import AzureEvaluator, is_azure_evaluator, judge_credential, model_config
 from .builtin import BUILTINS
-from .judge import JUDGES, RubricJudge
+from .judge import JUDGES, RubricJudge, judge_evidence
 from .models import EvaluatorModel, ModelPool, evaluator_name, repeat_index
 from .outcome import Outcome, combine, negated, normalise
 
 _NOT = re.compile(r"^not[-_]")
+#: ``type: flow:PATH``: a promptflow evaluation flow (:mod:`.flow`).
+FLOW_PREFIX = "flow:"
 
 
 def builtin_evaluators() -> dict[str, type]:
@@ -90,9 +93,11 @@ class BoundEvaluator:
 
     def describe(self) -> dict[str, Any]:
         """What the run manifest records about this evaluator."""
+        judge = judge_evidence(self.func, self.model)
         return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
                 "model": self.model.describe() if self.model else None, "repeats": self.repeats,
-                "human_label": self.human_label, "higher_is_better": self.higher_is_better}
+                "human_label": self.human_label, "higher_is_better": self.higher_is_better,
+                **({"judge": judge} if judge is not None else {})}
 
     async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
         """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
@@ -253,12 +258,21 @@ def _find(kind: str, root: Path) -> _Found:
     if kind in builtins:
         return _Found(builtins[kind], "builtin", None, factory=True)
     folder = root / "evaluators"
+    if kind.startswith(FLOW_PREFIX):  # a promptflow evaluation flow: flow:PATH
+        from .flow import FlowEvaluator
+
+        path = root / kind[len(FLOW_PREFIX):].strip()
+        if not path.exists():
+            raise EvaluatorError(f"flow not found: {path}", hint="type: flow:PATH names a flow.dag.yaml, "
+                                 "flow.flex.yaml or their folder, relative to the suite")
+        return _Found(functools.partial(FlowEvaluator, path), kind, _tree_sha(path), factory=True)
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
         try:
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
             module = importlib.import_module(module_name)
+            silence_loaded()  # azure-ai-evaluation loads promptflow's telemetry handler
         except ImportError as exc:
             hint = "install it with: pip install 'promptgauge[azure]'" if module_name.startswith("azure.ai") else None
             raise EvaluatorError(f"cannot import '{module_name}' for evaluator '{kind}': {exc}", hint=hint) from None
@@ -274,6 +288,7 @@ def _find(kind: str, root: Path) -> _Found:
             if path == prompty:
                 return _Found(functools.partial(RubricJudge, path), source, sha, factory=True)
             module = _load_module(path)
+            silence_loaded()
             if hasattr(module, kind):
                 obj = getattr(module, kind)
                 return _Found(obj, source, sha, factory=inspect.isclass(obj))
@@ -312,6 +327,17 @@ def _getattr_path(module: Any, attr: str, kind: str) -> Any:
     return obj
 
 
+def _tree_sha(path: Path) -> str:
+    """A digest of a flow's folder (every file in it but hidden ones and caches), so an edit to its code
+    changes the evaluator."""
+    folder = path if path.is_dir() else path.parent
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+            part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)):
+        digest.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
 def _file_sha(path: str | None) -> str | None:
     if not path or not Path(path).is_file():
         return None
@@ -337,12 +363,16 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     kwargs = check_params(found.obj, spec.params, kind, field)
     model = None
     pool = models or ModelPool(None)
+    if "targets" in accepts and "targets" not in kwargs:  # a flow evaluator's connections are suite targets
+        kwargs["targets"] = pool.factory
     if "judge" in accepts and "judge" not in kwargs:
         model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
         model = pool.judge(spec.target, spec.name)
         with located(field=target_field if spec.target else "judge"):
             kwargs["model_config"] = model_config(model)
+        if "credential" in accepts and "credential" not in kwargs and (cred := judge_credential(model)) is not None:
+            kwargs["credential"] = cred  # an Entra ID judge target: its token credential
     elif "embedder" in accepts and "embedder" not in kwargs and spec.target:
         model = kwargs["embedder"] = pool.get(spec.target, field=target_field)
         with located(field=target_field):

@@ -33,6 +33,8 @@ from .webhook import deliver
 DATA_COLUMNS = ["query", "messages", "system", "context"]
 
 REPORT_SCHEMA = "promptgauge.monitor/1"
+#: A pass's exit code when there was nothing to judge: no record in any window, or no rule judgeable.
+EXIT_NO_DATA = 4
 
 
 @dataclass
@@ -59,7 +61,11 @@ class PassResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.alerting or self.stopped else 0
+        """0 healthy, 1 alert or stopped at the cost budget, 4 nothing to judge (no data, or no rule could be
+        judged on the latest window): never "healthy" on nothing."""
+        if self.alerting or self.stopped:
+            return 1
+        return EXIT_NO_DATA if self.status in ("no_data", "inconclusive") else 0
 
 
 def new_pass_id() -> str:
@@ -237,7 +243,7 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
         "description": cfg.description,
         "pass_id": pass_id,
         "generated_at": time.time(),
-        "status": "alert" if alerts else "healthy",
+        "status": _status(alerts, windows, latest),
         "window": cfg.window,
         "window_seconds": size,
         "reference": reference.description,
@@ -252,6 +258,18 @@ def analyse(cfg: MonitorConfig, ms: MonitorStore, reference: Reference, pass_id:
         "pass": {"total": total.as_dict(), "sources": {k: v.as_dict() for k, v in stats.items()}, **spend},
         "malformed": ms.malformed(pass_id),
     }
+
+
+def _status(alerts: list[RuleResult], windows: list[dict[str, Any]], latest: list[RuleResult]) -> str:
+    """alert; no_data (no record in any window); inconclusive (rules, none judged on the latest window:
+    too few records, or no reference); else healthy."""
+    if alerts:
+        return "alert"
+    if not windows or not windows[-1]["records"]:
+        return "no_data"
+    if latest and not any(r.status == "ok" for r in latest):
+        return "inconclusive"
+    return "healthy"
 
 
 def chart_metrics(cfg: MonitorConfig, buckets: dict[int, Bucket]) -> list[str]:

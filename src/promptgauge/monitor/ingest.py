@@ -219,6 +219,7 @@ class Ingestor:
                 malformed.append((doc.line, f"reader failed: {type(exc).__name__}: {exc}"))
                 continue
             found += [(doc, r) for r in recs]
+        malformed = [(line, self.redactor.text(reason, Found())) for line, reason in malformed]  # they quote fields
         rows, dupes = self._prepare(found)
         await asyncio.gather(*(self._score(row) for row in rows if row["sampled"] and not row["failed"]))
         cut = min((row["line"] for row in rows if row.get("cut")), default=None)
@@ -311,6 +312,10 @@ class Ingestor:
                     ev.arguments(row["data"], row["outputs"])
                 except KeyError:
                     continue  # this record lacks what the evaluator reads (e.g. no logged context)
-                row["scores"][ev.name] = await ev.evaluate(row["data"], row["outputs"])
+                outcome = await ev.evaluate(row["data"], row["outputs"])
+                found = Found()  # an error or a judge's reason may quote what it read: stored redacted too
+                outcome.error = self.redactor.text(outcome.error, found) if outcome.error else outcome.error
+                outcome.details = self.redactor.value(outcome.details, found) if outcome.details else outcome.details
+                row["scores"][ev.name] = outcome
             row["cut"] = self.stopped is not None and any(
                 o.error is not None or "repeat_errors" in (o.details or {}) for o in row["scores"].values())

@@ -1,11 +1,21 @@
 """Redaction of personal data and secrets before anything is scored or stored.
 
-Built-in kinds: ``email``, ``phone``, ``card`` (13-19 digits passing the Luhn
-check), ``iban`` (passing the ISO 13616 mod-97 check) and ``api_key`` (shapes of
-OpenAI, AWS, GitHub, Slack, Google keys, bearer tokens, JWTs, and ``key=...``
-assignments); plus user patterns. A match becomes ``[KIND]``. What was
-redacted is counted per kind (distinct matches per record); the matched text
-is never kept.
+Built-in kinds (the exact rules; README "Redaction" lists them with the false positives accepted):
+
+- ``api_key``: ``sk-…`` (OpenAI/Anthropic/Stripe, 20+ characters), AWS ``AKIA``/``ASIA`` ids, GitHub
+  ``gh?_``/``github_pat_`` tokens, Slack ``xox?-``, Google ``AIza…``, JWTs, the token after ``Bearer``
+  (any case), and the value of ``api_key= / token: / secret / password …`` assignments (8+ characters).
+- ``iban``: two letters, two digits, 11-30 letters or digits, in any case, optionally grouped by spaces
+  or hyphens, passing the ISO 13616 mod-97 check.
+- ``card``: 13-19 digits (optionally grouped by spaces or hyphens) passing the Luhn check.
+- ``email``: ``local@domain.tld``.
+- ``phone``: 8-15 digits written as a phone number -- ``+CC…``, or grouped by spaces, dots, hyphens or
+  parentheses -- and bare runs of 10-15 digits (``4155552671``, ``447911123456``); never a date.
+
+Plus user patterns. A match becomes ``[KIND]``. What was redacted is counted per kind (distinct matches
+per record); the matched text is never kept. Every string the monitor stores or reports about a record
+(its id, stratum, data, outputs, error, scores' errors and reasons, and the reason a line was
+malformed) goes through the one :class:`Redactor` of the pass.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ _API_KEY = re.compile(
       | \bxox[abprs]-[A-Za-z0-9\-]{10,}                       # Slack
       | \bAIza[0-9A-Za-z_\-]{35}\b                            # Google API key
       | \beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}   # JWT
-      | (?<=Bearer\ )[A-Za-z0-9._~+/\-]{16,}=*                # bearer token (keeps the word Bearer)
+      | (?<=(?i:bearer)\ )[A-Za-z0-9._~+/\-]{16,}=*            # bearer token, any case (keeps the word)
     """,
     re.VERBOSE,
 )
@@ -36,7 +46,7 @@ _KEY_ASSIGN = re.compile(
     re.VERBOSE,
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ \-]?\d){12,18}(?!\d)(?!\.\d)")
 # International (+CC ...) or national numbers with separators; 8-15 digits in all.
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,4}(?:[ .\-]?\d{2,4}){1,4}(?![\w])")
@@ -55,8 +65,8 @@ def luhn_ok(digits: str) -> bool:
 
 def iban_ok(text: str) -> bool:
     """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97 == 1."""
-    s = text.replace(" ", "")
-    if not 15 <= len(s) <= 34:
+    s = text.replace(" ", "").replace("-", "").upper()
+    if not 15 <= len(s) <= 34 or not s.isalnum() or not s.isascii():
         return False
     rearranged = s[4:] + s[:4]
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
@@ -69,8 +79,21 @@ def _phone_ok(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
     if not 8 <= digits <= 15 or _DATE.search(text):
         return False
-    # A bare run of digits is an id or a number, not a phone number, unless written +CC...
-    return text.startswith("+") or any(c in text for c in " .-()")
+    # Written as a phone number (+CC..., or grouped), or a bare run of 10-15 digits: a national or
+    # international number without separators. Shorter bare runs are ids and amounts.
+    # A bare run starting with 1 is a phone number only as 1 + ten NANP digits: Unix timestamps in
+    # seconds (10 digits) and milliseconds (13) start with 1, and no other country code does.
+    if text.startswith("+") or any(c in text for c in " .-()"):
+        return True
+    return digits >= 10 and (text[0] != "1" or digits == 11)
+
+
+def _iban_end(text: str) -> int | None:
+    """Length of the longest start of *text* that is a valid IBAN (a match may run into the next word)."""
+    for end in range(len(text), 14, -1):
+        if text[end - 1].isalnum() and iban_ok(text[:end]):
+            return end
+    return None
 
 
 class Found:
@@ -99,12 +122,12 @@ class Redactor:
             raise ValueError(f"unknown redaction kind(s) {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
         digit, at = re.compile(r"\d"), re.compile("@")
         # (kind, pattern, check of a match, group to replace, what a text needs to be worth scanning)
-        rules: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, str | None, re.Pattern[str] | None]] = []
+        rules: list[tuple[str, re.Pattern[str], Callable[[str], Any] | None, str | None, re.Pattern[str] | None]] = []
         # Order matters: secrets and long numbers before the looser phone pattern.
         if "api_key" in self.kinds:
             rules += [("api_key", _KEY_ASSIGN, None, "value", None), ("api_key", _API_KEY, None, None, None)]
         if "iban" in self.kinds:
-            rules.append(("iban", _IBAN, iban_ok, None, digit))
+            rules.append(("iban", _IBAN, _iban_end, None, digit))
         if "card" in self.kinds:
             rules.append(("card", _CARD, lambda m: 13 <= len(d := re.sub(r"\D", "", m)) <= 19 and luhn_ok(d), None,
                           digit))
@@ -124,11 +147,15 @@ class Redactor:
         return value
 
     @staticmethod
-    def _sub(m: re.Match[str], kind: str, check: Callable[[str], bool] | None, group: str | None,
+    def _sub(m: re.Match[str], kind: str, check: Callable[[str], Any] | None, group: str | None,
              found: Found) -> str:
         text = m.group(group) if group else m.group(0)
-        if check is not None and not check(text):
+        ok = True if check is None else check(text)
+        if not ok:
             return m.group(0)
+        if ok is not True:  # a check that returns a length: only that much of the match is the value
+            found.add(kind, text[:ok])
+            return f"[{kind.upper()}]" + m.group(0)[ok:]
         found.add(kind, text)
         if group:
             start, end = m.span(group)

@@ -29,7 +29,7 @@ also across pytest-xdist workers).
 Options: ``--promptgauge-suite`` (ini ``promptgauge_suite``; default ``promptgauge.yaml`` in the
 rootdir or where pytest started), ``--promptgauge-update-baseline`` (baseline snapshots, see
 :mod:`promptgauge.pytest_plugin.snapshots`), ``--promptgauge-report DIR``, ``--promptgauge-record`` /
-``--promptgauge-replay CASSETTE``; ini ``promptgauge_alpha``, ``promptgauge_max_drop``,
+``--promptgauge-replay CASSETTE``; ini ``promptgauge_alpha``, ``promptgauge_max_drop``, ``promptgauge_on_inconclusive``,
 ``promptgauge_baseline_metrics``, ``promptgauge_baselines`` (``required``: a test file without a
 snapshot fails its baseline check; ``off``: no baseline checks). Model calls go through the engine's response cache, so a
 rerun calls no model for a request it has seen.
@@ -85,6 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("promptgauge_suite", "suite file, relative to the ini file's directory")
     parser.addini("promptgauge_alpha", "significance level of the baseline regression check", default="0.05")
     parser.addini("promptgauge_max_drop", "drops up to this much never fail the baseline check", default="0")
+    parser.addini("promptgauge_on_inconclusive", "a baseline check with too few rows to see a drop of max_drop: "
+                  "'fail', 'pass' or 'warn' (passes, said in the summary)", default="warn")
     parser.addini("promptgauge_baselines", "baseline snapshot checks: 'required' (a missing snapshot fails its "
                   "check) or 'off' (no baseline checks)", default="required")
     parser.addini("promptgauge_baseline_metrics", "metrics the baseline check gates with no_regression (contains, "
@@ -113,6 +115,9 @@ def _check_ini(config: pytest.Config) -> None:
         check_metric_names(config.getini("promptgauge_baseline_metrics"))
     except SnapshotError as exc:
         raise pytest.UsageError(f"promptgauge: {exc}") from None
+    if config.getini("promptgauge_on_inconclusive") not in ("fail", "pass", "warn"):
+        raise pytest.UsageError(f"promptgauge: promptgauge_on_inconclusive = "
+                                f"{config.getini('promptgauge_on_inconclusive')!r} is not 'fail', 'pass' or 'warn'")
     if config.getini("promptgauge_baselines") not in ("required", "off"):
         raise pytest.UsageError(f"promptgauge: promptgauge_baselines = {config.getini('promptgauge_baselines')!r} "
                                 "is not 'required' or 'off'")
@@ -421,13 +426,15 @@ class _State:
                     continue
                 check = snapshots.check(path, side, metrics=config.getini("promptgauge_baseline_metrics") or None,
                                         alpha=float(config.getini("promptgauge_alpha")),
-                                        max_drop=float(config.getini("promptgauge_max_drop")))
+                                        max_drop=float(config.getini("promptgauge_max_drop")),
+                                        on_inconclusive=config.getini("promptgauge_on_inconclusive"))
                 self.checks.append(check)
                 if check.error:
                     self.lines.append(f"FAIL {check.error}")
                     self._report(session, module, f"{variant}-snapshot", check.error)
                 for rule in check.rules:
-                    self.lines.append(f"{'ok  ' if rule['passed'] else 'FAIL'} {variant} "
+                    mark = "FAIL" if not rule["passed"] else "ok  " if rule["outcome"] == "pass" else "WARN"
+                    self.lines.append(f"{mark} {variant} "
                                       + rule["reason"].split("\n")[0])
                     self._report(session, module, f"{variant}-{rule['metric']}", None if rule["passed"] else
                                  rule["reason"])
@@ -467,9 +474,12 @@ class _State:
         summary = summarize(store, self.run_id)
         rules = [{**r, "rule": f"{c.path.name}: {r['rule']}"} for c in self.checks for r in c.rules]
         rules += [{"rule": f"{c.path.name}: readable", "kind": "required", "variant": c.variant, "metric": "snapshot",
-                   "op": "", "threshold": None, "value": None, "passed": False, "reason": c.error, "p_value": None}
-                  for c in self.checks if c.error]
+                   "op": "", "threshold": None, "value": None, "passed": False, "reason": c.error, "p_value": None,
+                   "outcome": "fail"} for c in self.checks if c.error]
+        outcomes = {r["outcome"] for r in rules}
         verdict = {"passed": all(r["passed"] for r in rules), "variants": sorted({c.variant for c in self.checks}),
+                   "outcome": next((o for o in ("fail", "inconclusive") if o in outcomes), "pass"),
+                   "on_inconclusive": self.config.getini("promptgauge_on_inconclusive"),
                    "baseline": "baseline snapshots", "policy": None, "rules": rules} if rules else None
         doc = build_document(kind="run", title=f"pytest session {self.run_id} — suite {suite.name}", suite=suite.name,
                              run_id=self.run_id, status=status, variants=summary["variants"],
@@ -482,9 +492,11 @@ class _State:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.lines:
+            from ..escaping import terminal
+
             terminalreporter.write_sep("=", "promptgauge")
-            for line in self.lines:
-                terminalreporter.write_line(line)
+            for line in self.lines:  # row ids, reasons: no escape sequence reaches the terminal
+                terminalreporter.write_line(terminal(line))
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:

@@ -107,7 +107,7 @@ class Check:
 
 
 def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: float = 0.05,
-          max_drop: float = 0.0) -> Check:
+          max_drop: float = 0.0, on_inconclusive: str = "warn") -> Check:
     """Compare *side* (the session's rows of one test file and variant) with the snapshot at *path*."""
     from ..compare import compare_sides
     from ..errors import CompareError
@@ -145,7 +145,7 @@ def check(path: Path, side: Any, *, metrics: list[str] | None = None, alpha: flo
         return result
     subject = Subject(side.variant, variant_summary(side.results, side.scores, side.evaluators), side, comp)
     result.comparison = comp
-    result.rules = evaluate_gate(rules, [subject], baseline=base.label)["rules"]
+    result.rules = evaluate_gate(rules, [subject], baseline=base.label, on_inconclusive=on_inconclusive)["rules"]
     for rule in result.rules:
         rule["reason"] = _explain(rule, comp, path)
     return result

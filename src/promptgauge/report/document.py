@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..compare import Comparison
+from ..results.side import judge_hashes
 
 REPORT_SCHEMA = "promptgauge.report/2"
 
@@ -30,14 +31,44 @@ class RuleVerdict(BaseModel):
     reason: str = Field(description="why it passed or failed, with the numbers")
     p_value: float | None = Field(None, description="one-sided p-value that the candidate is worse, Holm-adjusted "
                                   "over the variant's no_regression rules (no_regression only)")
+    outcome: Literal["pass", "fail", "inconclusive"] = Field(
+        "pass", description="inconclusive: a no_regression rule whose test could not have seen a drop of max_drop "
+        "(MDE > max_drop); passed then follows the verdict's on_inconclusive")
+    mde: float | None = Field(None, description="no_regression: the minimum detectable effect, the smallest drop its "
+                              "test detects at the rule's alpha (over the Holm family) and power, at this n and noise")
+    rows_needed: int | None = Field(None, description="inconclusive: the rows (at the same noise) that would decide "
+                                    "it; null when no number of rows would (see reason)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome(cls, data: Any) -> Any:
+        """Verdicts written before the third outcome: pass or fail, from passed."""
+        if isinstance(data, dict) and not data.get("outcome"):
+            data = {**data, "outcome": "pass" if data.get("passed") else "fail"}
+        return data
 
 
 class Verdict(BaseModel):
-    passed: bool
+    passed: bool = Field(description="what the exit code says: the outcome, with inconclusive read by on_inconclusive")
+    outcome: Literal["pass", "fail", "inconclusive"] = Field(
+        "pass", description="fail if a rule failed, else inconclusive if a rule was, else pass")
+    on_inconclusive: Literal["fail", "pass", "warn"] = Field(
+        "fail", description="what an inconclusive outcome means for passed and the exit code (warn: passes, loudly)")
     variants: list[str] = Field(description="the gated variants: those the gate judges")
     baseline: str | None = Field(description="what the gated variants were compared with, if anything")
     policy: dict[str, Any] | None = Field(description="the policy file and its sha256, when not in the suite")
     rules: list[RuleVerdict]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("outcome"):
+            data = {**data, "outcome": "pass" if data.get("passed") else "fail"}
+        return data
+
+    @property
+    def inconclusive(self) -> list[RuleVerdict]:
+        return [r for r in self.rules if r.outcome == "inconclusive"]
 
 
 class ReportDoc(BaseModel):
@@ -83,6 +114,8 @@ def run_hashes(manifest: dict[str, Any]) -> dict[str, Any]:
             for name, v in manifest.get("variants", {}).items()
         },
         "evaluators": {k: e.get("sha256") or e.get("source") for k, e in manifest.get("evaluators", {}).items()},
+        "judges": {k: {"model": j.get("model"), "parameters": j.get("parameters"), "prompt_sha256": j.get("prompt_sha256")}
+                   for k, j in judge_hashes(manifest).items()},
         "promptgauge": manifest.get("promptgauge"),
     }
 

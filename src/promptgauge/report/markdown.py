@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..escaping import markdown_cell
 from ..results.trajectory import MAX_NAMES
 from .document import REPORT_SCHEMA, ReportDoc
-from .format import fmt, signed
-from .trajectory import BIDI, tools_line
+from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
+from .trajectory import tools_line, turn_marks
 
 GITHUB_LIMIT = 65_536
 
 
 def _cell(text: Any, limit: int = 200) -> str:
-    s = " ".join(str(text).split())
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|").replace("`", "'")
-    s = s.replace("[", "\\[").replace("]", "\\]")  # no links: a model's [text](javascript:...) stays text
-    return BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", s)  # no text reorders what is around it
+    return markdown_cell(text, limit)
+
+
+def _code(text: Any, limit: int = 200) -> str:
+    """*text* as inline code (nothing in it is parsed; a pipe cannot end the cell)."""
+    return f"`{markdown_cell(text, limit, code=True)}`"
 
 
 def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -76,32 +77,58 @@ def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
             if (text := agreement(m))]
 
 
+def run_level_rows(doc: ReportDoc) -> list[tuple[str, str, float | None]]:
+    """(variant, metric, value) of the run-level metrics beyond the evaluator table: what evaluators logged once
+    per variant (a promptflow evaluation flow's ``log_metric``: ``EV.NAME``) and streamed answers' time to first
+    token and output rate."""
+    rows = []
+    for name, var in doc.variants.items():
+        calls = var.get("calls") or {}
+        ttft = (calls.get("latency_ms") or {}).get("ttft")
+        if ttft:
+            rows += [(name, "latency_ms.ttft.p50", ttft.get("p50")), (name, "latency_ms.ttft.p95", ttft.get("p95")),
+                     (name, "tokens_per_s.p50", (calls.get("tokens_per_s") or {}).get("p50"))]
+        for ev, m in var["metrics"].items():
+            rows += [(name, f"{ev}.{k}", v) for k, v in (m.get("aggregates") or {}).items()]
+    return rows
+
+
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
     if v is not None:
-        verdict = "✅ **PASS**" if v.passed else "❌ **FAIL**"
-        against = f" against `{_cell(v.baseline)}`" if v.baseline else ""
-        failed = sum(not r.passed for r in v.rules)
-        head += [(f"Gate verdict: {verdict} — {len(v.rules) - failed} of {len(v.rules)} rules passed "
-                  f"(gated: {', '.join(v.variants) or 'none'}{against})"), ""]
+        mark = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}[v.outcome]
+        verdict = f"{mark} **{outcome_word(v.outcome, v.on_inconclusive)}**"
+        against = f" against {_code(v.baseline)}" if v.baseline else ""
+        failed = sum(r.outcome == "fail" for r in v.rules)
+        unsure = v.inconclusive
+        head += [(f"Gate verdict: {verdict} — {len(v.rules) - failed - len(unsure)} of {len(v.rules)} rules passed"
+                  + (f", {len(unsure)} inconclusive" if unsure else "")
+                  + f" (gated: {_cell(', '.join(v.variants)) or 'none'}{against})"), ""]
+        if unsure:
+            head += [f"> {INCONCLUSIVE_NOTE}", ">"]
+            head += [f"> - {_code(r.rule)} ({_code(r.variant)}): MDE {mde(r.mde)}, {rows_needed(r.rows_needed)}"
+                     for r in unsure] + [""]
     if doc.status:
         head += [f"Run status: {doc.status}", ""]
     note_at = order_note_at(doc)
     for i, c in enumerate(doc.comparisons):
-        head += [f"## `{_cell(c.candidate.label)}` vs. baseline `{_cell(c.baseline.label)}`", ""]
+        head += [f"## {_code(c.candidate.label)} vs. baseline {_code(c.baseline.label)}", ""]
         head += [f"> ⚠️ **{_cell(w, 1000)}**" for w in c.warnings] + ([""] if c.warnings else [])
         head += [(f"{c.rows.matched} matched rows · {c.confidence:.0%} CIs · p: two-sided paired test (did it "
                   f"change?), Holm-adjusted over {len(c.metrics)} metrics; a change needs p < {c.alpha:g} · "
                   f"seed {c.seed}"), "",
-                 "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change |",
-                 "|---|---|---|---|---|---|---|---|"]
+                 "| metric | baseline | candidate | delta | CI of delta | p two-sided (Holm) | effect | change | MDE |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for m in c.metrics:
-            name = f"`{m.metric}`" + ("" if m.higher_is_better else f" ({LOWER})")
+            name = _code(m.metric) + ("" if m.higher_is_better else f" ({LOWER})")
             head.append(f"| {name} | {fmt(m.baseline)} | {fmt(m.candidate)} | {signed(m.delta)} | "
                         f"[{signed(m.ci_low)}, {signed(m.ci_high)}] | {fmt(m.p_holm, 4)} | "
-                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} |")
-        head.append("")
+                        f"{m.effect_name} {fmt(m.effect_size, 2)} | {CHANGE[m.change]} | {mde(m.mde)} |")
+        head += ["", (f"MDE: the smallest worsening the one-sided paired test detects with probability "
+                      f"{c.metrics[0].mde_power:g} at alpha {c.alpha:g}, at these {c.rows.matched} rows and the "
+                      "observed agreement (pass rates) or spread of row differences (scores)."
+                      if c.metrics else ""), ""]
         if i == note_at:
             head += [ORDER_NOTE, ""]
     if not doc.comparisons and doc.variants:
@@ -111,24 +138,28 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
         head += ["## Results", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for name, var in doc.variants.items():
             calls = var["calls"]
-            row = [f"`{_cell(name)}`", str(calls["n"]), str(calls["errors"]), fmt(calls["latency_ms"]["p50"], 0)]
+            row = [f"{_code(name)}", str(calls["n"]), str(calls["errors"]), fmt(calls["latency_ms"]["p50"], 0)]
             row += [fmt(var["metrics"][e]["mean"]) for e in evaluators]
             row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
             head.append("| " + " | ".join(row) + " |")
         head.append("")
+    if run_level := run_level_rows(doc):
+        head += ["## Run-level metrics", "", "| variant | metric | value |", "|---|---|---|"]
+        head += [f"| {_code(name)} | {_code(metric)} | {fmt(value)} |" for name, metric, value in run_level] + [""]
     if agreed := agreement_rows(doc):
         head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
-        head += [f"| `{_cell(name)}` | `{_cell(ev)}` | {_cell(text)} |" for name, ev, text in agreed] + [""]
+        head += [f"| {_code(name)} | {_code(ev)} | {_cell(text)} |" for name, ev, text in agreed] + [""]
     if v is not None and v.rules:
         head += ["## Gate rules", "", "| | rule | variant | value | p one-sided (Holm) | why |",
                  "|---|---|---|---|---|---|"]
         for r in v.rules:
-            head.append(f"| {'✅' if r.passed else '❌'} | `{_cell(r.rule)}` | `{_cell(r.variant)}` | "
+            icon = "⚠️" if r.outcome == "inconclusive" else "✅" if r.passed else "❌"
+            head.append(f"| {icon} | {_code(r.rule)} | {_code(r.variant)} | "
                         f"{fmt(r.value, 4)} | {fmt(r.p_value, 4) if r.kind == 'no_regression' else ''} | "
                         f"{_cell(r.reason, 400)} |")
         head.append("")
     tail = ["## What was compared", "", "| item | value |", "|---|---|"]
-    tail += [f"| {_cell(k)} | `{_cell(val)}` |" for k, val in flatten(doc.hashes) if val is not None]
+    tail += [f"| {_cell(k)} | {_code(val)} |" for k, val in flatten(doc.hashes) if val is not None]
     tail += ["", f"<sub>promptgauge report · schema {REPORT_SCHEMA} · {doc.generated_at}</sub>", ""]
     rows = _row_lines(doc)
     return _fit(head, rows, tail, limit)
@@ -148,7 +179,7 @@ def _row_lines(doc: ReportDoc) -> list[str]:
         tool_flips = (f" {c.tool_changes.get('sequence', 0)} rows changed their tool sequence, "
                       f"{c.tool_changes.get('arguments', 0)} only their tool arguments (tool sequences show at "
                       f"most {MAX_NAMES} tools each)." if tools else "")
-        lines += [f"## Changed rows: `{_cell(c.candidate.variant)}` ({len(changed)} of {c.rows.matched})", "",
+        lines += [f"## Changed rows: {_code(c.candidate.variant)} ({len(changed)} of {c.rows.matched})", "",
                   f"{flips['pass->fail']} pass→fail and {flips['fail->pass']} fail→pass flips." + tool_flips
                   + (f" This report holds {len(c.row_diffs)} of the {c.rows.matched} rows, the most changed first; "
                      "rows.csv has every row." if c.rows_omitted else ""), "",
@@ -159,8 +190,10 @@ def _row_lines(doc: ReportDoc) -> list[str]:
             for ev, s in r.candidate.scores.items():
                 b = r.baseline.scores.get(ev, {})
                 if (b.get("score"), b.get("passed")) != (s.get("score"), s.get("passed")):
-                    scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}")
-            lines.append(f"| `{_cell(r.row_id, 40)}` | {r.status} | {_cell('; '.join(scores))} | "
+                    scores.append(f"{ev} {fmt(b.get('score'), 2)}→{fmt(s.get('score'), 2)}"
+                                  + (f" (per turn {turn_marks(b) or '–'}→{turn_marks(s) or '–'})"
+                                     if b.get("turns") or s.get("turns") else ""))
+            lines.append(f"| {_code(r.row_id, 40)} | {r.status} | {_cell('; '.join(scores))} | "
                          f"{_cell(r.baseline.output or r.baseline.error or '')} | "
                          f"{_cell(r.candidate.output or r.candidate.error or '')} |"
                          + (f" {_cell(tools_line(r), 400)} |" if tools else ""))

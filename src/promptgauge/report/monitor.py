@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..escaping import markdown_cell
 from .format import compact
 
 
@@ -33,17 +34,15 @@ def spend(report: dict[str, Any]) -> str:
 
 
 def _cell(text: Any, limit: int = 160) -> str:
-    s = " ".join(str(text if text is not None else "").split())
-    s = s if len(s) <= limit else s[: limit - 1] + "…"
-    return s.replace("|", "\\|")
+    return markdown_cell("" if text is None else text, limit)
 
 
 def render_monitor_markdown(report: dict[str, Any]) -> str:
     """``monitor.md``: status, alerts, the latest window's rules, every window, examples, this pass."""
     size = report["window_seconds"]
-    lines = [f"# Monitor `{report['monitor']}`: {report['status'].upper()}", ""]
+    lines = [f"# Monitor `{markdown_cell(report['monitor'], code=True)}`: {report['status'].upper()}", ""]
     if report["description"]:
-        lines += [report["description"], ""]
+        lines += [markdown_cell(report["description"], 2000), ""]
     lines += [f"- latest window: {when(report['latest_window'], size)} ({report['window']})",
               f"- reference: {report['reference']}",
               f"- alpha {report['alpha']:g} per window (Holm over comparison rules), min_n {report['min_n']}"]
@@ -88,11 +87,11 @@ def render_monitor_markdown(report: dict[str, Any]) -> str:
     if report["malformed"]:
         lines += ["### Malformed lines (skipped)", "", "| source | file | line | reason |", "|---|---|---:|---|"]
         for m in report["malformed"]:
-            lines.append(f"| {m['source']} | {_cell(m['file'], 80)} | {m['line']} | {_cell(m['reason'])} |")
+            lines.append(f"| {_cell(m['source'])} | {_cell(m['file'], 80)} | {m['line']} | {_cell(m['reason'])} |")
         lines.append("")
     if report.get("webhook"):
         wh = report["webhook"]
-        lines += [(f"Webhook: {'delivered' if wh['delivered'] else 'FAILED: ' + str(wh['error'])} "
+        lines += [(f"Webhook: {'delivered' if wh['delivered'] else 'FAILED: ' + _cell(wh['error'], 300)} "
                    f"({wh['alerts']} alerts)."), ""]
     return "\n".join(lines)
 

@@ -8,12 +8,12 @@ All text is escaped (jinja2 autoescape; SVG built with :func:`html.escape`).
 from __future__ import annotations
 
 import math
-from html import escape
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from ..escaping import html_text
 from .format import compact
 from .monitor import spend, when
 
@@ -55,10 +55,10 @@ def chart(report: dict[str, Any], metric: str) -> Markup | None:
     def y(v: float) -> float:
         return PAD_T + (hi - v) / (hi - lo) * (H - PAD_T - PAD_B)
     out = [(f'<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-            f'aria-label="{escape(metric)} per window" xmlns="http://www.w3.org/2000/svg">')]
+            f'aria-label="{html_text(metric)} per window" xmlns="http://www.w3.org/2000/svg">')]
     for v in _ticks(lo, hi):
         out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                   f'<text class="tick" x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{escape(compact(v))}</text>')
+                   f'<text class="tick" x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{html_text(compact(v))}</text>')
     # reference band and line
     band = [(t, m["band"]) for t, m in pts if m["band"]]
     if band:
@@ -74,19 +74,19 @@ def chart(report: dict[str, Any], metric: str) -> Markup | None:
         out.append('<polyline class="ref" points="' + " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in ref) + '"/>')
     for v, label in limits:
         out.append(f'<line class="limit" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y(v):.1f}" y2="{y(v):.1f}">'
-                   f'<title>{escape(label)}</title></line>')
+                   f'<title>{html_text(label)}</title></line>')
     out.append('<polyline class="line" points="' + " ".join(f"{x(t):.1f},{y(m['value']):.1f}" for t, m in pts) + '"/>')
     alerting = {w["start"]: [a for a in w["alerts"] if any(r["rule"] == a for r in rules)] for w in windows}
     for t, m in pts:
         hit = alerting.get(t)
         tip = f"{when(t, size)}: {compact(m['value'])} (n={m['n']})" + (f" · ALERT: {'; '.join(hit)}" if hit else "")
         out.append(f'<circle class="{"alert" if hit else "pt"}" cx="{x(t):.1f}" cy="{y(m["value"]):.1f}" '
-                   f'r="{5 if hit else 3}"><title>{escape(tip)}</title></circle>')
+                   f'r="{5 if hit else 3}"><title>{html_text(tip)}</title></circle>')
     label_every = max(1, len(windows) // 6)
     for i, w in enumerate(windows):
         if i % label_every == 0:
             out.append(f'<text class="tick" x="{x(w["start"]):.1f}" y="{H - 12}" text-anchor="middle">'
-                       f'{escape(when(w["start"], size))}</text>')
+                       f'{html_text(when(w["start"], size))}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -102,7 +102,8 @@ def _limits(report: dict[str, Any], metric: str) -> list[tuple[float, str]]:
     return out
 
 
-_env = Environment(loader=PackageLoader("promptgauge", "report/templates"), autoescape=select_autoescape(["html", "j2"]))
+_env = Environment(loader=PackageLoader("promptgauge", "report/templates"), autoescape=select_autoescape(["html", "j2"]),
+                   finalize=html_text)  # every {{ … }}: controls and bidi characters visible, then escaped
 
 
 def render_monitor_html(report: dict[str, Any]) -> str:

@@ -12,27 +12,26 @@ tool result cannot reorder what the reader sees around it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ..compare import RowDiff
+from ..escaping import html_text
 from ..results.trajectory import MAX_CHARS, MAX_TEXT, step_groups
 
 #: Step groups up to which a row's trajectory opens expanded; longer ones start collapsed.
 OPEN_GROUPS = 8
-#: Bidirectional formatting characters (Trojan Source): embeddings, overrides, isolates, marks.
-BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 CHANGE = {"sequence": "tool sequence changed", "arguments": "tool arguments changed"}
 CUT_NOTE = (f"Trajectories are cut for the report: {MAX_TEXT:,} characters per message, tool argument or tool "
             f"result, {MAX_CHARS:,} per row and side; results.jsonl and the store keep them whole.")
 
 
 def inert(text: Any) -> Markup:
-    """*text* escaped, with bidirectional control characters shown as visible marks."""
-    return Markup(BIDI.sub(lambda m: f'<span class="ctl">⟨U+{ord(m.group()):04X}⟩</span>', str(escape(text))))
+    """*text* escaped, with control and bidirectional characters shown as visible marks
+    (:func:`promptgauge.escaping.html_text`, styled: for element content)."""
+    return html_text(text, styled=True)
 
 
 def pretty(arguments: str) -> str:
@@ -138,3 +137,83 @@ def tools_line(row: RowDiff) -> str:
         return ""
     line = f"baseline: {b or '(no trajectory)'}; candidate: {c or '(no trajectory)'}"
     return line + (f" ({CHANGE[row.tool_change]})" if row.tool_change else "")
+
+
+# -- conversations: per-turn scores ----------------------------------------------------------------
+
+#: How a turn's verdict shows in one-line summaries: passed, failed, an error, no pass/fail.
+TURN_MARKS = {True: "✓", False: "✗", "error": "E", None: "·"}
+
+
+def turn_marks(score: dict[str, Any] | None) -> str:
+    """``✓✓✗``: an evaluator's per-turn verdicts on one conversation ('' when it has none)."""
+    return "".join(TURN_MARKS["error"] if t.get("error") else TURN_MARKS[t.get("passed")]
+                   for t in (score or {}).get("turns") or [])
+
+
+def turn_evaluators(row: RowDiff) -> list[str]:
+    """The evaluators that scored this row turn by turn (``per_turn: true`` on a conversation), on either side."""
+    names = [ev for side in (row.candidate, row.baseline) for ev, s in side.scores.items() if s.get("turns")]
+    return list(dict.fromkeys(names))
+
+
+def _turn_changed(b: dict[str, Any] | None, c: dict[str, Any] | None) -> bool:
+    key = ("score", "passed", "error")
+    return tuple((b or {}).get(k) for k in key) != tuple((c or {}).get(k) for k in key)
+
+
+@dataclass
+class TurnRow:
+    """One turn of a conversation: per evaluator, the baseline's and the candidate's score of that turn."""
+
+    turn: int
+    cells: list[tuple[dict[str, Any] | None, dict[str, Any] | None, bool]]  # (baseline, candidate, changed)
+    first_change: bool = False
+
+
+@dataclass
+class TurnView:
+    evaluators: list[str]
+    turns: list[TurnRow]
+    first_change: int | None  # the first turn whose scores differ between the sides
+
+
+def turn_table(row: RowDiff) -> TurnView | None:
+    """The row's per-turn scores side by side, turn by turn, the first turn that changed marked; None when no
+    evaluator scored it per turn."""
+    evs = turn_evaluators(row)
+    if not evs:
+        return None
+    per = {ev: [(row.baseline.scores.get(ev) or {}).get("turns") or [],
+                (row.candidate.scores.get(ev) or {}).get("turns") or []] for ev in evs}
+    n = max(len(t) for sides in per.values() for t in sides)
+    turns, first = [], None
+    for k in range(n):
+        cells = []
+        for ev in evs:
+            b, c = (t[k] if k < len(t) else None for t in per[ev])
+            cells.append((b, c, _turn_changed(b, c)))
+        if first is None and any(ch for _, _, ch in cells):
+            first = k
+        turns.append(TurnRow(k, cells, first == k))
+    return TurnView(evs, turns, first)
+
+
+def turns_line(row: RowDiff) -> str:
+    """``polite per turn: baseline ✓✓✗, candidate ✓✓✓ (first change: turn 2)`` -- '' without per-turn scores."""
+    view = turn_table(row)
+    if view is None:
+        return ""
+    parts = [f"{ev} per turn: baseline {turn_marks(row.baseline.scores.get(ev)) or '–'}, candidate "
+             f"{turn_marks(row.candidate.scores.get(ev)) or '–'}" for ev in view.evaluators]
+    return "; ".join(parts) + (f" (first change: turn {view.first_change})" if view.first_change is not None else "")
+
+
+def failed_turns(score: dict[str, Any] | None) -> str:
+    """``turns 2, 3 of 3`` -- the turns whose verdict failed (or erred), '' when none did or there are none."""
+    turns = (score or {}).get("turns") or []
+    bad = [str(t["turn"] if t.get("turn") is not None else i) for i, t in enumerate(turns)
+           if t.get("error") or t.get("passed") is False]
+    if not bad:
+        return ""
+    return f"turn{'s' if len(bad) > 1 else ''} {', '.join(bad)} of {len(turns)}"

@@ -65,6 +65,8 @@ class Columns:
     latency_ms: np.ndarray  # float
     prompt_tokens: np.ndarray  # float; NaN when unknown
     completion_tokens: np.ndarray
+    ttft_ms: np.ndarray  # float: a streamed answer's time to first token; NaN when not streamed
+    tokens_per_s: np.ndarray  # float: its output tokens per second after the first; NaN when unknown
     tools: np.ndarray  # S16: digest of the tool names in order (first 8 bytes) and of names with arguments
     evaluators: dict[str, EvaluatorColumns]
     labels: dict[str, list[Any]]  # human label column -> per result value (only for agreement)
@@ -87,8 +89,10 @@ class Columns:
             select, convert, joins = [], [], []
             if not start:
                 select = ["r.row_id", "r.repeat", "r.row_index", "r.inputs", "r.error IS NOT NULL", "r.latency_ms",
-                          "r.prompt_tokens", "r.completion_tokens", TOOL_CALLS] + ["r.inputs"] * len(labels)
-                convert = [_objects, _ints, _ints, _digests, _bools, _floats, _floats, _floats, _tool_digests]
+                          "r.prompt_tokens", "r.completion_tokens", "json_extract(r.outputs, '$.ttft_ms')",
+                          "json_extract(r.outputs, '$.tokens_per_s')", TOOL_CALLS] + ["r.inputs"] * len(labels)
+                convert = [_objects, _ints, _ints, _digests, _bools, _floats, _floats, _floats, _floats, _floats,
+                           _tool_digests]
                 convert += [lambda c, k=k: [json.loads(t).get(k) for t in c] for k in labels]
             group = evaluators[start:start + JOINS]
             for i, ev in enumerate(group):
@@ -104,7 +108,7 @@ class Columns:
                              (*group, run_id, variant))
             values += _fetch(cur, convert)
         take = iter(values).__next__
-        results = [take() for _ in range(9)]
+        results = [take() for _ in range(11)]
         label_values = {k: take() for k in labels}
         per_ev = {ev: EvaluatorColumns(take(), take(), take(), take(), take() if _repeats(ev, configs) > 1 else None)
                   for ev in evaluators}
@@ -145,6 +149,8 @@ class Columns:
             inputs=_digests([to_json(x) for x in inputs]),
             error=results["error"].notna().to_numpy(), latency_ms=_floats(results["latency_ms"]),
             prompt_tokens=_floats(results["prompt_tokens"]), completion_tokens=_floats(results["completion_tokens"]),
+            ttft_ms=_floats(results["ttft_ms"]) if "ttft_ms" in results else np.full(n, np.nan),
+            tokens_per_s=_floats(results["tokens_per_s"]) if "tokens_per_s" in results else np.full(n, np.nan),
             tools=np.array([b"".join(trajectory_digests(t)) for t in results["trajectory"]] if "trajectory" in results
                            else [bytes(16)] * n, dtype="S16"),
             evaluators=per_ev, labels={k: [i.get(k) for i in inputs] for k in _labels(evaluators, configs)})

@@ -38,16 +38,35 @@ def _num(x: Any) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else x
 
 
+#: Turns of a conversation the per-row view keeps per evaluator (a simulated user talks 50 turns at most).
+MAX_TURNS = 50
+
+
+def _passed(passed: Any) -> bool | None:
+    return None if passed is None or passed != passed else bool(passed)  # noqa: PLR0124 - NaN
+
+
 def _score_view(score: Any, passed: Any, error: Any, details: Any) -> dict[str, Any]:
-    """One evaluator's record in the per-row view, with the evaluator's reason."""
-    if isinstance(details, str):  # JSON text from the store: parsed only when it may hold a reason or a flag
-        details = json.loads(details) if "reason" in details or "judge_injection" in details else None
+    """One evaluator's record in the per-row view, with the evaluator's reason; an evaluator with
+    ``per_turn: true`` on a conversation adds ``turns``: each turn's ``{turn, score, passed, error}``."""
+    if isinstance(details, str):  # JSON text from the store: parsed only when it may hold a reason, a flag or turns
+        details = json.loads(details) if ("reason" in details or "judge_injection" in details
+                                          or '"per_turn"' in details) else None
+    if not isinstance(details, dict):
+        details = None
     reason = next((str(v) for k, v in details.items() if k.endswith("reason") and v), None) if details else None
-    view = {"score": _num(score), "passed": None if passed is None or passed != passed else bool(passed),  # noqa: PLR0124 - NaN
-            "error": error if isinstance(error, str) else None, "reason": reason}
-    flagged = details.get("judge_injection") if isinstance(details, dict) else None
+    view = {"score": _num(score), "passed": _passed(passed), "error": error if isinstance(error, str) else None,
+            "reason": reason}
+    flagged = details.get("judge_injection") if details else None
     if isinstance(flagged, dict) and flagged.get("flagged"):
         view["injection"] = sorted({str(s.get("kind")) for s in flagged.get("signals") or [] if isinstance(s, dict)})
+    turns = details.get("per_turn") if details else None
+    if isinstance(turns, list) and turns:
+        view["turns"] = [{"turn": t["turn"] if isinstance(t.get("turn"), int) else None,
+                          "score": _num(t["score"]) if isinstance(t.get("score"), (int, float)) else None,
+                          "passed": _passed(t.get("passed")),
+                          "error": t["error"] if isinstance(t.get("error"), str) else None}
+                         for t in turns[:MAX_TURNS] if isinstance(t, dict)]
     return view
 
 

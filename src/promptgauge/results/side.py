@@ -75,6 +75,7 @@ class Results:
             "parameters": params,
             "parameters_sha256": _sha(params),
             "evaluators": {k: e.get("sha256") or e.get("source") for k, e in m.get("evaluators", {}).items()},
+            "judges": judge_hashes(m),
         }
 
     def columns(self) -> Columns:
@@ -178,3 +179,9 @@ def _trajectory(outputs: str | None) -> dict[str, Any] | None:
     if not isinstance(outputs, str) or '"trajectory"' not in outputs:
         return None
     return load_trajectory(json.loads(outputs).get("trajectory"))
+
+
+def judge_hashes(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Per LLM judge of a run's evaluators: its model, call parameters and prompt hash (``{}`` for a run recorded
+    before judges' settings were; see :func:`promptgauge.evaluators.judge.judge_evidence`)."""
+    return {k: e["judge"] for k, e in manifest.get("evaluators", {}).items() if isinstance(e, dict) and e.get("judge")}

@@ -39,6 +39,10 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
     for (v, ev), flagged in judge_injections(store, run_id, evaluators, configs).items():
         if v in summaries and ev in summaries[v]["metrics"]:
             summaries[v]["metrics"][ev]["judge_injection"] = flagged
+    for v, per_evaluator in (info.manifest.get("aggregates") or {}).items():  # flows' aggregation nodes
+        for ev, values in per_evaluator.items():
+            if v in summaries and ev in summaries[v]["metrics"]:
+                summaries[v]["metrics"][ev]["aggregates"] = values
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,
@@ -109,6 +113,12 @@ def columns_summary(cols: Columns, evaluators: list[str], configs: dict[str, Any
         },
     }
     calls["tokens"]["total"] = calls["tokens"]["prompt"] + calls["tokens"]["completion"]
+    ttft = cols.ttft_ms[ok]
+    ttft = ttft[~np.isnan(ttft)]
+    if ttft.size:  # streamed answers: time to first token, and output tokens per second after it
+        calls["latency_ms"]["ttft"] = _stats(ttft, ("mean", "p50", "p95", "max"))
+        tps = cols.tokens_per_s[ok]
+        calls["tokens_per_s"] = _stats(tps[~np.isnan(tps)], ("mean", "p50", "p5", "min"))
     metrics = {}
     for ev in evaluators:
         e = cols.evaluators[ev]
@@ -137,6 +147,13 @@ def columns_summary(cols: Columns, evaluators: list[str], configs: dict[str, Any
             m.update(_agreement(cols, e, cfg))
         metrics[ev] = m
     return {"calls": calls, "metrics": metrics}
+
+
+def _stats(values: np.ndarray, names: tuple[str, ...]) -> dict[str, float | None]:
+    """``mean``, ``min``, ``max`` and percentiles (``p50``, ``p95``...) of *values*; None each when empty."""
+    funcs = {"mean": np.mean, "min": np.min, "max": np.max}
+    return {n: (_f(funcs[n](values)) if n in funcs else _f(np.percentile(values, float(n[1:])))) if values.size else None
+            for n in names}
 
 
 def _agreement_wanted(cfg: dict[str, Any]) -> bool:

@@ -289,6 +289,22 @@ class Store:
         yield from self.db.execute("SELECT evaluator, score, passed, error FROM scores WHERE run_id=? AND variant=?",
                                    (run_id, variant))
 
+    def failures(self, run_id: str, limit: int = 50) -> tuple[int, list[tuple[str, str, int, str]]]:
+        """How many of a run's results failed, and the first *limit* as (row_id, variant, repeat, error)."""
+        count = self.db.execute("SELECT COUNT(*) FROM results WHERE run_id=? AND error IS NOT NULL", (run_id,)).fetchone()[0]
+        rows = self.db.execute("SELECT row_id, variant, repeat, error FROM results WHERE run_id=? AND error IS NOT NULL "
+                               "ORDER BY row_index, variant, repeat LIMIT ?", (run_id, limit)).fetchall()
+        return count, [tuple(r) for r in rows]
+
+    def score_details(self, run_id: str, variant: str, evaluator: str) -> Iterator[dict[str, Any]]:
+        """The details of an evaluator's successful scores of one variant, in dataset order, streamed."""
+        for (d,) in self.db.execute(
+                "SELECT s.details FROM scores s JOIN results r ON r.run_id=s.run_id AND r.row_id=s.row_id AND "
+                "r.variant=s.variant AND r.repeat=s.repeat WHERE s.run_id=? AND s.variant=? AND s.evaluator=? "
+                "AND s.error IS NULL AND s.details IS NOT NULL ORDER BY r.row_index, r.repeat",
+                (run_id, variant, evaluator)):
+            yield json.loads(d)
+
     def iter_results(self, run_id: str, *, row_id: str | None = None, variant: str | None = None,
                      ) -> Iterator[dict[str, Any]]:
         """Results of a run (optionally of one row and/or variant) with their scores, in dataset order.

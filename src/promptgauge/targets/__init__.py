@@ -5,7 +5,7 @@ A variant names its target with one string:
 - ``local:smollm2`` -- the embedded model (llama-cpp-python, in process);
 - ``openai:MODEL`` -- OpenAI or any compatible server (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``);
 - ``azure:DEPLOYMENT`` -- Azure OpenAI (``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``,
-  ``OPENAI_API_VERSION``);
+  ``OPENAI_API_VERSION``); without a key, Entra ID bearer tokens (:mod:`.entra`);
 - ``python:module:function`` -- any Python callable (sync or async);
 - ``flow:PATH`` -- a promptflow flow (``flow.dag.yaml`` or ``flow.flex.yaml``), run in process;
 - ``NAME`` or ``NAME:MODEL`` -- an entry of the suite's ``targets:`` section (also ``type: http``:
@@ -58,11 +58,21 @@ def expand_env(value: str, *, field: str, secrets: set[str] | None = None) -> st
 
 class _Lazy:
     """An openai client made on first use: making one costs ~40 ms (its SSL context), and a run
-    answered from the cache or a cassette never needs it."""
+    answered from the cache or a cassette never needs it. An Entra ID client's credential
+    (``credential``, made on first use too) is closed with it when the factory made it."""
 
-    def __init__(self, make: Any) -> None:
+    def __init__(self, make: Any, credential: Any = None, *, owns_credential: bool = False) -> None:
         self._make = make
         self._client: Any = None
+        self._credential = credential
+        self._owns_credential = owns_credential
+
+    @property
+    def credential(self) -> Any:
+        """The token credential of an Entra ID client (None for a key); made on first use."""
+        if callable(self._credential) and not hasattr(self._credential, "get_token"):
+            self._credential = self._credential()
+        return self._credential
 
     def __getattr__(self, name: str) -> Any:
         if self._client is None:
@@ -72,6 +82,10 @@ class _Lazy:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+        if self._owns_credential and self._credential is not None and hasattr(self._credential, "get_token"):
+            from .entra import close_credential
+
+            await close_credential(self._credential)
 
 
 @dataclasses.dataclass
@@ -83,6 +97,9 @@ class _Inline:
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    auth: str | None = None
+    managed_identity_client_id: str | None = None
+    credential: str | None = None
     azure_endpoint: str | None = None
     api_version: str | None = None
     model_path: str | None = None
@@ -96,6 +113,7 @@ class _Inline:
     variant: str | None = None
     connections: dict[str, str] = dataclasses.field(default_factory=dict)
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
     #: Where the key's variable was named, for messages (a prompty's ``model.configuration.api_key``).
     key_field: str | None = None
 
@@ -255,6 +273,8 @@ class TargetFactory:
             endpoint = expand_env(endpoint, field=field + ".azure_endpoint", secrets=self.secrets)
             key_env = cfg.api_key_env or "AZURE_OPENAI_API_KEY"
             version = cfg.api_version or os.environ.get("OPENAI_API_VERSION") or DEFAULT_AZURE_API_VERSION
+            if self._entra(cfg, key_env, field):
+                return self._entra_client(cfg, endpoint, version, headers, field, key_env), endpoint
             key = self._key(key_env, field, explicit=bool(cfg.api_key_env), key_field=getattr(cfg, "key_field", None)) \
                 or "not-needed"
             cache_key = ("azure", endpoint, key_env, version, tuple(sorted(headers.items())))
@@ -264,6 +284,10 @@ class TargetFactory:
                     timeout=self.timeout, default_headers=headers or None,
                 ))
             return self._clients[cache_key], endpoint
+        for name in ("auth", "managed_identity_client_id", "credential"):
+            if getattr(cfg, name, None) and not (name == "auth" and cfg.auth == "key"):
+                raise TargetError(f"'{name}' is for azure targets (Entra ID); this target is of type {cfg.type}",
+                                  field=f"{field}.{name}", hint="set type: azure, or remove the key")
         base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or None
         if base_url:
             base_url = expand_env(base_url, field=field + ".base_url", secrets=self.secrets)
@@ -278,6 +302,60 @@ class TargetFactory:
                 default_headers=headers or None,
             ))
         return self._clients[cache_key], base_url or "https://api.openai.com/v1"
+
+    def _entra(self, cfg: TargetConfig | _Inline, key_env: str, field: str) -> bool:
+        """Whether an azure target authenticates with Entra ID: ``auth: entra``, a credential or managed identity
+        named, or no ``auth:`` and no API key (promptflow's and azure-ai-evaluation's rule). Replaying a
+        cassette (offline) needs neither."""
+        auth = getattr(cfg, "auth", None)
+        entra_keys = [k for k in ("managed_identity_client_id", "credential") if getattr(cfg, k, None)]
+        if auth == "key":
+            if entra_keys:
+                raise TargetError(f"'{entra_keys[0]}' is for Entra ID, but this target has auth: key",
+                                  field=f"{field}.{entra_keys[0]}", hint="set auth: entra, or remove the key")
+            return False
+        if auth == "entra" and cfg.api_key_env:
+            raise TargetError("auth: entra uses bearer tokens, not the API key api_key_env names",
+                              field=f"{field}.api_key_env", hint="remove api_key_env, or set auth: key")
+        if self.offline:
+            return False
+        if auth is None and not entra_keys and (cfg.api_key_env or os.environ.get(key_env)):
+            return False
+        return True
+
+    def _entra_client(self, cfg: TargetConfig | _Inline, endpoint: str, version: str, headers: dict[str, str],
+                      field: str, key_env: str) -> _Lazy:
+        """The shared ``AsyncAzureOpenAI`` client of an Entra ID endpoint, with a bearer-token provider."""
+        import openai
+
+        from . import entra
+
+        ref, client_id = getattr(cfg, "credential", None), getattr(cfg, "managed_identity_client_id", None)
+        if ref:
+            with located(field=f"{field}.credential"):
+                credential: Any = entra.load_credential(ref, self.root, f"{field}.credential")
+        else:
+            why = (f"Azure OpenAI without an API key ({key_env} is not set) authenticates with Entra ID, which"
+                   if getattr(cfg, "auth", None) is None and not client_id else "Entra ID (auth: entra)")
+            entra.require_azure_identity(field, why, f"or set {key_env} (an API key)")
+            if client_id:
+                client_id = expand_env(client_id, field=f"{field}.managed_identity_client_id")
+
+            def credential() -> Any:
+                return entra.default_credential(client_id)
+        cache_key = ("azure-entra", endpoint, ref, client_id, version, tuple(sorted(headers.items())))
+        if cache_key not in self._clients:
+            if ref:
+                entra.require_azure_identity(f"{field}.credential", "an Entra ID credential")
+
+            def make() -> Any:
+                return openai.AsyncAzureOpenAI(
+                    azure_endpoint=endpoint, azure_ad_token_provider=entra.token_provider(lazy.credential, self.secrets),
+                    api_version=version, max_retries=0, timeout=self.timeout, default_headers=headers or None)
+
+            lazy = _Lazy(make, credential, owns_credential=not ref)
+            self._clients[cache_key] = lazy
+        return self._clients[cache_key]
 
     def _key(self, env_name: str, field: str, *, explicit: bool, required: bool = True,
              key_field: str | None = None) -> str | None:

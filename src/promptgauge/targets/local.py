@@ -21,6 +21,7 @@ import atexit
 import importlib.util
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ def model_file(name: str) -> Path:
     return path
 
 
+def _threads() -> int:
+    """CPU threads for the embedded model: ``PROMPTGAUGE_LOCAL_THREADS``, else 2 (or fewer cores). On a busy machine
+    one thread is faster: llama.cpp's threads wait for each other by spinning. Outputs do not depend on it."""
+    value = os.environ.get("PROMPTGAUGE_LOCAL_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
 def _load(path: Path) -> Any:
     with _load_lock:
         if path not in _models:
@@ -63,8 +73,7 @@ def _load(path: Path) -> Any:
                 from llama_cpp import Llama
             except ImportError:
                 raise TargetError("llama-cpp-python is not installed", hint=INSTALL_HINT) from None
-            threads = int(os.environ.get("PROMPTGAUGE_LOCAL_THREADS") or 2)  # a Ray replica sets its own
-            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, verbose=False, seed=0)
+            _models[path] = Llama(model_path=str(path), n_ctx=2048, n_threads=_threads(), verbose=False, seed=0)
         return _models[path]
 
 
@@ -78,7 +87,25 @@ def _close_all() -> None:
 
 #: The model parameters the local model takes.
 PARAMETERS = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-                        "repeat_penalty", "top_k", "response_format", *TOOL_PARAMETERS})
+                        "repeat_penalty", "top_k", "response_format", "stream", "stream_options", *TOOL_PARAMETERS})
+
+
+def _streamed(chunks: Any, start: float) -> dict[str, Any]:
+    """A streamed chat completion read to its end, as the unstreamed answer's dict, with the time to
+    the first token and the tokens per second after it (each content chunk is a token)."""
+    parts: list[str] = []
+    times: list[float] = []
+    finish = None
+    for chunk in chunks:
+        choice = (chunk.get("choices") or [{}])[0]
+        if text := (choice.get("delta") or {}).get("content"):
+            parts.append(text)
+            times.append(time.perf_counter())
+        finish = choice.get("finish_reason") or finish
+    rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
+    return {"choices": [{"message": {"content": "".join(parts)}, "finish_reason": finish}],
+            "usage": {"completion_tokens": len(parts)},
+            "ttft_ms": (times[0] - start) * 1000.0 if times else None, "tokens_per_s": rate}
 
 
 class LocalTarget:
@@ -101,9 +128,13 @@ class LocalTarget:
         if unknown:
             raise CallError(f"parameters not supported by the local model: {', '.join(sorted(unknown))}")
         llm.reset()  # no prefix reuse from the previous call: the same request gives the same output whatever ran before
+        stream = params.pop("stream", False) is True
+        params.pop("stream_options", None)
         if params.get("tools"):
             return tool_chat(llm, messages, params)
         params = {k: v for k, v in params.items() if k not in TOOL_PARAMETERS}
+        if stream:
+            return _streamed(llm.create_chat_completion(messages=messages, stream=True, **params), time.perf_counter())
         return llm.create_chat_completion(messages=messages, **params)
 
     def check_parameters(self, parameters: dict[str, Any], api: str = "chat") -> None:
@@ -122,6 +153,7 @@ class LocalTarget:
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Completion(
+            ttft_ms=out.get("ttft_ms"), tokens_per_s=out.get("tokens_per_s"),
             text=choice["message"].get("content") or "",
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),

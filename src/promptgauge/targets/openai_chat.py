@@ -4,6 +4,14 @@ Tool calling passes through: ``tools``, ``tool_choice`` and ``parallel_tool_call
 request parameters like any other, and the assistant's ``tool_calls`` come back on the
 :class:`Completion` (the engine's tool loop, :mod:`promptgauge.engine.agent`, runs them).
 
+``stream: true`` (a prompty's ``model.parameters``, or a variant's ``parameters``) streams the
+answer: the chunks are read as they come and assembled -- the text of every choice, and tool
+calls sent in pieces -- and the completion records the time to its first token (``ttft_ms``,
+from the request) and its output tokens per second after it (``tokens_per_s``: the tokens after the first over the time
+from the first to the last). The request asks
+for usage in the stream (``stream_options: {include_usage: true}``) unless the parameters set
+``stream_options``; without usage, each content chunk counts as a token.
+
 The SDK's own retries are off (``max_retries=0``): the runner owns retries so
 that backoff, ``Retry-After`` and error accounting are the same for every
 target. Lower-layer errors become :class:`CallError` here, in one place.
@@ -13,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Collection
 from typing import Any
 
+import httpx
 import openai
 
 from ..errors import CallError, TargetError, call_error_for_status, retry_after_seconds
@@ -67,6 +77,59 @@ def _tool_call(call: Any) -> dict[str, Any]:
                          "arguments": getattr(function, "arguments", None) or ""}}
 
 
+async def _assemble(stream: Any, start: float, *, legacy: bool) -> Completion:
+    """Read a streamed answer to its end: every choice's text, tool calls (their pieces joined by
+    index), finish reasons, usage; and the time to the first token and the output rate after it."""
+    texts: dict[int, list[str]] = {}
+    calls: dict[int, dict[str, Any]] = {}
+    finish: dict[int, str | None] = {}
+    usage = model = None
+    first = last = None
+    pieces = 0
+    try:
+        async for chunk in stream:
+            model = getattr(chunk, "model", None) or model
+            usage = getattr(chunk, "usage", None) or usage
+            for choice in getattr(chunk, "choices", None) or ():
+                if legacy:
+                    text, deltas = getattr(choice, "text", None), None
+                else:
+                    delta = getattr(choice, "delta", None)
+                    text, deltas = getattr(delta, "content", None), getattr(delta, "tool_calls", None)
+                if text or deltas:
+                    last = time.perf_counter()
+                    first = first or last
+                    pieces += 1
+                if text:
+                    texts.setdefault(choice.index, []).append(text)
+                else:
+                    texts.setdefault(choice.index, [])
+                for d in deltas or () if choice.index == 0 else ():
+                    call = calls.setdefault(d.index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+                    call["id"] = d.id or call["id"]
+                    function = getattr(d, "function", None)
+                    call["function"]["name"] += getattr(function, "name", None) or ""
+                    call["function"]["arguments"] += getattr(function, "arguments", None) or ""
+                if getattr(choice, "finish_reason", None):
+                    finish[choice.index] = choice.finish_reason
+    finally:
+        await stream.close()  # also when reading it failed: the connection goes back
+    if not texts:
+        raise CallError("the stream ended without an answer (no choices)", retryable=True)
+    choices = ["".join(texts[i]) for i in sorted(texts)]
+    completion_tokens = usage.completion_tokens if usage else None
+    generated = completion_tokens if completion_tokens is not None else pieces
+    rate = None
+    if first is not None and last is not None and last > first and generated > 1:
+        rate = (generated - 1) / (last - first)  # the tokens after the first, over the time they took
+    return Completion(
+        text=choices[0], prompt_tokens=usage.prompt_tokens if usage else None, completion_tokens=completion_tokens,
+        model=model, finish_reason=finish.get(0), choices=choices,
+        tool_calls=[calls[i] for i in sorted(calls)] or None,
+        ttft_ms=(first - start) * 1000.0 if first is not None else None, tokens_per_s=rate,
+    )
+
+
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -96,12 +159,18 @@ class OpenAIChatTarget:
 
     async def complete(self, messages, parameters, inputs) -> Completion:
         """A chat completion; a prompt string (``api: completion``) goes to the legacy completions API."""
+        stream = parameters.get("stream") is True
+        if stream and "stream_options" not in parameters:
+            parameters = {**parameters, "stream_options": {"include_usage": True}}
+        start = time.perf_counter()
         try:
             if isinstance(messages, str):
                 resp = await self.client.completions.create(model=self.model, prompt=messages, **parameters)
             else:
                 resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
-        except (openai.OpenAIError, ValueError) as exc:
+            if stream:
+                return await _assemble(resp, start, legacy=isinstance(messages, str))
+        except (openai.OpenAIError, ValueError, httpx.HTTPError) as exc:
             err = to_call_error(exc)
             err.args = (scrub(str(err), self.secrets),)
             raise err from None

@@ -17,14 +17,20 @@ metrics.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..errors import CallError, TargetError
+from ..public import scrub
+from ..telemetry import silence_loaded
 from ..yamlutil import parse_yaml
 from .base import Completion
 from .python import forget_foreign_module
@@ -45,6 +51,63 @@ def _quiet_promptflow() -> None:
     os.environ.setdefault("PF_LOGGING_LEVEL", "WARNING")
 
 
+#: Loggers of promptflow (its own, and its executor's ``execution.*``).
+LOGGER_ROOTS = ("promptflow", "execution")
+#: Environment variables whose values never reach the log file (names containing these words).
+_SECRET_NAMES = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
+
+
+@contextlib.contextmanager
+def promptflow_logs(path: Path) -> Iterator[Path | None]:
+    """While inside, promptflow's loggers write to the file *path* (created on the first record) instead of
+    the terminal; secrets from the environment are masked. Yields None (and changes nothing) when promptflow
+    was never imported."""
+    if "promptflow" not in sys.modules:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_mask_secrets)
+    saved = []
+    for lg in _loggers():
+        saved.append((lg, lg.handlers[:], lg.propagate))
+        lg.handlers, lg.propagate = [handler], False
+    try:
+        yield path
+    finally:
+        for lg, handlers, propagate in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+        handler.close()
+
+
+def _loggers() -> list[logging.Logger]:
+    """promptflow's loggers: those registered under its names, and the ones its modules hold (its executor's
+    ``execution.*`` loggers are made with ``logging.Logger(name)``, outside logging's registry)."""
+    found: dict[int, logging.Logger] = {}
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger) and name.split(".")[0] in LOGGER_ROOTS:
+            found[id(lg)] = lg
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "promptflow" and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, logging.Logger):
+                    found[id(value)] = value
+    return list(found.values())
+
+
+def _mask_secrets(record: logging.LogRecord) -> bool:
+    """A log record's text with the values of secret-looking environment variables replaced by ***."""
+    text = record.getMessage()
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    secrets = [v for k, v in os.environ.items() if len(v) >= 6 and any(w in k.upper() for w in _SECRET_NAMES)]
+    record.msg, record.args = scrub(text, secrets), None
+    if record.exc_text:
+        record.exc_text = scrub(record.exc_text, secrets)
+    return True
+
+
 def flow_file(path: Path) -> Path:
     if path.is_dir():
         for name in FLOW_FILES:
@@ -58,6 +121,21 @@ def flow_file(path: Path) -> Path:
 
 def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    from . import expand_env
+
+    for name, value in (cfg.environment or {}).items():  # a promptflow run's environment_variables
+        os.environ[name] = expand_env(str(value), field=f"{field}.environment.{name}", secrets=factory.secrets)
+    connections = {name: connection(factory, target, f"{field}.connections.{name}")
+                   for name, target in cfg.connections.items()}
+    path, executor, data = load_flow(path, variant=cfg.variant, connections=connections, init=cfg.init,
+                                     field=field)
+    return FlowTarget(ref, path, executor, data)
+
+
+def load_flow(path: Path, *, variant: str | None = None, connections: dict[str, Any] | None = None,
+              init: dict[str, Any] | None = None, field: str = "flow") -> tuple[Path, Any, dict[str, Any]]:
+    """A flow file (or its folder) checked and loaded into promptflow's executor, in process:
+    ``(flow file, executor, the flow's YAML)``. Raises :class:`TargetError`."""
     path = flow_file(path)
     try:
         data = parse_yaml(path.read_text(encoding="utf-8"), TargetError, path) or {}
@@ -68,29 +146,42 @@ def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFac
                           file=path, hint="promptgauge runs flow.dag.yaml and flow.flex.yaml flows; "
                           "use a .prompty file as a variant's prompt")
     if "nodes" in data:
-        data = _check_dag(data, path, cfg.variant)
-    elif cfg.variant:
+        data = _check_dag(data, path, variant)
+    elif variant:
         raise TargetError("node variants exist only in DAG flows", file=path, field=field + ".variant")
-    connections = {name: _connection(factory, target, f"{field}.connections.{name}")
-                   for name, target in cfg.connections.items()}
     _quiet_promptflow()
     try:
         from promptflow.contracts.flow import Flow
         from promptflow.executor import FlowExecutor
     except ImportError:
         raise TargetError("promptflow is not installed", hint=INSTALL_HINT) from None
+    silence_loaded()
     try:
         if "nodes" in data:
             flow = Flow._from_dict(flow_data=data, working_dir=path.parent)
-            executor = FlowExecutor._create_from_flow(flow=flow, flow_file=path, connections=connections,
+            executor = FlowExecutor._create_from_flow(flow=flow, flow_file=path, connections=connections or {},
                                                       working_dir=path.parent, raise_ex=False)
         else:
             forget_foreign_module(str(data["entry"]).partition(":")[0], path.parent)
-            executor = FlowExecutor.create(path, connections, path.parent, raise_ex=False,
-                                           init_kwargs=cfg.init or None, env_exporter_setup=False)
+            executor = FlowExecutor.create(path, connections or {}, path.parent, raise_ex=False,
+                                           init_kwargs=init or None, env_exporter_setup=False)
     except Exception as exc:  # noqa: BLE001 - promptflow's own validation: missing tool, bad reference, bad entry...
         raise TargetError(f"promptflow cannot load this flow: {type(exc).__name__}: {exc}", file=path) from None
-    return FlowTarget(ref, path, executor, data)
+    return path, executor, data
+
+
+def flow_inputs(executor: Any) -> dict[str, Any]:
+    """The flow's inputs -> their defaults (``inspect.Parameter.empty`` when required): a DAG flow's
+    ``inputs:``, a flex flow's entry signature."""
+    import inspect
+
+    definitions = getattr(getattr(executor, "_flow", None), "inputs", None) if not hasattr(executor, "_inputs") \
+        else executor._inputs
+    out = {}
+    for name, d in (definitions or {}).items():
+        default = getattr(d, "default", None)
+        out[name] = inspect.Parameter.empty if default is None else default
+    return out
 
 
 def _check_dag(data: dict[str, Any], path: Path, variant: str | None) -> dict[str, Any]:
@@ -126,13 +217,16 @@ def _check_dag(data: dict[str, Any], path: Path, variant: str | None) -> dict[st
     return data
 
 
-def _connection(factory: TargetFactory, target: str, field: str) -> dict[str, Any]:
+def connection(factory: TargetFactory, target: str, field: str) -> dict[str, Any]:
     """A promptflow connection (as its executor takes it) built from a suite target."""
     cfg = factory.targets.get(target)
     if cfg is None or cfg.type not in ("openai", "azure"):
         raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
     client, endpoint = factory.client(cfg, field)
     if cfg.type == "azure":
+        if getattr(client, "credential", None) is not None:  # Entra ID: promptflow gets its own token (meid_token)
+            return {"type": "AzureOpenAIConnection", "value": {
+                "api_base": endpoint, "api_type": "azure", "api_version": client._api_version, "auth_mode": "meid_token"}}
         return {"type": "AzureOpenAIConnection", "value": {
             "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
     return {"type": "OpenAIConnection", "value": {"api_key": client.api_key, "base_url": endpoint}}
@@ -149,6 +243,13 @@ class FlowTarget:
         self.executor = executor
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the flow has aggregation nodes (whose metrics only an evaluator, ``type: flow:PATH``, collects)."""
+        flow = getattr(self.executor, "_flow", None)
+        return bool(getattr(flow, "has_aggregation_node", False)) if self.kind == "dag" else \
+            bool(getattr(self.executor, "has_aggregation_node", False))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)

@@ -42,24 +42,30 @@ def forget_foreign_module(name: str, folder: Path) -> None:
 
 def import_callable(ref: str, *, search_path: str | None = None) -> Callable[..., Any]:
     """Import ``module:attr`` (``module.sub:attr.attr`` works too)."""
-    if ":" not in ref:
-        raise TargetError(f"'{ref}' is not a 'module:function' reference")
-    module_name, attr = ref.split(":", 1)
+    obj = import_object(ref, search_path=search_path)
+    if not callable(obj):
+        raise TargetError(f"'{ref}' is not callable")
+    return obj
+
+
+def import_object(ref: str, *, search_path: str | None = None) -> Any:
+    """The object ``module:attr`` names (``module.sub:attr.attr`` works too), importable from *search_path*."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name.strip() or not attr.strip():
+        raise TargetError(f"'{ref}' is not a 'module:attribute' reference", hint="write e.g. mymodule:my_function")
     if search_path:
         if search_path not in sys.path:
             sys.path.insert(0, search_path)
         forget_foreign_module(module_name, Path(search_path))
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError) as exc:  # ValueError: a relative name such as '.x'
         raise TargetError(f"cannot import module '{module_name}': {exc}") from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(f"module '{module_name}' has no attribute '{attr}'") from None
-    if not callable(obj):
-        raise TargetError(f"'{ref}' is not callable")
     return obj
 
 

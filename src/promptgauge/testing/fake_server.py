@@ -3,7 +3,8 @@
 `FakeOpenAIServer` speaks enough of the OpenAI REST API for the real `openai`
 SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 
-- ``POST /v1/chat/completions`` (also ``stream: true``, as SSE chunks), with
+- ``POST /v1/chat/completions`` (also ``stream: true``: server-sent events sent with
+  ``Transfer-Encoding: chunked``, one chunk per event, ``chunk_latency`` seconds apart), with
   function tool calling: ``tools``, ``tool_choice`` (``"auto"``, ``"none"``,
   ``"required"``, a named function), ``parallel_tool_calls``, assistant
   ``tool_calls`` and ``role: "tool"`` results in the history, and streamed
@@ -14,7 +15,8 @@ SDK (`OpenAI`, `AsyncOpenAI`, `AzureOpenAI`) to talk to it unchanged:
 - the same under ``/openai/deployments/{deployment}/...`` (Azure style)
 
 Replies are deterministic (see `FakeOpenAIServer.default_reply`), latency is
-configurable, and faults (429 + Retry-After, 500, slow, malformed JSON,
+configurable (``latency`` before the first byte of a reply, ``chunk_latency`` between the
+events of a stream: time to first token vs. generation time), and faults (429 + Retry-After, 500, slow, malformed JSON,
 dropped connection) can be injected at random with a seeded rate, queued
 for the next requests, or scheduled for given request numbers (`fail_at`).
 `concurrency_timeline` tells how many requests were in flight as each arrived.
@@ -71,11 +73,11 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "FAULT_KINDS",
@@ -102,6 +104,9 @@ DEFAULT_MODELS = ("gpt-4o-mini", "text-embedding-3-small")
 MALFORMED_BODY = b'{"choices": ['
 DEFAULT_RETRY_AFTER = 0.05
 DEFAULT_SLOW_SECONDS = 5.0
+#: The managed-identity token endpoint (Azure App Service protocol: ``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER``).
+IDENTITY_PATH = "/msi/token"
+IDENTITY_HEADER = "fake-identity-header"
 
 _ROUTE = re.compile(
     r"^/(?:v1|openai(?:/deployments/(?P<deployment>[^/]+))?)"
@@ -527,10 +532,13 @@ def _error_body(message: str, type_: str, code: str | None = None, param: str | 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def _sse(events: Iterable[dict[str, Any]]) -> bytes:
-    """Server-sent-events body: one `data:` line per event, then `data: [DONE]`."""
-    lines = [b"data: " + json.dumps(event).encode() + b"\n\n" for event in events]
-    return b"".join(lines) + b"data: [DONE]\n\n"
+class _Stream(list):
+    """A streamed reply: its events, sent as server-sent events (see `_Handler._send_stream`)."""
+
+
+def _sse_event(event: dict[str, Any] | None) -> bytes:
+    """One server-sent event: a `data:` line (None: the closing `data: [DONE]`)."""
+    return b"data: " + (json.dumps(event).encode() if event is not None else b"[DONE]") + b"\n\n"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -573,11 +581,14 @@ class _Handler(BaseHTTPRequestHandler):
         app = self.server.app
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        if path == IDENTITY_PATH and method == "GET":
+            self._identity_token(app)
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        index = app._begin(path, body)
+        index = app._begin(path, body, self.headers.get("Authorization"))
         try:
             self._respond(app, method, path, body, index)
         finally:
@@ -611,6 +622,17 @@ class _Handler(BaseHTTPRequestHandler):
                 app._sleep(app.slow_seconds)
             self._reply(app, match["endpoint"], unquote(match["deployment"] or ""), body)
 
+    def _identity_token(self, app: FakeOpenAIServer) -> None:
+        """A managed identity's token, as App Service's identity endpoint gives it (not counted as a request)."""
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        if self.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
+            self._send_json(401, {"error": "invalid_request", "error_description": "missing X-IDENTITY-HEADER"})
+            return
+        token = app._issue_token(query)
+        self._send_json(200, {"access_token": token, "expires_on": str(int(time.time() + app.token_lifetime)),
+                              "resource": query.get("resource", ""), "token_type": "Bearer",
+                              "client_id": query.get("client_id", "")})
+
     def _reply(self, app: FakeOpenAIServer, endpoint: str, deployment: str, body: Any) -> None:
         """Answer a well-routed request normally."""
         if endpoint == "models":
@@ -632,8 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001  # a user responder or tool rule failed: show it to the client
             self._send_error(500, f"Responder failed: {exc!r}", "server_error")
         else:
-            if isinstance(payload, bytes):
-                self._send(200, payload, "text/event-stream")
+            if isinstance(payload, _Stream):
+                self._send_stream(app, payload)
             else:
                 self._send_json(200, payload)
 
@@ -652,6 +674,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_stream(self, app: FakeOpenAIServer, events: Sequence[dict[str, Any]]) -> None:
+        """Server-sent events with ``Transfer-Encoding: chunked``: one chunk per event, flushed at once,
+        `chunk_latency` seconds after the previous one (the first goes out at once), then ``[DONE]``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i, event in enumerate([*events, None]):
+            if i:
+                app._sleep(app.chunk_latency)
+            data = _sse_event(event)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         """Send `payload` as JSON."""
@@ -682,7 +720,9 @@ class FakeOpenAIServer:
     """A fake OpenAI-compatible server on a background thread; use as a context manager.
 
     Args:
-        latency: seconds slept before answering each request (settable at runtime).
+        latency: seconds slept before answering each request (settable at runtime): a stream's
+            time to first token.
+        chunk_latency: seconds between the events of a streamed reply (settable at runtime).
         seed: seed of the random generator that draws faults.
         responder: ``(request_json) -> str`` giving the reply text of chat and
             legacy completions; None means `default_reply`.
@@ -692,6 +732,11 @@ class FakeOpenAIServer:
             callables; the first that answers wins); see `script_tools`.
         api_key: if set, requests need ``Authorization: Bearer <key>`` or
             ``api-key: <key>``, else they get 401.
+        bearer_tokens: if set (a collection, read live: a fake credential may add the tokens it hands
+            out), requests need ``Authorization: Bearer <token>`` with one of them (Entra ID bearer
+            tokens; an ``api-key`` header is then refused unless it is *api_key*), else they get 401.
+            Every request's ``Authorization`` header is kept in `authorizations`. Tokens the server's own
+            managed-identity endpoint issued (`identity_endpoint`) are accepted too.
         host, port: where to listen; port 0 picks a free port (see `port` after start).
         models: model ids listed by ``GET /v1/models``.
         embedding_dimensions: default vector length when a request gives no ``dimensions``.
@@ -702,11 +747,13 @@ class FakeOpenAIServer:
         self,
         *,
         latency: float = 0.0,
+        chunk_latency: float = 0.0,
         seed: int = 0,
         responder: Responder | None = None,
         replies: Mapping[str, str] | None = None,
         tool_script: Iterable[ToolScriptEntry] | None = None,
         api_key: str | None = None,
+        bearer_tokens: Collection[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         models: Sequence[str] = DEFAULT_MODELS,
@@ -714,10 +761,16 @@ class FakeOpenAIServer:
         verbose: bool = False,
     ) -> None:
         self.latency = latency
+        self.chunk_latency = chunk_latency
         self.responder = responder
         self.replies: dict[str, str] = dict(replies or {})
         self.tool_script: list[ToolScriptEntry] = list(tool_script or ())
         self.api_key = api_key
+        self.bearer_tokens = bearer_tokens
+        #: Seconds a token of the managed-identity endpoint lives (its ``expires_on``).
+        self.token_lifetime = 3600.0
+        self._issued: list[str] = []
+        self._identity_requests: list[dict[str, str]] = []
         self.host = host
         self.port = port
         self.models = list(models)
@@ -725,7 +778,7 @@ class FakeOpenAIServer:
         self.verbose = verbose
         self.retry_after = DEFAULT_RETRY_AFTER
         self.slow_seconds = DEFAULT_SLOW_SECONDS
-        self._initial = (latency, seed, responder, dict(self.replies), list(self.tool_script), api_key)
+        self._initial = (latency, chunk_latency, seed, responder, dict(self.replies), list(self.tool_script), api_key)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._fault_rate = 0.0
@@ -787,6 +840,32 @@ class FakeOpenAIServer:
         if self._httpd is None:
             raise RuntimeError("FakeOpenAIServer is not running; call start() or use it as a context manager")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        """A managed-identity token endpoint in Azure App Service's protocol: set ``IDENTITY_ENDPOINT`` to it and
+        ``IDENTITY_HEADER`` to :data:`IDENTITY_HEADER`, and azure-identity's ``ManagedIdentityCredential`` (and so
+        ``DefaultAzureCredential``) gets its tokens here."""
+        return self.root_url + IDENTITY_PATH
+
+    @property
+    def identity_requests(self) -> list[dict[str, str]]:
+        """The query of each token request to `identity_endpoint` (``resource``, ``client_id``...), oldest first."""
+        with self._lock:
+            return [dict(q) for q in self._identity_requests]
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """The tokens `identity_endpoint` handed out, oldest first."""
+        with self._lock:
+            return list(self._issued)
+
+    def _issue_token(self, query: Mapping[str, str]) -> str:
+        with self._lock:
+            self._identity_requests.append(dict(query))
+            token = f"fake-mi-token-{len(self._issued) + 1}-" + hashlib.sha256(repr(sorted(query.items())).encode()).hexdigest()[:12]
+            self._issued.append(token)
+            return token
 
     @property
     def base_url(self) -> str:
@@ -851,8 +930,13 @@ class FakeOpenAIServer:
 
         No faults, no stats.
         """
-        latency, seed, responder, replies, tool_script, api_key = self._initial
+        latency, self.chunk_latency, seed, responder, replies, tool_script, api_key = self._initial
         self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
+        self.bearer_tokens = None
+        self.token_lifetime = 3600.0
+        with self._lock:
+            self._issued.clear()
+            self._identity_requests.clear()
         self.tool_script = list(tool_script)
         self.clear_faults()
         with self._lock:
@@ -868,6 +952,7 @@ class FakeOpenAIServer:
             self._request_count = 0
             self._connection_count = 0
             self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
+            self._authorizations: collections.deque[str | None] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
             self._fault_count: collections.Counter[str] = collections.Counter()
             self._max_concurrent = self._in_flight
             self._timeline: list[tuple[float, int, int]] = []
@@ -887,6 +972,12 @@ class FakeOpenAIServer:
         """The last (up to 10 000) requests as ``(path, body)``, oldest first."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The ``Authorization`` header of each recorded request (None without one), in the order of `requests`."""
+        with self._lock:
+            return list(self._authorizations)
 
     @property
     def fault_count(self) -> dict[str, int]:
@@ -984,7 +1075,7 @@ class FakeOpenAIServer:
             return calls
         return answer if isinstance(answer, str) else self._reply_text(request)
 
-    def _chat(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
+    def _chat(self, request: dict[str, Any], model: str) -> dict[str, Any] | _Stream:
         """A chat completion, or its SSE stream when ``stream`` is true."""
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -1035,9 +1126,9 @@ class FakeOpenAIServer:
         events.append(chunk({}, finish_reason))
         if (request.get("stream_options") or {}).get("include_usage"):
             events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-        return _sse(events)
+        return _Stream(events)
 
-    def _completion(self, request: dict[str, Any], model: str) -> dict[str, Any] | bytes:
+    def _completion(self, request: dict[str, Any], model: str) -> dict[str, Any] | _Stream:
         """A legacy text completion (one choice per prompt), or its SSE stream."""
         prompts = _prompt_list(request.get("prompt"), "prompt")
         texts = [self._reply_text({**request, "prompt": prompt}) for prompt in prompts]
@@ -1060,7 +1151,9 @@ class FakeOpenAIServer:
             for piece in _STREAM_PIECE.findall(text)
         ]
         events += [{**head, "choices": [choice(i, "", "stop")]} for i in range(len(texts))]
-        return _sse(events)
+        if (request.get("stream_options") or {}).get("include_usage"):
+            events.append({**head, "choices": [], "usage": usage})
+        return _Stream(events)
 
     def _embeddings(self, request: dict[str, Any], model: str) -> dict[str, Any]:
         """Embeddings of ``input`` (float lists, or base64 float32 when asked)."""
@@ -1110,11 +1203,12 @@ class FakeOpenAIServer:
         with self._lock:
             self._connections.discard(connection)
 
-    def _begin(self, path: str, body: Any) -> int:
+    def _begin(self, path: str, body: Any, authorization: str | None = None) -> int:
         """Count and record a request; track concurrency. Returns the request's number (from 1)."""
         with self._lock:
             self._request_count += 1
             self._requests.append(RecordedRequest(path, body))
+            self._authorizations.append(authorization)
             self._in_flight += 1
             self._max_concurrent = max(self._max_concurrent, self._in_flight)
             if len(self._timeline) < MAX_RECORDED_REQUESTS:
@@ -1127,10 +1221,17 @@ class FakeOpenAIServer:
             self._in_flight -= 1
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
-        """Whether the request carries the API key (always true without one)."""
-        if self.api_key is None:
+        """Whether the request carries the API key or an accepted bearer token (always true without either)."""
+        if self.api_key is None and self.bearer_tokens is None:
             return True
-        return headers.get("Authorization") == f"Bearer {self.api_key}" or headers.get("api-key") == self.api_key
+        auth = headers.get("Authorization") or ""
+        if self.api_key is not None and (auth == f"Bearer {self.api_key}" or headers.get("api-key") == self.api_key):
+            return True
+        tokens = self.bearer_tokens
+        if tokens is None or not auth.startswith("Bearer "):
+            return False
+        token = auth[len("Bearer "):]
+        return token in tokens or token in self._issued
 
     def _next_fault(self, index: int = 0) -> str | None:
         """The fault for request number *index*: a scheduled one, a queued one, else a random draw, else None."""
@@ -1160,6 +1261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (default: 8000)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument("--chunk-latency", type=float, default=0.0, help="seconds between the events of a stream")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     parser.add_argument("--fault-kinds", default=",".join(FAULT_KINDS), help="comma-separated subset of kinds")
     parser.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER, help="seconds sent on 429")
@@ -1178,6 +1280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--tool-script: {exc}")
     server = FakeOpenAIServer(
         latency=args.latency,
+        chunk_latency=args.chunk_latency,
         seed=args.seed,
         tool_script=tool_script,
         api_key=args.api_key,
