@@ -23,10 +23,8 @@ import pytest
 import yaml
 from conftest import SuiteBuilder, run_cli
 
-pytest.importorskip("ray")
-
-from promptgauge import api  # noqa: E402
-from promptgauge.engine.ray_executor import NO_TELEMETRY, start_ray  # noqa: E402
+from promptgauge import api
+from promptgauge.engine.ray_executor import NO_TELEMETRY, start_ray
 
 ROWS = 40
 
