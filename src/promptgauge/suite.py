@@ -378,6 +378,28 @@ class DatasetSpec(_Model):
     format: Literal["jsonl", "json", "csv", "parquet"] | None = None
 
 
+class ExportSpec(_Model):
+    """One entry of ``export:``: where a run's results go after every run (see ``promptgauge export``)."""
+
+    to: Literal["mlflow", "foundry"]
+    tracking_uri: str | None = Field(
+        None, description="mlflow: the tracking store (sqlite:///mlflow.db, http://host:5000, ${env:VAR}); "
+        "default: MLFLOW_TRACKING_URI, else MLflow's default")
+    experiment: str | None = Field(None, description="mlflow: the experiment; default: the suite's name")
+    path: str | None = Field(None, description="foundry: the JSON file (one per variant: <stem>.<variant>.json "
+                             "when there are several); default: foundry.json in the run's report folder")
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> ExportSpec:
+        wrong = ["tracking_uri", "experiment"] if self.to == "foundry" else ["path"]
+        for key in wrong:
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' does not apply to an export to {self.to}; "
+                                 + ("mlflow takes tracking_uri and experiment" if self.to == "mlflow"
+                                    else "foundry takes path"))
+        return self
+
+
 class Suite(_Model, FileBacked):
     """A validated suite. ``root`` is the directory that relative paths start from."""
 
@@ -399,6 +421,9 @@ class Suite(_Model, FileBacked):
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
+    export: list[ExportSpec] = Field(
+        default_factory=list, description="exports after every run: [{to: mlflow, tracking_uri, experiment}, "
+        "{to: foundry, path}]")
     strict_templates: bool = Field(False, description="a promptflow prompty's template variable that a row lacks "
                                    "is an error (exit 2), not empty with a warning")
 
