@@ -55,6 +55,8 @@ class Plan:
     per_turn: set[str] = field(default_factory=set)
     #: Run only this part of the rows (``--shard K/N``): the rows whose id hashes to it.
     shard: Shard | None = None
+    #: Evaluators given as instances from the Python API (not rebuilt from the suite elsewhere).
+    instances: set[str] = field(default_factory=set)
     _shard_rows: int | None = field(default=None, repr=False)
     #: What the run should warn about once (a promptflow prompty's variable the rows lack, rendered empty).
     notes: set[str] = field(default_factory=set)
@@ -228,7 +230,8 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
                              field=f"evaluators.{e.name}", hint="add 'baseline: VARIANT' to the suite")
     plan = Plan(suite, dataset, chosen, prompts, targets, [e for e in bound_evaluators if not e.pairwise], session,
                 limit, seed, {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn}, shard, notes=notes, pairwise=pairwise)
+                {e.name for e in suite.evaluators if e.per_turn}, shard, set(instances), notes=notes,
+                pairwise=pairwise)
     _check_columns(plan)
     return plan
 
