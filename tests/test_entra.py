@@ -207,6 +207,7 @@ def test_auth_entra_forces_tokens_even_with_a_key_in_the_environment(entra, buil
     ({"auth": "key", "credential": "fakecred:make"}, "targets.az.credential", "is for Entra ID, but this target has auth: key"),
     ({"credential": "fakecred:not_a_credential"}, "targets.az.credential", "is not a token credential"),
     ({"credential": "nosuchmodule:cred"}, "targets.az.credential", "cannot import module 'nosuchmodule'"),
+    ({"credential": "sys:exit"}, "targets.az.credential", "cannot make a credential with sys:exit()"),
     ({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "credential": "fakecred:make"}, "targets.az.credential",
      "is for azure targets"),
 ])

@@ -48,7 +48,7 @@ def load_credential(ref: str, root: Path, field: str) -> Any:
     if inspect.isclass(obj) or (not hasattr(obj, "get_token") and callable(obj)):
         try:
             obj = obj()
-        except Exception as exc:  # a credential class that needs arguments, a factory that fails
+        except (Exception, SystemExit) as exc:  # a class that needs arguments, a factory that fails or exits
             raise TargetError(f"cannot make a credential with {ref}(): {type(exc).__name__}: {exc}", field=field,
                               hint="name a credential object, or a class or function that needs no arguments") from None
     if not callable(getattr(obj, "get_token", None)):
