@@ -98,6 +98,30 @@ def token_provider(credential: Any, secrets: set[str]) -> Callable[[], Awaitable
     return provide
 
 
+class SyncTokenProvider:
+    """A token provider with promptflow's interface (``get_token() -> str``) over a sync credential: what a
+    flow target's ``AzureOpenAIConnection`` (``auth_mode: meid_token``) uses for its LLM nodes."""
+
+    def __init__(self, credential: Any, secrets: set[str]) -> None:
+        from azure.identity import get_bearer_token_provider
+
+        self._inner = get_bearer_token_provider(credential, SCOPE)
+        self._lock = threading.Lock()
+        self._secrets = secrets
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SyncTokenProvider:
+        return self  # promptflow copies its connections: the copy shares the credential and the cached token
+
+    def __copy__(self) -> SyncTokenProvider:
+        return self
+
+    def get_token(self) -> str:
+        with self._lock:
+            token = self._inner()
+        self._secrets.add(token)
+        return token
+
+
 async def close_credential(credential: Any) -> None:
     """Close a credential this package made (DefaultAzureCredential holds HTTP sessions)."""
     close = getattr(credential, "close", None)
