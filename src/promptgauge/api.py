@@ -11,6 +11,7 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
+from .engine.aggregate import aggregate
 from .errors import CompareError, GateError, PathError, StoreError, SuiteError, UserError, located
 from .export import EXPORTERS, Exported, ExportError, RunData, check_export, export_run
 from .files import atomic_write, check_output
@@ -316,9 +317,15 @@ def merge(
     try:
         run_id = new_run_id()
         merge_shards(st, shards, run_id, suite_path=str(s.path) if s.path else None)
-        notes = sorted({n for sh in shards for n in sh.notes})
-        report = _report_run(s, st, run_id, "finished", list(shards[0].manifest.get("variants", {})), rules,
-                             notes=notes, reports_dir=reports_dir, progress=None)
+        variants = list(shards[0].manifest.get("variants", {}))
+        notes = {n for sh in shards for n in sh.notes}
+        if any(sh.manifest.get("aggregates") for sh in shards):  # flow evaluators' run-level metrics: over all rows
+            plan = prepare(s, variants=variants, offline=True)
+            notes = {n for n in notes if "aggregation" not in n and "logged metric" not in n}
+            notes.update(aggregate(plan, st, run_id))
+        notes = sorted(notes)
+        report = _report_run(s, st, run_id, "finished", variants, rules, notes=notes, reports_dir=reports_dir,
+                             progress=None)
     finally:
         st.close()
     if out is not None:

@@ -92,6 +92,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
                    "order derive from it.")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where the work runs (default: the suite's runner.executor, local): ray scores and runs local "
+                   "models on a Ray cluster; see docs/scaling.md.")
+@click.option("--ray-address", metavar="ADDR",
+              help="The Ray cluster to join (HOST:6379, ray://HOST:10001, auto); default: runner.ray.address, "
+                   "RAY_ADDRESS, else a local cluster.")
 @click.option("--strict-templates", is_flag=True,
               help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
 @click.option("--shard", metavar="K/N",
@@ -103,7 +109,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
-        seed: int | None, shard: str | None, shard_file: Path | None, strict_templates: bool) -> None:
+        seed: int | None, executor: str | None, ray_address: str | None, shard: str | None,
+        shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
@@ -127,7 +134,10 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             _fail_user(exc, obj.debug)
         print_estimate(est)
         sys.exit(EXIT_PASS)
+    if ray_address and executor == "local":
+        _fail_user(UserError("--ray-address needs --executor ray (or runner.executor: ray)"), obj.debug)
     options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      executor="ray" if ray_address and executor is None else executor, ray_address=ray_address,
                       strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}

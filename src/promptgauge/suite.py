@@ -312,6 +312,22 @@ class GatePolicy(_Model):
 GateConfig = GatePolicy
 
 
+class RaySpec(_Model):
+    """``runner.ray``: how a run uses a Ray cluster (``runner.executor: ray``); see docs/scaling.md."""
+
+    address: str | None = Field(None, description="the cluster to join (HOST:6379, ray://HOST:10001 or auto); default: "
+                                "RAY_ADDRESS, else a local cluster on this machine")
+    batch_size: int = Field(64, ge=1, le=100_000, description="items scored per Ray task")
+    scorers: int | None = Field(None, ge=1, le=10_000, description="scoring actors (default: one per CPU of the cluster)")
+    replicas: int | None = Field(None, ge=1, le=10_000, description="replicas of each in-process model (local targets "
+                                 "and local judges; default: one per Ray node)")
+    replica_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each model replica asks for (its threads)")
+    replica_gpus: float = Field(0.0, ge=0, le=64, description="GPUs each model replica asks for")
+    calls: Literal["driver", "workers"] = Field(
+        "driver", description="where remote-model (HTTP) calls are made: on the driver (I/O bound), or from "
+        "workers, still under the driver's one rate-limit budget, cache and cost budget")
+
+
 class RunnerConfig(_Model):
     concurrency: int = Field(4, ge=1, le=1024)
     timeout: float = Field(60.0, gt=0, description="seconds per model call")
@@ -325,6 +341,10 @@ class RunnerConfig(_Model):
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")
     seed: int = Field(0, ge=0, description="the run seed: every call's seed and each row's call order derive "
                       "from it (promptgauge run --seed N overrides it)")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: scoring and in-process models on a Ray cluster, the driver "
+        "the single writer of the store (promptgauge run --executor ray)")
+    ray: RaySpec = Field(default_factory=RaySpec)
     seeds: Literal["per_call", "fixed"] = Field(
         "per_call", description="per_call: a seed per call from the run seed and (row, variant, repeat); "
         "fixed: one seed for every call, a variant's parameters.seed or 0 (the behaviour before per-call seeds)")
