@@ -279,12 +279,14 @@ def _find(kind: str, root: Path) -> _Found:
         return _Found(builtins[kind], "builtin", None, factory=True)
     folder = root / "evaluators"
     if kind.startswith(FLOW_PREFIX):  # a promptflow evaluation flow: flow:PATH
-        from .flow import FlowEvaluator
+        from .flow import FlowEvaluator, PromptyFlowEvaluator
 
         path = root / kind[len(FLOW_PREFIX):].strip()
         if not path.exists():
             raise EvaluatorError(f"flow not found: {path}", hint="type: flow:PATH names a flow.dag.yaml, "
                                  "flow.flex.yaml or their folder, relative to the suite")
+        if path.suffix == ".prompty":  # promptflow runs a prompty as a flow too
+            return _Found(functools.partial(PromptyFlowEvaluator, path), kind, _file_sha(str(path)), factory=True)
         return _Found(functools.partial(FlowEvaluator, path), kind, _tree_sha(path), factory=True)
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
@@ -385,7 +387,11 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str, models: ModelPoo
     pool = models or ModelPool(None)
     if "targets" in accepts and "targets" not in kwargs:  # a flow evaluator's connections are suite targets
         kwargs["targets"] = pool.factory
-    if "judge" in accepts and "judge" not in kwargs:
+    if "model_pool" in accepts and "model_pool" not in kwargs:  # an evaluation prompty: its own model, or target:
+        kwargs["model_pool"] = pool
+        if spec.target:
+            kwargs["model_ref"] = spec.target
+    elif "judge" in accepts and "judge" not in kwargs:
         model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
         model = pool.judge(spec.target, spec.name)
