@@ -92,6 +92,16 @@ def results(db: Path, run_id: str | None = None) -> dict[tuple[str, str], dict[s
     return out
 
 
+def scores(db: Path, run_id: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """``(row_id, variant, evaluator) -> {score, passed, error, details}`` of a run."""
+    con = sqlite3.connect(db)
+    out = {(r, v, e): {"score": s, "passed": p, "error": err, "details": json.loads(d) if d else None}
+           for r, v, e, s, p, err, d in con.execute(
+               "SELECT row_id, variant, evaluator, score, passed, error, details FROM scores WHERE run_id=?", (run_id,))}
+    con.close()
+    return out
+
+
 def without_timings(trajectory: dict[str, Any]) -> dict[str, Any]:
     """A trajectory without what differs between equal runs: latencies and the cached flags."""
     return {**trajectory,

@@ -370,3 +370,20 @@ def test_dry_run_counts_every_turn_and_the_simulated_users_calls(tmp_path, fake_
     # a stored conversation (conversation: score) makes no call
     suite = _write(tmp_path, fake_openai.base_url, rows[:2], variants=[{"name": "stored", "conversation": "score"}])
     assert api.dry_run(suite).calls == 0
+
+
+def test_a_score_variant_never_simulates_a_goal_row(tmp_path, fake_openai):
+    fake_openai.responder = _simulated_responder
+    rows = [{"id": "c1", "messages": CONV}, {"id": "s1", "persona": "a customer", "goal": "finish after two"}]
+    suite = _write(tmp_path, fake_openai.base_url, rows,
+                   variants=[{"name": "chat", "prompt": "chat.prompty", "target": "fake"},
+                             {"name": "stored", "conversation": "score"}], baseline="stored",
+                   simulator={"target": "fake", "max_turns": 2},
+                   evaluators=[{"name": "answers", "type": "convevals:answers",
+                                "column_mapping": {"messages": "${target.messages}"}}])
+    report = api.run(suite)
+    got = results(report.store_path, report.run_id)
+    assert got[("s1", "stored")]["error"] == ("variant 'stored' scores stored conversations (conversation: score), "
+                                              "but this row has no 'messages'")
+    assert got[("c1", "stored")]["output"] == "stored a3" and got[("s1", "chat")]["error"] is None
+    assert got[("s1", "chat")]["outputs"]["trajectory"]["mode"] == "simulate"

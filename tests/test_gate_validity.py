@@ -75,7 +75,7 @@ def test_markdown_fits_a_github_comment():
     assert 0 < shown < int((~b).sum())
     assert f"… {int((~b).sum()) - shown} more rows not shown" in md
     assert md.rstrip().endswith("</sub>")  # the hashes section still made it in
-    assert "<script>" not in md and "&lt;script&gt; \\| 'tick' word" in md
+    assert "<script>" not in md and "&lt;script&gt; \\| \\`tick\\` word" in md  # (promptgauge.escaping)
     # a small report is not cut
     small = compare_sides(make_side("a", a[:20]), make_side("b", b[:20]), n_resamples=200)
     md_small = render_markdown(build_document(kind="compare", title="small", suite="sim", run_id="run",

@@ -134,3 +134,75 @@ def test_max_drop_zero_is_never_decidable():
     assert regression_outcome(True, det, 0.0) == "inconclusive"
     need, why = power.rows_needed(det, 0.0)
     assert need is None and "max_drop 0" in why
+
+
+# ------------------------------------------------------------------ end to end: the CLI, every report, the policy
+
+
+def _ab_suite(builder, n: int, b_wrong: set[int], gate: dict) -> None:
+    """Variants a and b answer the dataset's 'a' and 'b' columns through the fake server's REPLY lines."""
+    builder.prompt("a.prompty", "user:\n{{question}}\nREPLY: {{a}}\n")
+    builder.prompt("b.prompty", "user:\n{{question}}\nREPLY: {{b}}\n")
+    builder.dataset([{"id": f"r{i:03d}", "question": f"q{i}", "ground_truth": "yes", "a": "yes",
+                      "b": "no" if i in b_wrong else "yes"} for i in range(n)])
+    builder.suite(gate=gate)
+
+
+def _cli(root, *args: str) -> tuple[int, str]:
+    from conftest import run_cli
+
+    proc = run_cli(*args, cwd=root)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_inconclusive_in_every_report_and_what_the_policy_makes_of_it(builder):
+    import json
+    import xml.etree.ElementTree as ET
+
+    rule = "exact_match: no_regression(max_drop=0.05, alpha=0.05)"
+    _ab_suite(builder, 12, {3}, {"rules": [rule]})
+    code, out = _cli(builder.root, "run", "--no-progress")  # a plain run warns
+    assert code == 0, out
+    assert "INCONCLUSIVE: 12 rows cannot tell a drop of max_drop 0.05 from noise" in out
+    assert "gate: INCONCLUSIVE (passes with a warning)" in out and "MDE" in out
+    code, out = _cli(builder.root, "ci", "--out", "ci")  # ci fails it
+    assert code == 1 and "gate: INCONCLUSIVE (counts as a failure)" in out, out
+    ci = builder.root / "ci"
+    doc = json.loads((ci / "report.json").read_text())
+    v = doc["verdict"]
+    assert (v["outcome"], v["passed"], v["on_inconclusive"]) == ("inconclusive", False, "fail")
+    r = next(r for r in v["rules"] if r["rule"] == rule)
+    assert r["outcome"] == "inconclusive" and r["mde"] > 0.05 and r["rows_needed"] > 12
+    m = next(m for m in doc["comparisons"][0]["metrics"] if m["metric"] == "exact_match.pass_rate")
+    assert m["mde"] is not None and m["mde_power"] == 0.8 and m["mde_note"].startswith("MDE ")
+    md = (ci / "report.md").read_text()
+    assert "Gate verdict: ⚠️ **INCONCLUSIVE (counts as a failure)**" in md
+    assert f"needs ~{r['rows_needed']:,} rows" in md and "| MDE |" in md
+    junit = ET.parse(ci / "junit.xml").getroot()
+    case = next(c for c in junit.iter("testcase") if c.get("name") == rule)
+    assert case.find("failure") is not None and "INCONCLUSIVE" in case.find("failure").get("message")
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert props["mde.b.exact_match.pass_rate"].startswith(f"{m['mde']:.3g} (MDE ")
+    html = (ci / "report.html").read_text()
+    assert 'data-outcome="inconclusive"' in html and "INCONCLUSIVE (counts as a failure)" in html
+
+    # the policy decides: warn passes ci (JUnit: skipped, not failed); pass passes quietly
+    _ab_suite(builder, 12, {3}, {"rules": [rule], "on_inconclusive": "warn"})
+    code, out = _cli(builder.root, "ci", "--out", "ci")
+    assert code == 0 and "INCONCLUSIVE (passes with a warning)" in out, out
+    case = next(c for c in ET.parse(ci / "junit.xml").getroot().iter("testcase") if c.get("name") == rule)
+    assert case.find("failure") is None and "INCONCLUSIVE" in case.find("skipped").get("message")
+
+    # enough rows: decided (a real regression fails whatever the policy)
+    _ab_suite(builder, 200, set(range(0, 200, 4)), {"rules": [rule], "on_inconclusive": "pass"})
+    code, out = _cli(builder.root, "ci", "--out", "ci")
+    assert code == 1 and "REGRESSION" in out and "gate: FAIL" in out, out
+    _ab_suite(builder, 200, set(), {"rules": [rule]})
+    code, out = _cli(builder.root, "ci", "--out", "ci")
+    assert code == 0 and "gate: PASS" in out and "would have been seen: MDE" in out, out
+
+
+def test_bad_on_inconclusive_is_exit_2(builder):
+    _ab_suite(builder, 4, set(), {"rules": [], "on_inconclusive": "maybe"})
+    code, out = _cli(builder.root, "run", "--no-progress")
+    assert code == 2 and "on_inconclusive" in out and "Traceback" not in out, out

@@ -52,3 +52,24 @@ def test_embedded_model_is_deterministic_at_temperature_zero():
 
     a, b = asyncio.run(twice())
     assert a.text == b.text and a.completion_tokens <= 12 and a.prompt_tokens > 5
+
+
+def test_embedded_model_streams_the_same_answer_with_time_to_first_token():
+    import asyncio
+
+    from promptgauge.targets.local import LocalTarget, model_file
+
+    target = LocalTarget("local:smollm2", model_file("smollm2"), "smollm2")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+
+    async def both():
+        plain = await target.complete(messages, {"temperature": 0, "max_tokens": 12}, {})
+        streamed = await target.complete(messages, {"temperature": 0, "max_tokens": 12, "stream": True,
+                                                    "stream_options": {"include_usage": True}}, {})
+        return plain, streamed
+
+    plain, streamed = asyncio.run(both())
+    assert streamed.text == plain.text and plain.ttft_ms is None
+    assert streamed.ttft_ms is not None and streamed.ttft_ms > 0
+    assert streamed.completion_tokens and streamed.completion_tokens <= 12
+    assert streamed.tokens_per_s is None or streamed.tokens_per_s > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ from typing import Any
 import pytest
 import yaml
 from conftest import run_cli
+
+from promptgauge import api
+from promptgauge.errors import UserError
+from promptgauge.testing.browser import Browser
 
 PF = Path(__file__).parent / "flows" / "pf_examples"
 
@@ -147,7 +152,23 @@ def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_ope
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
     details = dict(db.execute("SELECT row_id, details FROM scores WHERE evaluator='classification'").fetchall())
     assert json.loads(details["r4"])["grade"] == "Incorrect" and json.loads(details["r2"])["grade"] == "Correct"
-    assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    assert "| `v` | `classification.accuracy` | 0.750 |" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    with Browser() as b:  # the HTML report shows it too
+        b.open((pf / "reports" / summary["run_id"] / "report.html").resolve().as_uri())
+        cells = b.eval("[...document.querySelectorAll('#run-level td')].map(td => td.textContent.trim())")
+    assert cells == ["v", "classification.accuracy", "0.750"], cells
+    with socket.socket() as sock:  # in process: no trace service left listening on promptflow's port
+        assert sock.connect_ex(("127.0.0.1", 23333)) != 0
+    db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
+    with db:  # the source run's aggregate gone: the rescore must compute its own
+        db.execute("UPDATE runs SET manifest=json_remove(manifest, '$.aggregates') WHERE run_id=?", (summary["run_id"],))
+    rescored = run_cli("rescore", summary["run_id"], "--evaluator", "classification", cwd=pf)  # aggregated again
+    assert rescored.returncode == 0, rescored.stdout + rescored.stderr
+    manifests = [json.loads(m) for (m,) in db.execute("SELECT manifest FROM runs ORDER BY created_at")]
+    assert manifests[-1]["rescored_from"]["run_id"] == summary["run_id"]
+    assert manifests[-1]["aggregates"] == {"v": {"classification": {"accuracy": 0.75}}}
+    trend = run_cli("runs", "--metric", "classification.accuracy", cwd=pf)  # pf run show-metrics, across runs
+    assert trend.returncode == 0 and "0.75" in trend.stdout, trend.stdout + trend.stderr
     # a stricter bar fails the gate on the aggregated metric itself
     doc = yaml.safe_load((pf / "promptgauge.yaml").read_text())
     doc["gate"]["rules"] = ["classification.accuracy >= 0.8"]
@@ -207,3 +228,24 @@ def test_promptflow_logs_go_to_a_file_and_the_terminal_gets_one_line_per_failed_
     assert text.count("Traceback (most recent call last)") >= 2 and "InternalServerError" in text
     assert "test-key" not in text  # the key from the environment never reaches the log
     assert f"promptflow's log: {log}" in out.stderr.replace("\n", "")
+
+
+@pytest.mark.parametrize(("evaluator", "message"), [
+    ({"type": "flow:nowhere"}, "flow not found"),
+    ({"type": "flow:ex/flows/evaluation/eval-classification-accuracy/requirements.txt"}, "unknown flow type"),
+    ({"type": "flow:ex/prompty"}, "no flow file in"),
+    (CLASSIFICATION | {"params": {"score": "nope"}}, "params.score names output 'nope'"),
+    (CLASSIFICATION | {"params": {"colour": "red"}}, "has no parameter 'colour'"),
+    (CLASSIFICATION | {"column_mapping": {"truth": "${data.label}"}}, "column_mapping names truth"),
+    (CLASSIFICATION | {"params": {"connections": {"c": "missing"}}}, "'missing' is not an openai or azure entry"),
+])
+def test_flow_evaluator_mistakes_are_clear_errors(pf, fake_openai, evaluator, message):
+    _labels(pf, fake_openai)
+    (pf / "ask.prompty").write_text("---\nmodel:\n  parameters:\n    temperature: 0\n---\nuser:\n{{text}}\n")
+    _suite(pf, dataset="rows.jsonl", targets={"fake": {"type": "openai", "model": "m", "base_url": fake_openai.base_url}},
+           variants=[{"name": "v", "prompt": "ask.prompty", "target": "fake"}], baseline="v",
+           evaluators=[{"name": "e", **evaluator}])
+    with pytest.raises(UserError) as exc:
+        api.run(pf / "promptgauge.yaml")
+    assert message in exc.value.format(), exc.value.format()
+    assert fake_openai.request_count == 0  # checked before any call

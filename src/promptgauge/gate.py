@@ -210,7 +210,14 @@ def _primary(metric: str, side: Side) -> str:
 
 
 def _ci(subject: Subject, metric: str, confidence: float) -> tuple[float, float] | None:
-    table = subject.side.table()
+    return metric_ci(subject.side, metric, confidence)
+
+
+def metric_ci(side: Side, metric: str, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The CI of a per-row metric (``f1.mean``, ``contains.pass_rate``, a column of ``side.table()``) as the
+    gate's ``ci_low`` / ``ci_high`` see it: Wilson for 0/1 columns, else a seeded bootstrap of the mean.
+    None when the metric has no column; NaN bounds when there are too few rows."""
+    table = side.table()
     if metric not in table:
         return None
     x = table[metric].to_numpy(dtype=float)

@@ -121,8 +121,8 @@ def split_metric(metric: str, evaluators: list[str],
     if metric in known_metrics(evaluators):
         return "summary", metric, None
     ev, dot, name = metric.partition(".")
-    if dot and ev in aggregating and name and "." not in name:
-        return "summary", metric, None
+    if dot and ev in aggregating and name and "." not in name and name not in ("ci_low", "ci_high", "delta"):
+        return "summary", metric, None  # (EV.ci_low and EV.delta stay the CI bound and the change of EV)
     if metric in COST_METRICS:
         return "cost", metric, None
     bound = None

@@ -77,8 +77,8 @@ _logfact = np.zeros(1)
 def _log_factorials(n: int) -> np.ndarray:
     """log(k!) for k = 0..n (a table grown on demand)."""
     global _logfact
-    if _logfact.size <= n:
-        size = max(n + 1, 2 * _logfact.size)
+    if _logfact.size <= n:  # n <= EXACT_MAX + 1 here: the table stays small
+        size = max(n + 1, min(2 * _logfact.size, EXACT_MAX + 2))
         _logfact = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, size, dtype=float)))))
     return _logfact
 
@@ -92,6 +92,21 @@ def _log_pmf(k: np.ndarray, m: np.ndarray, p: float) -> np.ndarray:
         out = out + (kk * math.log(p) if p > 0 else np.where(kk == 0, 0.0, -np.inf))
         out = out + ((m - kk) * math.log1p(-p) if p < 1 else np.where(kk == m, 0.0, -np.inf))
     return np.where(k <= m, out, -np.inf)
+
+
+_lgamma = np.vectorize(math.lgamma, otypes=[float])
+
+
+def _log_pmf_wide(k: np.ndarray, n: int, p: float) -> np.ndarray:
+    """log P(X = k) for X ~ Bin(n, p) at the few k near its mean, for any n (lgamma: no table of n entries)."""
+    if n <= EXACT_MAX:
+        return _log_pmf(k, np.full_like(k, n), p)
+    kf = k.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (math.lgamma(n + 1) - _lgamma(kf + 1) - _lgamma(n - kf + 1)
+               + (kf * math.log(p) if p > 0 else np.where(k == 0, 0.0, -np.inf))
+               + ((n - kf) * math.log1p(-p) if p < 1 else np.where(k == n, 0.0, -np.inf)))
+    return out
 
 
 def _tail_at(m: np.ndarray, k: np.ndarray, p: float) -> np.ndarray:
@@ -138,7 +153,7 @@ def mcnemar_power(n: int, discordance: float, drop: float, alpha: float) -> floa
     mean, sd = n * psi, math.sqrt(n * psi * (1 - psi))
     lo, hi = max(0, int(mean - _SPAN * sd) - 1), min(n, int(mean + _SPAN * sd) + 2)
     m = np.arange(lo, hi + 1)
-    weight = np.exp(_log_pmf(m, np.full_like(m, n), psi))
+    weight = np.exp(_log_pmf_wide(m, n, psi))
     crit = _critical(m, alpha)
     hit = np.zeros(m.size)
     small = m <= EXACT_MAX

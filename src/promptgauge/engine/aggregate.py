@@ -18,34 +18,37 @@ from ..store import Store
 from .plan import Plan
 
 
-def aggregate(plan: Plan, store: Store, run_id: str) -> list[str]:
-    """Aggregate every aggregating evaluator for every variant; returns notes (a failed aggregation, a
-    metric that is not a number) for the run's warnings."""
+def aggregate(plan: Plan, store: Store, run_id: str, *, variants: list[str] | None = None,
+              evaluators: list[Any] | None = None) -> list[str]:
+    """Aggregate every aggregating evaluator (of *evaluators*, default the plan's) for every variant (of
+    *variants*, default the plan's); returns notes (a failed aggregation, a metric that is not a number)
+    for the run's warnings. Other evaluators' aggregates in the manifest are kept."""
     notes: list[str] = []
-    for variant in plan.variants:
+    for variant in variants if variants is not None else [v.name for v in plan.variants]:
         found: dict[str, dict[str, float]] = {}
-        for ev in plan.evaluators:
+        for ev in evaluators if evaluators is not None else plan.evaluators:
             func = ev.func
             if not getattr(func, "aggregates", False) or not callable(getattr(func, "aggregate", None)):
                 continue
-            lines = [d[FLOW_KEY] for d in store.score_details(run_id, variant.name, ev.name)
+            lines = [d[FLOW_KEY] for d in store.score_details(run_id, variant, ev.name)
                      if isinstance(d, dict) and isinstance(d.get(FLOW_KEY), dict)]
             try:
                 metrics = func.aggregate(lines)
             except Exception as exc:  # noqa: BLE001 - the user's aggregation code: a note, not a crash
-                notes.append(f"evaluator '{ev.name}': the flow's aggregation failed for variant '{variant.name}': "
+                notes.append(f"evaluator '{ev.name}': the flow's aggregation failed for variant '{variant}': "
                              f"{type(exc).__name__}: {exc}")
                 continue
             found[ev.name] = {}
-            for name, value in metrics.items():
+            for metric, value in metrics.items():
                 number = _number(value)
                 if number is None:
-                    notes.append(f"evaluator '{ev.name}': logged metric '{name}' is not a number ({value!r:.40}); "
+                    notes.append(f"evaluator '{ev.name}': logged metric '{metric}' is not a number ({value!r:.40}); "
                                  "left out")
                 else:
-                    found[ev.name][str(name)] = number
+                    found[ev.name][str(metric)] = number
         if found:
-            store.update_manifest(run_id, "aggregates", {variant.name: found})
+            kept = (store.run(run_id).manifest.get("aggregates") or {}).get(variant) or {}
+            store.update_manifest(run_id, "aggregates", {variant: {**kept, **found}})
     return notes
 
 

@@ -76,11 +76,13 @@ def conversation_mode(conversation: str | None, data: dict[str, Any], simulated:
 
     *conversation* is the variant's ``conversation:`` key; *simulated*: the suite has ``simulator:``.
     """
+    if conversation == "score":  # a stored conversation, whatever else the row has (a goal: no simulation)
+        return "score"
     if conversation_of(data) is not None:
         return conversation or "replay"
     if simulated and "goal" in data:
         return "simulate"
-    return "score" if conversation == "score" else None
+    return None
 
 
 class _StoredConversation:
@@ -255,6 +257,7 @@ def score_stored(conversation: list[dict[str, Any]]) -> ConversationRun:
     results = {m.get("tool_call_id"): m.get("content") for m in messages if m["role"] == "tool"}
     calls, turns = [], []
     start = None
+    step = 0  # the assistant message's place in its turn: calls of one message were made in parallel
     for i, m in enumerate(messages):
         if m["role"] == "user" and start is None:
             start = i
@@ -263,12 +266,14 @@ def score_stored(conversation: list[dict[str, Any]]) -> ConversationRun:
         turn = len(turns)
         for c in m.get("tool_calls") or []:
             fn = c.get("function") or {}
-            calls.append({"turn": turn, "id": c.get("id"), "step": None, "name": fn.get("name"),
+            calls.append({"turn": turn, "id": c.get("id"), "step": step, "name": fn.get("name"),
                           "arguments": _json_or_none(fn.get("arguments")), "arguments_raw": fn.get("arguments"),
                           "result": results.get(c.get("id")), "error": None, "latency_ms": None})
+        step += 1
         if start is not None and not m.get("tool_calls"):
             turns.append({"turn": turn, "start": start, "end": i + 1})
             start = None
+            step = 0
     trajectory = {"messages": messages, "steps": [], "tool_calls": calls, "turns": turns, "stop_reason": "stored",
                   "mode": "score"}
     answers = [m for m in messages if m["role"] == "assistant" and isinstance(m.get("content"), str)]

@@ -55,6 +55,8 @@ class Plan:
     per_turn: set[str] = field(default_factory=set)
     #: Run only this part of the rows (``--shard K/N``): the rows whose id hashes to it.
     shard: Shard | None = None
+    #: Evaluators given as instances from the Python API (not rebuilt from the suite elsewhere).
+    instances: set[str] = field(default_factory=set)
     _shard_rows: int | None = field(default=None, repr=False)
     #: What the run should warn about once (a promptflow prompty's variable the rows lack, rendered empty).
     notes: set[str] = field(default_factory=set)
@@ -188,6 +190,10 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
         if prompts[v.name] is not None and (strict_templates or suite.strict_templates):
             prompts[v.name].strict = True
     notes: set[str] = set()
+    for v in chosen:
+        if getattr(targets[v.name], "aggregates", False):
+            notes.add(f"variant '{v.name}': its flow has aggregation nodes; a target's rows are not aggregated -- "
+                      f"to get its log_metric values, use it as an evaluator: type: flow:PATH")
     check = _row_check(chosen, prompts, limit, simulated=suite.simulator is not None, notes=notes)
     ds = suite.dataset
     if ds:
@@ -214,7 +220,7 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
             simulator = prepare_simulator(suite, session.target(suite.simulator.target))
     plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
                 {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn}, shard, notes=notes)
+                {e.name for e in suite.evaluators if e.per_turn}, shard, set(instances), notes=notes)
     _check_columns(plan)
     return plan
 

@@ -21,6 +21,7 @@ from ..errors import SuiteError
 from ..evaluators.registry import BoundEvaluator
 from ..store import RunInfo, Store
 from . import seeds
+from .aggregate import aggregate
 from .conversation import evaluate_per_turn
 from .plan import Plan
 from .pool import COMMIT_ITEMS, Progress
@@ -179,8 +180,9 @@ def rescore(plan: Plan, store: Store, source: RunInfo, *, evaluators: list[str] 
         store.set_status(run_id, status)
         reader.close()
         session.close()
+    notes = aggregate(plan, store, run_id, variants=variants, evaluators=chosen) if status == "finished" else []
     return RescoreOutcome(run_id, source.run_id, status, names, variants, progress,
-                          notes=sorted(caller.notes))
+                          notes=sorted(caller.notes) + notes)
 
 
 def source_run(store: Store, ref: str) -> RunInfo:

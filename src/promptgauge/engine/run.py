@@ -52,6 +52,10 @@ class Options:
     record: Path | None = None
     replay: Path | None = None
     max_cost: float | None = None
+    #: Where the work runs: ``local`` or ``ray`` (default: the suite's ``runner.executor``).
+    executor: str | None = None
+    #: The Ray cluster to join (default: ``runner.ray.address``, else ``RAY_ADDRESS``, else a local one).
+    ray_address: str | None = None
     #: A promptflow prompty's variable the row lacks is an error (``--strict-templates``), not empty.
     strict_templates: bool = False
 
@@ -124,6 +128,17 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
                           seed=plan.run_seed)
     engine = Engine(plan, store, run_id, caller, on_progress=on_progress)
     engine.watch = FailureWatch(suite, plan.n_rows * suite.runner.repeats)
+    executor = None
+    if (opts.executor or suite.runner.executor) == "ray":
+        from .ray_executor import RayExecutor
+
+        try:
+            executor = engine.executor = RayExecutor(plan, suite.runner.ray, address=opts.ray_address,
+                                                     offline=bool(opts.replay))
+        except BaseException:
+            session.close()
+            store.set_status(run_id, "failed")
+            raise
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()
@@ -147,6 +162,8 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     finally:
         store.set_status(run_id, status)
         session.close()
+        if executor is not None:
+            executor.close()
     notes = aggregate(plan, store, run_id) if status == "finished" else []
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
                       notes=sorted(plan.notes) + sorted(caller.notes) + notes)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 __all__ = [
@@ -148,13 +148,21 @@ def _calls_in_messages(messages: list[dict[str, Any]]) -> list[ToolCall]:
 def tool_calls(value: Any) -> list[ToolCall]:
     """Every tool call in *value* (see the module docstring for the shapes), in the order they were emitted.
 
-    A bare list of calls without ``step`` fields puts each call in its own step.
+    A bare list of calls without ``step`` fields puts each call in its own step. In a conversation's
+    trajectory (calls with a ``turn``) steps restart each turn: a call's step becomes its model call's
+    place in the whole conversation, so a later turn's calls come after an earlier turn's.
     """
     value = load_json(value)
     if value is None:
         return []
     if isinstance(value, dict) and isinstance(value.get("tool_calls"), list) and "role" not in value:
-        return [_one_call(item, i) for i, item in enumerate(value["tool_calls"])]
+        calls = [_one_call(item, i) for i, item in enumerate(value["tool_calls"])]
+        turns = [item.get("turn") if isinstance(item, dict) else None for item in value["tool_calls"]]
+        if any(isinstance(t, int) for t in turns):  # a conversation: steps count per turn, so order by (turn, step)
+            keys = [(t if isinstance(t, int) else -1, c.step) for t, c in zip(turns, calls, strict=True)]
+            rank = {k: i for i, k in enumerate(sorted(set(keys)))}
+            calls = [replace(c, step=rank[k]) for c, k in zip(calls, keys, strict=True)]
+        return calls
     messages = _messages_of(value)
     if messages is not None:
         return _calls_in_messages(messages)

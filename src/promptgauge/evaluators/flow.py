@@ -59,7 +59,8 @@ class FlowEvaluator:
             self.path, self.executor, data = load_flow(Path(path), variant=variant, connections=conns, init=init,
                                                        field="params")
         except TargetError as exc:
-            raise EvaluatorError(exc.message, file=exc.file, line=exc.line, field=exc.field, hint=exc.hint) from None
+            raise EvaluatorError(exc.message, file=exc.file, line=exc.line, field=exc.field or "type",
+                                 hint=exc.hint) from None
         self.kind = "dag" if "nodes" in data else "flex"
         self.score = score
         self.outputs = list(data.get("outputs") or {})

@@ -39,6 +39,10 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    for c in doc.comparisons:  # what each metric's paired test could detect (minimum detectable effect)
+        for m in c.metrics:
+            ET.SubElement(props, "property", name=f"mde.{c.candidate.variant}.{m.metric}",
+                          value=f"{mde(m.mde)} ({m.mde_note})")
     notes = [f"{c.candidate.label} vs. {c.baseline.label}: {w}" for c in doc.comparisons for w in c.warnings]
     if notes:  # what the comparison warns about (different datasets, changed evaluators or judges)
         ET.SubElement(gate, "system-out").text = "\n".join(notes)

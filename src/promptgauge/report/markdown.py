@@ -77,6 +77,22 @@ def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
             if (text := agreement(m))]
 
 
+def run_level_rows(doc: ReportDoc) -> list[tuple[str, str, float | None]]:
+    """(variant, metric, value) of the run-level metrics beyond the evaluator table: what evaluators logged once
+    per variant (a promptflow evaluation flow's ``log_metric``: ``EV.NAME``) and streamed answers' time to first
+    token and output rate."""
+    rows = []
+    for name, var in doc.variants.items():
+        calls = var.get("calls") or {}
+        ttft = (calls.get("latency_ms") or {}).get("ttft")
+        if ttft:
+            rows += [(name, "latency_ms.ttft.p50", ttft.get("p50")), (name, "latency_ms.ttft.p95", ttft.get("p95")),
+                     (name, "tokens_per_s.p50", (calls.get("tokens_per_s") or {}).get("p50"))]
+        for ev, m in var["metrics"].items():
+            rows += [(name, f"{ev}.{k}", v) for k, v in (m.get("aggregates") or {}).items()]
+    return rows
+
+
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
     head: list[str] = [f"# {_cell(doc.title)}", ""]
     v = doc.verdict
@@ -127,6 +143,9 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
             row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
             head.append("| " + " | ".join(row) + " |")
         head.append("")
+    if run_level := run_level_rows(doc):
+        head += ["## Run-level metrics", "", "| variant | metric | value |", "|---|---|---|"]
+        head += [f"| {_code(name)} | {_code(metric)} | {fmt(value)} |" for name, metric, value in run_level] + [""]
     if agreed := agreement_rows(doc):
         head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
         head += [f"| {_code(name)} | {_code(ev)} | {_cell(text)} |" for name, ev, text in agreed] + [""]

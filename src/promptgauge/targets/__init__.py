@@ -113,6 +113,7 @@ class _Inline:
     variant: str | None = None
     connections: dict[str, str] = dataclasses.field(default_factory=dict)
     init: dict[str, Any] = dataclasses.field(default_factory=dict)
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
     #: Where the key's variable was named, for messages (a prompty's ``model.configuration.api_key``).
     key_field: str | None = None
 

@@ -18,6 +18,7 @@ metrics.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -121,6 +122,10 @@ def flow_file(path: Path) -> Path:
 
 def load_flow_target(ref: str, path: Path, cfg: TargetConfig, factory: TargetFactory, field: str) -> FlowTarget:
     """Check a flow file and build its executor (promptflow imported here, lazily)."""
+    from . import expand_env
+
+    for name, value in (cfg.environment or {}).items():  # a promptflow run's environment_variables
+        os.environ[name] = expand_env(str(value), field=f"{field}.environment.{name}", secrets=factory.secrets)
     connections = {name: connection(factory, target, f"{field}.connections.{name}")
                    for name, target in cfg.connections.items()}
     path, executor, data = load_flow(path, variant=cfg.variant, connections=connections, init=cfg.init,
@@ -220,9 +225,14 @@ def connection(factory: TargetFactory, target: str, field: str) -> dict[str, Any
         raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
     client, endpoint = factory.client(cfg, field)
     if cfg.type == "azure":
-        if getattr(client, "credential", None) is not None:  # Entra ID: promptflow gets its own token (meid_token)
-            return {"type": "AzureOpenAIConnection", "value": {
-                "api_base": endpoint, "api_type": "azure", "api_version": client._api_version, "auth_mode": "meid_token"}}
+        if (credential := getattr(client, "credential", None)) is not None:  # Entra ID: bearer tokens
+            value = {"api_base": endpoint, "api_type": "azure", "api_version": client._api_version,
+                     "auth_mode": "meid_token"}
+            if not inspect.iscoroutinefunction(getattr(credential, "get_token", None)):
+                from .entra import SyncTokenProvider
+
+                value["token_provider"] = SyncTokenProvider(credential, factory.secrets)  # the target's credential
+            return {"type": "AzureOpenAIConnection", "value": value}
         return {"type": "AzureOpenAIConnection", "value": {
             "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
     return {"type": "OpenAIConnection", "value": {"api_key": client.api_key, "base_url": endpoint}}
@@ -239,6 +249,13 @@ class FlowTarget:
         self.executor = executor
         self.inputs = set(data.get("inputs") or {})
         self.kind = "dag" if "nodes" in data else "flex"
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the flow has aggregation nodes (whose metrics only an evaluator, ``type: flow:PATH``, collects)."""
+        flow = getattr(self.executor, "_flow", None)
+        return bool(getattr(flow, "has_aggregation_node", False)) if self.kind == "dag" else \
+            bool(getattr(self.executor, "has_aggregation_node", False))
 
     async def complete(self, messages, parameters, inputs) -> Completion:  # arguments: see Target
         values = {k: v for k, v in inputs.items() if k in self.inputs} if self.inputs else dict(inputs)
