@@ -15,7 +15,7 @@ from .engine.aggregate import aggregate
 from .errors import CompareError, GateError, PathError, StoreError, SuiteError, UserError, located
 from .export import EXPORTERS, Exported, ExportError, RunData, check_export, export_run
 from .files import atomic_write, check_output
-from .gate import Subject, evaluate_gate, parse_rules, suite_rules
+from .gate import Subject, evaluate_gate, pairwise_judges, parse_rules, suite_rules
 from .metrics import metric_value
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .pfimport import Imported, import_runs
@@ -480,7 +480,8 @@ def compare(
     else:
         pol, pol_file, in_suite = GatePolicy(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite,
-                        optional=[e.name for e in s.evaluators if e.optional] if s else ())
+                        optional=[e.name for e in s.evaluators if e.optional] if s else (),
+                        pairwise=pairwise_judges(s) if s else ())
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,
