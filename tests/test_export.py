@@ -47,6 +47,7 @@ def two_variants(builder, fake_openai):
     return report, env
 
 
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
 def test_mlflow_export_logs_each_variant_to_a_real_store(builder, two_variants):
     summary, env = two_variants
     run_id = summary["run_id"]
@@ -156,6 +157,7 @@ def test_missing_mlflow_is_exit_2_naming_the_extra(builder, two_variants):
     assert len(list((builder.root / "reports").iterdir())) == 1  # the second run never started
 
 
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
 def test_suite_export_section_runs_after_every_run(builder, fake_openai, tmp_path):
     builder.suite(export=[{"to": "mlflow", "tracking_uri": "sqlite:///mlflow.db", "experiment": "capitals"},
                           {"to": "foundry", "path": "out/foundry.json"}])
@@ -280,3 +282,24 @@ def test_foundry_export_of_a_failed_row_and_several_variants(builder, fake_opena
 def test_export_library_function_rejects_unknown_target(builder, two_variants):
     with pytest.raises(UserError, match="unknown export target 'wandb'"):
         api.export("wandb", suite=builder.root / "promptgauge.yaml")
+
+
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
+def test_a_run_whose_every_call_failed_exports_what_there_is(builder, fake_openai):
+    fake_openai.set_faults(1.0, kinds=("500",))
+    builder.suite(runner={"concurrency": 2, "timeout": 2, "retries": 0})
+    assert run_cli("run", "--no-progress", cwd=builder.root).returncode == 1
+    proc = run_cli("export", "mlflow", "--tracking-uri", "sqlite:///mlflow.db", cwd=builder.root, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    client = _client(builder.root / "mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    for r in runs:
+        m = r.data.metrics
+        assert m["error_rate"] == 1.0 and m["exact_match.n"] == 0 and "exact_match.mean" not in m
+        assert r.data.tags["promptgauge.verdict"] in ("not gated", "failed")
+    proc = run_cli("export", "foundry", "latest:b", "-o", "b.json", cwd=builder.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((builder.root / "b.json").read_text())
+    assert len(doc["rows"]) == 4 and doc["metrics"] == {} and all(set(r) == {"inputs.id", "inputs.question",
+                                                                            "inputs.ground_truth", "inputs.line_number"}
+                                                                   for r in doc["rows"])

@@ -249,3 +249,26 @@ def test_flow_evaluator_mistakes_are_clear_errors(pf, fake_openai, evaluator, me
         api.run(pf / "promptgauge.yaml")
     assert message in exc.value.format(), exc.value.format()
     assert fake_openai.request_count == 0  # checked before any call
+
+
+def test_an_evaluation_prompty_is_an_evaluator(pf, fake_openai):
+    """prompty/eval-basic/eval.prompty as `type: flow:...` (promptflow runs a prompty as a flow): its own
+    model.configuration, its JSON outputs as scores, {{statement}} empty as in promptflow."""
+    rows = [{"id": "1", "question": "What is capital of France?", "ground_truth": "Paris"}]
+    (pf / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _suite(pf, dataset="rows.jsonl", variants=[{"name": "basic", "prompt": "ex/prompty/basic/basic.prompty"}],
+           baseline="basic", evaluators=[{"name": "qa", "type": "flow:ex/prompty/eval-basic/eval.prompty",
+                                          "column_mapping": {"question": "${data.question}",
+                                                             "answer": "${target.response}",
+                                                             "ground_truth": "${data.ground_truth}"}}],
+           gate={"rules": ["qa.mean >= 4"]})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(next((pf / "reports").glob("*/summary.json")).read_text())
+    assert summary["variants"]["basic"]["metrics"]["qa"]["mean"] == 4.0
+    judged = [r.body for r in fake_openai.requests if (r.body.get("response_format") or {}).get("type") == "json_object"]
+    assert len(judged) == 1 and judged[0]["model"] == "gpt-4o" and judged[0]["max_tokens"] == 200
+    assert "answer: echo: What is capital of France?\nstatement: \noutput:" in judged[0]["messages"][-1]["content"]
+    db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
+    (details,) = [json.loads(d) for (d,) in db.execute("SELECT details FROM scores WHERE evaluator='qa'")]
+    assert details["score"] == 4.0 and details["explanation"] == "close"
