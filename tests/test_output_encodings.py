@@ -149,3 +149,14 @@ def test_every_format_function_on_every_control_character():
     cell = csv_cell("=" + text)
     assert cell.startswith("'=") and "⟨U+0000⟩" in cell and "\r" in cell
     assert csv_cell(3.5) == 3.5 and csv_cell("plain") == "plain"
+
+
+def test_a_lone_surrogate_in_a_dataset_is_a_clear_input_error(builder):
+    """A JSON ``\\ud800`` escape cannot be stored or written to any report: exit 2 naming the row and field."""
+    builder.suite()
+    (builder.root / "data.jsonl").write_text('{"id": "ok", "question": "fine", "ground_truth": "x"}\n'
+                                             '{"id": "r2", "question": {"text": "bad \\ud800 here"}, "ground_truth": "x"}\n')
+    proc = run_cli("run", "--no-progress", cwd=builder.root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "data.jsonl:2, field 'question.text': text holds a lone surrogate \\ud800" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -336,6 +336,16 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
         for row in rows:
             table.add_row(*row[: len(table.columns)])
     console.print(table)
+    from .report.markdown import PAIRWISE_COLUMNS, pairwise_rows
+
+    if pairs := pairwise_rows(summary["variants"]):
+        ptable = Table(title="pairwise judging (both orders; a verdict that changed with the order is a tie)",
+                       title_justify="left")
+        for col in PAIRWISE_COLUMNS:
+            ptable.add_column(col, justify="left" if col in ("variant", "judge", "baseline") else "right")
+        for row in pairs:
+            ptable.add_row(*map(escape, row))
+        console.print(ptable)
     for comp in comparisons:
         print_comparison(comp)
     print_verdict(summary.get("gate"))

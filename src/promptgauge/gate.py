@@ -72,6 +72,8 @@ from .metrics import (
     comparable,
     metric_hint,
     metric_value,
+    pairwise_hint,
+    pairwise_metric,
     split_metric,
 )
 from .report.format import sig
@@ -130,12 +132,13 @@ class Subject:
 
 def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
                 file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = (),
-                aggregating: Collection[str] = ()) -> list[Rule]:
+                aggregating: Collection[str] = (), pairwise: Collection[str] = ()) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
     *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
     Every evaluator not in ``required`` also gets an implicit check that it scored rows (kind
-    ``scored``; reported only when it fails, or as SKIPPED for the *optional* evaluators).
+    ``scored``; reported only when it fails, or as SKIPPED for the *optional* evaluators); so does
+    every *pairwise* judge (it must have judged pairs of the gated variant).
     """
     rules = []
 
@@ -152,12 +155,14 @@ def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str
         if spec.variant and variants is not None and spec.variant not in variants:
             raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
                             hint="variants: " + ", ".join(variants))
-        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating, pairwise))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
     for ev in evaluators:
         if ev not in policy.required:
             rules.append(Rule(f"scored: {ev}", "scored", ev, params={"optional": float(ev in optional)}))
+    for ev in pairwise:
+        rules.append(Rule(f"judged: {ev}", "scored", ev, params={"optional": float(ev in optional), "pairwise": 1.0}))
     return rules
 
 
@@ -166,16 +171,25 @@ def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
     return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
                        file=suite.gate_file or suite.path, in_suite=suite.gate_file is None,
                        optional=[e.name for e in suite.evaluators if e.optional],
-                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")])
+                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")],
+                       pairwise=pairwise_judges(suite))
+
+
+def pairwise_judges(suite: Suite) -> list[str]:
+    """The names of a suite's pairwise judges (``type: pairwise``)."""
+    return [e.name for e in suite.evaluators if e.kind == "pairwise"]
 
 
 def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]],
-                aggregating: Collection[str] = ()) -> Rule:
+                aggregating: Collection[str] = (), pairwise: Collection[str] = ()) -> Rule:
     text = spec.rule.strip()
     if m := THRESHOLD.match(text):
         metric, op, number = m.groups()
+        if pairwise_metric(metric, pairwise) is not None:
+            return Rule(text, "threshold", metric, op, float(number), spec.variant, {"pairwise": 1.0})
         if split_metric(metric, evaluators, aggregating) is None:
-            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=metric_hint(evaluators))
+            hint = metric_hint(evaluators) + (f"; {pairwise_hint(pairwise)}" if pairwise else "")
+            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=hint)
         return Rule(text, "threshold", metric, op, float(number), spec.variant)
     if m := CALL.match(text):
         metric, fn, args = m.groups()
@@ -239,8 +253,26 @@ def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | No
     return (total if metric == "cost.total" else (total / n if n else None)), ""
 
 
+def _pairwise(metric: str, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
+    """A pairwise judge's metric for a gated variant (CI bounds at the policy's confidence), or None and why not."""
+    judge, stat, bound = pairwise_metric(metric, [metric.split(".")[0]]) or ("", "", None)
+    found = (subject.summary.get("pairwise") or {}).get(judge)
+    if found is None:
+        return None, (f"no data: pairwise judge '{judge}' judged no pair of '{subject.variant}' and the baseline "
+                      "(a pairwise judge needs the baseline variant in the same run)")
+    if not found["n"]:
+        return None, f"no data: pairwise judge '{judge}' has no judged pairs ({found['errors']} errors)"
+    if bound is not None:
+        low, high = stats.win_rate_ci(found["wins"], found["ties"], found["losses"], confidence=policy.confidence)
+        return (low if bound == "ci_low" else high), ""
+    value = found.get(stat)
+    return (None if value is None else float(value)), f"{metric} was not measured"
+
+
 def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
+    if rule.params.get("pairwise"):
+        return _pairwise(rule.metric, subject, policy)
     source, base, bound = split_metric(rule.metric, subject.side.evaluators, subject.side.evaluators) \
         or ("", rule.metric, None)
     if (empty := _no_data(rule.metric, subject)) is not None:
@@ -289,6 +321,13 @@ def _no_data(metric: str, subject: Subject) -> str | None:
 def _scored(rule: Rule, subject: Subject) -> RuleResult | None:
     """The implicit check that an evaluator scored rows: a failure, a loud SKIPPED for an optional one,
     or None (nothing to report) when it did."""
+    if rule.params.get("pairwise"):
+        value, why = _pairwise(f"{rule.metric}.n", subject, GatePolicy())
+        if value:
+            return None
+        ok = bool(rule.params.get("optional"))
+        return RuleResult(rule.text, "required", subject.variant, f"{rule.metric}.n", "", None, value or 0.0, ok,
+                          ("SKIPPED: " if ok else "") + f"{why}; a gate does not pass on nothing")
     m = subject.summary["metrics"].get(rule.metric)
     if m is None or m["n"]:
         return None

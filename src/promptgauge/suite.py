@@ -32,7 +32,7 @@ from .yamlutil import line_of, load_yaml, validate_model
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
 
 #: ``${data.question}`` / ``${target.response}`` -- promptflow-style column references.
-COLUMN_REF = re.compile(r"^\$\{(data|target)\.([A-Za-z_][\w.-]*)\}$")
+COLUMN_REF = re.compile(r"^\$\{(data|target|baseline)\.([A-Za-z_][\w.-]*)\}$")
 #: A tool name as the OpenAI API accepts it.
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: How long a variant's tool loop may run, in model calls, unless it sets ``max_steps``.
@@ -264,7 +264,8 @@ class EvaluatorSpec(_Model):
             if isinstance(ref, str) and ref.startswith("${") and not COLUMN_REF.match(ref):
                 raise ValueError(
                     f"column_mapping.{key}: '{ref}' is not a column reference; "
-                    "use ${data.<column>} or ${target.<output>} (e.g. ${target.response})"
+                    "use ${data.<column>} or ${target.<output>} (e.g. ${target.response}); a pairwise judge "
+                    "also takes ${baseline.<output>}"
                 )
         return mapping
 

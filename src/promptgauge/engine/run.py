@@ -22,6 +22,7 @@ from ..errors import SuiteError
 from ..store import Store
 from .aggregate import aggregate
 from .checks import FailureWatch
+from .pairs import judge_pairs
 from .plan import Plan
 from .pool import Engine, Progress
 
@@ -146,7 +147,10 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         if sys.platform != "win32" and task is not None:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await engine.run(skip)
+            progress = await engine.run(skip)
+            if not caller.stop_reason:  # pairwise judges need both variants' rows
+                await judge_pairs(plan, store, run_id, caller)
+            return progress
         finally:
             await session.aclose()
 

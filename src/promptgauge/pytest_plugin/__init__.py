@@ -512,5 +512,11 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
             if m["n"] or m["errors"]:
                 lines.append(f"{vname:<16} {ename:<16} {m['n']:>5} {fmt(m['mean']):>9} {fmt(m['pass_rate']):>9} "
                              f"{m['errors']:>6}")
+    from ..report.markdown import PAIRWISE_COLUMNS, pairwise_rows
+
+    if pairs := pairwise_rows(summary["variants"]):
+        lines.append("pairwise (both orders; a verdict that changed with the order is a tie): "
+                     + " | ".join(PAIRWISE_COLUMNS))
+        lines += ["  " + " | ".join(row) for row in pairs]
     return lines
 

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from ..escaping import xml_text
 from .document import ReportDoc
-from .format import mde, outcome_word, rows_needed
+from .format import fmt, mde, outcome_word, rows_needed
 from .markdown import flatten
 from .trajectory import failed_turns, tools_line, turns_line
 
@@ -49,6 +49,11 @@ def render_junit(doc: ReportDoc) -> str:
     if doc.verdict is not None:
         ET.SubElement(props, "property", name="verdict", value=outcome_word(doc.verdict.outcome,
                                                                          doc.verdict.on_inconclusive))
+    for name, var in doc.variants.items():  # pairwise judges' verdicts vs. the baseline
+        for judge, p in (var.get("pairwise") or {}).items():
+            ET.SubElement(props, "property", name=f"pairwise.{name}.{judge}",
+                          value=f"{p['wins']} wins / {p['ties']} ties / {p['losses']} losses vs. {p.get('baseline')}; "
+                                f"win rate {fmt(p['win_rate'])}, position bias {fmt(p['position_bias'])}")
     for name, var in doc.variants.items():  # judges shown text aimed at the grader
         for ev, m in (var.get("metrics") or {}).items():
             if flagged := m.get("judge_injection"):
