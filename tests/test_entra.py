@@ -337,3 +337,18 @@ def test_flow_llm_nodes_get_the_targets_credential(entra, builder, fake_openai):
     assert {r.path for r in fake_openai.requests} == {"/openai/deployments/flow-dep/chat/completions"}
     issued = {f"Bearer {i['token']}" for i in sys.modules["fakecred"].ISSUED}
     assert fake_openai.request_count == 4 and set(fake_openai.authorizations) <= issued
+
+
+def test_imported_entra_connection_becomes_an_entra_target(tmp_path):
+    from promptgauge.pfimport import import_connection
+
+    conn = tmp_path / "aoai.yml"
+    conn.write_text("$schema: https://azuremlschemas.azureedge.net/promptflow/latest/AzureOpenAIConnection.schema.json\n"
+                    "name: aoai\ntype: azure_open_ai\napi_base: https://x.openai.azure.com\napi_type: azure\n"
+                    "api_version: 2024-06-01\nauth_mode: meid_token\n")
+    name, target, notes = import_connection(conn)
+    assert name == "aoai" and target == {"type": "azure", "azure_endpoint": "https://x.openai.azure.com",
+                                         "api_version": "2024-06-01", "auth": "entra"}
+    assert any("auth: entra" in n for n in notes)
+    conn.write_text(conn.read_text().replace("auth_mode: meid_token\n", "api_key: ${env:AOAI_KEY}\n"))
+    assert import_connection(conn)[1]["api_key_env"] == "AOAI_KEY" and "auth" not in import_connection(conn)[1]

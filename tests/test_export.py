@@ -47,6 +47,7 @@ def two_variants(builder, fake_openai):
     return report, env
 
 
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
 def test_mlflow_export_logs_each_variant_to_a_real_store(builder, two_variants):
     summary, env = two_variants
     run_id = summary["run_id"]
@@ -156,6 +157,7 @@ def test_missing_mlflow_is_exit_2_naming_the_extra(builder, two_variants):
     assert len(list((builder.root / "reports").iterdir())) == 1  # the second run never started
 
 
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
 def test_suite_export_section_runs_after_every_run(builder, fake_openai, tmp_path):
     builder.suite(export=[{"to": "mlflow", "tracking_uri": "sqlite:///mlflow.db", "experiment": "capitals"},
                           {"to": "foundry", "path": "out/foundry.json"}])
@@ -282,6 +284,7 @@ def test_export_library_function_rejects_unknown_target(builder, two_variants):
         api.export("wandb", suite=builder.root / "promptgauge.yaml")
 
 
+@pytest.mark.slow  # MLflow creates and migrates a sqlite store (~15 s)
 def test_a_run_whose_every_call_failed_exports_what_there_is(builder, fake_openai):
     fake_openai.set_faults(1.0, kinds=("500",))
     builder.suite(runner={"concurrency": 2, "timeout": 2, "retries": 0})

@@ -17,7 +17,6 @@ from .export import EXPORTERS, Exported, ExportError, RunData, check_export, exp
 from .files import atomic_write, check_output
 from .gate import Subject, evaluate_gate, pairwise_judges, parse_rules, suite_rules
 from .metrics import metric_value
-from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .pfimport import Imported, import_runs
 from .report import build_document, run_hashes, write_reports
@@ -26,6 +25,16 @@ from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
 from .targets.promptflow import promptflow_logs
+
+
+def __getattr__(name: str) -> Any:
+    """``monitor`` and ``PassResult`` (the library behind ``promptgauge monitor``), imported when first used:
+    a run does not load the monitor."""
+    if name in ("monitor", "PassResult"):
+        from . import monitor as package
+
+        return getattr(package, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
