@@ -207,6 +207,7 @@ def test_auth_entra_forces_tokens_even_with_a_key_in_the_environment(entra, buil
     ({"auth": "key", "credential": "fakecred:make"}, "targets.az.credential", "is for Entra ID, but this target has auth: key"),
     ({"credential": "fakecred:not_a_credential"}, "targets.az.credential", "is not a token credential"),
     ({"credential": "nosuchmodule:cred"}, "targets.az.credential", "cannot import module 'nosuchmodule'"),
+    ({"credential": "sys:exit"}, "targets.az.credential", "cannot make a credential with sys:exit()"),
     ({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "credential": "fakecred:make"}, "targets.az.credential",
      "is for azure targets"),
 ])
@@ -303,3 +304,51 @@ def test_any_auth_settings_prepare_or_are_a_user_error(entra, builder, monkeypat
         prepare(load_suite(path))
     except UserError as exc:
         assert exc.format()
+
+
+AZURE_DAG = """inputs:
+  question: {type: string}
+outputs:
+  answer: {type: string, reference: "${chat.output}"}
+nodes:
+- name: chat
+  type: llm
+  source: {type: code, path: chat.jinja2}
+  inputs: {deployment_name: flow-dep, temperature: 0, question: "${inputs.question}"}
+  connection: aoai_connection
+  api: chat
+"""
+
+
+@pytest.mark.slow
+def test_flow_llm_nodes_get_the_targets_credential(entra, builder, fake_openai):
+    """A promptflow connection mapped to an Entra ID target: the flow's LLM node calls Azure OpenAI with the
+    target's bearer tokens (promptflow's AzureOpenAIConnection, auth_mode meid_token, our token provider)."""
+    (builder.root / "flow").mkdir()
+    (builder.root / "flow" / "flow.dag.yaml").write_text(AZURE_DAG)
+    (builder.root / "flow" / "chat.jinja2").write_text("user:\n{{question}}\n")
+    _suite(builder, entra(credential="fakecred:FakeCredential"), evaluators=[
+        {"name": "contains", "column_mapping": {"value": "${data.ground_truth}"}}],
+        targets={"az": entra(credential="fakecred:FakeCredential"),
+                 "f": {"type": "flow", "flow": "flow", "connections": {"aoai_connection": "az"}}},
+        variants=[{"name": "f", "target": "f"}], baseline=None, gate={"rules": []})
+    report = api.run(builder.root / "promptgauge.yaml")
+    assert report.summary["variants"]["f"]["calls"]["errors"] == 0, report.summary
+    assert {r.path for r in fake_openai.requests} == {"/openai/deployments/flow-dep/chat/completions"}
+    issued = {f"Bearer {i['token']}" for i in sys.modules["fakecred"].ISSUED}
+    assert fake_openai.request_count == 4 and set(fake_openai.authorizations) <= issued
+
+
+def test_imported_entra_connection_becomes_an_entra_target(tmp_path):
+    from promptgauge.pfimport import import_connection
+
+    conn = tmp_path / "aoai.yml"
+    conn.write_text("$schema: https://azuremlschemas.azureedge.net/promptflow/latest/AzureOpenAIConnection.schema.json\n"
+                    "name: aoai\ntype: azure_open_ai\napi_base: https://x.openai.azure.com\napi_type: azure\n"
+                    "api_version: 2024-06-01\nauth_mode: meid_token\n")
+    name, target, notes = import_connection(conn)
+    assert name == "aoai" and target == {"type": "azure", "azure_endpoint": "https://x.openai.azure.com",
+                                         "api_version": "2024-06-01", "auth": "entra"}
+    assert any("auth: entra" in n for n in notes)
+    conn.write_text(conn.read_text().replace("auth_mode: meid_token\n", "api_key: ${env:AOAI_KEY}\n"))
+    assert import_connection(conn)[1]["api_key_env"] == "AOAI_KEY" and "auth" not in import_connection(conn)[1]

@@ -178,8 +178,11 @@ def test_inconclusive_in_every_report_and_what_the_policy_makes_of_it(builder):
     md = (ci / "report.md").read_text()
     assert "Gate verdict: ⚠️ **INCONCLUSIVE (counts as a failure)**" in md
     assert f"needs ~{r['rows_needed']:,} rows" in md and "| MDE |" in md
-    case = next(c for c in ET.parse(ci / "junit.xml").getroot().iter("testcase") if c.get("name") == rule)
+    junit = ET.parse(ci / "junit.xml").getroot()
+    case = next(c for c in junit.iter("testcase") if c.get("name") == rule)
     assert case.find("failure") is not None and "INCONCLUSIVE" in case.find("failure").get("message")
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert props["mde.b.exact_match.pass_rate"].startswith(f"{m['mde']:.3g} (MDE ")
     html = (ci / "report.html").read_text()
     assert 'data-outcome="inconclusive"' in html and "INCONCLUSIVE (counts as a failure)" in html
 

@@ -68,7 +68,11 @@ SUITES = st.fixed_dictionaries({"name": st.one_of(st.just("s"), scalars)}, optio
     "baseline": scalars, "gate": st.one_of(GATE, values), "runner": values, "judge": scalars,
     "targets": st.one_of(st.just({"fake": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}),
                          values),
-    "matrix": values, "store": scalars}).filter(_safe)
+    "matrix": values, "store": scalars,
+    "export": st.one_of(st.lists(st.fixed_dictionaries({"to": st.one_of(st.sampled_from(["mlflow", "foundry"]), scalars)},
+                                                       optional={"tracking_uri": scalars, "experiment": scalars,
+                                                                 "path": scalars}), max_size=2), values),
+}).filter(_safe)
 
 
 def _project(root: Path) -> None:

@@ -17,6 +17,7 @@ from conftest import run_cli
 
 from promptgauge import api
 from promptgauge.errors import UserError
+from promptgauge.testing.browser import Browser
 
 PF = Path(__file__).parent / "flows" / "pf_examples"
 
@@ -151,7 +152,11 @@ def test_evaluation_flow_is_an_evaluator_with_its_aggregated_metric(pf, fake_ope
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
     details = dict(db.execute("SELECT row_id, details FROM scores WHERE evaluator='classification'").fetchall())
     assert json.loads(details["r4"])["grade"] == "Incorrect" and json.loads(details["r2"])["grade"] == "Correct"
-    assert "accuracy" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    assert "| `v` | `classification.accuracy` | 0.750 |" in (pf / "reports" / summary["run_id"] / "report.md").read_text()
+    with Browser() as b:  # the HTML report shows it too
+        b.open((pf / "reports" / summary["run_id"] / "report.html").resolve().as_uri())
+        cells = b.eval("[...document.querySelectorAll('#run-level td')].map(td => td.textContent.trim())")
+    assert cells == ["v", "classification.accuracy", "0.750"], cells
     with socket.socket() as sock:  # in process: no trace service left listening on promptflow's port
         assert sock.connect_ex(("127.0.0.1", 23333)) != 0
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
@@ -244,3 +249,45 @@ def test_flow_evaluator_mistakes_are_clear_errors(pf, fake_openai, evaluator, me
         api.run(pf / "promptgauge.yaml")
     assert message in exc.value.format(), exc.value.format()
     assert fake_openai.request_count == 0  # checked before any call
+
+
+def test_an_evaluation_prompty_is_an_evaluator(pf, fake_openai):
+    """prompty/eval-basic/eval.prompty as `type: flow:...` (promptflow runs a prompty as a flow): its own
+    model.configuration, its JSON outputs as scores, {{statement}} empty as in promptflow."""
+    rows = [{"id": "1", "question": "What is capital of France?", "ground_truth": "Paris"}]
+    (pf / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _suite(pf, dataset="rows.jsonl", variants=[{"name": "basic", "prompt": "ex/prompty/basic/basic.prompty"}],
+           baseline="basic", evaluators=[{"name": "qa", "type": "flow:ex/prompty/eval-basic/eval.prompty",
+                                          "column_mapping": {"question": "${data.question}",
+                                                             "answer": "${target.response}",
+                                                             "ground_truth": "${data.ground_truth}"}}],
+           gate={"rules": ["qa.mean >= 4"]})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(next((pf / "reports").glob("*/summary.json")).read_text())
+    assert summary["variants"]["basic"]["metrics"]["qa"]["mean"] == 4.0
+    judged = [r.body for r in fake_openai.requests if (r.body.get("response_format") or {}).get("type") == "json_object"]
+    assert len(judged) == 1 and judged[0]["model"] == "gpt-4o" and judged[0]["max_tokens"] == 200
+    assert "answer: echo: What is capital of France?\nstatement: \noutput:" in judged[0]["messages"][-1]["content"]
+    db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
+    (details,) = [json.loads(d) for (d,) in db.execute("SELECT details FROM scores WHERE evaluator='qa'")]
+    assert details["score"] == 4.0 and details["explanation"] == "close"
+
+
+def test_a_flex_evaluation_flow_aggregates_with_its_class(pf, fake_openai):
+    """A flex flow class with __aggregate__ (tests/flows/flex_eval): per-row dicts as scores, the aggregate's
+    dict as run-level metrics; init: as a flex flow class's constructor arguments."""
+    _labels(pf, fake_openai)
+    shutil.copytree(Path(__file__).parent / "flows" / "flex_eval", pf / "flex_eval")
+    (pf / "ask.prompty").write_text("---\nmodel:\n  parameters:\n    temperature: 0\n---\nuser:\n{{text}}\n")
+    _suite(pf, dataset="rows.jsonl", targets={"fake": {"type": "openai", "model": "m", "base_url": fake_openai.base_url}},
+           variants=[{"name": "v", "prompt": "ask.prompty", "target": "fake"}], baseline="v",
+           evaluators=[{"name": "exact", "type": "flow:flex_eval", "params": {"init": {"ignore_case": False}},
+                        "column_mapping": {"expected": "${data.label}"}}],
+           gate={"rules": ["exact.match_rate >= 0.5", "exact.lines == 4"]})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(next((pf / "reports").glob("*/summary.json")).read_text())
+    m = summary["variants"]["v"]["metrics"]["exact"]
+    assert m["aggregates"] == {"match_rate": 0.5, "lines": 4.0}  # 'channel' != 'Channel' with ignore_case false
+    assert m["mean"] == 0.5 and m["pass_rate"] == 0.5

@@ -90,6 +90,8 @@ def test_streamed_prompt_is_assembled_and_measured(builder, fake_openai):
     assert verdict[("tokens_per_s.p50 >= 5", "streamed")]["passed"]
     assert not verdict[("latency_ms.ttft.p95 <= 100", "streamed")]["passed"]  # 250 ms is more: the rule bites
     assert not report.passed
+    md = report.reports["markdown"].read_text()
+    assert "| `streamed` | `latency_ms.ttft.p95` |" in md and "`plain` | `latency_ms.ttft" not in md
 
 
 def test_a_ttft_rule_on_a_variant_that_did_not_stream_has_no_data(builder, fake_openai):
@@ -160,3 +162,21 @@ def test_promptflow_stream_output_prompty_runs_unchanged(builder, fake_openai, m
     assert sorted(r[2] for r in rows.values()) == sorted(f"echo: {q}" for q in questions)
     assert all(r[6] == 1 and json.loads(r[4])["ttft_ms"] > 0 for r in rows.values())
     assert "ttft p50" in out.stdout
+
+
+def test_a_stream_cut_short_is_a_retried_row_error_not_a_crash(builder, fake_openai):
+    fake_openai.stream_cut = 3  # the connection drops after three events, every time
+    (builder.root / "s.prompty").write_text(STREAM_PROMPT)
+    builder.dataset([{"id": "a", "question": "REPLY: one two three four five six", "ground_truth": "x"}])
+    builder.suite(variants=[{"name": "s", "prompt": "s.prompty", "target": "fake"}], baseline="s",
+                  runner={"concurrency": 1, "timeout": 5, "retries": 1, "backoff_base": 0.01, "backoff_max": 0.02},
+                  evaluators=[{"name": "length", "params": {"max": 100}}], gate={"rules": []})
+    api.run(builder.root / "promptgauge.yaml")
+    (row,) = _results(builder.root).values()
+    assert row[2] is None and row[6] == 2 and "(after 2 attempts)" in row[3], row  # retried once, then recorded
+    assert row[3].startswith("the stream broke off after 2 chunks: connection error"), row[3]
+    assert fake_openai.request_count == 2
+    fake_openai.stream_cut = None  # the same request, whole: the run succeeds
+    api.run(builder.root / "promptgauge.yaml")
+    (row,) = _results(builder.root).values()
+    assert row[2] == "one two three four five six" and row[3] is None

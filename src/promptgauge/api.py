@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 from .compare import Comparison, compare_sides
 from .datasets import Shard, parse_shard
 from .engine import Estimate, Options, Progress, estimate, execute, new_run_id, prepare
-from .errors import CompareError, GateError, PathError, StoreError, SuiteError
+from .engine.aggregate import aggregate
+from .errors import CompareError, GateError, PathError, StoreError, SuiteError, UserError, located
+from .export import EXPORTERS, Exported, ExportError, RunData, check_export, export_run
 from .files import atomic_write, check_output
-from .gate import Subject, evaluate_gate, parse_rules, suite_rules
+from .gate import Subject, evaluate_gate, pairwise_judges, parse_rules, suite_rules
 from .metrics import metric_value
-from .monitor import PassResult, monitor  # noqa: F401 - the library behind `promptgauge monitor`
 from .outcomes import CompareReport, PromotionResult, RunReport
 from .pfimport import Imported, import_runs
 from .report import build_document, run_hashes, write_reports
@@ -23,6 +25,16 @@ from .results.shards import check_shards, merge_shards, write_shard
 from .store import Store
 from .suite import DEFAULT_SUITE_FILE, GatePolicy, Suite, load_policy, load_suite
 from .targets.promptflow import promptflow_logs
+
+
+def __getattr__(name: str) -> Any:
+    """``monitor`` and ``PassResult`` (the library behind ``promptgauge monitor``), imported when first used:
+    a run does not load the monitor."""
+    if name in ("monitor", "PassResult"):
+        from . import monitor as package
+
+        return getattr(package, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(suite: Suite, path: str | Path | None = None) -> Store:
@@ -50,6 +62,7 @@ def check_run_outputs(suite: Suite, *, store: str | Path | None = None, reports_
                  field=None if reports_dir else "reports_dir")
     if out is not None:
         check_output(out, "dir", "report folder (--out)")
+    check_exports(suite)
 
 
 def run(
@@ -157,27 +170,129 @@ def default_shard_file(suite: Suite, shard: Shard, reports_dir: str | Path | Non
     return root / "shards" / f"{suite.name}.shard-{shard.index}-of-{shard.count}.jsonl"
 
 
-def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
-                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
-                on_inconclusive: str = "warn") -> RunReport:
-    """A stored run's summary, verdict and reports (a run's, or a merged one's)."""
+def _run_document(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
+                  notes: list[str] | None = None, on_inconclusive: str = "warn",
+                  ) -> tuple[dict[str, Results], dict[str, Any], list[Comparison], Any]:
+    """A stored run's results per variant, its summary with the verdict, its comparisons and its report document."""
     sides = {v: load_results(st, run_id, v, frames=False) for v in variants}
     summary = summarize(st, run_id, columns={v: side.columns() for v, side in sides.items()})
     if notes:
         summary["notes"] = notes
     summary["gate"], comparisons = _judge_run(s, summary, sides, rules, partial=status != "finished",
                                               on_inconclusive=on_inconclusive)
-    out_dir = Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)
     doc = build_document(kind="run", title=f"promptgauge run {run_id} — suite {s.name}", suite=s.name,
                          run_id=run_id, status=status, variants=summary["variants"],
                          comparisons=comparisons, verdict=summary["gate"], hashes=run_hashes(summary["manifest"]),
                          order_balanced=summary["manifest"].get("order") == "balanced")
-    reports = write_reports(doc, out_dir / run_id, summary=summary, store=st)
-    if (log := out_dir / run_id / PROMPTFLOW_LOG).is_file():
+    return sides, summary, comparisons, doc
+
+
+def _report_run(s: Suite, st: Store, run_id: str, status: str, variants: list[str], rules: list, *,
+                notes: list[str], reports_dir: str | Path | None, progress: Progress | None,
+                on_inconclusive: str = "warn") -> RunReport:
+    """A stored run's summary, verdict and reports (a run's, or a merged one's), then the suite's exports."""
+    sides, summary, comparisons, doc = _run_document(s, st, run_id, status, variants, rules, notes=notes,
+                                                     on_inconclusive=on_inconclusive)
+    out_dir = (Path(reports_dir) if reports_dir else s.resolve(s.reports_dir)) / run_id
+    reports = write_reports(doc, out_dir, summary=summary, store=st)
+    if (log := out_dir / PROMPTFLOW_LOG).is_file():
         reports["promptflow_log"] = log
     failed, failures = st.failures(run_id)
-    return RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
-                     failures=failures)
+    report = RunReport(run_id, status, summary, reports, st.path, comparisons, progress, failed=failed,
+                       failures=failures)
+    if s.export:
+        data = RunData(run_id, s.name, status, summary, sides, comparisons, s.gate.confidence, reports, st, out_dir)
+        for i, spec in enumerate(s.export):
+            try:
+                with located(file=s.path, line=s.line("export", i), field=f"export[{i}]"):
+                    done = _export_spec(s, data, spec)
+                report.exports.append({"to": done.to, "where": done.where, "items": done.items, "notes": done.notes})
+            except UserError as exc:  # the run is stored and reported: say what did not go out, and go on
+                report.export_errors.append(exc.format())
+    return report
+
+
+def _export_spec(s: Suite, data: RunData, spec: Any) -> Exported:
+    from .targets import expand_env
+
+    uri = expand_env(spec.tracking_uri, field="tracking_uri") if spec.tracking_uri else None
+    return export_run(data, spec.to, tracking_uri=uri, experiment=spec.experiment,
+                      path=s.resolve(spec.path) if spec.path else None)
+
+
+def check_exports(s: Suite) -> None:
+    """The suite's ``export:`` entries, checked before any model call: the extra is installed, the MLflow
+    tracking store answers, a foundry file can be written (exit 2 naming the entry)."""
+    for i, spec in enumerate(s.export):
+        with located(file=s.path, line=s.line("export", i), field=f"export[{i}]"):
+            if spec.to == "mlflow":
+                from .targets import expand_env
+
+                check_export("mlflow", tracking_uri=expand_env(spec.tracking_uri, field="tracking_uri")
+                             if spec.tracking_uri else None)
+            elif spec.path:
+                check_output(s.resolve(spec.path), "file", "foundry export file", field=f"export[{i}].path")
+
+
+def export(
+    to: str,
+    run: str | None = None,
+    *,
+    suite: str | Path | Suite | None = None,
+    store: str | Path | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    out: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+) -> Exported:
+    """Export a stored run (``RUN``, a unique prefix, ``RUN:VARIANT``, ``latest[:VARIANT]``; default the latest)
+    to MLflow (*tracking_uri*, *experiment*) or as azure-ai-evaluation output (``foundry``: *out*).
+
+    The summary, verdict and reports are rebuilt from the store with the run's own stored suite (its gate
+    policy), as the run made them. Raises :class:`promptgauge.errors.UserError` (exit 2) for a bad reference,
+    a missing extra or an unreachable tracking store.
+    """
+    if to not in EXPORTERS:
+        raise ExportError(f"unknown export target '{to}'", hint="valid: " + ", ".join(EXPORTERS))
+    s = _find_suite(suite)
+    db = Path(store) if store else (s.resolve(s.store) if s else Path(".promptgauge/promptgauge.db"))
+    if not db.is_file():
+        raise StoreError("no store here", file=db, hint="run a suite first, or pass --store")
+    if out is not None:
+        check_output(out, "file", "export file (-o)")
+    st = Store(db)
+    try:
+        ref, _, variant = (run or "latest").partition(":")
+        info = st.run(None if ref in ("latest", "") else ref, suite=s.name if s and ref in ("latest", "") else None)
+        names = list(info.manifest.get("variants", {}))
+        if variant and variant not in names:
+            raise StoreError(f"run {info.run_id} has no variant '{variant}'", file=db,
+                             hint="its variants: " + ", ".join(names))
+        stored = _stored_suite(info, s)
+        evaluators = list(info.manifest.get("evaluators", {}))
+        rules = suite_rules(stored, evaluators)
+        sides, summary, comparisons, doc = _run_document(stored, st, info.run_id, info.status, names, rules)
+        out_root = Path(reports_dir) if reports_dir else (s.resolve(s.reports_dir) if s else Path("reports"))
+        with tempfile.TemporaryDirectory(prefix="promptgauge-export-") as tmp:
+            reports = write_reports(doc, Path(tmp), summary=summary) if to == "mlflow" else {}
+            data = RunData(info.run_id, info.suite, info.status, summary, sides, comparisons, stored.gate.confidence,
+                           reports, st, out_root / info.run_id, [variant] if variant else [])
+            return export_run(data, to, tracking_uri=tracking_uri, experiment=experiment, path=out)
+    finally:
+        st.close()
+
+
+def _stored_suite(info: Any, current: Suite | None) -> Suite:
+    """The suite a run stored (its configuration as it ran: gate policy included), else the current one."""
+    try:
+        stored = Suite.model_validate(info.config)
+    except ValueError:
+        if current is None:
+            raise StoreError(f"run {info.run_id}'s stored suite cannot be read, and there is no suite file here",
+                             hint="pass --suite SUITE") from None
+        return current
+    stored.path = Path(info.suite_path) if info.suite_path else (current.path if current else None)
+    return stored
 
 
 def merge(
@@ -211,9 +326,15 @@ def merge(
     try:
         run_id = new_run_id()
         merge_shards(st, shards, run_id, suite_path=str(s.path) if s.path else None)
-        notes = sorted({n for sh in shards for n in sh.notes})
-        report = _report_run(s, st, run_id, "finished", list(shards[0].manifest.get("variants", {})), rules,
-                             notes=notes, reports_dir=reports_dir, progress=None)
+        variants = list(shards[0].manifest.get("variants", {}))
+        notes = {n for sh in shards for n in sh.notes}
+        if any(sh.manifest.get("aggregates") for sh in shards):  # flow evaluators' run-level metrics: over all rows
+            plan = prepare(s, variants=variants, offline=True)
+            notes = {n for n in notes if "aggregation" not in n and "logged metric" not in n}
+            notes.update(aggregate(plan, st, run_id))
+        notes = sorted(notes)
+        report = _report_run(s, st, run_id, "finished", variants, rules, notes=notes, reports_dir=reports_dir,
+                             progress=None)
     finally:
         st.close()
     if out is not None:
@@ -359,7 +480,8 @@ def compare(
     else:
         pol, pol_file, in_suite = GatePolicy(), None, False
     rules = parse_rules(pol, cand.evaluators, file=pol_file, in_suite=in_suite,
-                        optional=[e.name for e in s.evaluators if e.optional] if s else ())
+                        optional=[e.name for e in s.evaluators if e.optional] if s else (),
+                        pairwise=pairwise_judges(s) if s else ())
     comp = compare_sides(base, cand, intersect=intersect, confidence=pol.confidence, seed=seed)
     subject = Subject(cand.variant, cand.summary(), cand, comp)
     verdict = evaluate_gate(rules, [subject], pol, baseline=base.label,

@@ -92,6 +92,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="The run seed (default: the suite's runner.seed, 0): every call's seed and each row's call "
                    "order derive from it.")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where the work runs (default: the suite's runner.executor, local): ray scores and runs local "
+                   "models on a Ray cluster; see docs/scaling.md.")
+@click.option("--ray-address", metavar="ADDR",
+              help="The Ray cluster to join (HOST:6379, ray://HOST:10001, auto); default: runner.ray.address, "
+                   "RAY_ADDRESS, else a local cluster.")
 @click.option("--strict-templates", is_flag=True,
               help="A promptflow prompty's template variable that a row lacks is an error (exit 2), not empty.")
 @click.option("--shard", metavar="K/N",
@@ -103,7 +109,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | None, limit: int | None,
         concurrency: int | None, store: Path | None, reports_dir: Path | None, no_progress: bool, dry_run: bool,
         no_cache: bool, refresh: bool, record: Path | None, replay: Path | None, max_cost: float | None,
-        seed: int | None, shard: str | None, shard_file: Path | None, strict_templates: bool) -> None:
+        seed: int | None, executor: str | None, ray_address: str | None, shard: str | None,
+        shard_file: Path | None, strict_templates: bool) -> None:
     """Run SUITE (default: ./promptgauge.yaml), print the summary and the gate verdict.
 
     --variant takes names or glob patterns (e.g. 'terse.*').
@@ -127,7 +134,10 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
             _fail_user(exc, obj.debug)
         print_estimate(est)
         sys.exit(EXIT_PASS)
+    if ray_address and executor == "local":
+        _fail_user(UserError("--ray-address needs --executor ray (or runner.executor: ray)"), obj.debug)
     options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
+                      executor="ray" if ray_address and executor is None else executor, ray_address=ray_address,
                       strict_templates=strict_templates)
 
     bar: dict[str, Any] = {}
@@ -182,6 +192,7 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
     print_notes(report.summary)
     print_failures(report)
     console.print(f"reports: {report.reports['html']}  (store: {report.store_path})")
+    exports_failed = print_exports(report)
     p = report.progress
     if p is not None and p.reused:
         console.print(f"{p.reused} results reused from an earlier run of the same unchanged variants")
@@ -192,7 +203,18 @@ def run(obj: Ctx, suite: Path | None, variants: tuple[str, ...], resume: str | N
                       f"finished results are kept; continue with: promptgauge run --resume {report.run_id} "
                       "--max-cost HIGHER")
         sys.exit(EXIT_FAIL)
-    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+    sys.exit(EXIT_USAGE if exports_failed else EXIT_PASS if report.passed else EXIT_FAIL)
+
+
+def print_exports(report: Any) -> bool:
+    """Where the suite's ``export:`` entries went, and each that failed; True if one failed."""
+    for done in report.exports:
+        console.print(f"exported to {done['to']} ({escape(done['where'])}): "
+                      + escape(", ".join(f"{v} -> {w}" for v, w in done["items"].items())))
+    for error in report.export_errors:
+        err_console.print(f"[bold red]export failed:[/] {escape(error)} — the run is stored; export it again with: "
+                          f"promptgauge export TO {report.run_id}", soft_wrap=True)
+    return bool(report.export_errors)
 
 
 def print_failures(report: Any) -> None:
@@ -278,10 +300,11 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
     print_failures(report)
     for fmt, path in sorted(report.reports.items()):
         console.print(f"{fmt}: {path}")
+    exports_failed = print_exports(report)
     if report.status == "budget":
         console.print("[yellow]stopped at the cost budget[/]: the gate cannot pass on an unfinished run")
         sys.exit(EXIT_FAIL)
-    sys.exit(EXIT_PASS if report.passed else EXIT_FAIL)
+    sys.exit(EXIT_USAGE if exports_failed else EXIT_PASS if report.passed else EXIT_FAIL)
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -313,6 +336,16 @@ def print_summary(summary: dict[str, Any], comparisons: list[Any] = ()) -> None:
         for row in rows:
             table.add_row(*row[: len(table.columns)])
     console.print(table)
+    from .report.markdown import PAIRWISE_COLUMNS, pairwise_rows
+
+    if pairs := pairwise_rows(summary["variants"]):
+        ptable = Table(title="pairwise judging (both orders; a verdict that changed with the order is a tie)",
+                       title_justify="left")
+        for col in PAIRWISE_COLUMNS:
+            ptable.add_column(col, justify="left" if col in ("variant", "judge", "baseline") else "right")
+        for row in pairs:
+            ptable.add_row(*map(escape, row))
+        console.print(ptable)
     for comp in comparisons:
         print_comparison(comp)
     print_verdict(summary.get("gate"))
@@ -614,6 +647,57 @@ def monitor(obj: Ctx, config: Path | None, once: bool, store: Path | None, repor
         err_console.print("[yellow]interrupted[/]: committed records are kept; the next pass resumes from there")
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(result.exit_code)
+
+
+_export_options = [
+    click.argument("run", required=False),
+    click.option("--suite", type=click.Path(path_type=Path), help="Suite file (default: ./promptgauge.yaml)."),
+    click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default from the suite)."),
+]
+
+
+@cli.group(name="export")
+def export_group() -> None:
+    """Export a stored run: each variant to MLflow, or as azure-ai-evaluation (Foundry) output.
+
+    RUN is a run id (or a unique prefix), RUN:VARIANT, or latest[:VARIANT] (the default).
+    """
+
+
+@export_group.command(name="mlflow")
+@_with(_export_options)
+@click.option("--tracking-uri", help="MLflow tracking store (default: MLFLOW_TRACKING_URI, else MLflow's default).")
+@click.option("--experiment", help="MLflow experiment (default: the suite's name).")
+@click.pass_obj
+def export_mlflow(obj: Ctx, run: str | None, suite: Path | None, store: Path | None, tracking_uri: str | None,
+                  experiment: str | None) -> None:
+    """Log each variant of RUN as an MLflow run: params, metrics with CI bounds, verdict, reports."""
+    from . import api
+
+    try:
+        done = api.export("mlflow", run, suite=suite, store=store, tracking_uri=tracking_uri, experiment=experiment)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    for variant, mlflow_id in done.items.items():
+        console.print(f"{escape(variant)} -> MLflow run {mlflow_id}")
+    console.print(f"tracking store: {escape(done.where)}; " + "; ".join(done.notes))
+
+
+@export_group.command(name="foundry")
+@_with(_export_options)
+@click.option("-o", "--out", type=click.Path(path_type=Path),
+              help="JSON file (several variants: <stem>.<variant>.json); default: foundry.json in the run's report folder.")
+@click.pass_obj
+def export_foundry(obj: Ctx, run: str | None, suite: Path | None, store: Path | None, out: Path | None) -> None:
+    """Write RUN's variants in azure-ai-evaluation's evaluate() output shape (rows, metrics)."""
+    from . import api
+
+    try:
+        done = api.export("foundry", run, suite=suite, store=store, out=out)
+    except UserError as exc:
+        _fail_user(exc, obj.debug)
+    for variant, path in done.items.items():
+        console.print(f"{escape(variant)} -> {escape(path)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -390,12 +390,34 @@ class _JsonArray:
         yield start, obj
 
 
+def _check_text(path: Path, line: int, value: Any, field: str | None = None) -> None:
+    """Every text in a row is valid Unicode: a JSON ``\\ud800`` escape (a lone surrogate) cannot be stored,
+    hashed or written to any report -- a clear error naming the row and field, not a crash later."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = value[exc.start]
+                raise DatasetError(f"text holds a lone surrogate \\u{ord(bad):04x}, which is not Unicode text",
+                                   file=path, line=line, field=field,
+                                   hint="\\ud800-\\udfff escapes are valid only as pairs; fix the writer of this file") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(path, line, k, field)
+            _check_text(path, line, v, f"{field}.{k}" if field else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(path, line, v, f"{field}[{i}]" if field else f"[{i}]")
+
+
 def _rows(path: Path, records: Iterator[tuple[int, dict[str, Any]]], id_column: str | None, *,
           check: bool = False) -> Iterator[Row]:
     """Rows with their ids; *check* (the loading pass) also rejects duplicate ids."""
     id_col = id_column or "id"
     seen: dict[str, int] = {}
     for index, (line, data) in enumerate(records):
+        _check_text(path, line, data)
         if id_col in data and data[id_col] not in (None, ""):
             rid = str(data[id_col])
         elif id_column:

@@ -65,6 +65,7 @@ from .metrics import (
     CALL,
     FUNCTIONS,
     GRAMMAR,
+    MIN_AGREEMENT,
     NUMBER,
     OPS,
     STREAM_METRICS,
@@ -72,6 +73,8 @@ from .metrics import (
     comparable,
     metric_hint,
     metric_value,
+    pairwise_hint,
+    pairwise_metric,
     split_metric,
 )
 from .report.format import sig
@@ -130,12 +133,13 @@ class Subject:
 
 def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str] | None = None,
                 file: str | Path | None = None, in_suite: bool = True, optional: Collection[str] = (),
-                aggregating: Collection[str] = ()) -> list[Rule]:
+                aggregating: Collection[str] = (), pairwise: Collection[str] = ()) -> list[Rule]:
     """Parse and check a policy's rules; a malformed rule or unknown metric is a :class:`GateError` (exit 2).
 
     *file* is where the policy was written (a suite, ``in_suite``, or a policy file), for messages.
     Every evaluator not in ``required`` also gets an implicit check that it scored rows (kind
-    ``scored``; reported only when it fails, or as SKIPPED for the *optional* evaluators).
+    ``scored``; reported only when it fails, or as SKIPPED for the *optional* evaluators); so does
+    every *pairwise* judge (it must have judged pairs of the gated variant).
     """
     rules = []
 
@@ -152,12 +156,14 @@ def parse_rules(policy: GatePolicy, evaluators: list[str], *, variants: list[str
         if spec.variant and variants is not None and spec.variant not in variants:
             raise GateError(f"rule names unknown variant '{spec.variant}'", **where(i),
                             hint="variants: " + ", ".join(variants))
-        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating))
+        rules.append(_parse_rule(spec, evaluators, lambda i=i: where(i), aggregating, pairwise))
     for ev in policy.required:
         rules.append(Rule(f"required: {ev}", "required", ev))
     for ev in evaluators:
         if ev not in policy.required:
             rules.append(Rule(f"scored: {ev}", "scored", ev, params={"optional": float(ev in optional)}))
+    for ev in pairwise:
+        rules.append(Rule(f"judged: {ev}", "scored", ev, params={"optional": float(ev in optional), "pairwise": 1.0}))
     return rules
 
 
@@ -166,16 +172,25 @@ def suite_rules(suite: Suite, evaluators: list[str]) -> list[Rule]:
     return parse_rules(suite.gate, evaluators, variants=[v.name for v in suite.variants],
                        file=suite.gate_file or suite.path, in_suite=suite.gate_file is None,
                        optional=[e.name for e in suite.evaluators if e.optional],
-                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")])
+                       aggregating=[e.name for e in suite.evaluators if e.kind.startswith("flow:")],
+                       pairwise=pairwise_judges(suite))
+
+
+def pairwise_judges(suite: Suite) -> list[str]:
+    """The names of a suite's pairwise judges (``type: pairwise``)."""
+    return [e.name for e in suite.evaluators if e.kind == "pairwise"]
 
 
 def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], dict[str, Any]],
-                aggregating: Collection[str] = ()) -> Rule:
+                aggregating: Collection[str] = (), pairwise: Collection[str] = ()) -> Rule:
     text = spec.rule.strip()
     if m := THRESHOLD.match(text):
         metric, op, number = m.groups()
+        if pairwise_metric(metric, pairwise) is not None:
+            return Rule(text, "threshold", metric, op, float(number), spec.variant, {"pairwise": 1.0})
         if split_metric(metric, evaluators, aggregating) is None:
-            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=metric_hint(evaluators))
+            hint = metric_hint(evaluators) + (f"; {pairwise_hint(pairwise)}" if pairwise else "")
+            raise GateError(f"rule '{text}' names unknown metric '{metric}'", **where(), hint=hint)
         return Rule(text, "threshold", metric, op, float(number), spec.variant)
     if m := CALL.match(text):
         metric, fn, args = m.groups()
@@ -210,7 +225,14 @@ def _primary(metric: str, side: Side) -> str:
 
 
 def _ci(subject: Subject, metric: str, confidence: float) -> tuple[float, float] | None:
-    table = subject.side.table()
+    return metric_ci(subject.side, metric, confidence)
+
+
+def metric_ci(side: Side, metric: str, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The CI of a per-row metric (``f1.mean``, ``contains.pass_rate``, a column of ``side.table()``) as the
+    gate's ``ci_low`` / ``ci_high`` see it: Wilson for 0/1 columns, else a seeded bootstrap of the mean.
+    None when the metric has no column; NaN bounds when there are too few rows."""
+    table = side.table()
     if metric not in table:
         return None
     x = table[metric].to_numpy(dtype=float)
@@ -232,8 +254,26 @@ def _cost(subject: Subject, metric: str, policy: GatePolicy) -> tuple[float | No
     return (total if metric == "cost.total" else (total / n if n else None)), ""
 
 
+def _pairwise(metric: str, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
+    """A pairwise judge's metric for a gated variant (CI bounds at the policy's confidence), or None and why not."""
+    judge, stat, bound = pairwise_metric(metric, [metric.split(".")[0]]) or ("", "", None)
+    found = (subject.summary.get("pairwise") or {}).get(judge)
+    if found is None:
+        return None, (f"no data: pairwise judge '{judge}' judged no pair of '{subject.variant}' and the baseline "
+                      "(a pairwise judge needs the baseline variant in the same run)")
+    if not found["n"]:
+        return None, f"no data: pairwise judge '{judge}' has no judged pairs ({found['errors']} errors)"
+    if bound is not None:
+        low, high = stats.win_rate_ci(found["wins"], found["ties"], found["losses"], confidence=policy.confidence)
+        return (low if bound == "ci_low" else high), ""
+    value = found.get(stat)
+    return (None if value is None else float(value)), f"{metric} was not measured"
+
+
 def _measure(rule: Rule, subject: Subject, policy: GatePolicy) -> tuple[float | None, str]:
     """The value a threshold rule compares, or None and why not."""
+    if rule.params.get("pairwise"):
+        return _pairwise(rule.metric, subject, policy)
     source, base, bound = split_metric(rule.metric, subject.side.evaluators, subject.side.evaluators) \
         or ("", rule.metric, None)
     if (empty := _no_data(rule.metric, subject)) is not None:
@@ -282,6 +322,13 @@ def _no_data(metric: str, subject: Subject) -> str | None:
 def _scored(rule: Rule, subject: Subject) -> RuleResult | None:
     """The implicit check that an evaluator scored rows: a failure, a loud SKIPPED for an optional one,
     or None (nothing to report) when it did."""
+    if rule.params.get("pairwise"):
+        value, why = _pairwise(f"{rule.metric}.n", subject, GatePolicy())
+        if value:
+            return None
+        ok = bool(rule.params.get("optional"))
+        return RuleResult(rule.text, "required", subject.variant, f"{rule.metric}.n", "", None, value or 0.0, ok,
+                          ("SKIPPED: " if ok else "") + f"{why}; a gate does not pass on nothing")
     m = subject.summary["metrics"].get(rule.metric)
     if m is None or m["n"]:
         return None
@@ -388,6 +435,7 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
         raise ValueError(f"on_inconclusive must be one of {ON_INCONCLUSIVE}, got {treat!r}")
     results: list[RuleResult] = []
     for subject in subjects:
+        start = len(results)
         mine = [r for r in rules if r.variant in (None, subject.variant)]
         regression = [r for r in mine if r.kind == "no_regression"]
         checked = dict(zip(map(id, regression), _no_regression(regression, subject, treat)))
@@ -415,6 +463,8 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
                           f"required evaluator '{rule.metric}' " + ("has no scored rows" if m else "did not run"))
                 results.append(RuleResult(rule.text, rule.kind, subject.variant, rule.metric, "", None,
                                           float(m["n"]) if m else None, ok, reason))
+        if policy.min_judge_agreement:
+            results[start:] = [_trusted(r, subject, policy.min_judge_agreement) for r in results[start:]]
     policy_info = None
     if policy_file:
         p = Path(policy_file)
@@ -430,6 +480,36 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
         "policy": policy_info,
         "rules": [asdict(r) for r in results],
     }
+
+
+def judges(subject: Subject) -> set[str]:
+    """The subject's evaluators that are LLM judges (they call a model)."""
+    return {ev for ev, e in (subject.side.manifest.get("evaluators") or {}).items()
+            if isinstance(e, dict) and e.get("model")}
+
+
+def _trusted(result: RuleResult, subject: Subject, minimum: str) -> RuleResult:
+    """*result*, or a failure when its metric is an LLM judge's and the judge does not (yet) agree with the human
+    labels as much as ``gate.min_judge_agreement`` asks -- or has no human labels to agree with."""
+    judge = result.metric.split(".")[0]
+    if result.kind not in ("threshold", "no_regression") or judge not in judges(subject):
+        return result
+    stat, op, number = MIN_AGREEMENT.match(minimum).groups()  # type: ignore[union-attr] - checked by GatePolicy
+    metrics = subject.summary["metrics"].get(judge) or {}
+    found = metrics.get("human_agreement")
+    if "human_agreement" not in metrics:
+        why = (f"judge '{judge}' has no human labels to agree with (set human_label: COLUMN on it); "
+               f"min_judge_agreement {minimum} cannot be checked")
+    elif found is None or found.get(stat) is None:
+        rows = found["rows"] if found else 0
+        why = f"judge '{judge}': {stat} with the human labels is undefined ({rows} labelled rows)"
+    elif not OPS[op](found[stat], float(number)):
+        why = (f"judge '{judge}' does not agree enough with the human labels: {stat} {found[stat]:.3g} misses "
+               f"{op} {float(number):g} ({found['rows']} labelled rows)")
+    else:
+        return result
+    return dataclasses.replace(result, passed=False, outcome="fail",
+                               reason=f"NOT TRUSTED: {why}, so its metrics do not gate (measured: {result.reason})")
 
 
 def _file_sha(path: Path) -> str | None:

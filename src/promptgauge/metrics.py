@@ -11,6 +11,8 @@ A run's metrics (summary, reports and gate rules name them the same way):
 - ``<evaluator>.reliability.alpha|exact|within_1`` -- agreement across the repeats of an evaluator
   with ``repeats: n``; ``<evaluator>.human_agreement.alpha|exact|within_1`` -- agreement with the
   dataset's ``human_label`` column;
+- ``<judge>.win_rate`` (with ``.ci_low`` / ``.ci_high``), ``.wins``, ``.ties``, ``.losses``, ``.n``, ``.errors``,
+  ``.p_value``, ``.p_better``, ``.position_bias`` -- a pairwise judge's verdicts on a gated variant vs. the baseline;
 - ``error_rate`` -- failed model calls / calls; ``latency_ms.mean|p50|p95|max``;
   ``tokens.prompt|completion|total`` (sums);
 - of streamed answers (``stream: true``): ``latency_ms.ttft.mean|p50|p95|max`` (time to first token) and
@@ -36,7 +38,12 @@ from typing import Any
 #: Statistics of an evaluator in a run's summary: ``<evaluator>.<stat>``.
 EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
 #: Agreement groups of an evaluator and their statistics: ``<evaluator>.<group>.<stat>``.
-AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
+AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"),
+                   "human_agreement": ("alpha", "exact", "within_1", "kappa")}
+#: Statistics of a pairwise judge on a gated variant: ``<judge>.<stat>``, and ``<judge>.win_rate.ci_low|ci_high``.
+PAIRWISE_STATS = ("n", "wins", "ties", "losses", "errors", "win_rate", "p_value", "p_better", "position_bias")
+#: Pairwise statistics where less is better.
+PAIRWISE_LOWER = ("losses", "errors", "p_value", "p_better", "position_bias")
 #: Call metrics of a run: ``error_rate``, ``latency_ms.<stat>``, ``tokens.<stat>``.
 RUN_METRICS = {"error_rate": None, "latency_ms": ("mean", "p50", "p95", "max"), "tokens": ("prompt", "completion", "total"),
                "tokens_per_s": ("mean", "p50", "p5", "min")}
@@ -64,6 +71,10 @@ TRAFFIC_METRICS = ("records", "error_rate", "sampled")
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+#: ``gate.min_judge_agreement``: ``STAT OP NUMBER``, STAT one of the human agreement statistics.
+MIN_AGREEMENT = re.compile(rf"^\s*(alpha|exact|within_1|kappa)\s*(>=|>)\s*({NUMBER})\s*$")
+MIN_AGREEMENT_GRAMMAR = ("write 'STAT >= NUMBER' with STAT one of alpha, exact, within_1, kappa "
+                         "(e.g. 'kappa >= 0.6' or 'exact >= 0.6')")
 #: ``METRIC OP NUMBER``
 THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER})\s*$")
 #: ``METRIC: FUNCTION(ARGS)``
@@ -73,6 +84,26 @@ FUNCTIONS = {"no_regression": {"max_drop": 0.0, "alpha": 0.05, "power": 0.8}}
 GRAMMAR = ("write 'METRIC OP NUMBER' (e.g. 'contains.pass_rate >= 0.6', 'f1.ci_low >= 0.5', "
            "'f1.mean.delta >= -0.02') or 'METRIC: no_regression(max_drop=0.02, alpha=0.05)'; OP is one of "
            + " ".join(OPS))
+
+
+def pairwise_metric(metric: str, pairwise: Collection[str]) -> tuple[str, str, str | None] | None:
+    """A pairwise judge's metric -> (judge, statistic, CI bound or None); None when *metric* is not one
+    (*pairwise*: the names of the suite's pairwise judges)."""
+    parts = metric.split(".")
+    if parts[0] not in pairwise:
+        return None
+    if len(parts) == 2 and parts[1] in PAIRWISE_STATS:
+        return parts[0], parts[1], None
+    if len(parts) == 3 and parts[1] == "win_rate" and parts[2] in ("ci_low", "ci_high"):
+        return parts[0], "win_rate", parts[2]
+    return None
+
+
+def pairwise_hint(pairwise: Collection[str]) -> str:
+    """What a pairwise judge's metric may be, for messages."""
+    judge = next(iter(pairwise), "JUDGE")
+    return (f"pairwise metrics: {', '.join(f'{judge}.{s}' for s in PAIRWISE_STATS)}, {judge}.win_rate.ci_low, "
+            f"{judge}.win_rate.ci_high")
 
 
 def higher_is_better(metric: str, directions: Mapping[str, bool] | None = None) -> bool:

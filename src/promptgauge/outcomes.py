@@ -30,6 +30,10 @@ class RunReport:
     store_path: Path
     comparisons: list[Comparison] = field(default_factory=list)
     progress: Progress | None = None
+    #: The suite's ``export:`` entries done after the run: ``{to, where, items (variant -> run id / file), notes}``.
+    exports: list[dict[str, Any]] = field(default_factory=list)
+    #: The exports that failed, each its error message (the run is stored and reported all the same).
+    export_errors: list[str] = field(default_factory=list)
     #: How many results failed, and the first of them: (row_id, variant, repeat, error).
     failed: int = 0
     failures: list[tuple[str, str, int, str]] = field(default_factory=list)

@@ -110,10 +110,14 @@ def import_connection(path: Path) -> tuple[str, dict[str, Any], list[str]]:
         raise _fail(f"connection type '{data.get('type')}' has no promptgauge target", path, "type",
                     hint="convertible: azure_open_ai, open_ai (other connections are used by flows themselves)")
     notes = []
+    entra = CONNECTION_TYPES[kind] == "azure" and str(data.get("auth_mode") or "").lower() == "meid_token"
     key = data.get("api_key")
     m = re.fullmatch(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}", key.strip()) if isinstance(key, str) else None
     key_env = m.group(1) if m else re.sub(r"\W", "_", name).upper() + "_API_KEY"
-    if not m:
+    if entra:
+        notes.append(f"connection '{name}': Entra ID (auth_mode meid_token) -> auth: entra, tokens from "
+                     "DefaultAzureCredential (pip install 'promptgauge[azure]')")
+    elif not m:
         notes.append(f"connection '{name}': its key is not copied; set the environment variable {key_env}")
     target: dict[str, Any] = {"type": CONNECTION_TYPES[kind]}
     base = data.get("api_base") or data.get("base_url") or data.get("endpoint")
@@ -127,7 +131,10 @@ def import_connection(path: Path) -> tuple[str, dict[str, Any], list[str]]:
             target["api_version"] = str(data["api_version"])
     elif isinstance(base, str) and base.strip() and "<" not in base:
         target["base_url"] = base.strip()
-    target["api_key_env"] = key_env
+    if entra:
+        target["auth"] = "entra"
+    else:
+        target["api_key_env"] = key_env
     return str(name), target, notes
 
 
@@ -154,7 +161,8 @@ def import_runs(run_files: list[Path], *, connections: list[Path] = (), out: Pat
     for c in connections:
         cname, target, more = import_connection(Path(c))
         targets[_safe(cname)] = target
-        key_env[cname] = target["api_key_env"]
+        if "api_key_env" in target:  # an Entra ID connection has no key
+            key_env[cname] = target["api_key_env"]
         notes += more
     variants: list[dict[str, Any]] = []
     evaluators: list[dict[str, Any]] = []

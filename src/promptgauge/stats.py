@@ -883,3 +883,28 @@ def permutation_test_two_sample(
         hits += _tail_hits(diff(pooled[idx].sum(axis=1)), observed, tol, alternative)
     p = hits / total if exact else (1 + hits) / (1 + total)
     return HypothesisResult("permutation", float(observed), float(p), alternative, delta, "cliffs_delta")
+
+
+# ---------------------------------------------------------------- pairwise preferences
+
+
+def sign_test(wins: int, losses: int) -> McNemarResult:
+    """Exact sign test of *wins* against *losses* (ties dropped): :func:`mcnemar_exact` on the decisive rows,
+    a win being a row the candidate (b) passed and the baseline (a) failed. ``pvalue_greater``: H1 the
+    candidate is preferred; ``pvalue_less``: H1 the baseline is."""
+    _check_counts(wins, wins + losses)
+    a = np.array([False] * wins + [True] * losses, dtype=bool)
+    return mcnemar_exact(a, ~a)
+
+
+def win_rate_ci(wins: int, ties: int, losses: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a win rate that counts a tie as half a win, ``(wins + ties / 2) / n``.
+
+    Conservative with ties: a tie's variance (0) is below a Bernoulli's, and the interval is the
+    Wilson interval of a proportion with the same mean. n = 0 gives (nan, nan); all wins give a high
+    bound of 1 with a low bound below it, as :func:`proportion_ci` does.
+    """
+    n = wins + ties + losses
+    _check_counts(wins, n)
+    z = _check_confidence(confidence)
+    return _NAN_CI if n == 0 else _wilson(wins + ties / 2, n, z)

@@ -26,13 +26,14 @@ from pydantic import (
 )
 
 from .errors import DeprecatedField, SuiteError
+from .metrics import MIN_AGREEMENT, MIN_AGREEMENT_GRAMMAR
 from .public import public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
 
 #: ``${data.question}`` / ``${target.response}`` -- promptflow-style column references.
-COLUMN_REF = re.compile(r"^\$\{(data|target)\.([A-Za-z_][\w.-]*)\}$")
+COLUMN_REF = re.compile(r"^\$\{(data|target|baseline)\.([A-Za-z_][\w.-]*)\}$")
 #: A tool name as the OpenAI API accepts it.
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: How long a variant's tool loop may run, in model calls, unless it sets ``max_steps``.
@@ -264,7 +265,8 @@ class EvaluatorSpec(_Model):
             if isinstance(ref, str) and ref.startswith("${") and not COLUMN_REF.match(ref):
                 raise ValueError(
                     f"column_mapping.{key}: '{ref}' is not a column reference; "
-                    "use ${data.<column>} or ${target.<output>} (e.g. ${target.response})"
+                    "use ${data.<column>} or ${target.<output>} (e.g. ${target.response}); a pairwise judge "
+                    "also takes ${baseline.<output>}"
                 )
         return mapping
 
@@ -297,6 +299,16 @@ class GatePolicy(_Model):
         None, description="what an inconclusive no_regression rule (too few rows to see a drop of max_drop) means "
         "for the exit code: fail, pass, or warn (pass, said loudly); default: fail for ci, compare and promote, "
         "warn for a plain run")
+    min_judge_agreement: str | None = Field(
+        None, description="an LLM judge's metrics gate only when the judge agrees with the dataset's human labels "
+        "(its human_label column) this much: 'kappa >= 0.6', 'exact >= 0.6', 'alpha >= 0.6' or 'within_1 >= 0.8'")
+
+    @field_validator("min_judge_agreement")
+    @classmethod
+    def _agreement_rule(cls, v: str | None) -> str | None:
+        if v is not None and not MIN_AGREEMENT.match(v):
+            raise ValueError(f"min_judge_agreement: {v!r} is not a minimum agreement; {MIN_AGREEMENT_GRAMMAR}")
+        return v
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -312,6 +324,22 @@ class GatePolicy(_Model):
 GateConfig = GatePolicy
 
 
+class RaySpec(_Model):
+    """``runner.ray``: how a run uses a Ray cluster (``runner.executor: ray``); see docs/scaling.md."""
+
+    address: str | None = Field(None, description="the cluster to join (HOST:6379, ray://HOST:10001 or auto); default: "
+                                "RAY_ADDRESS, else a local cluster on this machine")
+    batch_size: int = Field(64, ge=1, le=100_000, description="items scored per Ray task")
+    scorers: int | None = Field(None, ge=1, le=10_000, description="scoring actors (default: one per CPU of the cluster)")
+    replicas: int | None = Field(None, ge=1, le=10_000, description="replicas of each in-process model (local targets "
+                                 "and local judges; default: one per Ray node)")
+    replica_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each model replica asks for (its threads)")
+    replica_gpus: float = Field(0.0, ge=0, le=64, description="GPUs each model replica asks for")
+    calls: Literal["driver", "workers"] = Field(
+        "driver", description="where remote-model (HTTP) calls are made: on the driver (I/O bound), or from "
+        "workers, still under the driver's one rate-limit budget, cache and cost budget")
+
+
 class RunnerConfig(_Model):
     concurrency: int = Field(4, ge=1, le=1024)
     timeout: float = Field(60.0, gt=0, description="seconds per model call")
@@ -325,6 +353,10 @@ class RunnerConfig(_Model):
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly before spending more")
     seed: int = Field(0, ge=0, description="the run seed: every call's seed and each row's call order derive "
                       "from it (promptgauge run --seed N overrides it)")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: scoring and in-process models on a Ray cluster, the driver "
+        "the single writer of the store (promptgauge run --executor ray)")
+    ray: RaySpec = Field(default_factory=RaySpec)
     seeds: Literal["per_call", "fixed"] = Field(
         "per_call", description="per_call: a seed per call from the run seed and (row, variant, repeat); "
         "fixed: one seed for every call, a variant's parameters.seed or 0 (the behaviour before per-call seeds)")
@@ -358,6 +390,28 @@ class DatasetSpec(_Model):
     format: Literal["jsonl", "json", "csv", "parquet"] | None = None
 
 
+class ExportSpec(_Model):
+    """One entry of ``export:``: where a run's results go after every run (see ``promptgauge export``)."""
+
+    to: Literal["mlflow", "foundry"]
+    tracking_uri: str | None = Field(
+        None, description="mlflow: the tracking store (sqlite:///mlflow.db, http://host:5000, ${env:VAR}); "
+        "default: MLFLOW_TRACKING_URI, else MLflow's default")
+    experiment: str | None = Field(None, description="mlflow: the experiment; default: the suite's name")
+    path: str | None = Field(None, description="foundry: the JSON file (one per variant: <stem>.<variant>.json "
+                             "when there are several); default: foundry.json in the run's report folder")
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> ExportSpec:
+        wrong = ["tracking_uri", "experiment"] if self.to == "foundry" else ["path"]
+        for key in wrong:
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' does not apply to an export to {self.to}; "
+                                 + ("mlflow takes tracking_uri and experiment" if self.to == "mlflow"
+                                    else "foundry takes path"))
+        return self
+
+
 class Suite(_Model, FileBacked):
     """A validated suite. ``root`` is the directory that relative paths start from."""
 
@@ -379,6 +433,9 @@ class Suite(_Model, FileBacked):
     judge: str | None = Field(None, description="target that LLM-judge evaluators call unless they set 'target'")
     store: str = ".promptgauge/promptgauge.db"
     reports_dir: str = "reports"
+    export: list[ExportSpec] = Field(
+        default_factory=list, description="exports after every run: [{to: mlflow, tracking_uri, experiment}, "
+        "{to: foundry, path}]")
     strict_templates: bool = Field(False, description="a promptflow prompty's template variable that a row lacks "
                                    "is an error (exit 2), not empty with a warning")
 

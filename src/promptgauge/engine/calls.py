@@ -31,6 +31,9 @@ from .cassette import Cassette
 #: Target kinds whose calls are model calls, priced by model.
 MODEL_KINDS = ("openai", "azure", "local")
 
+#: The error of a call the cost budget stopped before it was made.
+BUDGET_STOP = "stopped: cost budget reached"
+
 #: What a call returns: ``(completion, error, latency_ms, attempts)`` -- a completion or an error.
 CallResult = tuple[Completion | None, str | None, float | None, int]
 
@@ -133,7 +136,7 @@ class Caller:
             reserve = self.prices.cost(model, prompt_est, completion_budget(params)) or 0.0
             if self.spent + self._reserved + reserve > self.max_cost:
                 self.stop_reason = "budget"
-                return None, "stopped: cost budget reached", None, 0
+                return None, BUDGET_STOP, None, 0
         self._reserved += reserve
         try:
             completion, error, latency, attempts = await self._attempts(target, messages, params, inputs, limiter,

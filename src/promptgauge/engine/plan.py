@@ -55,9 +55,13 @@ class Plan:
     per_turn: set[str] = field(default_factory=set)
     #: Run only this part of the rows (``--shard K/N``): the rows whose id hashes to it.
     shard: Shard | None = None
+    #: Evaluators given as instances from the Python API (not rebuilt from the suite elsewhere).
+    instances: set[str] = field(default_factory=set)
     _shard_rows: int | None = field(default=None, repr=False)
     #: What the run should warn about once (a promptflow prompty's variable the rows lack, rendered empty).
     notes: set[str] = field(default_factory=set)
+    #: Pairwise judges (``type: pairwise``): run on (baseline, candidate) pairs once both are scored (:mod:`.pairs`).
+    pairwise: list[BoundEvaluator] = field(default_factory=list)
 
     @property
     def run_seed(self) -> int:
@@ -113,6 +117,8 @@ class Plan:
                 for v in self.variants
             },
             "evaluators": {e.name: e.describe() for e in self.evaluators},
+            **({"pairwise": {e.name: {**e.describe(), "baseline": s.baseline} for e in self.pairwise}}
+               if self.pairwise else {}),
             "repeats": s.runner.repeats,
             "seed": self.run_seed,
             "seeds": s.runner.seeds,
@@ -216,9 +222,16 @@ def prepare(suite: Suite, *, variants: list[str] | None = None, limit: int | Non
     if suite.simulator is not None:
         with located(file=suite.path, line=suite.line("simulator", "target"), field="simulator.target"):
             simulator = prepare_simulator(suite, session.target(suite.simulator.target))
-    plan = Plan(suite, dataset, chosen, prompts, targets, bound_evaluators, session, limit, seed,
-                {name: a for name, a in agents.items() if a is not None}, simulator,
-                {e.name for e in suite.evaluators if e.per_turn}, shard, notes=notes)
+    pairwise = [e for e in bound_evaluators if e.pairwise]
+    for e in pairwise:
+        if suite.baseline is None:
+            raise SuiteError(f"evaluator '{e.name}' is a pairwise judge: it compares each gated variant with the "
+                             "baseline variant, but the suite names no baseline", file=suite.path,
+                             field=f"evaluators.{e.name}", hint="add 'baseline: VARIANT' to the suite")
+    plan = Plan(suite, dataset, chosen, prompts, targets, [e for e in bound_evaluators if not e.pairwise], session,
+                limit, seed, {name: a for name, a in agents.items() if a is not None}, simulator,
+                {e.name for e in suite.evaluators if e.per_turn}, shard, set(instances), notes=notes,
+                pairwise=pairwise)
     _check_columns(plan)
     return plan
 
@@ -328,7 +341,7 @@ def _row_check(variants: list[Variant], prompts: dict[str, Prompt | None], limit
 
 def _check_columns(plan: Plan) -> None:
     """Every row has the columns the evaluators read (a row lacking one is found only when one does)."""
-    for e in plan.evaluators:
+    for e in plan.evaluators + plan.pairwise:
         for col in sorted(e.data_columns - plan.dataset.common):
             for row in plan.rows():
                 if col not in row.data:

@@ -14,10 +14,11 @@ everything done, ``kill -9`` loses at most the last few milliseconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..datasets import Row
 from ..errors import CallError, TemplateError
@@ -25,7 +26,7 @@ from ..store import Store
 from ..suite import Variant
 from . import seeds
 from .agent import run_agent
-from .calls import Caller
+from .calls import BUDGET_STOP, Caller
 from .conversation import ConversationRun, Turns, conversation_mode, conversation_of, evaluate_per_turn, replay, score_stored, system_prefix
 from .plan import Plan, template_inputs
 from .simulator import simulate
@@ -49,6 +50,56 @@ class Progress:
     cost_usd: float = 0.0
 
 
+async def score_row(evaluators: list[Any], per_turn: set[str], row_id: str, data: dict[str, Any],
+                    outputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """*evaluators*' scores of one item (in their order): ``{evaluator, score, passed, error, details}`` each.
+
+    The same code scores an item in process and on a Ray worker (:mod:`.ray_executor`).
+    """
+    scores = []
+    scoring = seeds.current_row.set(row_id)  # a judge's calls get this row's seeds
+    try:
+        for ev in evaluators:
+            if ev.name in per_turn:
+                o = await evaluate_per_turn(ev, data, outputs)
+            else:
+                o = await ev.evaluate(data, outputs)
+            scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
+                           "details": o.details})
+    finally:
+        seeds.current_row.reset(scoring)
+    return scores
+
+
+class Executor(Protocol):
+    """Where a run's work happens: the pool asks it how many items to keep in flight and to score each one.
+
+    Every model call still goes through the driver's :class:`~.calls.Caller` and every result is committed
+    by the driver (:meth:`Engine.flush`), whatever the executor.
+    """
+
+    def slots(self, concurrency: int) -> int:
+        """Items in flight at once for a run with *concurrency* parallel model calls."""
+        ...
+
+    async def score(self, plan: Plan, row: Row, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every evaluator's score of one item, in the plan's evaluator order."""
+        ...
+
+
+class InProcess:
+    """The default executor: items scored in this process, as many in flight as parallel calls."""
+
+    def slots(self, concurrency: int) -> int:
+        return concurrency
+
+    async def score(self, plan: Plan, row: Row, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        return await score_row(plan.evaluators, plan.per_turn, row.id, row.data, outputs)
+
+
+IN_PROCESS = InProcess()
+
+
 class Engine:
     """Runs a :class:`Plan` into the store under *run_id*, every model call through *caller*."""
 
@@ -63,12 +114,21 @@ class Engine:
         self._pending_since = 0.0
         #: Sees each stored item's scores and may stop the run (:class:`~.checks.FailureWatch`); set by a run.
         self.watch: Any = None
+        #: Where items are scored (and, for a Ray cluster, where models run): :class:`InProcess`, or a
+        #: :class:`~.ray_executor.RayExecutor` set by a run with ``runner.executor: ray``.
+        self.executor: Executor = IN_PROCESS
+        #: At most ``caller.concurrency`` items calling models (and reserving budget) at once, when the
+        #: executor keeps more items in flight (their scoring happening elsewhere).
+        self._calling: asyncio.Semaphore | None = None
 
     async def run(self, skip: set[tuple[str, str, int]]) -> Progress:
         """Every item not in *skip* (``(row_id, variant, repeat)``), by ``caller.concurrency`` workers."""
         progress = Progress(total=self.plan.total())
         items = self._items(skip, progress)
-        workers = [asyncio.create_task(self._worker(items, progress)) for _ in range(self.caller.concurrency)]
+        slots = self.executor.slots(self.caller.concurrency)
+        if slots > self.caller.concurrency:  # more items in flight than calls: the others are being scored
+            self._calling = asyncio.Semaphore(self.caller.concurrency)
+        workers = [asyncio.create_task(self._worker(items, progress)) for _ in range(slots)]
         try:
             await asyncio.gather(*workers)
         finally:
@@ -141,17 +201,18 @@ class Engine:
             completion, error, latency, attempts = None, exc.format(), None, 0
         else:
             params = plan.call_parameters(variant, row.id, repeat)
-            if mode is not None:  # a conversation: stored, replayed or with the simulated user
-                agent = await self._converse(mode, row, variant, target, messages, params, inputs, repeat)
-                completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
-            elif variant.name in plan.agents:  # a tool loop: every model call of it goes through the caller
-                agent = await run_agent(self.caller, target, messages, params, inputs, plan.agents[variant.name],
-                                        row.data, repeat=repeat,
-                                        params_at=lambda step: plan.call_parameters(variant, row.id, repeat, step=step))
-                completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
-            else:
-                completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
-                                                                              repeat=repeat)
+            async with self._calling or contextlib.nullcontext():
+                if mode is not None:  # a conversation: stored, replayed or with the simulated user
+                    agent = await self._converse(mode, row, variant, target, messages, params, inputs, repeat)
+                    completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
+                elif variant.name in plan.agents:  # a tool loop: every model call of it goes through the caller
+                    agent = await run_agent(self.caller, target, messages, params, inputs, plan.agents[variant.name],
+                                            row.data, repeat=repeat,
+                                            params_at=lambda step: plan.call_parameters(variant, row.id, repeat, step=step))
+                    completion, error, latency, attempts = agent.completion, agent.error, agent.latency_ms, agent.attempts
+                else:
+                    completion, error, latency, attempts = await self.caller.call(target, messages, params, inputs,
+                                                                                  repeat=repeat)
         if self.caller.stop_reason:
             return None
         if completion is not None and prompt is not None and mode is None:
@@ -168,19 +229,9 @@ class Engine:
                        "cached": completion.cached}
             if completion.ttft_ms is not None:  # a streamed answer: ${target.ttft_ms}, ${target.tokens_per_s}
                 outputs.update(ttft_ms=completion.ttft_ms, tokens_per_s=completion.tokens_per_s)
-            scores = []
-            scoring = seeds.current_row.set(row.id)  # a judge's calls get this row's seeds
-            try:
-                for ev in plan.evaluators:
-                    if ev.name in plan.per_turn:
-                        o = await evaluate_per_turn(ev, row.data, outputs)
-                    else:
-                        o = await ev.evaluate(row.data, outputs)  # type: ignore[arg-type]
-                    scores.append({"evaluator": ev.name, "score": o.score, "passed": o.passed, "error": o.error,
-                                   "details": o.details})
-            finally:
-                seeds.current_row.reset(scoring)
-            if self.caller.stop_reason:  # a judge hit the budget: keep nothing half-scored
+            scores = await self.executor.score(plan, row, outputs)
+            if self.caller.stop_reason and any(BUDGET_STOP in (s["error"] or "") for s in scores):
+                # a judge of this item hit the budget: keep nothing half-scored
                 return None
         self._put({
             "row_id": row.id, "variant": variant.name, "repeat": repeat, "row_index": row.index, "inputs": row.data,

@@ -22,6 +22,7 @@ from ..errors import SuiteError
 from ..store import Store
 from .aggregate import aggregate
 from .checks import FailureWatch
+from .pairs import judge_pairs
 from .plan import Plan
 from .pool import Engine, Progress
 
@@ -52,6 +53,10 @@ class Options:
     record: Path | None = None
     replay: Path | None = None
     max_cost: float | None = None
+    #: Where the work runs: ``local`` or ``ray`` (default: the suite's ``runner.executor``).
+    executor: str | None = None
+    #: The Ray cluster to join (default: ``runner.ray.address``, else ``RAY_ADDRESS``, else a local one).
+    ray_address: str | None = None
     #: A promptflow prompty's variable the row lacks is an error (``--strict-templates``), not empty.
     strict_templates: bool = False
 
@@ -124,6 +129,17 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
                           seed=plan.run_seed)
     engine = Engine(plan, store, run_id, caller, on_progress=on_progress)
     engine.watch = FailureWatch(suite, plan.n_rows * suite.runner.repeats)
+    executor = None
+    if (opts.executor or suite.runner.executor) == "ray":
+        from .ray_executor import RayExecutor
+
+        try:
+            executor = engine.executor = RayExecutor(plan, suite.runner.ray, address=opts.ray_address,
+                                                     offline=bool(opts.replay))
+        except BaseException:
+            session.close()
+            store.set_status(run_id, "failed")
+            raise
 
     async def main() -> Progress:
         loop = asyncio.get_running_loop()
@@ -131,7 +147,10 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
         if sys.platform != "win32" and task is not None:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
-            return await engine.run(skip)
+            progress = await engine.run(skip)
+            if not caller.stop_reason:  # pairwise judges need both variants' rows
+                await judge_pairs(plan, store, run_id, caller)
+            return progress
         finally:
             await session.aclose()
 
@@ -147,6 +166,8 @@ def execute(plan: Plan, store: Store, *, run_id: str | None = None, resume: bool
     finally:
         store.set_status(run_id, status)
         session.close()
+        if executor is not None:
+            executor.close()
     notes = aggregate(plan, store, run_id) if status == "finished" else []
     return RunOutcome(run_id=run_id, status=status, progress=progress, store_path=store.path, plan=plan,
                       notes=sorted(plan.notes) + sorted(caller.notes) + notes)

@@ -53,6 +53,17 @@ class Session:
         """The target *ref* names (``openai:MODEL``, a ``targets:`` entry, ...), built once."""
         return self.factory.get(ref)
 
+    def replace_targets(self, replace: Callable[[str, Target], Target]) -> None:
+        """Put ``replace(ref, target)`` in place of every target built so far -- for variants and for the
+        evaluators' models (judges) alike (the Ray executor's replicas)."""
+        built = self.factory._built
+        for ref, target in list(built.items()):
+            new = replace(ref, target)
+            built[ref] = new
+            for model in self.models._models.values():
+                if model.target is target:
+                    model.target = new
+
     def evaluator(self, spec: EvaluatorSpec, *, data_columns: list[str],
                   instance: Callable[..., Any] | None = None) -> BoundEvaluator:
         """The evaluator *spec* names, checked against *data_columns*; a judge's model calls go through

@@ -1,4 +1,5 @@
-"""promptflow evaluation flows as evaluators: ``type: flow:PATH`` (a DAG or flex flow, or its folder).
+"""promptflow evaluation flows as evaluators: ``type: flow:PATH`` (a DAG or flex flow, or its folder; an
+evaluation ``.prompty``: :class:`PromptyFlowEvaluator`).
 
 The flow runs in process through promptflow's executor, as flow targets do
 (:mod:`promptgauge.targets.promptflow`: no worker processes, no trace service, no
@@ -110,6 +111,39 @@ class FlowEvaluator:
             err = failed[0].error
             raise RuntimeError(f"aggregation node failed: {err.get('message') if isinstance(err, dict) else err}")
         return dict(result.metrics or {})
+
+
+class PromptyFlowEvaluator:
+    """``type: flow:PATH.prompty``: an evaluation prompty, as promptflow runs one as a flow. Its inputs are the
+    evaluator's arguments; it is rendered (promptflow's template rules for a promptflow prompty) and sent to
+    its own ``model.configuration`` -- or to the evaluator's ``target:`` -- through the engine like any judge;
+    its outputs (a JSON answer's fields, see ``outputs:``) are read as a flow's (:func:`scored`)."""
+
+    higher_is_better = True
+
+    def __init__(self, path: str | Path, *, model_pool: Any = None, model_ref: str | None = None,
+                 score: str | None = None) -> None:
+        from ..prompts import load_prompt
+
+        self.prompt = load_prompt(Path(path))
+        if model_pool is None:
+            raise EvaluatorError("an evaluation prompty calls a model: it can only be built for a suite", field="type")
+        self.model = model_pool.get(model_ref, field="target") if model_ref else \
+            model_pool.for_prompt(self.prompt, f"prompty:{Path(path).name}")
+        self.score = score
+        names = list(self.prompt.inputs) or sorted(self.prompt.variables())
+        defaults = self.prompt.input_defaults
+        self.__signature__ = inspect.Signature([
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(n, inspect.Parameter.empty))
+            for n in names])
+
+    async def __call__(self, **inputs: Any) -> dict[str, Any]:
+        messages = self.prompt.render(inputs, where="this row")
+        completion = self.prompt.finish(await self.model.complete(messages, self.prompt.parameters))
+        outputs = dict(completion.outputs)
+        if self.prompt.json_output and len(outputs) > 1:
+            outputs.pop("response")  # the JSON text itself: its fields are the outputs
+        return scored(outputs, self.score)
 
 
 def _default(value: Any) -> Any:

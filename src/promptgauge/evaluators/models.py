@@ -161,6 +161,17 @@ class ModelPool:
             hint="set 'judge: TARGET' in the suite (e.g. judge: local:smollm2) or 'model: TARGET' on the evaluator",
         )
 
+    def for_prompt(self, prompt: Any, ref: str) -> EvaluatorModel:
+        """The model a ``.prompty`` names in its ``model.configuration`` (an evaluation prompty's own)."""
+        if self.factory is None:
+            raise EvaluatorError("an evaluator that calls a model can only be built for a suite", field="type")
+        if ref not in self._models:
+            model = EvaluatorModel(self.factory.for_prompt(prompt, ref))
+            if self._path is not None:
+                model.bind(self._path)
+            self._models[ref] = model
+        return self._models[ref]
+
     def bind(self, call: CallPath) -> None:
         """Route every model's calls through *call*, those built later included."""
         self._path = call

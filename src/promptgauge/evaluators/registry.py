@@ -53,11 +53,12 @@ def builtin_evaluators() -> dict[str, type]:
     from .agent import AGENT_JUDGES
     from .embedding import EmbeddingSimilarityEvaluator
     from .nlp import EVALUATORS as NLP
+    from .pairwise import PairwiseJudge
     from .refusal import EVALUATORS as REFUSAL
     from .trajectory import TRAJECTORY_EVALUATORS
 
     return {**BUILTINS, **NLP, **REFUSAL, **JUDGES, **TRAJECTORY_EVALUATORS, **AGENT_JUDGES,
-            "embedding_similarity": EmbeddingSimilarityEvaluator}
+            "embedding_similarity": EmbeddingSimilarityEvaluator, "pairwise": PairwiseJudge}
 
 
 @dataclass
@@ -78,8 +79,14 @@ class BoundEvaluator:
     negate: bool = False
     higher_is_better: bool = True
 
-    def arguments(self, data: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for one row; a missing ``${target.x}`` raises ``KeyError``."""
+    @property
+    def pairwise(self) -> bool:
+        """A pairwise judge: run by the engine on (baseline, candidate) pairs of rows, not row by row."""
+        return bool(getattr(self.func, "pairwise", False))
+
+    def arguments(self, data: dict[str, Any], outputs: dict[str, Any],
+                  baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Keyword arguments for one row; a missing ``${target.x}`` (or ``${baseline.x}``) raises ``KeyError``."""
         kwargs = {}
         for param, ref in self.mapping.items():
             m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
@@ -87,6 +94,8 @@ class BoundEvaluator:
                 kwargs[param] = ref
             elif m.group(1) == "data":
                 kwargs[param] = _lookup(data, m.group(2), ref)
+            elif m.group(1) == "baseline":
+                kwargs[param] = _lookup(_agent_outputs(baseline or {}), m.group(2), ref, "the baseline gave: ")
             else:
                 kwargs[param] = _lookup(_agent_outputs(outputs), m.group(2), ref, "the target gave: ")
         return kwargs
@@ -97,12 +106,16 @@ class BoundEvaluator:
         return {"source": self.source, "sha256": self.sha256, "threshold": self.threshold,
                 "model": self.model.describe() if self.model else None, "repeats": self.repeats,
                 "human_label": self.human_label, "higher_is_better": self.higher_is_better,
-                **({"judge": judge} if judge is not None else {})}
+                **({"judge": judge} if judge is not None else {}),
+                **({"judge_prompt": self.func.describe_prompt(), "mapping": self.mapping} if self.pairwise else {})}
 
-    async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
-        """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised."""
+    async def evaluate(self, data: dict[str, Any], outputs: dict[str, Any],
+                       baseline: dict[str, Any] | None = None) -> Outcome:
+        """Score one row (``repeats`` times); any failure is returned as an :class:`Outcome` error, never raised.
+
+        *baseline* is the baseline variant's outputs for the row (``${baseline.x}``: pairwise judges)."""
         try:
-            kwargs = self.arguments(data, outputs)
+            kwargs = self.arguments(data, outputs, baseline)
         except KeyError as exc:
             return Outcome(error=f"KeyError: {exc}")
         outcomes = []
@@ -175,7 +188,7 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
         if _NOT.match(kind) and kind not in builtin_evaluators() and kind[4:] in BUILTINS:
             negate, kind = True, kind[4:]
         found = _find(kind, root)
-    func, model = _instantiate(found, spec, kind, models)
+    func, model = _instantiate(found, spec, kind, models, root)
     own_direction = _higher_is_better(func, found.obj)
     if is_azure_evaluator(func):
         func = AzureEvaluator(func, _signature(func) or inspect.Signature())
@@ -204,6 +217,13 @@ def resolve(spec: EvaluatorSpec, *, root: Path, data_columns: list[str], models:
                 field=f"evaluators.{spec.name}.column_mapping",
                 hint=f"add e.g. {param}: ${{data.{param}}}; dataset columns: {', '.join(data_columns)}",
             )
+    pairwise = bool(getattr(func, "pairwise", False))
+    for param, ref in mapping.items():
+        if isinstance(ref, str) and ref.startswith("${baseline.") and not pairwise:
+            raise EvaluatorError(
+                f"evaluator '{spec.name}' maps {param} to {ref}, but only a pairwise judge sees the baseline's output",
+                field=f"evaluators.{spec.name}.column_mapping.{param}",
+                hint="use type: pairwise, or ${target.<output>} / ${data.<column>}")
     data_cols = set()
     for param, ref in list(mapping.items()):
         m = COLUMN_REF.match(ref) if isinstance(ref, str) else None
@@ -259,12 +279,14 @@ def _find(kind: str, root: Path) -> _Found:
         return _Found(builtins[kind], "builtin", None, factory=True)
     folder = root / "evaluators"
     if kind.startswith(FLOW_PREFIX):  # a promptflow evaluation flow: flow:PATH
-        from .flow import FlowEvaluator
+        from .flow import FlowEvaluator, PromptyFlowEvaluator
 
         path = root / kind[len(FLOW_PREFIX):].strip()
         if not path.exists():
             raise EvaluatorError(f"flow not found: {path}", hint="type: flow:PATH names a flow.dag.yaml, "
                                  "flow.flex.yaml or their folder, relative to the suite")
+        if path.suffix == ".prompty":  # promptflow runs a prompty as a flow too
+            return _Found(functools.partial(PromptyFlowEvaluator, path), kind, _file_sha(str(path)), factory=True)
         return _Found(functools.partial(FlowEvaluator, path), kind, _tree_sha(path), factory=True)
     if ":" in kind:
         module_name, _, attr = kind.partition(":")
@@ -344,8 +366,8 @@ def _file_sha(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
-                 models: ModelPool | None) -> tuple[Callable[..., Any], EvaluatorModel | None]:
+def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str, models: ModelPool | None,
+                 root: Path | None = None) -> tuple[Callable[..., Any], EvaluatorModel | None]:
     """The evaluator callable, and the model it calls (if any)."""
     field = f"evaluators.{spec.name}"
     target_field, key = spec.target_field, spec.target_field.rpartition(".")[2]
@@ -365,7 +387,11 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
     pool = models or ModelPool(None)
     if "targets" in accepts and "targets" not in kwargs:  # a flow evaluator's connections are suite targets
         kwargs["targets"] = pool.factory
-    if "judge" in accepts and "judge" not in kwargs:
+    if "model_pool" in accepts and "model_pool" not in kwargs:  # an evaluation prompty: its own model, or target:
+        kwargs["model_pool"] = pool
+        if spec.target:
+            kwargs["model_ref"] = spec.target
+    elif "judge" in accepts and "judge" not in kwargs:
         model = kwargs["judge"] = pool.judge(spec.target, spec.name)
     elif "model_config" in accepts and "model_config" not in kwargs:
         model = pool.judge(spec.target, spec.name)
@@ -379,6 +405,8 @@ def _instantiate(found: _Found, spec: EvaluatorSpec, kind: str,
             model.embeddings  # noqa: B018 - a target without an embeddings endpoint fails here, not on every row
     elif spec.target:
         raise EvaluatorError(f"evaluator '{kind}' calls no model, so '{key}:' does not apply", field=target_field)
+    if "root" in accepts and "root" not in kwargs and root is not None:  # files its params name are the suite's
+        kwargs["root"] = root
     if "threshold" in accepts and "threshold" not in kwargs and spec.threshold is not None:
         kwargs["threshold"] = spec.threshold
     try:

@@ -303,7 +303,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
                 f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
                 for n, s in r.scores.items())]
             text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
-        report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
+        from ..escaping import terminal
+
+        report.longrepr.addsection("promptgauge: what the test evaluated", terminal("\n".join(text)))
     return report
 
 
@@ -512,5 +514,11 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
             if m["n"] or m["errors"]:
                 lines.append(f"{vname:<16} {ename:<16} {m['n']:>5} {fmt(m['mean']):>9} {fmt(m['pass_rate']):>9} "
                              f"{m['errors']:>6}")
+    from ..report.markdown import PAIRWISE_COLUMNS, pairwise_rows
+
+    if pairs := pairwise_rows(summary["variants"]):
+        lines.append("pairwise (both orders; a verdict that changed with the order is a tie): "
+                     + " | ".join(PAIRWISE_COLUMNS))
+        lines += ["  " + " | ".join(row) for row in pairs]
     return lines
 

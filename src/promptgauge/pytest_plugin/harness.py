@@ -218,8 +218,9 @@ class Harness:
                 with located(file=self.suite.path if spec in self.suite.evaluators else None):
                     bound = self.session.evaluator(spec, data_columns=columns)
                 self._evaluators[key] = bound
-                self.store.update_manifest(self.run_id, "evaluators", {
-                    bound.name: {"source": bound.source, "sha256": bound.sha256, "threshold": bound.threshold}})
+                if not bound.pairwise:  # a pairwise judge's verdicts have their own section (_judge_pair)
+                    self.store.update_manifest(self.run_id, "evaluators", {
+                        bound.name: {"source": bound.source, "sha256": bound.sha256, "threshold": bound.threshold}})
             out.append(self._evaluators[key])
         return out
 
@@ -236,7 +237,8 @@ class Harness:
         key, row = self.row_key(row)
         chosen = self.variant(variant)
         v = chosen[0]
-        bound = self.evaluators(evaluators, list(row.data))
+        every = self.evaluators(evaluators, list(row.data))
+        bound = [ev for ev in every if not ev.pairwise]
         dataset = getattr(row, "dataset", None)
         if dataset is not None:
             self._note_dataset(dataset.path)
@@ -258,7 +260,37 @@ class Harness:
                 self._score_missing(item, row, stored_row, v, bound)
         if item["error"]:
             raise CallFailed(f"the model call failed for row {row.id} (variant {v.name}): {item['error']}")
+        pairwise = [ev for ev in every if ev.pairwise]
+        if pairwise and self.suite.baseline and v.name != self.suite.baseline:
+            self._judge_pair(item, row, stored_row, v, pairwise)
+            bound = every
         return key, self._result(item, row, v.name, bound, dataset.where(row) if dataset else "")
+
+    def _judge_pair(self, item: dict[str, Any], row: Row, stored_row: Row, v: Variant,
+                    pairwise: list[BoundEvaluator]) -> None:
+        """Pairwise judges on this row: the variant's answer against the baseline variant's (evaluated,
+        or taken from the session, first), in both orders, through the engine's call path."""
+        missing = [ev for ev in pairwise if ev.name not in item["scores"]]
+        if not missing:
+            return
+        baseline = self.suite.baseline
+        try:
+            _, base = self.evaluate(row, baseline, evaluators=[])  # type: ignore[arg-type]
+        except CallFailed as exc:
+            base = None
+            why = f"no pair: the baseline variant '{baseline}' has no answer for this row ({exc})"
+        for ev in missing:
+            if base is None:
+                outcome_score, passed, error, details = None, None, why, None
+            else:
+                o = self.loop.run_until_complete(_scoring(stored_row.id, ev.evaluate(row.data, item["outputs"] or {},
+                                                                                     baseline=base.outputs)))
+                outcome_score, passed, error = o.score, o.passed, o.error
+                details = {**(o.details or {}), "baseline_variant": baseline}
+            self.store.put_score(self.run_id, stored_row.id, v.name, 0, ev.name, score=outcome_score, passed=passed,
+                                 error=error, details=details)
+            item["scores"][ev.name] = {"score": outcome_score, "passed": passed, "error": error, "details": details}
+            self.store.update_manifest(self.run_id, "pairwise", {ev.name: {**ev.describe(), "baseline": baseline}})
 
     def _stored(self, key: str, variant: str, row: Row) -> dict[str, Any] | None:
         item = next(self.store.iter_results(self.run_id, row_id=key, variant=variant), None)

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from ..escaping import BIDI, html_text
 from .document import ReportDoc
 from .format import INCONCLUSIVE_NOTE, fmt, mde, outcome_word, rows_needed, signed
-from .markdown import LOWER, ORDER_NOTE, agreement_rows, flatten, order_note_at
+from .markdown import LOWER, ORDER_NOTE, PAIRWISE_COLUMNS, PAIRWISE_NOTE, agreement_rows, flatten, order_note_at, pairwise_rows, run_level_rows
 from .trajectory import CHANGE, CUT_NOTE, inert, side_by_side, turn_marks, turn_table
 
 _env = jinja2.Environment(
@@ -208,7 +208,9 @@ def _search_text(row) -> str:
 def render_html(doc: ReportDoc) -> str:
     template = _env.get_template("report.html.j2")
     return template.render(doc=doc, chart=metric_chart, diff=word_diff, fmt=fmt, signed=signed, worst=_worst,
-                           search_text=_search_text, clip=clip, lower=LOWER, agreement=agreement_rows(doc),
+                           search_text=_search_text, clip=clip, lower=LOWER, agreement=agreement_rows(doc), run_level=run_level_rows(doc),
+                           pairwise=pairwise_rows(doc.variants), pairwise_columns=PAIRWISE_COLUMNS,
+                           pairwise_note=PAIRWISE_NOTE,
                            trajectory=side_by_side, turns=turn_table, marks=turn_marks, inert=inert, tool_change=CHANGE, cut_note=CUT_NOTE,
                            hashes=[(k, v) for k, v in flatten(doc.hashes) if v is not None],
                            order_note=ORDER_NOTE, order_note_at=order_note_at(doc), outcome_word=outcome_word,

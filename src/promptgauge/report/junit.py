@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 from ..escaping import xml_text
 from .document import ReportDoc
-from .format import mde, outcome_word, rows_needed
+from .format import fmt, mde, outcome_word, rows_needed
 from .markdown import flatten
 from .trajectory import failed_turns, tools_line, turns_line
 
@@ -39,12 +39,21 @@ def render_junit(doc: ReportDoc) -> str:
     for key, value in flatten(doc.hashes):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=str(value))
+    for c in doc.comparisons:  # what each metric's paired test could detect (minimum detectable effect)
+        for m in c.metrics:
+            ET.SubElement(props, "property", name=f"mde.{c.candidate.variant}.{m.metric}",
+                          value=f"{mde(m.mde)} ({m.mde_note})")
     notes = [f"{c.candidate.label} vs. {c.baseline.label}: {w}" for c in doc.comparisons for w in c.warnings]
     if notes:  # what the comparison warns about (different datasets, changed evaluators or judges)
         ET.SubElement(gate, "system-out").text = "\n".join(notes)
     if doc.verdict is not None:
         ET.SubElement(props, "property", name="verdict", value=outcome_word(doc.verdict.outcome,
                                                                          doc.verdict.on_inconclusive))
+    for name, var in doc.variants.items():  # pairwise judges' verdicts vs. the baseline
+        for judge, p in (var.get("pairwise") or {}).items():
+            ET.SubElement(props, "property", name=f"pairwise.{name}.{judge}",
+                          value=f"{p['wins']} wins / {p['ties']} ties / {p['losses']} losses vs. {p.get('baseline')}; "
+                                f"win rate {fmt(p['win_rate'])}, position bias {fmt(p['position_bias'])}")
     for name, var in doc.variants.items():  # judges shown text aimed at the grader
         for ev, m in (var.get("metrics") or {}).items():
             if flagged := m.get("judge_injection"):

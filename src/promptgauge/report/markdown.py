@@ -63,7 +63,8 @@ def agreement(m: dict[str, Any], sep: str = "; ") -> str:
         if a is None:
             parts.append(f"{group}: no rows to compare")
             continue
-        stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff") if k in a)
+        stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff", "kappa")
+                          if k in a)
         parts.append(f"{group}: {stats} ({a['rows']} rows)")
     if flagged := m.get("judge_injection"):
         ids = ", ".join(flagged["row_ids"]) + (" …" if flagged["rows"] > len(flagged["row_ids"]) else "")
@@ -75,6 +76,47 @@ def agreement_rows(doc: ReportDoc) -> list[tuple[str, str, str]]:
     """(variant, evaluator, agreement) for every evaluator with repeats, human labels or injection flags."""
     return [(name, ev, text) for name, var in doc.variants.items() for ev, m in var["metrics"].items()
             if (text := agreement(m))]
+
+
+#: Columns of the pairwise table (markdown, HTML, terminal).
+PAIRWISE_COLUMNS = ("variant", "judge", "baseline", "pairs", "wins / ties / losses", "win rate [CI]",
+                    "sign test p", "position bias")
+
+
+def pairwise_rows(variants: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One line per (gated variant, pairwise judge): the cells of :data:`PAIRWISE_COLUMNS`."""
+    out = []
+    for name, var in variants.items():
+        for judge, p in (var.get("pairwise") or {}).items():
+            ci = p.get("win_rate_ci") or {}
+            errors = f" ({p['errors']} errors)" if p.get("errors") else ""
+            out.append((name, judge, str(p.get("baseline")), f"{p['n']}{errors}",
+                        f"{p['wins']} / {p['ties']} / {p['losses']}",
+                        f"{fmt(p['win_rate'])} [{fmt(ci.get('ci_low'), 2)}, {fmt(ci.get('ci_high'), 2)}]",
+                        fmt(p.get("p_value"), 3), fmt(p.get("position_bias"))))
+    return out
+
+
+#: Said under the pairwise table.
+PAIRWISE_NOTE = ("Each pair was judged twice, with the answers in both orders; a verdict that changed with the "
+                 "order counts as a tie, and position bias is the share of pairs where it did. Win rate = (wins + "
+                 "ties / 2) / pairs, with its Wilson CI; the sign test compares wins with losses.")
+
+
+def run_level_rows(doc: ReportDoc) -> list[tuple[str, str, float | None]]:
+    """(variant, metric, value) of the run-level metrics beyond the evaluator table: what evaluators logged once
+    per variant (a promptflow evaluation flow's ``log_metric``: ``EV.NAME``) and streamed answers' time to first
+    token and output rate."""
+    rows = []
+    for name, var in doc.variants.items():
+        calls = var.get("calls") or {}
+        ttft = (calls.get("latency_ms") or {}).get("ttft")
+        if ttft:
+            rows += [(name, "latency_ms.ttft.p50", ttft.get("p50")), (name, "latency_ms.ttft.p95", ttft.get("p95")),
+                     (name, "tokens_per_s.p50", (calls.get("tokens_per_s") or {}).get("p50"))]
+        for ev, m in var["metrics"].items():
+            rows += [(name, f"{ev}.{k}", v) for k, v in (m.get("aggregates") or {}).items()]
+    return rows
 
 
 def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
@@ -127,6 +169,15 @@ def render_markdown(doc: ReportDoc, limit: int = GITHUB_LIMIT) -> str:
             row += [fmt(var["metrics"][e]["pass_rate"]) for e in evaluators]
             head.append("| " + " | ".join(row) + " |")
         head.append("")
+    if pairs := pairwise_rows(doc.variants):
+        head += ["## Pairwise judging", "", "| " + " | ".join(PAIRWISE_COLUMNS) + " |",
+                 "|" + "---|" * len(PAIRWISE_COLUMNS)]
+        head += ["| " + " | ".join([_code(r[0]), _code(r[1]), _code(r[2]), *r[3:]]) + " |"
+                 for r in pairs]
+        head += ["", PAIRWISE_NOTE, ""]
+    if run_level := run_level_rows(doc):
+        head += ["## Run-level metrics", "", "| variant | metric | value |", "|---|---|---|"]
+        head += [f"| {_code(name)} | {_code(metric)} | {fmt(value)} |" for name, metric, value in run_level] + [""]
     if agreed := agreement_rows(doc):
         head += ["## Judge agreement", "", "| variant | evaluator | agreement |", "|---|---|---|"]
         head += [f"| {_code(name)} | {_code(ev)} | {_cell(text)} |" for name, ev, text in agreed] + [""]

@@ -53,8 +53,9 @@ class ShardFile:
         return f"shard {self.index}/{self.count} ({self.path})"
 
     def run_manifest(self) -> dict[str, Any]:
-        """The manifest of the whole run: this shard's, without its ``shard`` entry."""
-        return {k: v for k, v in self.manifest.items() if k != "shard"}
+        """The manifest of the whole run: this shard's, without its ``shard`` entry, nor the run-level
+        ``aggregates`` of its rows only (the merged run aggregates all of them again)."""
+        return {k: v for k, v in self.manifest.items() if k not in ("shard", "aggregates")}
 
 
 def write_shard(store: Store, run_id: str, path: Path, *, notes: list[str] | tuple[str, ...] = ()) -> int:

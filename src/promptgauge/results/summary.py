@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from ..agreement import human_agreement, repeat_agreement
 from ..store import Store
 from .columns import Columns, EvaluatorColumns, read_columns
@@ -43,6 +44,10 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
         for ev, values in per_evaluator.items():
             if v in summaries and ev in summaries[v]["metrics"]:
                 summaries[v]["metrics"][ev]["aggregates"] = values
+    for ev, cfg in (info.manifest.get("pairwise") or {}).items():
+        for v in variants:
+            if v != cfg.get("baseline") and (found := pairwise_summary(store, run_id, v, ev)) is not None:
+                summaries[v].setdefault("pairwise", {})[ev] = {"baseline": cfg.get("baseline"), **found}
     return {
         "schema": SUMMARY_SCHEMA,
         "run_id": run_id,
@@ -52,6 +57,35 @@ def summarize(store: Store, run_id: str, evaluators: list[str] | None = None, *,
         "finished_at": info.finished_at,
         "manifest": info.manifest,
         "variants": summaries,
+    }
+
+
+def pairwise_summary(store: Store, run_id: str, variant: str, evaluator: str,
+                     confidence: float = 0.95) -> dict[str, Any] | None:
+    """A pairwise judge's verdicts on one gated variant (None when it judged none of its rows, errors included).
+
+    ``n`` judged rows, ``wins`` / ``ties`` / ``losses`` (a verdict that changed with the order is a tie),
+    ``win_rate`` = (wins + ties / 2) / n with its Wilson CI (``win_rate_ci``), the exact sign test on the
+    decisive rows (``p_value``: two-sided; ``p_better``: one-sided, the candidate preferred), and
+    ``position_bias``: the share of judged rows whose verdict changed with the order.
+    """
+    rows = store.db.execute(
+        "SELECT score, error, json_extract(details, '$.flipped') FROM scores "
+        "WHERE run_id=? AND variant=? AND evaluator=?", (run_id, variant, evaluator)).fetchall()
+    if not rows:
+        return None
+    scores = [s for s, e, _ in rows if e is None and s is not None]  # repeats: a mean of 1 / 0.5 / 0
+    wins, ties, losses = sum(s > 0.5 for s in scores), sum(s == 0.5 for s in scores), sum(s < 0.5 for s in scores)
+    n = wins + ties + losses
+    flipped = sum(1 for s, e, f in rows if e is None and s is not None and f)
+    low, high = stats.win_rate_ci(wins, ties, losses, confidence=confidence)
+    test = stats.sign_test(wins, losses)
+    return {
+        "n": n, "wins": wins, "ties": ties, "losses": losses, "errors": len(rows) - n,
+        "win_rate": (wins + ties / 2) / n if n else None,
+        "win_rate_ci": {"ci_low": _f(low), "ci_high": _f(high), "confidence": confidence},
+        "p_value": _f(test.pvalue) if n else None, "p_better": _f(test.pvalue_greater) if n else None,
+        "position_bias": flipped / n if n else None, "flipped": flipped,
     }
 
 

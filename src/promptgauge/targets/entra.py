@@ -48,7 +48,7 @@ def load_credential(ref: str, root: Path, field: str) -> Any:
     if inspect.isclass(obj) or (not hasattr(obj, "get_token") and callable(obj)):
         try:
             obj = obj()
-        except Exception as exc:  # a credential class that needs arguments, a factory that fails
+        except (Exception, SystemExit) as exc:  # a class that needs arguments, a factory that fails or exits
             raise TargetError(f"cannot make a credential with {ref}(): {type(exc).__name__}: {exc}", field=field,
                               hint="name a credential object, or a class or function that needs no arguments") from None
     if not callable(getattr(obj, "get_token", None)):
@@ -96,6 +96,30 @@ def token_provider(credential: Any, secrets: set[str]) -> Callable[[], Awaitable
         return token
 
     return provide
+
+
+class SyncTokenProvider:
+    """A token provider with promptflow's interface (``get_token() -> str``) over a sync credential: what a
+    flow target's ``AzureOpenAIConnection`` (``auth_mode: meid_token``) uses for its LLM nodes."""
+
+    def __init__(self, credential: Any, secrets: set[str]) -> None:
+        from azure.identity import get_bearer_token_provider
+
+        self._inner = get_bearer_token_provider(credential, SCOPE)
+        self._lock = threading.Lock()
+        self._secrets = secrets
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SyncTokenProvider:
+        return self  # promptflow copies its connections: the copy shares the credential and the cached token
+
+    def __copy__(self) -> SyncTokenProvider:
+        return self
+
+    def get_token(self) -> str:
+        with self._lock:
+            token = self._inner()
+        self._secrets.add(token)
+        return token
 
 
 async def close_credential(credential: Any) -> None:

@@ -112,6 +112,9 @@ async def _assemble(stream: Any, start: float, *, legacy: bool) -> Completion:
                     call["function"]["arguments"] += getattr(function, "arguments", None) or ""
                 if getattr(choice, "finish_reason", None):
                     finish[choice.index] = choice.finish_reason
+    except (openai.OpenAIError, httpx.HTTPError, ValueError) as exc:
+        raise CallError(f"the stream broke off after {pieces} chunk{'s' if pieces != 1 else ''}: "
+                        f"{to_call_error(exc)}", retryable=True) from None
     finally:
         await stream.close()  # also when reading it failed: the connection goes back
     if not texts:
@@ -170,6 +173,9 @@ class OpenAIChatTarget:
                 resp = await self.client.chat.completions.create(model=self.model, messages=messages, **parameters)
             if stream:
                 return await _assemble(resp, start, legacy=isinstance(messages, str))
+        except CallError as exc:  # a stream that broke off
+            exc.args = (scrub(str(exc), self.secrets),)
+            raise
         except (openai.OpenAIError, ValueError, httpx.HTTPError) as exc:
             err = to_call_error(exc)
             err.args = (scrub(str(err), self.secrets),)

@@ -27,6 +27,7 @@ tool calls) or ``tool_calls``. A flow that returns its own ``trajectory`` keeps 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -234,9 +235,14 @@ def connection(factory: TargetFactory, target: str, field: str) -> dict[str, Any
         raise TargetError(f"'{target}' is not an openai or azure entry of the suite's targets:", field=field)
     client, endpoint = factory.client(cfg, field)
     if cfg.type == "azure":
-        if getattr(client, "credential", None) is not None:  # Entra ID: promptflow gets its own token (meid_token)
-            return {"type": "AzureOpenAIConnection", "value": {
-                "api_base": endpoint, "api_type": "azure", "api_version": client._api_version, "auth_mode": "meid_token"}}
+        if (credential := getattr(client, "credential", None)) is not None:  # Entra ID: bearer tokens
+            value = {"api_base": endpoint, "api_type": "azure", "api_version": client._api_version,
+                     "auth_mode": "meid_token"}
+            if not inspect.iscoroutinefunction(getattr(credential, "get_token", None)):
+                from .entra import SyncTokenProvider
+
+                value["token_provider"] = SyncTokenProvider(credential, factory.secrets)  # the target's credential
+            return {"type": "AzureOpenAIConnection", "value": value}
         return {"type": "AzureOpenAIConnection", "value": {
             "api_key": client.api_key, "api_base": endpoint, "api_type": "azure", "api_version": client._api_version}}
     return {"type": "OpenAIConnection", "value": {"api_key": client.api_key, "base_url": endpoint}}

@@ -18,7 +18,8 @@ Replies are deterministic (see `FakeOpenAIServer.default_reply`), latency is
 configurable (``latency`` before the first byte of a reply, ``chunk_latency`` between the
 events of a stream: time to first token vs. generation time), and faults (429 + Retry-After, 500, slow, malformed JSON,
 dropped connection) can be injected at random with a seeded rate, queued
-for the next requests, or scheduled for given request numbers (`fail_at`).
+for the next requests, or scheduled for given request numbers (`fail_at`); ``stream_cut = N``
+drops a streamed reply's connection after N events.
 `concurrency_timeline` tells how many requests were in flight as each arrived.
 Everything is settable at runtime and thread-safe.
 
@@ -683,6 +684,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for i, event in enumerate([*events, None]):
+            if app.stream_cut is not None and i >= app.stream_cut:  # the connection drops mid-stream
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if i:
                 app._sleep(app.chunk_latency)
             data = _sse_event(event)
@@ -762,6 +767,8 @@ class FakeOpenAIServer:
     ) -> None:
         self.latency = latency
         self.chunk_latency = chunk_latency
+        #: When set, a streamed reply's connection drops after this many events (no ``[DONE]``).
+        self.stream_cut: int | None = None
         self.responder = responder
         self.replies: dict[str, str] = dict(replies or {})
         self.tool_script: list[ToolScriptEntry] = list(tool_script or ())
@@ -931,6 +938,7 @@ class FakeOpenAIServer:
         No faults, no stats.
         """
         latency, self.chunk_latency, seed, responder, replies, tool_script, api_key = self._initial
+        self.stream_cut = None
         self.latency, self.responder, self.replies, self.api_key = latency, responder, dict(replies), api_key
         self.bearer_tokens = None
         self.token_lifetime = 3600.0
