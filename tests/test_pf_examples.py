@@ -272,3 +272,22 @@ def test_an_evaluation_prompty_is_an_evaluator(pf, fake_openai):
     db = sqlite3.connect(pf / ".promptgauge" / "promptgauge.db")
     (details,) = [json.loads(d) for (d,) in db.execute("SELECT details FROM scores WHERE evaluator='qa'")]
     assert details["score"] == 4.0 and details["explanation"] == "close"
+
+
+def test_a_flex_evaluation_flow_aggregates_with_its_class(pf, fake_openai):
+    """A flex flow class with __aggregate__ (tests/flows/flex_eval): per-row dicts as scores, the aggregate's
+    dict as run-level metrics; init: as a flex flow class's constructor arguments."""
+    _labels(pf, fake_openai)
+    shutil.copytree(Path(__file__).parent / "flows" / "flex_eval", pf / "flex_eval")
+    (pf / "ask.prompty").write_text("---\nmodel:\n  parameters:\n    temperature: 0\n---\nuser:\n{{text}}\n")
+    _suite(pf, dataset="rows.jsonl", targets={"fake": {"type": "openai", "model": "m", "base_url": fake_openai.base_url}},
+           variants=[{"name": "v", "prompt": "ask.prompty", "target": "fake"}], baseline="v",
+           evaluators=[{"name": "exact", "type": "flow:flex_eval", "params": {"init": {"ignore_case": False}},
+                        "column_mapping": {"expected": "${data.label}"}}],
+           gate={"rules": ["exact.match_rate >= 0.5", "exact.lines == 4"]})
+    out = run_cli("run", "--no-progress", cwd=pf)
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = json.loads(next((pf / "reports").glob("*/summary.json")).read_text())
+    m = summary["variants"]["v"]["metrics"]["exact"]
+    assert m["aggregates"] == {"match_rate": 0.5, "lines": 4.0}  # 'channel' != 'Channel' with ignore_case false
+    assert m["mean"] == 0.5 and m["pass_rate"] == 0.5

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .errors import DeprecatedField, SuiteError
+from .metrics import MIN_AGREEMENT, MIN_AGREEMENT_GRAMMAR
 from .public import public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
@@ -298,6 +299,16 @@ class GatePolicy(_Model):
         None, description="what an inconclusive no_regression rule (too few rows to see a drop of max_drop) means "
         "for the exit code: fail, pass, or warn (pass, said loudly); default: fail for ci, compare and promote, "
         "warn for a plain run")
+    min_judge_agreement: str | None = Field(
+        None, description="an LLM judge's metrics gate only when the judge agrees with the dataset's human labels "
+        "(its human_label column) this much: 'kappa >= 0.6', 'exact >= 0.6', 'alpha >= 0.6' or 'within_1 >= 0.8'")
+
+    @field_validator("min_judge_agreement")
+    @classmethod
+    def _agreement_rule(cls, v: str | None) -> str | None:
+        if v is not None and not MIN_AGREEMENT.match(v):
+            raise ValueError(f"min_judge_agreement: {v!r} is not a minimum agreement; {MIN_AGREEMENT_GRAMMAR}")
+        return v
 
     @field_validator("rules", mode="before")
     @classmethod
