@@ -186,3 +186,24 @@ def test_pytest_failure_text_has_no_escape_sequence(pytester, fake_openai):
     out = res.stdout.str()
     assert "promptgauge: exact_match = 0" in out and "⟨U+001B⟩" in out
     assert not CONTROL.search(out.replace("\n", "").replace("\t", "")), repr(out[-3000:])
+
+
+def test_monitor_reports_keep_hostile_records_inert(tmp_path):
+    """The monitor's markdown and HTML reports show logged records' ids, queries and responses (the examples
+    behind an alert) through the same per-format functions."""
+    from monitor_helpers import T0, append, chat_line, write_config
+
+    from promptgauge.monitor import load_monitor_config, run_pass
+
+    cfg = write_config(tmp_path, examples=50, reference=None, min_n=1,
+                       alerts=[{"metric": "json_valid.pass_rate", "below": 0.99}])
+    append(tmp_path / "logs" / "app.jsonl", [
+        chat_line(f"{k}-{i}", T0 + i, f"q {p}", f"a {p}") for i, (k, p) in enumerate(PAYLOADS.items())])
+    result = run_pass(load_monitor_config(cfg))
+    assert result.alerting
+    md = result.reports["markdown"].read_text(encoding="utf-8")
+    assert not CONTROL.search(md) and "⟨U+001B⟩" in md
+    inline = [c for t in MarkdownIt("commonmark").enable("table").parse(md) for c in (t.children or [])]
+    assert not {t.type for t in inline} & {"link_open", "image", "html_inline"}
+    html = result.reports["html"].read_text(encoding="utf-8")
+    assert not CONTROL.search(html.replace("\n", "").replace("\t", "")) and "<script>window.__pwned" not in html

@@ -330,7 +330,6 @@ class RaySpec(_Model):
     address: str | None = Field(None, description="the cluster to join (HOST:6379, ray://HOST:10001 or auto); default: "
                                 "RAY_ADDRESS, else a local cluster on this machine")
     batch_size: int = Field(64, ge=1, le=100_000, description="items scored per Ray task")
-    scorers: int | None = Field(None, ge=1, le=10_000, description="scoring actors (default: one per CPU of the cluster)")
     replicas: int | None = Field(None, ge=1, le=10_000, description="replicas of each in-process model (local targets "
                                  "and local judges; default: one per Ray node)")
     replica_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each model replica asks for (its threads)")
