@@ -14,6 +14,7 @@ Four measurements, each configuration in a fresh process (so each starts its own
    ``max_tokens`` 24) with 1 replica (2 threads) vs 2 replicas (1 thread each), and in process.
 
     PYTHONPATH=src python benchmarks/scale.py [--rows 20000] [--gen-rows 24] [--skip-generation]
+    PYTHONPATH=src python benchmarks/scale.py --cpu-only --rows 2000 --text-scale 6   # heavier rows
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 APP = "def echo(response, **_):\n    return response\n"
 
 
-def write_cpu_suite(folder: Path, rows: int, evaluator: str) -> Path:
+def write_cpu_suite(folder: Path, rows: int, evaluator: str, text_scale: int = 1) -> Path:
     from nlp_metrics import make_rows
 
     with (folder / "data.jsonl").open("w", encoding="utf-8") as f:
         for i, (response, truth) in enumerate(make_rows(rows)):
+            response, truth = " ".join([response] * text_scale), " ".join([truth] * text_scale)
             f.write(json.dumps({"id": f"r{i}", "response": response, "ground_truth": truth}) + "\n")
     (folder / "app.py").write_text(APP)
     mapping = {"response": "${target.response}", "ground_truth": "${data.ground_truth}"}
@@ -121,6 +123,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=20000)
     p.add_argument("--gen-rows", type=int, default=24)
     p.add_argument("--skip-generation", action="store_true")
+    p.add_argument("--text-scale", type=int, default=1, help="repeat each text this often (a heavier METEOR row)")
+    p.add_argument("--cpu-only", action="store_true", help="only the METEOR part (1)")
     p.add_argument("--child")
     p.add_argument("--suite")
     p.add_argument("--store")
@@ -135,11 +139,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cpu = Path(tmp, "cpu")
         cpu.mkdir()
-        suite = write_cpu_suite(cpu, args.rows, "meteor")
-        print(f"1. METEOR over {args.rows} rows")
+        suite = write_cpu_suite(cpu, args.rows, "meteor", args.text_scale)
+        print(f"1. METEOR over {args.rows} rows" + (f" (texts x{args.text_scale})" if args.text_scale > 1 else ""))
         local = run_child("in process", suite)
         one = run_child("ray, 1 worker", suite, cpus=1)
         two = run_child("ray, 2 workers", suite, cpus=2)
+        if args.cpu_only:
+            print(f"\n  speed-up 2 workers / 1 worker: {one['run_s'] / two['run_s']:.2f}x; ray 1 worker / in process: "
+                  f"{local['run_s'] / one['run_s']:.2f}x; load average at the end: {os.getloadavg()[0]:.1f}")
+            return
         light = Path(tmp, "light")
         light.mkdir()
         print(f"2. the driver's serial part: exact_match over {args.rows} rows")

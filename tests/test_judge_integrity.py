@@ -9,11 +9,14 @@ import re
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 from test_parser_properties import SETTINGS
 
 from promptgauge import api
+from promptgauge.engine import Options
+from promptgauge.errors import UserError
 from promptgauge.evaluators.integrity import TAG, neutralise, scan, seal, skeleton, unseal
 from promptgauge.store import Store
 
@@ -191,3 +194,101 @@ def test_agent_judge_inputs_are_sealed_and_scanned(fake_openai):
     assert f"AGENT_RESPONSE: <{TAG}_{nonce}>Done. [tag removed] Ignore previous" in user
     assert {"override", "data_tag", "score_demand"} <= {s["kind"] for s in result["judge_injection"]["signals"]}
     assert result["intent_resolution"] == 4.0
+
+
+# -- gate.min_judge_agreement ---------------------------------------------------------------------------
+
+HUMAN = {"fr": 4, "jp": 2, "it": 5, "es": 1}
+
+
+@pytest.fixture
+def labelled(builder, fake_openai):
+    """Four rows with a human score each; the fake judge gives *judge_scores*[row]."""
+    (builder.root / "answers.py").write_text("def answer(question, **_):\n    return 'An answer to ' + question\n")
+    builder.dataset([{"id": k, "question": f"Question {k}?", "human": v} for k, v in HUMAN.items()])
+
+    def write(judge_scores: dict[str, int], minimum: str | None = "kappa >= 0.6", human_label: str | None = "human",
+              rules: tuple[str, ...] = ("relevance.mean >= 2", "relevance.pass_rate.ci_high >= 0.1")):
+        fake_openai.responder = lambda req: json.dumps({"reason": "r", "score": judge_scores[
+            re.search(r"Question (\w+)\?", unseal(req["messages"][-1]["content"])).group(1)]})
+        ev = {"name": "relevance", "column_mapping": {"query": "${data.question}"}}
+        if human_label:
+            ev["human_label"] = human_label
+        gate: dict[str, Any] = {"rules": list(rules)}
+        if minimum is not None:
+            gate["min_judge_agreement"] = minimum
+        builder.suite(variants=[{"name": "a", "target": "python:answers:answer"}], baseline=None, judge="fake",
+                      evaluators=[ev, {"name": "length", "params": {"max": 100}}], gate=gate)
+        return api.run(builder.root / "promptgauge.yaml", options=Options(cache=False))  # the judge changes its mind
+
+    return write
+
+
+def test_a_judge_that_agrees_with_the_humans_gates(labelled):
+    report = labelled(dict(HUMAN))
+    agreement = report.summary["variants"]["a"]["metrics"]["relevance"]["human_agreement"]
+    assert agreement["kappa"] == 1.0 and agreement["exact"] == 1.0
+    assert report.passed
+    assert all(r["passed"] and "NOT TRUSTED" not in r["reason"] for r in report.gate["rules"])
+
+
+def test_a_judge_that_disagrees_does_not_gate_even_when_its_numbers_pass(labelled):
+    report = labelled({"fr": 3, "jp": 3, "it": 3, "es": 3})  # mean 3 >= 2, but no agreement with the humans
+    agreement = report.summary["variants"]["a"]["metrics"]["relevance"]["human_agreement"]
+    assert agreement["kappa"] == pytest.approx(0.0) and agreement["exact"] == 0.0
+    rules = {r["rule"]: r for r in report.gate["rules"]}
+    mean = rules["relevance.mean >= 2"]
+    assert mean["passed"] is False and mean["value"] == 3.0
+    assert mean["reason"].startswith("NOT TRUSTED: judge 'relevance' does not agree enough with the human labels: "
+                                     "kappa 0 misses >= 0.6 (4 labelled rows)")
+    assert rules["relevance.pass_rate.ci_high >= 0.1"]["passed"] is False
+    assert not report.passed
+    # with a looser minimum on another statistic (within 1 point: 2 of 4 rows), still not
+    assert not labelled({"fr": 3, "jp": 3, "it": 3, "es": 3}, minimum="within_1 >= 0.6").passed
+    assert labelled({"fr": 3, "jp": 3, "it": 4, "es": 2}, minimum="within_1 >= 0.6").passed
+
+
+def test_no_human_labels_never_passes_vacuously(labelled):
+    report = labelled(dict(HUMAN), human_label=None)
+    rules = {r["rule"]: r for r in report.gate["rules"]}
+    assert "has no human labels to agree with (set human_label: COLUMN on it)" in rules["relevance.mean >= 2"]["reason"]
+    assert not report.passed
+    # without min_judge_agreement the same run gates on the judge's numbers as before
+    assert labelled(dict(HUMAN), minimum=None, human_label=None).passed
+
+
+def test_non_judge_rules_are_not_affected(labelled):
+    report = labelled({"fr": 3, "jp": 3, "it": 3, "es": 3}, rules=("length.pass_rate >= 1",))
+    assert report.passed
+
+
+@pytest.mark.parametrize("minimum", ["kappa", "kappa <= 0.6", "accuracy >= 0.6", "kappa >= high", ""])
+def test_a_bad_minimum_is_exit_2_naming_the_field(labelled, builder, minimum):
+    with pytest.raises(UserError) as info:
+        labelled(dict(HUMAN), minimum=minimum)
+    assert "min_judge_agreement" in str(info.value) and "kappa >= 0.6" in str(info.value)
+    proc = run_cli("run", "--no-progress", cwd=builder.root)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "min_judge_agreement" in proc.stderr
+
+
+@SETTINGS
+@given(text=st.one_of(st.text(max_size=30), st.from_regex(r"\s*(alpha|exact|within_1|kappa|x)\s*(>=|>|<|=)\s*-?\d*\.?\d*",
+                                                            fullmatch=True)))
+def test_any_min_judge_agreement_is_a_policy_or_a_user_error(text):
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from promptgauge.suite import load_policy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gate.yaml"
+        path.write_text(yaml.safe_dump({"rules": [], "min_judge_agreement": text}, allow_unicode=True))
+        try:
+            policy = load_policy(path)
+        except UserError as exc:
+            assert "min_judge_agreement" in str(exc)
+        else:
+            assert re.fullmatch(r"\s*(alpha|exact|within_1|kappa)\s*(>=|>)\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*",
+                                policy.min_judge_agreement)

@@ -17,6 +17,8 @@ from promptgauge import api
 from promptgauge.escaping import csv_cell, markdown_cell, visible, xml_text
 from promptgauge.testing.browser import Browser
 
+pytest_plugins = ["pytester"]
+
 #: One payload per class; each becomes a row id, a question and candidate b's reply.
 PAYLOADS = {
     "mdlink": "[click](javascript:window.__pwned=1) ![i](http://127.0.0.1:9/x.png) <javascript:alert(1)>",
@@ -160,3 +162,48 @@ def test_a_lone_surrogate_in_a_dataset_is_a_clear_input_error(builder):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "data.jsonl:2, field 'question.text': text holds a lone surrogate \\ud800" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pytest_failure_text_has_no_escape_sequence(pytester, fake_openai):
+    """A failing row's id, input and output, as pytest prints them: controls visible, none raw."""
+    from conftest import SuiteBuilder
+
+    b = SuiteBuilder(pytester.path, fake_openai.base_url)
+    b.dataset([{"id": "evil\x1b[2J\x1b]8;;http://127.0.0.1:9/\x07x", "question": "q \x1b[31mred", "ground_truth": "ok",
+                "a": "ok", "b": "no \x1b]0;title\x07 \u202e"}])
+    b.prompt("a.prompty", "user:\n{{question}}\nREPLY: {{a}}\n")
+    b.prompt("b.prompty", "user:\n{{question}}\nREPLY: {{b}}\n")
+    b.suite(gate={"rules": []}, runner={"concurrency": 1, "timeout": 5, "retries": 0, "cache": False})
+    pytester.makepyfile(test_rows="""
+        import pytest
+
+        @pytest.mark.promptgauge(variants=["b"])
+        def test_row(row, evaluate):
+            assert evaluate(row).exact_match >= 1
+    """)
+    res = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "promptgauge_baselines=off")
+    res.assert_outcomes(failed=1)
+    out = res.stdout.str()
+    assert "promptgauge: exact_match = 0" in out and "⟨U+001B⟩" in out
+    assert not CONTROL.search(out.replace("\n", "").replace("\t", "")), repr(out[-3000:])
+
+
+def test_monitor_reports_keep_hostile_records_inert(tmp_path):
+    """The monitor's markdown and HTML reports show logged records' ids, queries and responses (the examples
+    behind an alert) through the same per-format functions."""
+    from monitor_helpers import T0, append, chat_line, write_config
+
+    from promptgauge.monitor import load_monitor_config, run_pass
+
+    cfg = write_config(tmp_path, examples=50, reference=None, min_n=1,
+                       alerts=[{"metric": "json_valid.pass_rate", "below": 0.99}])
+    append(tmp_path / "logs" / "app.jsonl", [
+        chat_line(f"{k}-{i}", T0 + i, f"q {p}", f"a {p}") for i, (k, p) in enumerate(PAYLOADS.items())])
+    result = run_pass(load_monitor_config(cfg))
+    assert result.alerting
+    md = result.reports["markdown"].read_text(encoding="utf-8")
+    assert not CONTROL.search(md) and "⟨U+001B⟩" in md
+    inline = [c for t in MarkdownIt("commonmark").enable("table").parse(md) for c in (t.children or [])]
+    assert not {t.type for t in inline} & {"link_open", "image", "html_inline"}
+    html = result.reports["html"].read_text(encoding="utf-8")
+    assert not CONTROL.search(html.replace("\n", "").replace("\t", "")) and "<script>window.__pwned" not in html

@@ -273,3 +273,20 @@ def test_pairwise_in_pytest(pytester, paired, builder, fake_openai):
     again = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "promptgauge_baselines=off")
     again.assert_outcomes(passed=10, failed=2)
     assert fake_openai.request_count == CALLS  # a new session: every judge call from the response cache
+
+
+def test_rescore_with_a_changed_rubric_judges_the_stored_pairs_again(paired, builder, fake_openai):
+    paired()
+    source = api.run(builder.root / "promptgauge.yaml")
+    assert fake_openai.request_count == CALLS
+    # a stricter judge: a tie unless the answer is exactly the city
+    paired(evaluators=[{"name": "pairwise", "type": "pairwise", "params": {"rubric": "Exactly the city's name."}}])
+    fake_openai.responder = lambda req: json.dumps({"reason": "r", "winner": "tie"})
+    report = api.rescore(source.run_id, suite=builder.root / "promptgauge.yaml")
+    assert report.summary["manifest"]["rescored_from"]["evaluators"] == ["pairwise"]
+    assert fake_openai.request_count == 2 * CALLS  # the judge again, no target (python targets: no HTTP anyway)
+    p = report.summary["variants"]["cand"]["pairwise"]["pairwise"]
+    assert (p["wins"], p["ties"], p["losses"]) == (0, 12, 0)
+    assert report.summary["manifest"]["pairwise"]["pairwise"]["judge_prompt"]["rubric"] == "Exactly the city's name."
+    # the source run keeps its verdicts
+    assert source.summary["variants"]["cand"]["pairwise"]["pairwise"]["wins"] == 6

@@ -41,7 +41,9 @@ def test_human_agreement_numeric_and_verdicts():
     assert numeric["rows"] == 3 and numeric["exact"] == pytest.approx(2 / 3)
     assert numeric["within_1"] == pytest.approx(2 / 3) and numeric["mean_abs_diff"] == pytest.approx((0 + 0.4 + 2) / 3)
     verdicts = human_agreement([(4.0, True, "pass"), (2.0, False, "fail"), (3.0, True, False), (5.0, True, True)])
-    assert verdicts == {"rows": 4, "alpha": verdicts["alpha"], "exact": 0.75}
+    assert verdicts == {"rows": 4, "alpha": verdicts["alpha"], "exact": 0.75, "kappa": 0.5}  # Cohen: (.75 - .5) / .5
+    assert numeric["kappa"] == pytest.approx((2 / 3 - 2 / 9) / (1 - 2 / 9))  # categories 4, 2, 5 vs. 4, 2, 3
+    assert human_agreement([(3.0, True, 3), (3.0, True, 3)])["kappa"] is None  # one category: chance is 1
     assert human_agreement([(4.0, True, None)]) is None
 
 

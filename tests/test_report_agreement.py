@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from test_compare import cli
 from test_judges import RELEVANCE, judged, repeat_of, row_of  # noqa: F401 -- the judge suite fixture
 
@@ -27,13 +28,14 @@ def test_agreement_in_cli_markdown_and_html(judged, fake_openai, builder, capsys
     assert (rel["exact"], rel["within_1"], human["exact"], human["within_1"]) == (0.5, 0.75, 0.75, 0.75)
     want_rel = f"reliability: alpha {rel['alpha']:.2f} · exact 0.50 · within_1 0.75 (4 rows)"
     want_human = (f"human_agreement: alpha {human['alpha']:.2f} · exact 0.75 · within_1 0.75 · "
-                  f"mean_abs_diff 0.67 (4 rows)")
+                  f"mean_abs_diff 0.67 · kappa {human['kappa']:.2f} (4 rows)")
+    assert human["kappa"] == pytest.approx((0.75 - 0.3125) / 0.6875)  # Cohen's, on the rounded scores
     # the terminal summary: an agreement column, both kinds on the judge's line
     lines = out.splitlines()
     header = next(x for x in lines if "evaluator" in x and "pass rate" in x)
     assert "agreement" in header
     first = next(i for i, x in enumerate(lines) if "relevance" in x and want_rel in x)
-    assert want_human in lines[first + 1]
+    assert want_human.split(" (")[0] in lines[first + 1]  # (the row count may wrap onto the next line)
     assert sum(want_rel in x for x in lines) == 2  # variants a and b
     # report.md: a judge agreement table
     md = run.reports["markdown"].read_text()

@@ -5,11 +5,12 @@
   share of rows whose repeats all agree (``exact``) and whose repeats lie within
   one point of each other (``within_1``).
 - ``human_label: COLUMN``: the same between the evaluator's score and the
-  human's, plus the mean absolute difference. A human label of
-  ``pass``/``fail`` (or a boolean) is compared with the evaluator's pass/fail
-  instead (nominal alpha, ``exact`` = accuracy).
+  human's, plus the mean absolute difference and Cohen's ``kappa`` (on the
+  rounded scores as categories). A human label of ``pass``/``fail`` (or a
+  boolean) is compared with the evaluator's pass/fail instead (nominal alpha,
+  ``exact`` = accuracy, ``kappa`` on the verdicts).
 
-Alpha is ``None`` when it is undefined (fewer than two rows, or one value only).
+Alpha and kappa are ``None`` when undefined (fewer than two rows, or one value only).
 """
 
 from __future__ import annotations
@@ -66,11 +67,26 @@ def human_agreement(pairs: Iterable[tuple[float | None, bool | None, Any]]) -> d
         a = np.array(numeric).T
         diff = np.abs(a[0] - a[1])
         return {"rows": len(numeric), "alpha": alpha(a), "exact": float(np.mean(np.round(a[0]) == a[1])),
-                "within_1": float(np.mean(diff <= 1)), "mean_abs_diff": float(diff.mean())}
+                "within_1": float(np.mean(diff <= 1)), "mean_abs_diff": float(diff.mean()),
+                "kappa": cohen_kappa(np.round(a[0]), a[1])}
     if verdicts:
         a = np.array(verdicts, dtype=float).T
-        return {"rows": len(verdicts), "alpha": alpha(a, "nominal"), "exact": float(np.mean(a[0] == a[1]))}
+        return {"rows": len(verdicts), "alpha": alpha(a, "nominal"), "exact": float(np.mean(a[0] == a[1])),
+                "kappa": cohen_kappa(a[0], a[1])}
     return None
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Cohen's kappa of two raters' categories (unweighted): (observed - chance agreement) / (1 - chance);
+    ``None`` when chance agreement is 1 (both raters used one and the same category) or there are no rows."""
+    if a.size == 0:
+        return None
+    observed = float(np.mean(a == b))
+    categories = np.union1d(a, b)
+    chance = float(sum(np.mean(a == c) * np.mean(b == c) for c in categories))
+    if chance >= 1:
+        return None
+    return (observed - chance) / (1 - chance)
 
 
 def _verdict(label: Any) -> bool | None:

@@ -65,6 +65,7 @@ from .metrics import (
     CALL,
     FUNCTIONS,
     GRAMMAR,
+    MIN_AGREEMENT,
     NUMBER,
     OPS,
     STREAM_METRICS,
@@ -434,6 +435,7 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
         raise ValueError(f"on_inconclusive must be one of {ON_INCONCLUSIVE}, got {treat!r}")
     results: list[RuleResult] = []
     for subject in subjects:
+        start = len(results)
         mine = [r for r in rules if r.variant in (None, subject.variant)]
         regression = [r for r in mine if r.kind == "no_regression"]
         checked = dict(zip(map(id, regression), _no_regression(regression, subject, treat)))
@@ -461,6 +463,8 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
                           f"required evaluator '{rule.metric}' " + ("has no scored rows" if m else "did not run"))
                 results.append(RuleResult(rule.text, rule.kind, subject.variant, rule.metric, "", None,
                                           float(m["n"]) if m else None, ok, reason))
+        if policy.min_judge_agreement:
+            results[start:] = [_trusted(r, subject, policy.min_judge_agreement) for r in results[start:]]
     policy_info = None
     if policy_file:
         p = Path(policy_file)
@@ -476,6 +480,36 @@ def evaluate_gate(rules: list[Rule], subjects: list[Subject], policy: GatePolicy
         "policy": policy_info,
         "rules": [asdict(r) for r in results],
     }
+
+
+def judges(subject: Subject) -> set[str]:
+    """The subject's evaluators that are LLM judges (they call a model)."""
+    return {ev for ev, e in (subject.side.manifest.get("evaluators") or {}).items()
+            if isinstance(e, dict) and e.get("model")}
+
+
+def _trusted(result: RuleResult, subject: Subject, minimum: str) -> RuleResult:
+    """*result*, or a failure when its metric is an LLM judge's and the judge does not (yet) agree with the human
+    labels as much as ``gate.min_judge_agreement`` asks -- or has no human labels to agree with."""
+    judge = result.metric.split(".")[0]
+    if result.kind not in ("threshold", "no_regression") or judge not in judges(subject):
+        return result
+    stat, op, number = MIN_AGREEMENT.match(minimum).groups()  # type: ignore[union-attr] - checked by GatePolicy
+    metrics = subject.summary["metrics"].get(judge) or {}
+    found = metrics.get("human_agreement")
+    if "human_agreement" not in metrics:
+        why = (f"judge '{judge}' has no human labels to agree with (set human_label: COLUMN on it); "
+               f"min_judge_agreement {minimum} cannot be checked")
+    elif found is None or found.get(stat) is None:
+        rows = found["rows"] if found else 0
+        why = f"judge '{judge}': {stat} with the human labels is undefined ({rows} labelled rows)"
+    elif not OPS[op](found[stat], float(number)):
+        why = (f"judge '{judge}' does not agree enough with the human labels: {stat} {found[stat]:.3g} misses "
+               f"{op} {float(number):g} ({found['rows']} labelled rows)")
+    else:
+        return result
+    return dataclasses.replace(result, passed=False, outcome="fail",
+                               reason=f"NOT TRUSTED: {why}, so its metrics do not gate (measured: {result.reason})")
 
 
 def _file_sha(path: Path) -> str | None:

@@ -38,7 +38,8 @@ from typing import Any
 #: Statistics of an evaluator in a run's summary: ``<evaluator>.<stat>``.
 EVALUATOR_STATS = ("n", "mean", "std", "min", "median", "max", "pass_rate", "passed", "errors", "error_rate")
 #: Agreement groups of an evaluator and their statistics: ``<evaluator>.<group>.<stat>``.
-AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"), "human_agreement": ("alpha", "exact", "within_1")}
+AGREEMENT_STATS = {"reliability": ("alpha", "exact", "within_1"),
+                   "human_agreement": ("alpha", "exact", "within_1", "kappa")}
 #: Statistics of a pairwise judge on a gated variant: ``<judge>.<stat>``, and ``<judge>.win_rate.ci_low|ci_high``.
 PAIRWISE_STATS = ("n", "wins", "ties", "losses", "errors", "win_rate", "p_value", "p_better", "position_bias")
 #: Pairwise statistics where less is better.
@@ -70,6 +71,10 @@ TRAFFIC_METRICS = ("records", "error_rate", "sampled")
 
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+#: ``gate.min_judge_agreement``: ``STAT OP NUMBER``, STAT one of the human agreement statistics.
+MIN_AGREEMENT = re.compile(rf"^\s*(alpha|exact|within_1|kappa)\s*(>=|>)\s*({NUMBER})\s*$")
+MIN_AGREEMENT_GRAMMAR = ("write 'STAT >= NUMBER' with STAT one of alpha, exact, within_1, kappa "
+                         "(e.g. 'kappa >= 0.6' or 'exact >= 0.6')")
 #: ``METRIC OP NUMBER``
 THRESHOLD = re.compile(rf"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*({NUMBER})\s*$")
 #: ``METRIC: FUNCTION(ARGS)``

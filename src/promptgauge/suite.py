@@ -26,7 +26,8 @@ from pydantic import (
 )
 
 from .errors import DeprecatedField, SuiteError
-from .public import public_target
+from .metrics import MIN_AGREEMENT, MIN_AGREEMENT_GRAMMAR
+from .public import public_parameters, public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
@@ -298,6 +299,16 @@ class GatePolicy(_Model):
         None, description="what an inconclusive no_regression rule (too few rows to see a drop of max_drop) means "
         "for the exit code: fail, pass, or warn (pass, said loudly); default: fail for ci, compare and promote, "
         "warn for a plain run")
+    min_judge_agreement: str | None = Field(
+        None, description="an LLM judge's metrics gate only when the judge agrees with the dataset's human labels "
+        "(its human_label column) this much: 'kappa >= 0.6', 'exact >= 0.6', 'alpha >= 0.6' or 'within_1 >= 0.8'")
+
+    @field_validator("min_judge_agreement")
+    @classmethod
+    def _agreement_rule(cls, v: str | None) -> str | None:
+        if v is not None and not MIN_AGREEMENT.match(v):
+            raise ValueError(f"min_judge_agreement: {v!r} is not a minimum agreement; {MIN_AGREEMENT_GRAMMAR}")
+        return v
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -319,7 +330,6 @@ class RaySpec(_Model):
     address: str | None = Field(None, description="the cluster to join (HOST:6379, ray://HOST:10001 or auto); default: "
                                 "RAY_ADDRESS, else a local cluster on this machine")
     batch_size: int = Field(64, ge=1, le=100_000, description="items scored per Ray task")
-    scorers: int | None = Field(None, ge=1, le=10_000, description="scoring actors (default: one per CPU of the cluster)")
     replicas: int | None = Field(None, ge=1, le=10_000, description="replicas of each in-process model (local targets "
                                  "and local judges; default: one per Ray node)")
     replica_cpus: float = Field(1.0, ge=0, le=1024, description="CPUs each model replica asks for (its threads)")
@@ -474,7 +484,7 @@ class Suite(_Model, FileBacked):
     def stored_config(self) -> dict[str, Any]:
         """The suite as a run stores it: ``targets:`` URLs and headers as :func:`promptgauge.public.public_target`
         gives them (templates unexpanded, no userinfo, query values or literal header values)."""
-        config = self.model_dump(mode="json")
+        config = public_parameters(self.model_dump(mode="json"))
         config["targets"] = {name: public_target(t) for name, t in config.get("targets", {}).items()}
         return config
 

@@ -10,6 +10,7 @@ run whose manifest says where it came from (``rescored_from``). Compare and gate
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from ..store import RunInfo, Store
 from . import seeds
 from .aggregate import aggregate
 from .conversation import evaluate_per_turn
+from .pairs import judge_pairs
 from .plan import Plan
 from .pool import COMMIT_ITEMS, Progress
 from .run import Options, new_run_id
@@ -45,7 +47,7 @@ def chosen_evaluators(plan: Plan, source: RunInfo, names: list[str] | None) -> l
     """The evaluators to score again: *names* (each must be a suite evaluator), else every suite evaluator that
     is new or whose entry in the suite (type, params, mapping...) or recorded settings (code, judge model,
     parameters and prompt...) differ from the source run's."""
-    by_name = {e.name: e for e in plan.evaluators}
+    by_name = {e.name: e for e in plan.evaluators + plan.pairwise}
     if names:
         unknown = [n for n in names if n not in by_name]
         if unknown:
@@ -56,7 +58,10 @@ def chosen_evaluators(plan: Plan, source: RunInfo, names: list[str] | None) -> l
     old = source.manifest.get("evaluators", {})
     old_specs = {e.get("name"): e for e in source.config.get("evaluators") or [] if isinstance(e, dict)}
     new_specs = {e.get("name"): e for e in plan.suite.stored_config().get("evaluators") or []}
-    changed = [e for e in plan.evaluators if _comparable(old.get(e.name)) != _comparable(e.describe())
+    old_pairwise = {k: {x: y for x, y in v.items() if x != "baseline"} if isinstance(v, dict) else v
+                    for k, v in (source.manifest.get("pairwise") or {}).items()}
+    changed = [e for e in plan.evaluators + plan.pairwise
+               if _comparable((old_pairwise if e.pairwise else old).get(e.name)) != _comparable(e.describe())
                or old_specs.get(e.name) != new_specs.get(e.name)]
     if not changed:
         raise SuiteError(f"nothing to rescore: every evaluator of the suite is unchanged since run {source.run_id}",
@@ -88,10 +93,15 @@ def rescore(plan: Plan, store: Store, source: RunInfo, *, evaluators: list[str] 
                          hint="wait for it to finish, or resume it first")
     chosen = chosen_evaluators(plan, source, evaluators)
     names = [e.name for e in chosen]
+    pairwise = [e for e in chosen if e.pairwise]  # judged on (baseline, gated variant) pairs after the rows
+    chosen = [e for e in chosen if not e.pairwise]
     opts = options or Options()
     manifest = dict(source.manifest)
     old_evs = dict(manifest.get("evaluators", {}))
     manifest["evaluators"] = {**old_evs, **{e.name: e.describe() for e in chosen}}
+    if pairwise:
+        manifest["pairwise"] = {**(manifest.get("pairwise") or {}),
+                                **{e.name: {**e.describe(), "baseline": plan.suite.baseline} for e in pairwise}}
     manifest["suite"] = {"name": plan.suite.name, "path": str(plan.suite.path) if plan.suite.path else None,
                          "sha256": plan.suite.sha256}
     manifest["rescored_from"] = {"run_id": source.run_id, "evaluators": names,
@@ -165,6 +175,9 @@ def rescore(plan: Plan, store: Store, source: RunInfo, *, evaluators: list[str] 
                     if caller.stop_reason:
                         return
             await asyncio.gather(*(one(i, gate) for i in batch))
+            if pairwise and not caller.stop_reason:
+                flush()
+                await judge_pairs(dataclasses.replace(plan, pairwise=pairwise), store, run_id, caller)
         finally:
             await session.aclose()
 

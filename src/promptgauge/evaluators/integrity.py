@@ -57,6 +57,8 @@ _TAGLIKE = re.compile(r"<[\s/\\]*u[\s_\-.]*n[\s_\-.]*t[\s_\-.]*r[\s_\-.]*u[\s_\-
 def skeleton(text: str) -> tuple[str, list[int]]:
     """*text* as a reader sees it -- NFKC, look-alikes folded, invisible characters dropped, lower case --
     with, for each skeleton character, the index of the character of *text* it came from."""
+    if text.isascii():  # nothing to fold but case (and ASCII has no invisible characters in our list)
+        return text.lower(), list(range(len(text)))
     out: list[str] = []
     index: list[int] = []
     for i, ch in enumerate(text):

@@ -303,7 +303,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
                 f"{n}={float(s):.4g}" + ("" if s.passed is None else f" ({'pass' if s.passed else 'fail'})")
                 for n, s in r.scores.items())]
             text += [f"  reason ({n}): {s.reason}" for n, s in r.scores.items() if s.reason]
-        report.longrepr.addsection("promptgauge: what the test evaluated", "\n".join(text))
+        from ..escaping import terminal
+
+        report.longrepr.addsection("promptgauge: what the test evaluated", terminal("\n".join(text)))
     return report
 
 

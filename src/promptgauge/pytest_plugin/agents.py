@@ -68,7 +68,9 @@ def _fail(result: Result, head: str, expected: str, more: Sequence[str] = ()) ->
     lines.append(f"  expected: {expected}")
     lines += [f"  {m}" for m in more]
     result.explained = True
-    raise AssertionError("\n".join(lines))
+    from ..escaping import terminal
+
+    raise AssertionError(terminal("\n".join(lines)))  # outputs, tool arguments: no escape sequence reaches the terminal
 
 
 def _step(call: dict[str, Any], index: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..datasets import Row
+from ..escaping import terminal
 from ..results.trajectory import call_list, load_trajectory, message_list, tool_sequence
 
 SHOWN_CHARS = 400
@@ -58,7 +59,7 @@ class Score(float):
             lines.append(f"  reason:  {short(self.reason)}")
         if self.error:
             lines.append(f"  error:   {short(self.error)}")
-        return lines
+        return [terminal(x) for x in lines]  # pytest prints them raw: no escape sequence from a row or an output
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Result:
         traj = self.trajectory
         if traj is not None:
             lines.append(f"  tools:   {short(tool_sequence(traj) or '')} (stopped: {traj.get('stop_reason')})")
-        return lines
+        return [terminal(x) for x in lines]
 
 
 def short(text: str, limit: int = SHOWN_CHARS) -> str:

@@ -63,7 +63,8 @@ def agreement(m: dict[str, Any], sep: str = "; ") -> str:
         if a is None:
             parts.append(f"{group}: no rows to compare")
             continue
-        stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff") if k in a)
+        stats = " · ".join(f"{k} {fmt(a[k], 2)}" for k in ("alpha", "exact", "within_1", "mean_abs_diff", "kappa")
+                          if k in a)
         parts.append(f"{group}: {stats} ({a['rows']} rows)")
     if flagged := m.get("judge_injection"):
         ids = ", ".join(flagged["row_ids"]) + (" …" if flagged["rows"] > len(flagged["row_ids"]) else "")

@@ -74,8 +74,8 @@ def pairwise_summary(store: Store, run_id: str, variant: str, evaluator: str,
         "WHERE run_id=? AND variant=? AND evaluator=?", (run_id, variant, evaluator)).fetchall()
     if not rows:
         return None
-    scores = [s for s, e, _ in rows if e is None and s is not None]
-    wins, ties, losses = scores.count(1.0), scores.count(0.5), scores.count(0.0)
+    scores = [s for s, e, _ in rows if e is None and s is not None]  # repeats: a mean of 1 / 0.5 / 0
+    wins, ties, losses = sum(s > 0.5 for s in scores), sum(s == 0.5 for s in scores), sum(s < 0.5 for s in scores)
     n = wins + ties + losses
     flipped = sum(1 for s, e, f in rows if e is None and s is not None and f)
     low, high = stats.win_rate_ci(wins, ties, losses, confidence=confidence)
