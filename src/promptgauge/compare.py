@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field, PrivateAttr
 
 from . import power as power_
@@ -41,6 +40,7 @@ from .errors import CompareError
 from .metrics import COMPARED_RUN_METRICS as RUN_METRICS
 from .metrics import higher_is_better
 from .results import Columns, Results, RowView, cut_trajectory, first_divergence, tool_changes, tool_sequence
+from .results.columns import RowMetrics, first_appearance, index_of
 
 MAX_DROPS = 20
 #: Rows a comparison's per-row view (``row_diffs``) holds at most; also the flips kept per evaluator and direction.
@@ -73,7 +73,7 @@ def _metric_specs(base: Results, cand: Results, evaluators: list[str]
     row to a run metric (the ``latency`` evaluator's to ``latency_ms.mean``) is an
     alias of that metric. Directions: the candidate's record, else the baseline's.
     """
-    tb, tc = base.table(), cand.table()
+    tb, tc = base.metrics(), cand.metrics()
     directions = {**base.directions, **cand.directions}
     names: list[tuple[str, str | None]] = []
     aliases: dict[str, str] = {}
@@ -84,12 +84,17 @@ def _metric_specs(base: Results, cand: Results, evaluators: list[str]
             names.append((f"{ev}.pass_rate", ev))
         if has_pass and _scores_are_pass(base, ev) and _scores_are_pass(cand, ev):
             aliases[mean] = f"{ev}.pass_rate"
-        elif same := next((m for m in RUN_METRICS if tb[mean].equals(tb[m]) and tc[mean].equals(tc[m])), None):
+        elif same := next((m for m in RUN_METRICS if _equal(tb[mean], tb[m]) and _equal(tc[mean], tc[m])), None):
             aliases[mean] = same
-        elif tb[mean].notna().any() or tc[mean].notna().any():
+        elif (~np.isnan(tb[mean])).any() or (~np.isnan(tc[mean])).any():
             names.append((mean, ev))
     names += [(m, None) for m in RUN_METRICS]
     return [(m, ev, higher_is_better(m, directions)) for m, ev in names], aliases
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal row by row, NaN equal to NaN (as ``pandas.Series.equals``)."""
+    return bool(np.array_equal(a, b, equal_nan=True))
 
 
 def _scores_are_pass(side: Results, ev: str) -> bool:
@@ -290,7 +295,7 @@ def _info(side: Results) -> SideInfo:
 
 def _first_inputs(cols: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Row ids in order of first appearance and each row's inputs digest."""
-    first = ~pd.Series(cols.row_id).duplicated().to_numpy()
+    first = first_appearance(cols.row_id)[2]
     return cols.row_id[first], cols.inputs[first]
 
 
@@ -298,7 +303,7 @@ def _match(base: Results, cand: Results) -> tuple[np.ndarray, RowCounts]:
     """The candidate's row ids (its order) that the baseline has with the same inputs, and the counts."""
     b_ids, b_keys = _first_inputs(base.columns())
     c_ids, c_keys = _first_inputs(cand.columns())
-    pos = pd.Index(b_ids).get_indexer(c_ids)
+    pos = index_of(b_ids, c_ids)
     common = pos >= 0
     same = common.copy()
     same[common] = b_keys[pos[common]] == c_keys[common]
@@ -352,11 +357,11 @@ def compare_sides(base: Results, cand: Results, *, intersect: bool = False, alph
             warnings.append(f"evaluator '{e}' changed between the sides (its code hash differs): "
                             "its deltas mix a model change with a metric change")
     warnings += judge_changes(base.hashes()["judges"], cand.hashes()["judges"], evaluators)
-    tb, tc = base.table().loc[same], cand.table().loc[same]
+    tb, tc = base.metrics().select(same), cand.metrics().select(same)
     specs, aliases = _metric_specs(base, cand, evaluators)
     metrics, paired, detect = [], {}, {}
     for name, ev, hib in specs:
-        a, b = tb[name].to_numpy(dtype=float), tc[name].to_numpy(dtype=float)
+        a, b = tb[name], tc[name]
         binary = _is_binary(a, b)
         a_o, b_o = (a, b) if hib else ((1 - a, 1 - b) if binary else (-a, -b))
         pc = stats.compare_paired(a_o, b_o, kind="binary" if binary else "score", confidence=confidence,
@@ -450,43 +455,43 @@ def _flips(m: MetricComparison) -> bool:
     return m.evaluator is not None and m.metric.endswith(".pass_rate") and m.kind == "binary"
 
 
-def _flip_list(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricComparison], limit: int
+def _flip_list(tb: RowMetrics, tc: RowMetrics, metrics: list[MetricComparison], limit: int
                ) -> tuple[list[Flip], int]:
     """The flips, at most *limit* per evaluator and direction, and how many were left out."""
     flips: list[Flip] = []
     omitted = 0
     for m in filter(_flips, metrics):
-        a, b = tb[m.metric].to_numpy(dtype=float), tc[m.metric].to_numpy(dtype=float)
+        a, b = tb[m.metric], tc[m.metric]
         for direction, hit in (("pass->fail", (a == 1) & (b == 0)), ("fail->pass", (a == 0) & (b == 1))):
-            row_ids = tb.index[hit]
+            row_ids = tb.row_ids[hit]
             omitted += max(0, len(row_ids) - limit)
             flips += [Flip(row_id=r, evaluator=m.evaluator, direction=direction) for r in row_ids[:limit]]
     return flips, omitted
 
 
-def _drops(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricComparison]) -> list[Drop]:
+def _drops(tb: RowMetrics, tc: RowMetrics, metrics: list[MetricComparison]) -> list[Drop]:
     """The :data:`MAX_DROPS` biggest worsenings of scores (ties: metric order, then row order)."""
     found: list[tuple[float, int, Drop]] = []
     for m in metrics:
         if m.evaluator is None or not m.metric.endswith(".mean"):
             continue
-        a, b = tb[m.metric].to_numpy(dtype=float), tc[m.metric].to_numpy(dtype=float)
+        a, b = tb[m.metric], tc[m.metric]
         worse = np.flatnonzero((b - a) * (1 if m.higher_is_better else -1) < 0)
         worst = worse[np.argsort(-np.abs(b[worse] - a[worse]), kind="stable")[:MAX_DROPS]]
-        found += [(abs(b[i] - a[i]), len(found) + k, Drop(row_id=tb.index[i], metric=m.metric, baseline=float(a[i]),
+        found += [(abs(b[i] - a[i]), len(found) + k, Drop(row_id=tb.row_ids[i], metric=m.metric, baseline=float(a[i]),
                                                           candidate=float(b[i]), delta=float(b[i] - a[i])))
                   for k, i in enumerate(worst)]
     return [d for _, _, d in sorted(found, key=lambda x: (-x[0], x[1]))[:MAX_DROPS]]
 
 
-def _row_statuses(tb: pd.DataFrame, tc: pd.DataFrame, metrics: list[MetricComparison]) -> np.ndarray:
+def _row_statuses(tb: RowMetrics, tc: RowMetrics, metrics: list[MetricComparison]) -> np.ndarray:
     """Per row: regressed / improved / mixed / unchanged over the evaluator metrics."""
     better = np.zeros(len(tb), dtype=bool)
     worse = np.zeros(len(tb), dtype=bool)
     for m in metrics:
         if m.evaluator is None:
             continue
-        d = tc[m.metric].to_numpy(dtype=float) - tb[m.metric].to_numpy(dtype=float)
+        d = tc[m.metric] - tb[m.metric]
         d *= 1 if m.higher_is_better else -1
         better |= d > 0
         worse |= d < 0

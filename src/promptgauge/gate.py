@@ -220,7 +220,7 @@ def _parse_rule(spec: GateRuleSpec, evaluators: list[str], where: Callable[[], d
 def _primary(metric: str, side: Side) -> str:
     """``EV`` -> ``EV.pass_rate`` when the evaluator has pass/fail, else ``EV.mean``."""
     if metric in side.evaluators:
-        return f"{metric}.pass_rate" if f"{metric}.pass_rate" in side.table() else f"{metric}.mean"
+        return f"{metric}.pass_rate" if f"{metric}.pass_rate" in side.metrics() else f"{metric}.mean"
     return metric
 
 
@@ -232,10 +232,10 @@ def metric_ci(side: Side, metric: str, confidence: float = 0.95) -> tuple[float,
     """The CI of a per-row metric (``f1.mean``, ``contains.pass_rate``, a column of ``side.table()``) as the
     gate's ``ci_low`` / ``ci_high`` see it: Wilson for 0/1 columns, else a seeded bootstrap of the mean.
     None when the metric has no column; NaN bounds when there are too few rows."""
-    table = side.table()
+    table = side.metrics()
     if metric not in table:
         return None
-    x = table[metric].to_numpy(dtype=float)
+    x = table[metric]
     x = x[~np.isnan(x)]
     if x.size and np.isin(x, (0.0, 1.0)).all():
         return stats.proportion_ci(int(x.sum()), int(x.size), confidence=confidence)

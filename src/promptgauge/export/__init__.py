@@ -141,7 +141,7 @@ def flat_metrics(data: RunData, variant: str) -> dict[str, float]:
         if (x := _num(value)) is not None:
             out[key] = x
     side = data.sides[variant]
-    for metric in side.table().columns:
+    for metric in side.metrics().columns:
         ci = metric_ci(side, metric, data.confidence)
         if ci is not None:
             for name, bound in zip(("ci_low", "ci_high"), ci):

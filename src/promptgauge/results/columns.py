@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..store import to_json
 from .trajectory import tool_digests, trajectory_digests
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..store import Store
 
 #: Results fetched from SQLite at a time.
@@ -162,13 +163,66 @@ def read_columns(store: Store, run_id: str, variant: str, evaluators: Sequence[s
     return Columns.read(store.db, run_id, variant, evaluators, configs)
 
 
-def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
+def first_appearance(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of an object array of str ids: each element's code (the rank of its id's first appearance), the
+    distinct ids in order of first appearance, and the mask of first appearances (numpy only, no pandas)."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.intp), ids[:0], np.zeros(0, dtype=bool)
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    mask = np.zeros(len(ids), dtype=bool)
+    mask[first] = True
+    return rank[inverse.reshape(-1)], ids[np.sort(first)], mask
+
+
+def index_of(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The position of each query in *keys* (distinct str ids), -1 where it is missing."""
+    if not len(keys) or not len(queries):
+        return np.full(len(queries), -1, dtype=np.intp)
+    order = np.argsort(keys, kind="stable")
+    at = np.searchsorted(keys[order], queries).clip(0, len(keys) - 1)
+    pos = order[at]
+    return np.where(keys[pos] == queries, pos, -1)
+
+
+class RowMetrics:
+    """One line per row id (dataset order), one float column per metric: what comparisons and gates read.
+    :meth:`select` keeps the given row ids (in their order); :meth:`frame` is the same as a pandas table."""
+
+    def __init__(self, row_ids: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        self.row_ids = row_ids
+        self.columns = columns
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def select(self, row_ids: np.ndarray) -> RowMetrics:
+        pos = index_of(self.row_ids, row_ids)
+        if (pos < 0).any():
+            raise KeyError(f"row ids not in the table: {list(row_ids[pos < 0][:5])}")
+        return RowMetrics(self.row_ids[pos], {k: v[pos] for k, v in self.columns.items()})
+
+    def frame(self) -> Any:
+        import pandas as pd  # only the callers that want a DataFrame pay for pandas
+
+        return pd.DataFrame(self.columns, index=pd.Index(self.row_ids, name="row_id"))
+
+
+def row_metrics(cols: Columns, evaluators: Sequence[str]) -> RowMetrics:
     """One line per row id (dataset order), one column per metric; repeats averaged.
 
     Columns: ``error_rate``, ``latency_ms.mean``, and per evaluator ``EV.pass_rate`` (when it
     gives pass/fail; a failed call or evaluator counts as a fail) and ``EV.mean``.
     """
-    codes, row_ids = pd.factorize(cols.row_id)  # results come in dataset order
+    codes, row_ids, _ = first_appearance(cols.row_id)  # results come in dataset order
 
     def per_row(values: np.ndarray) -> np.ndarray:
         """Mean over a row's repeats, ignoring NaN; NaN when a row has no value."""
@@ -179,7 +233,7 @@ def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
             return np.where(count > 0, total / count, np.nan)
 
     call_err = cols.error
-    out = pd.DataFrame(index=pd.Index(row_ids, name="row_id"))
+    out: dict[str, np.ndarray] = {}
     out["error_rate"] = per_row(call_err.astype(float))
     out["latency_ms.mean"] = per_row(np.where(call_err, np.nan, cols.latency_ms))
     for ev in evaluators:
@@ -188,7 +242,12 @@ def row_table(cols: Columns, evaluators: Sequence[str]) -> pd.DataFrame:
         if not np.isnan(e.passed).all():
             out[f"{ev}.pass_rate"] = per_row(np.where(failed, 0.0, e.passed))
         out[f"{ev}.mean"] = per_row(np.where(failed, np.nan, e.score))
-    return out
+    return RowMetrics(row_ids, out)
+
+
+def row_table(cols: Columns, evaluators: Sequence[str]) -> Any:
+    """:func:`row_metrics` as a pandas DataFrame indexed by ``row_id``."""
+    return row_metrics(cols, evaluators).frame()
 
 
 def tool_changes(base: Columns, cand: Columns, row_ids: np.ndarray) -> np.ndarray:
@@ -197,8 +256,8 @@ def tool_changes(base: Columns, cand: Columns, row_ids: np.ndarray) -> np.ndarra
     empty = np.frombuffer(b"".join(tool_digests([])), dtype="S8")
     halves = []
     for cols in (base, cand):
-        first = ~pd.Series(cols.row_id).duplicated().to_numpy()
-        pos = pd.Index(cols.row_id[first]).get_indexer(row_ids)
+        first = first_appearance(cols.row_id)[2]
+        pos = index_of(cols.row_id[first], row_ids)
         h = cols.tools[first][pos].view("S8").reshape(-1, 2).copy()
         h[h[:, 0] == b""] = empty  # no trajectory (NO_TRAJECTORY: numpy reads zero bytes as b""): no tool calls
         halves.append(h)

@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import CompareError
 from ..files import atomic_write
 from .side import Results
@@ -70,6 +68,8 @@ def load_results_file(path: str | Path) -> Results:
         raise CompareError(f"not a promptgauge results file (schema {found!r})", file=path,
                            hint=f"expected schema '{RESULTS_SCHEMA}', written by 'promptgauge promote' or export")
     try:
+        import pandas as pd  # a results file is read into frames; a run does not load pandas
+
         rows = doc["rows"]
         results = pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} for r in rows],
                                columns=["row_id", "repeat", "row_index", "inputs", "output", "error", "latency_ms",

@@ -12,15 +12,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CompareError
 from ..store import Store, reader, variant_frames
-from .columns import Columns, row_table
+from .columns import Columns, RowMetrics, row_metrics
 from .rows import RowView, frame_rows, store_input_names, store_rows
 from .trajectory import load_trajectory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Results:
     #                               trajectory (a tool loop's, else None)
     scores: pd.DataFrame | None  # row_id, repeat, evaluator, score, passed, error, details (dict | None)
     source: str = "store"
-    _table: pd.DataFrame | None = field(default=None, repr=False)
+    _metrics: RowMetrics | None = field(default=None, repr=False)
     store: Path | None = None  # the store file frameless results read from
     _columns: Columns | None = field(default=None, init=False, repr=False)
 
@@ -89,11 +90,15 @@ class Results:
                     self._columns = Columns.read(db, self.run_id, self.variant, self.evaluators, configs)
         return self._columns
 
+    def metrics(self) -> RowMetrics:
+        """One line per row id (dataset order), one column per metric; repeats averaged (numpy columns)."""
+        if self._metrics is None:
+            self._metrics = row_metrics(self.columns(), self.evaluators)
+        return self._metrics
+
     def table(self) -> pd.DataFrame:
-        """One line per row id (dataset order), one column per metric; repeats averaged."""
-        if self._table is None:
-            self._table = row_table(self.columns(), self.evaluators)
-        return self._table
+        """:meth:`metrics` as a pandas DataFrame indexed by ``row_id``."""
+        return self.metrics().frame()
 
     def summary(self) -> dict[str, Any]:
         """Call statistics and per-evaluator metrics (:func:`promptgauge.summary.columns_summary`)."""

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .. import stats
 from ..agreement import human_agreement, repeat_agreement
 from ..store import Store
 from .columns import Columns, EvaluatorColumns, read_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY_SCHEMA = "promptgauge.summary/1"
 
