@@ -66,7 +66,7 @@ def _with_rows(side: Any, results: Any, scores: Any, test_file: str) -> Any:
         digest.update(f"{row_id}\0{inputs}\0".encode())
     dataset = {"path": test_file, "sha256": digest.hexdigest(), "rows": int(results["row_id"].nunique())}
     return dataclasses.replace(side, results=results.reset_index(drop=True), scores=scores.reset_index(drop=True),
-                               manifest={**side.manifest, "dataset": dataset}, _table=None)
+                               manifest={**side.manifest, "dataset": dataset}, _metrics=None)
 
 
 def _canonical(data: Any) -> str:
