@@ -86,3 +86,42 @@ def test_flow_that_raises_is_recorded_per_row(flows, fake_openai):
     rows = _rows(flows.root)
     assert report.status == "finished"
     assert "no Spain" in rows[("es", "flex")][3] and rows[("fr", "flex")][2].startswith("What is")
+
+
+@pytest.mark.slow
+def test_flows_that_call_tools_give_their_trajectory(builder, fake_openai):
+    """A DAG flow whose llm node has tools (a python node runs the calls) and a flex flow that returns its chat:
+    their tool calls become the row's trajectory, scored by tool_trajectory like an agent's."""
+    import json
+
+    from agent_helpers import results
+
+    for name in ("dag_tools", "flex_tools"):
+        shutil.copytree(FLOWS / name, builder.root / name)
+    builder.dataset([{"id": "q42", "question": "Where is order 42?",
+                      "expected_tool_calls": [{"name": "lookup_order", "arguments": {"order_id": 42}}]}])
+    builder.suite(targets={"fake": {"type": "openai", "base_url": builder.base_url, "model": "gpt-4o-mini"},
+                           "dag": {"type": "flow", "flow": "dag_tools", "connections": {"open_ai_connection": "fake"}},
+                           "flex": {"type": "flow", "flow": "flex_tools"}},
+                  variants=[{"name": "dag", "target": "dag"}, {"name": "flex", "target": "flex"}], baseline="dag",
+                  evaluators=[{"name": "tool_trajectory", "params": {"mode": "superset"}}],
+                  gate={"rules": ["tool_trajectory.pass_rate >= 1"]},
+                  runner={"concurrency": 2, "timeout": 60, "retries": 0})
+    report = api.run(builder.root / "promptgauge.yaml")
+    assert report.passed, report.summary["gate"]
+    rows = results(report.store_path, report.run_id)
+    dag = rows[("q42", "dag")]["outputs"]
+    # the llm node's two parallel calls (one step), their results from the python node's tool messages
+    assert [(c["step"], c["name"], c["arguments"], c["node"]) for c in dag["trajectory"]["tool_calls"]] == [
+        (0, "lookup_order", {"order_id": 42}, "plan"), (0, "lookup_order", {"order_id": 7}, "plan")]
+    assert [json.loads(c["result"]) for c in dag["trajectory"]["tool_calls"]] == [
+        {"order_id": 42, "status": "shipped"}, {"order_id": 7, "status": "delivered"}]
+    assert [m["role"] for m in dag["trajectory"]["messages"]] == ["assistant", "tool", "tool", "assistant"]
+    assert dag["trajectory"]["messages"][-1]["content"] == rows[("q42", "dag")]["output"]
+    assert dag["tool_definitions"][0]["function"]["name"] == "lookup_order"  # the llm node's tools
+    flex = rows[("q42", "flex")]["outputs"]["trajectory"]
+    assert [(c["step"], c["name"], c["arguments"], c["result"]) for c in flex["tool_calls"]] == [
+        (0, "lookup_order", {"order_id": 42}, '{"order_id": 42, "status": "shipped"}')]
+    assert rows[("q42", "flex")]["output"] == "Order 42 has shipped."
+    tool_requests = [r.body for r in fake_openai.requests if r.body.get("tools")]
+    assert len(tool_requests) == 1 and tool_requests[0]["tools"][0]["function"]["name"] == "lookup_order"

@@ -88,7 +88,7 @@ def test_compare_with_an_empty_side_is_refused(builder, fake_openai):
     assert proc.returncode == 2 and "candidate" in proc.stderr and "has no rows" in proc.stderr
 
 
-def test_monitor_on_a_missing_plain_path_is_exit_2_but_an_empty_glob_is_fine(tmp_path):
+def test_monitor_on_a_missing_plain_path_is_exit_2_and_an_empty_glob_no_data(tmp_path):
     cfg = ("name: m\nsources:\n  - {name: app, path: %s}\nevaluators: [{name: length, params: {max: 100}}]\n")
     (tmp_path / "monitor.yaml").write_text(cfg % "logs/app.jsonl")
     proc = run_cli("monitor", "--once", cwd=tmp_path)
@@ -100,4 +100,5 @@ def test_monitor_on_a_missing_plain_path_is_exit_2_but_an_empty_glob_is_fine(tmp
     assert proc.returncode == 2 and "is a folder" in proc.stderr and "logs/*.jsonl" in proc.stderr, proc.stderr
     (tmp_path / "monitor.yaml").write_text(cfg % "'logs/*.jsonl'")
     proc = run_cli("monitor", "--once", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # logs may not have started yet
+    # logs may not have started yet: not an input error, but not healthy either (nothing passes on nothing)
+    assert proc.returncode == 4 and "NO DATA" in proc.stdout, proc.stdout + proc.stderr

@@ -6,11 +6,14 @@ markdown-it, xml.etree, csv, the terminal output of the CLI, and Chromium."""
 from __future__ import annotations
 
 import csv
+import io
 import re
 import xml.etree.ElementTree as ET
 
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from promptgauge import api
@@ -186,3 +189,53 @@ def test_pytest_failure_text_has_no_escape_sequence(pytester, fake_openai):
     out = res.stdout.str()
     assert "promptgauge: exact_match = 0" in out and "⟨U+001B⟩" in out
     assert not CONTROL.search(out.replace("\n", "").replace("\t", "")), repr(out[-3000:])
+
+
+def test_monitor_reports_keep_hostile_records_inert(tmp_path):
+    """The monitor's markdown and HTML reports show logged records' ids, queries and responses (the examples
+    behind an alert) through the same per-format functions."""
+    from monitor_helpers import T0, append, chat_line, write_config
+
+    from promptgauge.monitor import load_monitor_config, run_pass
+
+    cfg = write_config(tmp_path, examples=50, reference=None, min_n=1,
+                       alerts=[{"metric": "json_valid.pass_rate", "below": 0.99}])
+    append(tmp_path / "logs" / "app.jsonl", [
+        chat_line(f"{k}-{i}", T0 + i, f"q {p}", f"a {p}") for i, (k, p) in enumerate(PAYLOADS.items())])
+    result = run_pass(load_monitor_config(cfg))
+    assert result.alerting
+    md = result.reports["markdown"].read_text(encoding="utf-8")
+    assert not CONTROL.search(md) and "⟨U+001B⟩" in md
+    inline = [c for t in MarkdownIt("commonmark").enable("table").parse(md) for c in (t.children or [])]
+    assert not {t.type for t in inline} & {"link_open", "image", "html_inline"}
+    html = result.reports["html"].read_text(encoding="utf-8")
+    assert not CONTROL.search(html.replace("\n", "").replace("\t", "")) and "<script>window.__pwned" not in html
+
+
+TEXT = st.text(alphabet=st.characters(codec=None, blacklist_categories=()), max_size=80) | st.text(
+    alphabet="[]()|\\`<>&*_!:=+-@\r\n\t\x00\x07\x1b\x9b\u202e\u2066\u2028 javscript", max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_any_text_stays_one_inert_value_in_every_format(text):
+    # markdown: one cell of a one-row table, no link, image or HTML, no raw control
+    for cell in (markdown_cell(text, 10_000), f"`{markdown_cell(text, 10_000, code=True)}`"):
+        tokens = MarkdownIt("commonmark").enable("table").parse(f"| a | b |\n|---|---|\n| {cell} | x |\n")
+        rows = [t for t in tokens if t.type == "tr_open"]
+        cells = [t for t in tokens if t.type == "td_open"]
+        inline = [c for t in tokens for c in (t.children or [])]
+        assert len(rows) == 2 and len(cells) == 2
+        assert not {t.type for t in inline} & {"link_open", "image", "html_inline", "autolink"}
+        assert not CONTROL.search(cell)
+    # XML: well-formed as text and attribute, and what a parser reads back is what was written
+    el = ET.Element("a", b=xml_text(text))
+    el.text = xml_text(text)
+    back = ET.fromstring(ET.tostring(el, encoding="unicode"))
+    assert back.text in (xml_text(text).replace("\r\n", "\n").replace("\r", "\n"), xml_text(text) or None)
+    # CSV: one record, one field, read back as written; no formula
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow([csv_cell(text), "end"])
+    records = list(csv.reader(io.StringIO(buf.getvalue(), newline="")))
+    assert records == [[csv_cell(text), "end"]]
+    assert not records[0][0].startswith(("=", "+", "-", "@", "\t", "\r"))

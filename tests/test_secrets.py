@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from conftest import run_cli
 
-from promptgauge.public import public_headers, public_url, scrub
+from promptgauge.public import digest, public_headers, public_parameters, public_url, scrub
 
 CANARIES = {
     "PG_CANARY_KEY": "sk-canary-apikey-7f3a9c2e11",  # api_key_env
@@ -108,6 +108,43 @@ def test_literal_header_values_are_not_stored(builder, fake_openai):
     for path in _files(builder.root):
         if path.name != "promptgauge.yaml":
             assert b"literal-secret-value-123" not in path.read_bytes(), path
+
+
+def test_literal_secrets_in_call_parameters_are_not_stored(builder, fake_openai):
+    """A variant's (or a judge's) per-request ``extra_headers`` and secret-named parameters reach the endpoint but
+    no file: the manifest, the stored suite, the cache, the cassette and every report mask them."""
+    secret, other = "literal-param-header-5e0c", "literal-param-header-77d1"
+    builder.suite(
+        targets={"fake": {"type": "openai", "base_url": fake_openai.base_url, "model": "m"}},
+        variants=[{"name": "a", "prompt": "a.prompty", "target": "fake",
+                   "parameters": {"extra_headers": {"X-Tenant-Key": secret}, "max_tokens": 20}},
+                  {"name": "b", "prompt": "a.prompty", "target": "fake",
+                   "parameters": {"extra_headers": {"X-Tenant-Key": other}, "max_tokens": 20}}],
+        baseline="a", evaluators=[{"name": "contains"}], gate={"rules": ["contains.pass_rate >= 0"]})
+    proc = run_cli("run", "--no-progress", "--record", "cassettes/run.jsonl", cwd=builder.root)
+    assert proc.returncode in (0, 1), proc.stderr
+    summary = json.loads(next((builder.root / "reports").glob("*/summary.json")).read_text())
+    assert all(v["calls"]["errors"] == 0 for v in summary["variants"].values()), summary["variants"]
+    # both header values were distinct requests (not one cache entry answering the other), none written anywhere
+    rows = len((builder.root / "data.jsonl").read_text().splitlines())
+    assert len(fake_openai.requests) == 2 * rows
+    for path in _files(builder.root):
+        if path.name != "promptgauge.yaml":
+            data = path.read_bytes()
+            assert secret.encode() not in data and other.encode() not in data, path
+    con = sqlite3.connect(builder.root / ".promptgauge" / "promptgauge.db")
+    manifest = json.loads(con.execute("SELECT manifest FROM runs").fetchone()[0])
+    assert manifest["variants"]["a"]["parameters"]["extra_headers"] == {"X-Tenant-Key": "***"}
+    assert manifest["variants"]["a"]["parameters"]["max_tokens"] == 20
+
+
+def test_public_parameters_masks_headers_and_secret_names_only():
+    params = {"max_tokens": 9, "api_key_env": "KEY", "api_key": "sk-1", "extra_headers": {"A": "v", "B": "${env:B}"},
+              "nested": {"access_token": "t", "tokens_per_s": 3}, "tools": [{"client_secret": "s", "name": "x"}]}
+    assert public_parameters(params) == {
+        "max_tokens": 9, "api_key_env": "KEY", "api_key": "***", "extra_headers": {"A": "***", "B": "${env:B}"},
+        "nested": {"access_token": "***", "tokens_per_s": 3}, "tools": [{"client_secret": "***", "name": "x"}]}
+    assert public_parameters({"api_key": "a"}, digest) != public_parameters({"api_key": "b"}, digest)
 
 
 @pytest.mark.parametrize(("url", "public"), [

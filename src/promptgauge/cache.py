@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import PathError
 from .files import check_output
+from .public import digest, public_parameters
 
 FLUSH_EVERY = 64
 FLUSH_SECONDS = 0.25
@@ -31,7 +32,8 @@ FLUSH_SECONDS = 0.25
 
 def request(info: dict[str, Any], messages: Any, params: dict[str, Any], repeat: int) -> dict[str, Any]:
     """The normalised request to a target (*info* is its ``describe()``): what decides the answer, no secret."""
-    return {"kind": info.get("kind"), "model": info.get("model"), "messages": messages, "parameters": params,
+    return {"kind": info.get("kind"), "model": info.get("model"), "messages": messages,
+            "parameters": public_parameters(params, digest),
             "repeat": repeat}
 
 

@@ -27,7 +27,7 @@ from pydantic import (
 
 from .errors import DeprecatedField, SuiteError
 from .metrics import MIN_AGREEMENT, MIN_AGREEMENT_GRAMMAR
-from .public import public_target
+from .public import public_parameters, public_target
 from .yamlutil import line_of, load_yaml, validate_model
 
 DEFAULT_SUITE_FILE = "promptgauge.yaml"
@@ -484,7 +484,7 @@ class Suite(_Model, FileBacked):
     def stored_config(self) -> dict[str, Any]:
         """The suite as a run stores it: ``targets:`` URLs and headers as :func:`promptgauge.public.public_target`
         gives them (templates unexpanded, no userinfo, query values or literal header values)."""
-        config = self.model_dump(mode="json")
+        config = public_parameters(self.model_dump(mode="json"))
         config["targets"] = {name: public_target(t) for name, t in config.get("targets", {}).items()}
         return config
 

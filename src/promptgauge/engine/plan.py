@@ -20,6 +20,7 @@ from ..errors import DatasetError, SuiteError, TemplateError, UserError, located
 from ..evaluators.registry import BoundEvaluator
 from ..files import relative
 from ..prompts import Prompt, load_prompt, load_samples
+from ..public import public_parameters
 from ..suite import COLUMN_REF, EvaluatorSpec, Suite, Variant
 from ..targets import Target
 from . import seeds
@@ -109,7 +110,7 @@ class Plan:
                     "target_info": self.targets[v.name].describe(),
                     "prompt": relative(self.prompts[v.name].path, s.root) if self.prompts[v.name] else None,
                     "prompt_sha256": self.prompts[v.name].sha256 if self.prompts[v.name] else None,
-                    "parameters": self.parameters(v),
+                    "parameters": public_parameters(self.parameters(v)),
                     **({"agent": self.agents[v.name].describe()} if v.name in self.agents else {}),
                     **({"conversation": v.conversation} if v.conversation else {}),
                     **({"simulator": self.simulator.describe()} if self.simulator else {}),

@@ -27,6 +27,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import SuiteError
+from ..public import public_parameters
 from ..suite import SimulatorSpec, Suite
 from ..targets import Target
 from . import seeds
@@ -51,7 +52,7 @@ class Simulator:
     def describe(self) -> dict[str, Any]:
         """What the run manifest records (a changed simulator changes every variant it talks to)."""
         return {"target": self.spec.target, "target_info": self.target.describe(), "prompt": self.spec.prompt,
-                "max_turns": self.spec.max_turns, "stop": self.spec.stop, "parameters": self.spec.parameters,
+                "max_turns": self.spec.max_turns, "stop": self.spec.stop, "parameters": public_parameters(self.spec.parameters),
                 "seed": self.spec.seed}
 
     def parameters(self, *, run_seed: int, mode: str, row_id: str, variant: str, repeat: int,

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import EvaluatorError, JudgeReplyError
 from ..prompts import Prompt, load_prompt
+from ..public import public_parameters
 from .integrity import instruct, scan, seal
 from .models import EvaluatorModel
 
@@ -300,7 +301,7 @@ def judge_evidence(judge: Any, model: EvaluatorModel | None) -> dict[str, Any] |
     parameters.update(judge.parameters)
     digest = hashlib.sha256("\n".join(p.sha256 for p in prompts).encode()).hexdigest()
     return {"model": model.describe() if model is not None else None,
-            "parameters": json.loads(json.dumps(parameters, default=str, sort_keys=True)),
+            "parameters": public_parameters(json.loads(json.dumps(parameters, default=str, sort_keys=True))),
             "prompt_sha256": digest, "threshold": judge.threshold}
 
 

@@ -13,7 +13,6 @@ gather a run into a :class:`RunData` (summary, verdict, results, reports: read t
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from ..compare import Comparison
 from ..errors import UserError
 from ..gate import metric_ci
-from ..public import MASK, public_headers
+from ..public import public_parameters
 from ..results import Results
 from ..store import Store
 
@@ -103,21 +102,6 @@ def verdict_of(summary: Mapping[str, Any], variant: str) -> str:
     return "passed" if all(r.get("passed") for r in rules) else "failed"
 
 
-_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|password|passwd|authorization|credential|cookie)")
-
-
-def _public_value(key: str, value: Any) -> Any:
-    """A parameter value fit to be exported: header mappings masked (``promptgauge.public``), and any value
-    under a secret-looking name (``api_key``, ``token``, ``authorization``...) replaced by the mask."""
-    if key in ("extra_headers", "headers", "default_headers") and isinstance(value, Mapping):
-        return public_headers(value)
-    if _SECRET_NAME.search(key) and value not in (None, ""):
-        return MASK
-    if isinstance(value, Mapping):
-        return {k: _public_value(str(k), v) for k, v in value.items()}
-    return value
-
-
 def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
@@ -130,7 +114,7 @@ def flat_params(results: Results) -> dict[str, Any]:
     """What a variant's numbers rest on (:meth:`Results.hashes`), flat: ``dataset.sha256``, ``prompt.path``,
     ``model.model``, ``parameters.temperature``, ``evaluators.f1``... Secrets masked."""
     hashes = dict(results.hashes())
-    hashes["parameters"] = _public_value("parameters", hashes.get("parameters") or {})
+    hashes["parameters"] = public_parameters(hashes.get("parameters") or {})
     out = {k: v for k, v in _flatten("", hashes) if v is not None and v != {}}
     out["run_id"], out["variant"], out["suite"] = results.run_id, results.variant, results.suite
     return out

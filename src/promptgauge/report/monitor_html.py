@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..escaping import html_text
@@ -103,7 +103,8 @@ def _limits(report: dict[str, Any], metric: str) -> list[tuple[float, str]]:
 
 
 _env = Environment(loader=PackageLoader("promptgauge", "report/templates"), autoescape=select_autoescape(["html", "j2"]),
-                   finalize=html_text)  # every {{ … }}: controls and bidi characters visible, then escaped
+                   finalize=html_text,  # every {{ … }}: controls and bidi characters visible, then escaped
+                   bytecode_cache=FileSystemBytecodeCache())  # compiled once per user, checked against the source
 
 
 def render_monitor_html(report: dict[str, Any]) -> str:

@@ -13,12 +13,22 @@ class entry gets ``init:`` as its constructor arguments. The flow's first
 output (or ``answer`` / ``response`` / ``output``) is the response text; every
 output is a ``${target.<name>}`` column. Token usage comes from the line's
 metrics.
+
+A flow that calls tools shows them as it can, and they become the row's trajectory
+(``${target.trajectory}``, scored by ``tool_trajectory`` and the agent evaluators):
+in a DAG flow, every node whose output is an assistant message with ``tool_calls`` --
+the llm tool's output when its node has ``tools`` -- is a model step, its calls the
+step's tool calls (the node's ``tools`` input their definitions), and tool messages
+(``{"role": "tool", "tool_call_id", "content"}``) in any node's output are their
+results; a flex flow (or a DAG's outputs) may return ``messages`` (an OpenAI chat with
+tool calls) or ``tool_calls``. A flow that returns its own ``trajectory`` keeps it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import os
 import re
@@ -267,10 +277,16 @@ class FlowTarget:
         output = result.output
         outputs = dict(output) if isinstance(output, dict) else {"response": output}
         metrics = info.system_metrics or {}
+        extra = {k: v for k, v in outputs.items() if k != "response"}
+        if "trajectory" not in extra:
+            found = flow_trajectory(getattr(result, "node_run_infos", None) or {}, outputs, _text(outputs))
+            if found is not None:
+                extra["trajectory"], definitions = found
+                if definitions and "tool_definitions" not in extra:
+                    extra["tool_definitions"] = definitions
         # promptflow counts tokens only when tracing is on: 0 here means "not counted".
         return Completion(text=_text(outputs), prompt_tokens=metrics.get("prompt_tokens") or None,
-                          completion_tokens=metrics.get("completion_tokens") or None,
-                          extra={k: v for k, v in outputs.items() if k != "response"})
+                          completion_tokens=metrics.get("completion_tokens") or None, extra=extra)
 
     async def aclose(self) -> None:
         return None
@@ -284,3 +300,124 @@ def _text(outputs: dict[str, Any]) -> str:
         if key in outputs:
             return "" if outputs[key] is None else str(outputs[key])
     return str(next(iter(outputs.values()), ""))
+
+
+# -- tool calls a flow shows: its trajectory -------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A pydantic model or object (an SDK message) as plain data; plain data as it is."""
+    if hasattr(value, "model_dump"):
+        try:
+            return value.model_dump()
+        except Exception:  # noqa: BLE001 - not the model we hoped for: left as it is
+            return value
+    return value
+
+
+def _assistant_calls(value: Any) -> list[dict[str, Any]] | None:
+    """The tool calls of an assistant message (OpenAI's shape), or None when *value* is not one."""
+    value = _plain(value)
+    if not isinstance(value, dict) or not isinstance(value.get("tool_calls"), list) or \
+            value.get("role", "assistant") != "assistant":
+        return None
+    calls = [_plain(c) for c in value["tool_calls"]]
+    return [c for c in calls if isinstance(c, dict) and isinstance(c.get("function"), dict)]
+
+
+def _tool_messages(value: Any, found: dict[str, Any], depth: int = 0) -> None:
+    """Every ``{"role": "tool", "tool_call_id", "content"}`` in *value* (lists and dicts, a few levels deep)."""
+    value = _plain(value)
+    if depth > 4:
+        return
+    if isinstance(value, dict):
+        if value.get("role") == "tool" and isinstance(value.get("tool_call_id"), str):
+            found.setdefault(value["tool_call_id"], value.get("content"))
+            return
+        for v in value.values():
+            _tool_messages(v, found, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _tool_messages(v, found, depth + 1)
+
+
+def _call_record(call: dict[str, Any], step: int, index: int, results: dict[str, Any],
+                 node: str | None) -> dict[str, Any]:
+    function = call["function"]
+    raw = function.get("arguments")
+    raw = raw if isinstance(raw, str) else json.dumps(raw)
+    try:
+        arguments = json.loads(raw)
+    except (TypeError, ValueError):
+        arguments = None
+    call_id = str(call.get("id") or f"call_{step}_{index}")
+    result = results.get(call_id)
+    record = {"id": call_id, "step": step, "name": str(function.get("name") or ""), "arguments": arguments,
+              "arguments_raw": raw, "result": result if result is None or isinstance(result, str)
+              else json.dumps(result, default=str), "error": None, "latency_ms": None}
+    if node is not None:
+        record["node"] = node
+    return record
+
+
+def flow_trajectory(node_runs: dict[str, Any], outputs: dict[str, Any],
+                    answer: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The trajectory a flow line shows (see the module docstring) and its tools' definitions; None when it
+    shows no tool call."""
+    results: dict[str, Any] = {}
+    _tool_messages([getattr(r, "output", None) for r in node_runs.values()], results)
+    _tool_messages(outputs, results)
+    chat = outputs.get("messages")
+    if isinstance(chat, list) and any(_assistant_calls(m) for m in chat):  # the flow's own chat
+        messages = [m for m in (_plain(x) for x in chat) if isinstance(m, dict)]
+        steps, calls = [], []
+        for m in messages:
+            if m.get("role") != "assistant":
+                continue
+            step = len(steps)
+            asked = [_call_record(c, step, i, results, None) for i, c in enumerate(_assistant_calls(m) or [])]
+            calls += asked
+            steps.append({"step": step, "tool_calls": [c["id"] for c in asked]})
+        return _trajectory(messages, steps, calls), []
+    runs = sorted(node_runs.values(), key=lambda r: (getattr(r, "start_time", None) is None,
+                                                    getattr(r, "start_time", None) or 0))
+    messages: list[dict[str, Any]] = []
+    steps, calls, definitions = [], [], []
+    for run in runs:
+        asked = _assistant_calls(getattr(run, "output", None))
+        if asked is None:
+            continue
+        step = len(steps)
+        node = getattr(run, "node", None)
+        records = [_call_record(c, step, i, results, node) for i, c in enumerate(asked)]
+        calls += records
+        took = None
+        if getattr(run, "start_time", None) and getattr(run, "end_time", None):
+            took = (run.end_time - run.start_time).total_seconds() * 1000.0
+        steps.append({"step": step, "node": node, "latency_ms": took, "tool_calls": [c["id"] for c in records],
+                      "finish_reason": "tool_calls" if records else "stop"})
+        message = _plain(run.output)
+        messages.append({"role": "assistant", "content": message.get("content"),
+                         "tool_calls": [{"id": r["id"], "type": "function",
+                                         "function": {"name": r["name"], "arguments": r["arguments_raw"]}}
+                                        for r in records]})
+        messages += [{"role": "tool", "tool_call_id": r["id"], "content": r["result"]} for r in records
+                     if r["result"] is not None]
+        tools = (getattr(run, "inputs", None) or {}).get("tools")
+        if isinstance(tools, list):
+            definitions += [t for t in tools if isinstance(t, dict) and t not in definitions]
+    if not calls:
+        direct = outputs.get("tool_calls")
+        if isinstance(direct, list) and direct:
+            calls = [_call_record(c, 0, i, results, None) for i, c in enumerate(direct)
+                     if isinstance(c, dict) and isinstance(c.get("function"), dict)]
+            steps = [{"step": 0, "tool_calls": [c["id"] for c in calls]}] if calls else []
+        if not calls:
+            return None
+    messages.append({"role": "assistant", "content": answer})
+    return _trajectory(messages, steps, calls), definitions
+
+
+def _trajectory(messages: list[dict[str, Any]], steps: list[dict[str, Any]],
+                calls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"messages": messages, "steps": steps, "tool_calls": calls, "stop_reason": "answer", "source": "flow"}
