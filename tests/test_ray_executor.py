@@ -234,3 +234,15 @@ def test_local_model_replicas_answer_like_the_in_process_model(ray_session, buil
     assert [r[5] for r in _rows(builder.root / "ray.db")[0]] == [r[5] for r in _rows(builder.root / "local.db")[0]]
     assert all(r[5] for r in _rows(builder.root / "ray.db")[0])
     assert on_ray.summary["variants"]["a"]["metrics"] == local.summary["variants"]["a"]["metrics"]
+
+
+def test_ci_on_ray_from_the_command_line(builder: SuiteBuilder, fake_openai) -> None:
+    suite = _suite(builder, rows=8)
+    res = run_cli("ci", str(suite), "--executor", "ray", "--out", "out", "--no-cache", cwd=builder.root, timeout=300,
+                  env=NO_TELEMETRY)
+    summary = json.loads((builder.root / "out" / "summary.json").read_text())
+    assert res.returncode == (0 if summary["gate"]["passed"] else 1), res.stdout + res.stderr
+    assert summary["variants"]["a"]["calls"]["n"] == 8 and summary["status"] == "finished"
+    assert os.getpid() not in {p for p, _ in _pids(builder.root)} and len(_pids(builder.root)) == 16
+    res = run_cli("run", str(suite), "--executor", "local", "--ray-address", "127.0.0.1:6379", cwd=builder.root)
+    assert res.returncode == 2 and "--ray-address needs --executor ray" in res.stderr

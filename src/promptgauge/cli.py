@@ -269,13 +269,14 @@ def print_estimate(est: Any) -> None:
 
 @cli.command(params=[p for p in run.params if p.name in ("suite", "variants", "limit", "concurrency", "store",
                                                           "no_cache", "refresh", "record", "replay", "max_cost",
-                                                          "seed", "strict_templates")])
+                                                          "seed", "strict_templates", "executor", "ray_address")])
 @click.option("--out", type=click.Path(path_type=Path), default=Path("promptgauge-report"), show_default=True,
               help="Folder for junit.xml, report.md (for a PR comment), report.html and the other reports.")
 @click.pass_obj
 def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | None, concurrency: int | None,
        store: Path | None, no_cache: bool, refresh: bool, record: Path | None, replay: Path | None,
-       max_cost: float | None, seed: int | None, strict_templates: bool, out: Path) -> None:
+       max_cost: float | None, seed: int | None, strict_templates: bool, executor: str | None,
+       ray_address: str | None, out: Path) -> None:
     """Run SUITE in a pipeline: exit code from the gate; JUnit XML, markdown, HTML and the reports in --out.
 
     With --replay CASSETTE it runs offline, without API keys.
@@ -285,8 +286,11 @@ def ci(obj: Ctx, suite: Path | None, variants: tuple[str, ...], limit: int | Non
 
     if record and replay:
         _fail_user(UserError("--record and --replay exclude each other"), obj.debug)
+    if ray_address and executor == "local":
+        _fail_user(UserError("--ray-address needs --executor ray (or runner.executor: ray)"), obj.debug)
     options = Options(cache=not no_cache, refresh=refresh, record=record, replay=replay, max_cost=max_cost,
-                      strict_templates=strict_templates)
+                      strict_templates=strict_templates,
+                      executor="ray" if ray_address and executor is None else executor, ray_address=ray_address)
     try:
         report = api.ci(suite, out=out, variants=list(variants) or None, limit=limit, concurrency=concurrency,
                         store=store, options=options, seed=seed)

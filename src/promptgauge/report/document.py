@@ -17,6 +17,13 @@ from ..results.side import judge_hashes
 REPORT_SCHEMA = "promptgauge.report/2"
 
 
+
+def _with_outcome(data: Any) -> Any:
+    """A verdict or rule written before the third outcome: pass or fail, from ``passed``."""
+    if isinstance(data, dict) and not data.get("outcome"):
+        data = {**data, "outcome": "pass" if data.get("passed") else "fail"}
+    return data
+
 class RuleVerdict(BaseModel):
     """One gate rule checked for one variant."""
 
@@ -42,10 +49,7 @@ class RuleVerdict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _outcome(cls, data: Any) -> Any:
-        """Verdicts written before the third outcome: pass or fail, from passed."""
-        if isinstance(data, dict) and not data.get("outcome"):
-            data = {**data, "outcome": "pass" if data.get("passed") else "fail"}
-        return data
+        return _with_outcome(data)
 
 
 class Verdict(BaseModel):
@@ -62,9 +66,7 @@ class Verdict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _outcome(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("outcome"):
-            data = {**data, "outcome": "pass" if data.get("passed") else "fail"}
-        return data
+        return _with_outcome(data)
 
     @property
     def inconclusive(self) -> list[RuleVerdict]:
