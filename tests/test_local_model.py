@@ -73,3 +73,16 @@ def test_embedded_model_streams_the_same_answer_with_time_to_first_token():
     assert streamed.ttft_ms is not None and streamed.ttft_ms > 0
     assert streamed.completion_tokens and streamed.completion_tokens <= 12
     assert streamed.tokens_per_s is None or streamed.tokens_per_s > 0
+
+
+def test_a_model_file_is_hashed_once_per_process_and_again_when_it_changes(tmp_path):
+    import hashlib
+
+    from promptgauge.targets.local import LocalTarget
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"weights v1")
+    a, b = LocalTarget("a", model, "m"), LocalTarget("b", model, "m")
+    assert a.describe()["sha256"] == b.describe()["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
+    model.write_bytes(b"other weights v2")  # another size: a new target hashes the new bytes
+    assert LocalTarget("c", model, "m").describe()["sha256"] == hashlib.sha256(b"other weights v2").hexdigest()

@@ -167,5 +167,18 @@ class LocalTarget:
 
     def describe(self) -> dict[str, Any]:
         if self._digest is None:
-            self._digest = file_sha256(self.path)
+            self._digest = _model_digest(self.path)
         return {"kind": "local", "model": self.label, "file": self.path.name, "sha256": self._digest}
+
+
+#: sha256 of model files hashed in this process, by (path, inode, size, mtime): every variant on the same
+#: model file describes it without reading its ~100 MB again.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _model_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
