@@ -75,14 +75,28 @@ def test_embedded_model_streams_the_same_answer_with_time_to_first_token():
     assert streamed.tokens_per_s is None or streamed.tokens_per_s > 0
 
 
-def test_a_model_file_is_hashed_once_per_process_and_again_when_it_changes(tmp_path):
+def test_a_model_file_is_hashed_once_and_again_when_it_changes(tmp_path, monkeypatch):
     import hashlib
+    import os
 
-    from promptgauge.targets.local import LocalTarget
+    from promptgauge.targets import local
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights v1")
-    a, b = LocalTarget("a", model, "m"), LocalTarget("b", model, "m")
+    a, b = local.LocalTarget("a", model, "m"), local.LocalTarget("b", model, "m")
     assert a.describe()["sha256"] == b.describe()["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
-    model.write_bytes(b"other weights v2")  # another size: a new target hashes the new bytes
-    assert LocalTarget("c", model, "m").describe()["sha256"] == hashlib.sha256(b"other weights v2").hexdigest()
+    remembered = json.loads(local.digest_file().read_text())
+    assert list(remembered.values()) == [hashlib.sha256(b"weights v1").hexdigest()]
+    local._DIGESTS.clear()  # as a new process: the digest comes from the digest file, the model is not read
+    st = model.stat()  # (proof: same-size bytes written in place, mtime put back -- the remembered digest comes)
+    model.write_bytes(b"weights v9")
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert local.LocalTarget("c", model, "m").describe()["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
+    model.write_bytes(b"other weights v2")  # another size and mtime: hashed again, the old entry replaced
+    assert local.LocalTarget("d", model, "m").describe()["sha256"] == hashlib.sha256(b"other weights v2").hexdigest()
+    assert list(json.loads(local.digest_file().read_text()).values()) == [hashlib.sha256(b"other weights v2").hexdigest()]
+    local._DIGESTS.clear()
+    local.digest_file().write_text("{not json")  # a broken digest file is ignored and rewritten
+    assert local.LocalTarget("e", model, "m").describe()["sha256"] == hashlib.sha256(b"other weights v2").hexdigest()
+    assert json.loads(local.digest_file().read_text())

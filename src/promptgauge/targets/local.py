@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import json
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from ..datasets import file_sha256
 from ..errors import CallError, TargetError
+from ..files import atomic_write
 from .base import Completion
 from .local_tools import TOOL_PARAMETERS, tool_chat
 
@@ -176,9 +178,35 @@ class LocalTarget:
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
 
+def digest_file() -> Path:
+    """Where model digests are remembered across processes: ``$XDG_CACHE_HOME/promptgauge/model-digests.json``
+    (else ``~/.cache/...``). Only digests of model files, keyed by path, inode, size and mtime."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "promptgauge" / "model-digests.json"
+
+
 def _model_digest(path: Path) -> str:
+    """sha256 of a model file; a warm re-run does not read the file again while its inode, size and mtime
+    stay the same (this process's memo, then :func:`digest_file`; an unreadable or unwritable one is skipped)."""
     st = path.stat()
     key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_sha256(path)
-    return _DIGESTS[key]
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    name, known = "|".join(map(str, key)), {}
+    store = digest_file()
+    try:
+        known = json.loads(store.read_text(encoding="utf-8"))
+        digest = known.get(name) if isinstance(known, dict) else None
+    except (OSError, ValueError):
+        known, digest = {}, None
+    if not (isinstance(digest, str) and len(digest) == 64):
+        digest = file_sha256(path)
+        try:
+            stale = str(path.resolve()) + "|"
+            kept = {k: v for k, v in known.items() if not k.startswith(stale)} if isinstance(known, dict) else {}
+            store.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(store, json.dumps({**kept, name: digest}, indent=1))
+        except OSError:
+            pass
+    _DIGESTS[key] = digest
+    return digest
