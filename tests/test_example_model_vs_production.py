@@ -47,6 +47,8 @@ def test_candidate_model_is_gated_and_promoted(tmp_path, fake_openai):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = run_cli("promote", cwd=root, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # 20 rows cannot rule out a 2-point drop: promoted with the gate's warning (gate.yaml: on_inconclusive: warn)
+    assert "INCONCLUSIVE" in proc.stdout, proc.stdout
     record = json.loads((root / "promotions/support-answers/latest.json").read_text())
     assert record["promoted"]["variant"] == "candidate"
     assert record["promoted"]["model"]["model"] == CANDIDATE

@@ -238,6 +238,7 @@ def test_foundry_export_matches_azure_ai_evaluation_evaluate_key_for_key(builder
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(builder.root))
+    monkeypatch.delitem(sys.modules, "app", raising=False)  # another test's app.py may be loaded under that name
     import app  # noqa: PLC0415 - the suite's module, as the run imported it
 
     our_f1 = OurF1()
