@@ -105,3 +105,20 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         [sys.executable, "-m", "promptgauge", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=timeout,
     )
+
+
+def cli(capsys, root: Path, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process in *root*; return (exit code, stdout, stderr)."""
+    from promptgauge.cli import main
+
+    old = os.getcwd()
+    os.chdir(root)
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        os.chdir(old)
+    out = capsys.readouterr()
+    return code, out.out, out.err

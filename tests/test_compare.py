@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cli
 
 from promptgauge import api, stats
-from promptgauge.cli import main
 from promptgauge.report import ReportDoc, json_schema
 from promptgauge.results import load_results as load_side
 from promptgauge.store import Store
@@ -21,19 +20,6 @@ from promptgauge.store import Store
 REPO = Path(__file__).resolve().parent.parent
 
 
-def cli(capsys, root: Path, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process in *root*; return (exit code, stdout, stderr)."""
-    old = os.getcwd()
-    os.chdir(root)
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        os.chdir(old)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def ab_rows(n: int, a_wrong: set[int], b_wrong: set[int], start: int = 0) -> list[dict]:

@@ -8,29 +8,17 @@ exit 2.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from conftest import cli
+
 from promptgauge import api
-from promptgauge.cli import main
 from promptgauge.store import Store
 
 JUDGE_REPLY = '{"score": 4, "reason": "on topic"}'
 
 
-def cli(capsys, root: Path, *args: str) -> tuple[int, str, str]:
-    old = os.getcwd()
-    os.chdir(root)
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        os.chdir(old)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def scores(db: Path, run_id: str) -> dict[tuple[str, str], dict[str, Any]]:

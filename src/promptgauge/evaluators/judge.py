@@ -51,6 +51,11 @@ _SCORE_KEYS = ("score", "rating", "stars", "value")
 _REASON_KEYS = ("reason", "explanation", "rationale", "justification")
 
 
+def reply_reason(obj: dict[str, Any]) -> str:
+    """The reason a judge's JSON reply gives (the first of :data:`_REASON_KEYS` present), else ``""``."""
+    return next((str(obj[k]) for k in _REASON_KEYS if obj.get(k) is not None), "")
+
+
 def parse_reply(text: str | None, low: float = 1, high: float = 5) -> tuple[float | None, str, str]:
     """A judge reply -> ``(score, reason, status)``; status is ``completed`` or ``skipped``.
 
@@ -62,7 +67,7 @@ def parse_reply(text: str | None, low: float = 1, high: float = 5) -> tuple[floa
         raise JudgeReplyError("empty judge reply", raw)
     obj = json_object(body)
     if obj is not None:
-        reason = next((str(obj[k]) for k in _REASON_KEYS if obj.get(k) is not None), "")
+        reason = reply_reason(obj)
         if str(obj.get("status", "")).lower() == "skipped":
             return None, reason, "skipped"
         value = next((obj[k] for k in _SCORE_KEYS if obj.get(k) is not None), None)

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import EvaluatorError, JudgeReplyError
 from ..prompts import Prompt, load_prompt
 from .integrity import instruct, scan, seal
-from .judge import PromptyJudge, _text, builtin_prompt, json_object
+from .judge import PromptyJudge, _text, builtin_prompt, json_object, reply_reason
 from .models import EvaluatorModel
 
 __all__ = ["PairwiseJudge", "parse_preference", "combine_orders"]
@@ -48,7 +48,7 @@ def parse_preference(text: str | None) -> tuple[str, str]:
         raise JudgeReplyError("empty judge reply", raw)
     obj = json_object(body)
     if obj is not None:
-        reason = next((str(obj[k]) for k in ("reason", "explanation", "rationale") if obj.get(k) is not None), "")
+        reason = reply_reason(obj)
         value = next((obj[k] for k in _WINNER_KEYS if obj.get(k) is not None), None)
         if value is None:
             raise JudgeReplyError("judge reply has no winner", raw)
