@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_compare import ab, ab_rows, cli  # noqa: F401 -- the fixture and helpers of the comparison tests
+from conftest import cli
+from test_compare import ab, ab_rows  # noqa: F401 -- the fixture and helpers of the comparison tests
 
 from promptgauge import api
 from promptgauge.metrics import higher_is_better

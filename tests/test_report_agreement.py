@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from test_compare import cli
+from conftest import cli
 from test_judges import RELEVANCE, judged, repeat_of, row_of  # noqa: F401 -- the judge suite fixture
 
 from promptgauge import api
